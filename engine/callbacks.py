@@ -1,0 +1,105 @@
+"""Loop callbacks: progress bar, loss and timing record, snapshots for the progress GIF."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import torch
+from PIL import Image
+
+from engine.images import to_pil
+from engine.params import ImageFn
+
+__all__ = ["Callback", "Progress", "Recorder", "Snapshots"]
+
+
+class Callback:
+    """Hooks the loop calls; each does nothing unless overridden."""
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        """Called once before the first step with the number of steps to come."""
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        """Called after every optimizer step with the step's (detached) loss."""
+
+
+class Progress(Callback):
+    """A progress bar on stderr: 50 redraws per loop on a terminal, four lines otherwise (reads the loss only then)."""
+
+    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30) -> None:
+        self.label, self.stream, self.width = label, stream or sys.stderr, width
+        self.steps, self.t0 = 1, 0.0
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        self.steps, self.t0 = steps, time.perf_counter()
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        done = step + 1
+        tty = self.stream.isatty()
+        if done != self.steps and done % max(1, self.steps // (50 if tty else 4)):
+            return
+        filled = round(self.width * done / self.steps)
+        rate = done / max(time.perf_counter() - self.t0, 1e-9)
+        bar = "#" * filled + "." * (self.width - filled)
+        end = "\n" if done == self.steps or not tty else ""
+        start = "\r" if tty else ""
+        self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps} loss {float(loss):.4g} {rate:.1f} it/s{end}")
+        self.stream.flush()
+
+
+class Recorder(Callback):
+    """Keeps the first and last loss, the step count, the run time and the current picture builder."""
+
+    def __init__(self) -> None:
+        self.loss_first: float | None = None
+        self.last_loss: torch.Tensor | None = None
+        self.steps = 0
+        self.seconds = 0.0
+        self.image_fn: ImageFn | None = None
+        self._t0 = 0.0
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        self.image_fn, self._t0 = image_fn, time.perf_counter()
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        if self.loss_first is None:
+            self.loss_first = float(loss)
+        self.last_loss = loss
+        self.steps += 1
+        now = time.perf_counter()
+        self.seconds += now - self._t0
+        self._t0 = now
+
+    @property
+    def loss_last(self) -> float | None:
+        """The most recent loss as a number (read once, at the end)."""
+        return None if self.last_loss is None else float(self.last_loss)
+
+    def current_picture(self) -> torch.Tensor | None:
+        """The picture as it stands now, or None before the loop started."""
+        if self.image_fn is None:
+            return None
+        with torch.no_grad():
+            return self.image_fn().detach()
+
+
+class Snapshots(Callback):
+    """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif``.
+
+    Args:
+        every: steps between frames (0 disables).
+        max_side: frames are shrunk to at most this many pixels on their long side.
+    """
+
+    def __init__(self, every: int = 10, max_side: int = 384) -> None:
+        self.every, self.max_side = every, max_side
+        self.frames: list[Image.Image] = []
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        if self.every and (step % self.every == 0):
+            with torch.no_grad():
+                frame = to_pil(image_fn()[0])
+            frame.thumbnail((self.max_side, self.max_side))
+            self.frames.append(frame)

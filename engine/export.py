@@ -1,0 +1,107 @@
+"""Writing results: PNG with the run's config in a text chunk, progress GIF, metrics JSON, contact sheets.
+
+Every file is written to a temporary name first and renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, PngImagePlugin
+
+from engine.images import to_pil
+
+__all__ = [
+    "CONFIG_KEY",
+    "atomic_write",
+    "contact_sheet",
+    "read_png_config",
+    "save_gif",
+    "save_json",
+    "save_png",
+    "write_text",
+]
+
+CONFIG_KEY = "dreamloom-config"
+"""Name of the PNG text chunk holding the resolved config of the run that made the picture."""
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_path)`` then rename the file to ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def save_png(path: str | os.PathLike[str], img: torch.Tensor | Image.Image, config_text: str | None = None) -> Path:
+    """Save one picture as PNG, with ``config_text`` in the ``dreamloom-config`` text chunk."""
+    pil = img if isinstance(img, Image.Image) else to_pil(img)
+    info = PngImagePlugin.PngInfo()
+    if config_text:
+        info.add_itxt(CONFIG_KEY, config_text)
+    return atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", pnginfo=info))
+
+
+def read_png_config(path: str | os.PathLike[str]) -> str | None:
+    """The config text a dreamloom PNG carries, or None."""
+    with Image.open(path) as img:
+        img.load()
+        text = getattr(img, "text", {}) or {}
+        return text.get(CONFIG_KEY)
+
+
+def save_gif(path: str | os.PathLike[str], frames: Sequence[Image.Image], duration_ms: int = 100) -> Path | None:
+    """Save frames as a looping GIF (the last frame held three times as long); None when there are no frames."""
+    if not frames:
+        return None
+    durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 3]
+    size = frames[-1].size
+    pics = [f.convert("RGB").resize(size) for f in frames]
+    return atomic_write(
+        path,
+        lambda tmp: pics[0].save(
+            tmp, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0, optimize=False
+        ),
+    )
+
+
+def save_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Save a dict as indented JSON."""
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    return write_text(path, text)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Save text atomically."""
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    return atomic_write(path, write)
+
+
+def contact_sheet(images: torch.Tensor, columns: int | None = None, pad: int = 4) -> Image.Image:
+    """Lay a batch of pictures out on a white grid. Shape: ``(B, 3, H, W)``."""
+    b, _, h, w = images.shape
+    cols = columns or math.ceil(math.sqrt(b))
+    rows = math.ceil(b / cols)
+    sheet = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad) + pad), "white")
+    for i in range(b):
+        r, c = divmod(i, cols)
+        sheet.paste(to_pil(images[i]), (pad + c * (w + pad), pad + r * (h + pad)))
+    return sheet

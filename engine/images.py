@@ -1,0 +1,146 @@
+"""Reading pictures from disk or from the packaged samples, and turning them into tensors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import UserError, close_matches
+
+__all__ = ["SAMPLES", "load_image", "resize_to", "target_size", "to_pil"]
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def read() -> np.ndarray:
+        import skimage.data
+
+        return np.asarray(getattr(skimage.data, name)())
+
+    return read
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(str(path)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+SAMPLES: dict[str, Callable[[], np.ndarray]] = {
+    **{
+        n: _skimage(n)
+        for n in (
+            "chelsea",
+            "coffee",
+            "astronaut",
+            "rocket",
+            "hubble_deep_field",
+            "ihc",
+            "brick",
+            "grass",
+            "gravel",
+        )
+    },
+    "grace_hopper": _grace_hopper,
+}
+"""Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert greyscale, 16-bit, palette, RGBA (over white) and CMYK pictures to 8-bit RGB."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode in ("P", "PA", "LA", "RGBA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert("RGB")
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if path.is_dir():
+        raise UserError(f"input '{path}' is a folder, not a picture; pass a picture file such as input=photo.jpg")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(_to_rgb(img))
+    except Image.DecompressionBombError as e:
+        raise UserError(f"input '{path}' is too large to read safely ({e}); shrink it below 89 megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        reason = (
+            "is not a picture PIL can read" if isinstance(e, UnidentifiedImageError) else f"could not be read ({e})"
+        )
+        raise UserError(f"input '{path}' {reason}; pass a PNG, JPEG or other common picture") from None
+
+
+def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
+    """Read a picture file or a sample name (``chelsea``, ``grace_hopper`` …) as RGB in [0, 1].
+
+    Returns:
+        A float tensor. Shape: ``(1, 3, H, W)``.
+    """
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.exists():
+        arr = _read_file(path)
+    elif text in SAMPLES:
+        arr = SAMPLES[text]()
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        arr = arr[..., :3]
+    else:
+        hint = close_matches(text, SAMPLES)
+        raise UserError(
+            f"input '{text}' does not exist; give a picture path or a sample name "
+            f"({', '.join(SAMPLES)}){' — ' + hint if hint else ''}"
+        )
+    tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+    return tensor.unsqueeze(0)
+
+
+def target_size(size: int | Sequence[int], hw: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Turn the ``size`` key into ``(h, w)``.
+
+    An integer is the long side of ``hw`` keeping its aspect ratio, or a square side when ``hw`` is None;
+    a pair is ``[h, w]`` as given.
+    """
+    if isinstance(size, int):
+        sizes = [size]
+    else:
+        sizes = [int(s) for s in size]
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise UserError(f"size={list(sizes) if len(sizes) > 1 else sizes[0]} is not a size; use size=224 or size=[h,w]")
+    if len(sizes) == 2:
+        return sizes[0], sizes[1]
+    side = sizes[0]
+    if hw is None:
+        return side, side
+    h, w = hw
+    scale = side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize_to(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Resize a picture batch to ``hw`` with antialiasing. Shape: ``(B, C, H, W) -> (B, C, h, w)``."""
+    if tuple(img.shape[-2:]) == tuple(hw):
+        return img
+    return F.interpolate(img, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def to_pil(img: torch.Tensor) -> Image.Image:
+    """Turn one picture in [0, 1] into an 8-bit PIL image. Shape: ``(C, H, W)`` or ``(1, C, H, W)``."""
+    if img.dim() == 4:
+        img = img[0]
+    arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return Image.fromarray(arr)

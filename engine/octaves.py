@@ -1,0 +1,53 @@
+"""Multiscale octaves: render small, enlarge, render again (Mordvintsev et al., 2015, DeepDream).
+
+The octave wrapper sits outside the loop: it hands each octave a starting picture and carries the detail that
+the previous octave added up to the next size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from engine.images import resize_to
+
+__all__ = ["octave_sizes", "run_octaves"]
+
+
+def octave_sizes(hw: tuple[int, int], octaves: int, scale: float) -> list[tuple[int, int]]:
+    """Sizes from the smallest octave to ``hw``; each is ``scale`` times the one before it."""
+    h, w = hw
+    sizes = [(max(1, round(h / scale**i)), max(1, round(w / scale**i))) for i in range(octaves)]
+    return sizes[::-1]
+
+
+def run_octaves(
+    base: torch.Tensor | None, sizes: list[tuple[int, int]], render: Callable[[torch.Tensor | None, int], torch.Tensor]
+) -> torch.Tensor:
+    """Render ``base`` at each size in turn, carrying the added detail upwards.
+
+    Args:
+        base: the picture to dream on, in [0, 1], or None to start from the parameterization's own random
+            start and carry each octave's result up whole. Shape: ``(B, 3, H, W)``.
+        sizes: octave sizes, smallest first (see :func:`octave_sizes`).
+        render: ``render(start_picture, octave_index) -> picture`` of the same size.
+
+    Returns:
+        The final picture at ``sizes[-1]``.
+    """
+    detail: torch.Tensor | None = None
+    out: torch.Tensor | None = None
+    for i, hw in enumerate(sizes):
+        if base is None:
+            out = render(None if out is None else resize_to(out, hw), i)
+            continue
+        start = resize_to(base, hw)
+        if detail is not None:
+            detail = F.interpolate(detail, size=hw, mode="bilinear", align_corners=False)
+            start = (start + detail).clamp(0, 1)
+        out = render(start, i)
+        detail = out - resize_to(base, hw)
+    assert out is not None
+    return out

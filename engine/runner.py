@@ -1,0 +1,237 @@
+"""Turning a composed recipe config into built parts, running it, and writing the run folder."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from engine.callbacks import Progress, Recorder, Snapshots
+from engine.errors import UserError
+from engine.export import contact_sheet, save_gif, save_json, save_png, write_text
+from engine.images import load_image, target_size
+from engine.loop import optimize
+from engine.models import LOGITS, ModelView, layer_table, load_model
+from engine.octaves import octave_sizes, run_octaves
+from objectives.base import Objective
+from regularizers import l1, l2, total_variation
+from regularizers.penalties import INPUT
+from regularizers.transforms import Compose
+
+__all__ = ["Interrupted", "RunResult", "build", "check_numbers", "run_recipe"]
+
+MIN_SIDE = 16
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C; the partial results were written to ``folder``."""
+
+    def __init__(self, folder: Path, steps: int) -> None:
+        super().__init__(f"interrupted after {steps} steps; the picture so far and metrics.json are in {folder}")
+
+
+@dataclass
+class RunResult:
+    """What a finished run wrote."""
+
+    folder: Path
+    metrics: dict[str, Any]
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised by the target through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise UserError(str(e).splitlines()[0]) from None
+
+
+def _number(cfg: DictConfig, key: str, kind: type, low: float, strict: bool = True) -> None:
+    value = cfg.get(key)
+    ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
+    ok = ok and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if strict else value >= low)
+    if not ok:
+        need = f"{'a whole number' if kind is int else 'a number'} {'>' if strict else '>='} {low:g}"
+        raise UserError(f"{key}={value} is not valid; {key} must be {need}")
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Reject impossible numbers (zero steps, negative sizes, NaN rates …) with one line each."""
+    for key in ("steps", "batch", "octaves"):
+        _number(cfg, key, int, 0)
+    _number(cfg, "lr", float, 0)
+    _number(cfg, "snapshot_every", int, 0, strict=False)
+    for key in ("tv", "l1", "l2"):
+        _number(cfg, key, float, 0, strict=False)
+    if cfg.octaves > 1:
+        _number(cfg, "octave_scale", float, 1)
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
+
+
+def _objective(cfg: DictConfig, view: ModelView) -> Objective:
+    objective: Objective = build(cfg.objective)
+    if not isinstance(objective, Objective):
+        raise UserError("the recipe's objective does not build an Objective; check its _target_")
+    for key, factory in (("tv", total_variation), ("l1", l1), ("l2", l2)):
+        if cfg[key]:
+            objective = objective + float(cfg[key]) * factory()
+    view.check_layers(layer for layer in objective.layers if layer != INPUT)
+    return objective
+
+
+def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
+    """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
+    if min(hw) < MIN_SIDE:
+        raise UserError(f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side")
+    layers = [layer for layer in objective.layers if layer != INPUT]
+    img = torch.full((batch, 3, *hw), 0.5, device=view.device)
+    try:
+        with torch.no_grad():
+            acts = dict(view(transforms(img), layers))
+            acts[INPUT] = img
+            for layer in layers:
+                if acts[layer].dim() == 4 and min(acts[layer].shape[-2:]) < 1:
+                    raise RuntimeError("empty activation")
+            objective(acts)
+    except RuntimeError as e:
+        raise UserError(
+            f"size {list(hw)} is too small for {', '.join(layers)} of {view.name} ({str(e).splitlines()[0][:80]}); "
+            "use a larger size= or fewer octaves="
+        ) from None
+
+
+def _top5(view: ModelView, picture: torch.Tensor) -> list[list[Any]]:
+    with torch.no_grad():
+        probs = view(picture.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+    top = probs.topk(5)
+    return [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
+
+
+def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    return {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "steps": rec.steps,
+        "seconds": round(rec.seconds, 3),
+        "iterations_per_second": round(rec.steps / rec.seconds, 3) if rec.seconds else 0.0,
+        "loss_first": rec.loss_first,
+        "loss_last": rec.loss_last,
+        "seed": cfg.seed,
+        "image_size": list(hw),
+        "device": str(device),
+    }
+
+
+def _write(folder: Path, picture: torch.Tensor, frames: Snapshots, cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    config_text = OmegaConf.to_yaml(cfg, resolve=True)
+    if picture.shape[0] == 1:
+        save_png(folder / "image.png", picture[0], config_text)
+    else:
+        for i, single in enumerate(picture):
+            save_png(folder / "images" / f"{i:03d}.png", single, config_text)
+        save_png(folder / "image.png", contact_sheet(picture), config_text)
+    save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
+    save_json(folder / "metrics.json", metrics)
+
+
+def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, int]]:
+    if cfg.init not in ("input", "noise", "zeros"):
+        raise UserError(f"init={cfg.init} is not valid; use init=input, noise or zeros")
+    picture = load_image(cfg.input) if cfg.get("input") else None
+    if picture is None:
+        if cfg.init == "input":
+            raise UserError("init=input needs a picture; pass input=photo.jpg or use init=noise")
+        return None, target_size(cfg.size if cfg.size is not None else 224)
+    h, w = picture.shape[-2:]
+    return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))
+
+
+def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Run an optimization recipe (deepdream, class, channel, neuron …) and write its run folder."""
+    check_numbers(cfg)
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    picture, hw = _picture_and_size(cfg)
+    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
+    objective = _objective(cfg, view)
+    transforms = build(cfg.transforms).set_generator(generator)
+    sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
+    _probe(view, objective, transforms, sizes[0], cfg.batch)
+    make_param: Callable[..., Any] = build(cfg.param)
+    param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
+    rec, frames = Recorder(), Snapshots(cfg.snapshot_every)
+
+    def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
+        shape = (cfg.batch, 3, *sizes[i])
+        params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
+        optimizer = build(cfg.optimizer)(params)
+        label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
+        callbacks = [rec, frames, Progress(label)]
+        return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, callbacks)
+
+    base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
+    interrupted = False
+    try:
+        final = run_octaves(base, sizes, one_octave)
+    except KeyboardInterrupt:
+        interrupted, current = True, rec.current_picture()
+        if current is None:
+            raise
+        final = current
+    metrics = _metrics(cfg, recipe, rec, (final.shape[-2], final.shape[-1]), view.device)
+    metrics.update(objective=objective.name, interrupted=interrupted, top5=_top5(view, final[:1]))
+    _write(folder, final.cpu(), frames, cfg, metrics)
+    if interrupted:
+        raise Interrupted(folder, rec.steps)
+    return RunResult(folder, metrics)
+
+
+def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Print every layer's name, type and output shape, and save the table as ``layers.txt``."""
+    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
+    hw = target_size(cfg.size if cfg.size is not None else 224)
+    t0 = time.perf_counter()
+    rows = layer_table(view, hw)
+    width = max(len(n) for n, _, _ in rows)
+    lines = [f"{'layer'.ljust(width)}  {'type'.ljust(24)}  output shape (C, H, W) at {hw[0]}x{hw[1]}"]
+    lines += [f"{n.ljust(width)}  {t.ljust(24)}  {tuple(s)}" for n, t, s in rows]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    write_text(folder / "layers.txt", text)
+    metrics = {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "layers": len(rows),
+        "image_size": list(hw),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "seed": cfg.seed,
+        "steps": 0,
+    }
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {"render": render, "layers": list_layers}
+
+
+def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Dispatch a composed config to its task (``render`` or ``layers``)."""
+    task = TASKS.get(str(cfg.task))
+    if task is None:
+        raise UserError(f"task={cfg.task} is not known; use one of {', '.join(TASKS)}")
+    return task(cfg, folder, recipe)

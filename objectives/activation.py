@@ -1,0 +1,99 @@
+"""Objectives on hidden activations: channel, neuron, DeepDream, direction and diversity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from engine.errors import UserError
+from objectives.base import Activations, Objective, batch_slice
+
+__all__ = ["channel", "deepdream", "direction", "diversity", "neuron"]
+
+
+def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torch.Tensor:
+    t = acts[layer]
+    t = t if t.dim() == 4 else t[..., None, None]
+    if channel is not None and not 0 <= channel < t.shape[1]:
+        raise UserError(f"channel {channel} is out of range for layer {layer}, which has {t.shape[1]} channels")
+    return t
+
+
+def channel(layer: str, channel: int, batch: int | None = None) -> Objective:
+    """Maximize the mean of one channel over all positions (Olah et al., 2017).
+
+    Shape: ``acts[layer]`` is ``(B, C, H, W)``; the loss is ``-Σ_b mean_{h,w} acts[b, channel]``.
+    """
+
+    def fn(acts: Activations) -> torch.Tensor:
+        t = batch_slice(_conv_act(acts, layer, channel), batch)
+        return -t[:, channel].mean(dim=(-2, -1)).sum()
+
+    return Objective(fn, [layer], f"channel({layer}:{channel})")
+
+
+def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
+    """Maximize one channel at one position, the centre unless ``x``/``y`` are given (Erhan et al., 2009).
+
+    Shape: ``acts[layer]`` is ``(B, C, H, W)``.
+    """
+
+    def fn(acts: Activations) -> torch.Tensor:
+        t = batch_slice(_conv_act(acts, layer, channel), batch)
+        h, w = t.shape[-2:]
+        row = h // 2 if y is None else y
+        col = w // 2 if x is None else x
+        return -t[:, channel, min(row, h - 1), min(col, w - 1)].sum()
+
+    return Objective(fn, [layer], f"neuron({layer}:{channel} at {x if x is not None else 'centre'},{y or ''})")
+
+
+def deepdream(layer: str, batch: int | None = None) -> Objective:
+    """Maximize the mean squared activation of a whole layer (Mordvintsev et al., 2015).
+
+    Shape: ``acts[layer]`` is ``(B, C, H, W)``.
+    """
+
+    def fn(acts: Activations) -> torch.Tensor:
+        t = batch_slice(acts[layer], batch)
+        return -t.pow(2).flatten(1).mean(dim=1).sum()
+
+    return Objective(fn, [layer], f"deepdream({layer})")
+
+
+def direction(layer: str, vector: Sequence[float] | torch.Tensor, batch: int | None = None) -> Objective:
+    """Maximize the dot product with a direction in the layer's channel space, averaged over positions.
+
+    Shape: ``vector`` is ``(C,)``; ``acts[layer]`` is ``(B, C, H, W)``.
+    """
+    vec = torch.as_tensor(vector, dtype=torch.float32)
+    vec = vec / vec.norm().clamp_min(1e-8)
+
+    def fn(acts: Activations) -> torch.Tensor:
+        t = batch_slice(_conv_act(acts, layer), batch)
+        v = vec.to(t).view(1, -1, 1, 1)
+        return -(t * v).sum(dim=1).mean(dim=(-2, -1)).sum()
+
+    return Objective(fn, [layer], f"direction({layer}, {vec.numel()} channels)")
+
+
+def diversity(layer: str) -> Objective:
+    """Penalize pictures of a batch whose Gram matrices point the same way (Olah et al., 2017, "Diversity").
+
+    The loss is the mean cosine similarity between the flattened Gram matrices of every pair of pictures; a batch
+    of one has nothing to compare and gives zero. Shape: ``acts[layer]`` is ``(B, C, H, W)``.
+    """
+
+    def fn(acts: Activations) -> torch.Tensor:
+        t = _conv_act(acts, layer)
+        b = t.shape[0]
+        if b < 2:
+            return t.sum() * 0.0
+        flat = t.flatten(2)
+        gram = F.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+        sim = gram @ gram.T
+        return (sim.sum() - sim.diagonal().sum()) / (b * (b - 1))
+
+    return Objective(fn, [layer], f"diversity({layer})")

@@ -1,0 +1,120 @@
+"""Robustness transforms (Mordvintsev et al., 2015; Olah et al., 2017): pad, jitter, scale, rotate, blur.
+
+Each is an ``nn.Module`` mapping ``(B, C, H, W) -> (B, C, H', W')`` that takes device and dtype from its input and
+draws its randomness from a ``torch.Generator`` so that a seed reproduces a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import kornia
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Compose", "GaussianBlur", "Jitter", "Pad", "RandomRotate", "RandomScale", "Transform"]
+
+
+class Transform(nn.Module):
+    """Base of the transforms: holds the generator that :class:`Compose` hands down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator: torch.Generator | None = None
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.generator).item())
+
+
+class Pad(Transform):
+    """Pad every side by ``pad`` pixels, by reflection by default, so jitter never shows a border."""
+
+    def __init__(self, pad: int, mode: str = "reflect") -> None:
+        super().__init__()
+        self.pad, self.mode = int(pad), mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad <= 0:
+            return x
+        p = min(self.pad, x.shape[-1] - 1, x.shape[-2] - 1) if self.mode == "reflect" else self.pad
+        return F.pad(x, (p, p, p, p), mode=self.mode)
+
+
+class Jitter(Transform):
+    """Crop at a random offset of up to ``shift`` pixels (the output is ``shift`` pixels smaller)."""
+
+    def __init__(self, shift: int) -> None:
+        super().__init__()
+        self.shift = int(shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift <= 0:
+            return x
+        d = min(self.shift, x.shape[-2] - 1, x.shape[-1] - 1)
+        dy, dx = self._randint(d + 1), self._randint(d + 1)
+        return x[..., dy : dy + x.shape[-2] - d, dx : dx + x.shape[-1] - d]
+
+
+class RandomScale(Transform):
+    """Resize by a factor drawn from ``scales`` (bilinear)."""
+
+    def __init__(self, scales: Sequence[float]) -> None:
+        super().__init__()
+        self.scales = [float(s) for s in scales]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.scales[self._randint(len(self.scales))]
+        if s == 1.0:
+            return x
+        size = (max(1, round(x.shape[-2] * s)), max(1, round(x.shape[-1] * s)))
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class RandomRotate(Transform):
+    """Rotate about the centre by an angle in degrees drawn from ``angles`` (kornia, bilinear, reflected edges)."""
+
+    def __init__(self, angles: Sequence[float]) -> None:
+        super().__init__()
+        self.angles = [float(a) for a in angles]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.angles[self._randint(len(self.angles))]
+        if a == 0.0:
+            return x
+        angle = torch.full((x.shape[0],), a, device=x.device, dtype=x.dtype)
+        return kornia.geometry.transform.rotate(x, angle, padding_mode="reflection")
+
+
+class GaussianBlur(Transform):
+    """Gaussian blur with standard deviation ``sigma`` pixels (kornia); a kernel of about 6σ."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = float(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sigma <= 0:
+            return x
+        k = 2 * max(1, round(3 * self.sigma)) + 1
+        return kornia.filters.gaussian_blur2d(x, (k, k), (self.sigma, self.sigma), border_type="reflect")
+
+
+class Compose(nn.Sequential):
+    """Apply transforms in order, all drawing from one generator.
+
+    Args:
+        transforms: the transforms, in order.
+        generator: source of randomness for every random transform; a fresh unseeded one when None.
+    """
+
+    def __init__(self, *transforms: nn.Module, generator: torch.Generator | None = None) -> None:
+        super().__init__(*transforms)
+        self.set_generator(generator or torch.Generator())
+
+    def set_generator(self, generator: torch.Generator) -> Compose:
+        """Hand ``generator`` to every transform; returns self."""
+        for t in self:
+            if isinstance(t, Transform):
+                t.generator = generator
+        return self
