@@ -1,11 +1,11 @@
-# dreamloom — `make setup`, `make demo`, `make test`, `make lint`, `make bench`
+# dreamloom — `make setup`, `make demo`, `make test`, `make lint`
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo test test-fast lint format gallery clean
 
 setup: $(STAMP)
 
@@ -22,13 +22,13 @@ demo: setup
 	$(VENV)/bin/dreamloom
 
 lint: setup
-	$(VENV)/bin/ruff check engine objectives regularizers recipes tests benchmarks
-	$(VENV)/bin/ruff format --check engine objectives regularizers recipes tests benchmarks
+	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs
+	$(VENV)/bin/ruff format --check engine objectives regularizers recipes tests docs
 	$(VENV)/bin/mypy
 
 format: setup
-	$(VENV)/bin/ruff format engine objectives regularizers recipes tests benchmarks
-	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests benchmarks
+	$(VENV)/bin/ruff format engine objectives regularizers recipes tests docs
+	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests docs
 
 test: setup lint
 	$(VENV)/bin/pytest -q
@@ -36,8 +36,8 @@ test: setup lint
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
-bench: setup
-	$(PY) benchmarks/run_all.py
+gallery: setup
+	$(PY) docs/make_gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,12 @@ before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,15 +24,44 @@ from engine.errors import UserError, close_matches
 from engine.runner import Interrupted, run_recipe
 from recipes import CONFIG_DIR
 
-__all__ = ["EXIT_USAGE", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 PROG = "dreamloom"
+HYDRA_FILES = frozenset({".hydra", f"{PROG}.log"})
+"""What Hydra writes into a run folder before the run starts (``hydra.output_subdir`` and ``hydra.job.name``)."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
+
+
+def _discard(folder: Path | None) -> bool:
+    """Remove a run folder that holds only what Hydra wrote at the start, so the same hydra.run.dir can be reused.
+
+    Returns:
+        False when the folder holds results (or anyone else's files) and was left as it is.
+    """
+    if folder is None or not folder.is_dir():
+        return True
+    if not {p.name for p in folder.iterdir()} <= HYDRA_FILES:
+        return False
+    shutil.rmtree(folder / ".hydra", ignore_errors=True)
+    (folder / f"{PROG}.log").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return True
+
+
+def _stopped(folder: Path | None) -> NoReturn:
+    """Answer Ctrl-C outside the optimization loop (which saves the picture so far itself) with one line."""
+    if _discard(folder):
+        print(f"{PROG}: interrupted before the first step; nothing was saved", file=sys.stderr)
+    else:
+        print(f"{PROG}: interrupted while saving; what was saved is in {folder}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _options(group: str) -> list[str]:
@@ -62,10 +94,14 @@ def _explain(err: Exception) -> str:
     return f"could not read the command line: {first}"
 
 
-def preflight(args: list[str]) -> None:
-    """Compose the config as Hydra will and refuse bad overrides or an existing run folder, writing nothing."""
+def preflight(args: list[str]) -> Path | None:
+    """Compose the config as Hydra will and refuse bad overrides or an existing run folder, writing nothing.
+
+    Returns:
+        The run folder the overrides ask for, or None when Hydra handles the flags itself.
+    """
     if any(a.startswith("-") for a in args):
-        return  # --help, --cfg, -m …: Hydra handles these itself
+        return None  # --help, --cfg, -m …: Hydra handles these itself
     from hydra import compose, initialize_config_dir
 
     try:
@@ -78,6 +114,7 @@ def preflight(args: list[str]) -> None:
         raise UserError(
             f"run folder '{run_dir}' already exists and is not empty; choose another hydra.run.dir= or move it away"
         )
+    return run_dir
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -88,10 +125,13 @@ def _entry(cfg: DictConfig) -> None:
     try:
         result = run_recipe(cfg, folder, recipe)
     except UserError as e:
+        _discard(folder)
         _fail(str(e))
     except Interrupted as e:
         print(f"{PROG}: {e}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        _stopped(folder)
     print(f"{PROG}: wrote {result.folder}", file=sys.stderr)
 
 
@@ -99,8 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``dreamloom recipe=NAME [key=value ...]``."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        preflight(args)
+        run_dir = preflight(args)
     except UserError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _stopped(None)
     sys.argv = [PROG, *args]
-    _entry()
+    try:
+        _entry()
+    except KeyboardInterrupt:  # while Hydra was still setting up the run folder
+        _stopped(run_dir)

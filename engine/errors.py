@@ -1,21 +1,35 @@
-"""The one exception type that the command line turns into a one-line answer."""
+"""The one exception type that the command line turns into a one-line answer, and name suggestions."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "close_matches"]
+__all__ = ["UserError", "close_matches", "edit_distance"]
 
 
 class UserError(ValueError):
     """A problem the user caused and can fix; its message says what is wrong and how to fix it."""
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions from a to b."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 def close_matches(word: str, choices: Iterable[str], n: int = 5) -> str:
-    """Return ``"did you mean a, b?"``-style text for the choices nearest to ``word`` (empty if none)."""
-    pool = list(choices)
-    near = difflib.get_close_matches(word, pool, n=n, cutoff=0.5)
+    """Return ``"did you mean a, b?"`` for the choices fewest edits from ``word`` (empty if none is close).
+
+    A choice counts as close within a third of the word's length in edits, or when it contains the word.
+    """
+    key = word.lower()
+    limit = max(2, len(key) // 3)
+    scored = sorted((edit_distance(key, c.lower()), c) for c in choices)
+    near = [c for d, c in scored if d <= limit]
     if not near:
-        near = [c for c in pool if word.lower() in c.lower()][:n]
-    return f"did you mean {', '.join(near)}?" if near else ""
+        near = [c for _, c in scored if key in c.lower()]
+    return f"did you mean {', '.join(near[:n])}?" if near else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,25 @@ def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
             f"input '{text}' does not exist; give a picture path or a sample name "
             f"({', '.join(SAMPLES)}){' — ' + hint if hint else ''}"
         )
-    tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+    tensor = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0
     return tensor.unsqueeze(0)
+
+
+def _side(value: object) -> int | None:
+    if isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 1:
+        return int(value)
+    return None
+
+
+def _sides(size: object) -> list[int]:
+    """The one or two whole numbers of a ``size`` key; :class:`UserError` for text, fractions, zero or three sides."""
+    listed = isinstance(size, Sequence) and not isinstance(size, str)
+    items = list(size) if isinstance(size, Sequence) and listed else [size]
+    sides = [_side(s) for s in items]
+    if len(sides) in (1, 2) and None not in sides:
+        return [s for s in sides if s is not None]
+    shown = items if listed else size
+    raise UserError(f"size={shown} is not a size; use a whole number of pixels such as size=224, or size=[h,w]")
 
 
 def target_size(size: int | Sequence[int], hw: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -115,12 +133,7 @@ def target_size(size: int | Sequence[int], hw: tuple[int, int] | None = None) ->
     An integer is the long side of ``hw`` keeping its aspect ratio, or a square side when ``hw`` is None;
     a pair is ``[h, w]`` as given.
     """
-    if isinstance(size, int):
-        sizes = [size]
-    else:
-        sizes = [int(s) for s in size]
-    if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise UserError(f"size={list(sizes) if len(sizes) > 1 else sizes[0]} is not a size; use size=224 or size=[h,w]")
+    sizes = _sides(size)
     if len(sizes) == 2:
         return sizes[0], sizes[1]
     side = sizes[0]

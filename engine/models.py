@@ -165,7 +165,10 @@ def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise UserError(f"model.checkpoint '{checkpoint}' is not a torch state dict ({type(e).__name__})") from None
+        raise UserError(
+            f"model.checkpoint '{checkpoint}' is not a torch state dict ({type(e).__name__}); "
+            "pass a .pth file saved with torch.save(model.state_dict(), path)"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     try:

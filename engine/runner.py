@@ -35,7 +35,8 @@ class Interrupted(Exception):
     """The user pressed Ctrl-C; the partial results were written to ``folder``."""
 
     def __init__(self, folder: Path, steps: int) -> None:
-        super().__init__(f"interrupted after {steps} steps; the picture so far and metrics.json are in {folder}")
+        done = f"{steps} step" + ("" if steps == 1 else "s")
+        super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}")
 
 
 @dataclass
@@ -81,6 +82,9 @@ def check_numbers(cfg: DictConfig) -> None:
         _number(cfg, "octave_scale", float, 1)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
+    for key in ("channel", "x", "y"):  # the channel and neuron recipes' indices
+        if cfg.get(key) is not None:
+            _number(cfg, key, int, 0, strict=False)
 
 
 def _objective(cfg: DictConfig, view: ModelView) -> Objective:
@@ -97,7 +101,10 @@ def _objective(cfg: DictConfig, view: ModelView) -> Objective:
 def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
     """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
     if min(hw) < MIN_SIDE:
-        raise UserError(f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side")
+        raise UserError(
+            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, "
+            "so use a larger size= (or fewer octaves=)"
+        )
     layers = [layer for layer in objective.layers if layer != INPUT]
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)
     try:

@@ -17,7 +17,10 @@ def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torc
     t = acts[layer]
     t = t if t.dim() == 4 else t[..., None, None]
     if channel is not None and not 0 <= channel < t.shape[1]:
-        raise UserError(f"channel {channel} is out of range for layer {layer}, which has {t.shape[1]} channels")
+        raise UserError(
+            f"channel {channel} is out of range for layer {layer}, which has {t.shape[1]} channels; "
+            f"use channel=0 to {t.shape[1] - 1}"
+        )
     return t
 
 
@@ -45,7 +48,12 @@ def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None,
         h, w = t.shape[-2:]
         row = h // 2 if y is None else y
         col = w // 2 if x is None else x
-        return -t[:, channel, min(row, h - 1), min(col, w - 1)].sum()
+        if not (0 <= row < h and 0 <= col < w):
+            raise UserError(
+                f"position x={col}, y={row} is outside layer {layer}, which is {w} wide and {h} high at this size; "
+                f"use x=0 to {w - 1} and y=0 to {h - 1}, or leave them out for the centre"
+            )
+        return -t[:, channel, row, col].sum()
 
     return Objective(fn, [layer], f"neuron({layer}:{channel} at {x if x is not None else 'centre'},{y or ''})")
 

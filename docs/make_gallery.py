@@ -1,0 +1,92 @@
+"""Render the README gallery: every picture recipe at its default settings, plus two extra examples.
+
+Each example runs through the real command line (``python -m engine recipe=... hydra.run.dir=outputs/gallery/NAME``)
+so the gallery shows exactly what a user gets. The full-size results stay in ``outputs/gallery/NAME/``; small
+thumbnails for the README (long side 256 px, optimized PNG) go to ``docs/images/NAME.png``.
+
+Run from the repository root::
+
+    .venv/bin/python docs/make_gallery.py            # all examples
+    .venv/bin/python docs/make_gallery.py class      # only some
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "outputs" / "gallery"
+IMAGES = ROOT / "docs" / "images"
+THUMB_SIDE = 256
+MAX_BYTES = 150_000
+
+EXAMPLES: dict[str, list[str]] = {
+    "deepdream": ["recipe=deepdream"],
+    "class": ["recipe=class"],
+    "channel": ["recipe=channel"],
+    "neuron": ["recipe=neuron"],
+    "deepdream_grace_hopper": ["recipe=deepdream", "layer=features.14", "input=grace_hopper", "lr=0.02"],
+    "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],
+}
+"""Gallery name -> command-line overrides. The first four are the recipes' defaults."""
+
+
+def render(name: str, overrides: list[str]) -> Path:
+    """Run one example through the CLI into a fresh ``outputs/gallery/NAME`` and return its picture's path."""
+    folder = RUNS / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    cmd = [sys.executable, "-m", "engine", *overrides, f"hydra.run.dir={folder}"]
+    print(f"$ {' '.join(cmd[1:])}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return folder / "image.png"
+
+
+def thumbnail(picture: Path, out: Path, side: int = THUMB_SIDE, max_bytes: int = MAX_BYTES) -> int:
+    """Save ``picture`` with its long side at ``side`` pixels as an optimized PNG; returns the file size in bytes.
+
+    If the PNG is larger than ``max_bytes`` it is re-saved with an adaptive 256-colour palette.
+    """
+    with Image.open(picture) as img:
+        img = img.convert("RGB")
+        scale = side / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        small = img.resize(size, Image.Resampling.LANCZOS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    small.save(out, format="PNG", optimize=True)
+    if out.stat().st_size > max_bytes:
+        small.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            out, format="PNG", optimize=True
+        )
+    return out.stat().st_size
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Render the chosen examples (all by default) and write their thumbnails."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"examples to render: {', '.join(EXAMPLES)} (default: all)"
+    )
+    parser.add_argument("--thumbs-only", action="store_true", help="only remake thumbnails from existing runs")
+    args = parser.parse_args(argv)
+    names: list[str] = args.names or list(EXAMPLES)
+    unknown = [n for n in names if n not in EXAMPLES]
+    if unknown:
+        parser.error(f"unknown example {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}")
+    for name in names:
+        picture = RUNS / name / "image.png" if args.thumbs_only else render(name, EXAMPLES[name])
+        size = thumbnail(picture, IMAGES / f"{name}.png")
+        print(f"  wrote {(IMAGES / f'{name}.png').relative_to(ROOT)} ({size / 1000:.0f} KB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+"""The ``dreamloom`` command in a real subprocess: bad input gets one line and exit code 2, good input runs.
+
+Every case runs ``python -m engine … hydra.run.dir=<its folder>/run`` in its own working folder. The table's
+commands start together at the first test that needs one, a few at a time, so the module costs about one
+process start per case divided by the number of cores; the Ctrl-C tests run alone afterwards because they
+depend on timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from engine.export import read_png_config
+
+pytestmark = pytest.mark.slow
+
+ERROR = "dreamloom: error: "
+TIMEOUT_S = 180
+WORKERS = max(2, min(4, os.cpu_count() or 2))
+CHANNEL = ("recipe=channel", "steps=2", "size=64", "snapshot_every=0")
+DREAM = ("recipe=deepdream", "steps=2", "octaves=1", "size=64", "snapshot_every=0")
+CONVERT = ("recipe=deepdream", "steps=1", "octaves=1", "size=64")
+HW = (48, 64)
+"""Height and width of every test picture; ``size=64`` keeps them as they are."""
+METRICS = {
+    "recipe",
+    "model",
+    "steps",
+    "seconds",
+    "iterations_per_second",
+    "loss_first",
+    "loss_last",
+    "seed",
+    "image_size",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One command line and the words its one-line answer must contain.
+
+    Args:
+        id: the test id, also the name of the case's working folder.
+        args: overrides; ``{assets}`` stands for the folder of test pictures and checkpoints.
+        expect: words the error line must contain: the problem and its fix.
+        prepare: fills the working folder before the run (the run folder is ``folder / "run"``).
+    """
+
+    id: str
+    args: tuple[str, ...]
+    expect: tuple[str, ...] = ()
+    prepare: Callable[[Path], None] | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a case's command did: exit code, stderr, and every file of its working folder before the run."""
+
+    returncode: int
+    stderr: str
+    folder: Path
+    before: dict[str, str]
+
+    @property
+    def run(self) -> Path:
+        """The run folder passed as ``hydra.run.dir``."""
+        return self.folder / "run"
+
+
+def digest(root: Path) -> dict[str, str]:
+    """Every file's SHA-256 and every folder under ``root``, by relative path."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<folder>"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["OMP_NUM_THREADS"] = "1"  # runs share the cores; more threads per run only wait on each other
+    return env
+
+
+def command(args: tuple[str, ...], run: Path, assets: Path) -> list[str]:
+    """The real CLI as a user starts it, writing into ``run``."""
+    return [sys.executable, "-m", "engine", *(a.format(assets=assets) for a in args), f"hydra.run.dir={run}"]
+
+
+def run_case(case: Case, assets: Path, folder: Path) -> Result:
+    """Prepare the case's folder, then run its command there and wait for it."""
+    if case.prepare is not None:
+        case.prepare(folder)
+    before = digest(folder)
+    proc = subprocess.run(
+        command(case.args, folder / "run", assets),
+        cwd=folder,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    return Result(proc.returncode, proc.stderr, folder, before)
+
+
+def earlier_run(folder: Path) -> None:
+    """A finished run's folder, as a user would pass by mistake as ``hydra.run.dir``."""
+    run = folder / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("steps: 256\n")
+    (run / "metrics.json").write_text('{"steps": 256}\n')
+    (run / "dreamloom.log").write_text("")
+    Image.new("RGB", (8, 8), "teal").save(run / "image.png")
+
+
+ERRORS = [
+    Case("input-missing", (*DREAM, "input={assets}/missing.png"), ("missing.png' does not exist", "picture path")),
+    Case("input-empty-file", (*DREAM, "input={assets}/empty.png"), ("empty.png", "not a picture", "PNG, JPEG")),
+    Case("input-truncated-png", (*DREAM, "input={assets}/half.png"), ("half.png", "truncated", "PNG, JPEG")),
+    Case("input-truncated-jpeg", (*DREAM, "input={assets}/half.jpg"), ("half.jpg", "truncated", "PNG, JPEG")),
+    Case("input-text-as-jpg", (*DREAM, "input={assets}/notes.jpg"), ("notes.jpg", "not a picture", "PNG, JPEG")),
+    Case("input-folder", (*DREAM, "input={assets}/album"), ("album", "is a folder", "input=")),
+    Case("unknown-recipe", ("recipe=nope",), ("unknown recipe 'nope'", "choose one of", "deepdream")),
+    Case("unknown-model", ("model=nope",), ("unknown model 'nope'", "choose one of", "mobilenet_v2")),
+    Case(
+        "unknown-layer",
+        (*CHANNEL, "layer=features.99"),
+        ("no layer 'features.99'", "did you mean features.9", "recipe=layers"),
+    ),
+    Case(
+        "unknown-class",
+        ("recipe=class", "steps=2", "size=64", "target=flamingoo"),
+        ("unknown class 'flamingoo'", "did you mean flamingo", "index 0-999"),
+    ),
+    Case(
+        "class-index-out-of-range",
+        ("recipe=class", "steps=2", "size=64", "target=1000"),
+        ("class index 1000 is out of range", "0 to 999"),
+    ),
+    Case("channel-out-of-range", (*CHANNEL, "channel=5000"), ("channel 5000 is out of range", "64 channels")),
+    Case("channel-not-a-number", (*CHANNEL, "channel=abc"), ("channel=abc", "whole number >= 0")),
+    Case("steps-zero", (*CHANNEL, "steps=0"), ("steps=0", "whole number > 0")),
+    Case("steps-negative", (*CHANNEL, "steps=-3"), ("steps=-3", "whole number > 0")),
+    Case("lr-zero", (*CHANNEL, "lr=0"), ("lr=0", "number > 0")),
+    Case("lr-nan", (*CHANNEL, "lr=nan"), ("lr=nan", "number > 0")),
+    Case("octaves-zero", (*CHANNEL, "octaves=0"), ("octaves=0", "whole number > 0")),
+    Case("size-too-small", (*CHANNEL, "size=4"), ("[4, 4] is too small", "16 pixels", "larger size=")),
+    Case("size-zero", (*CHANNEL, "size=0"), ("size=0 is not a size", "size=224")),
+    Case("size-not-a-number", (*CHANNEL, "size=abc"), ("size=abc is not a size", "size=224")),
+    Case("size-fraction", (*CHANNEL, "size=1.5"), ("size=1.5 is not a size", "whole number")),
+    Case("mistyped-key", (*CHANNEL, "stpes=5"), ("unknown key 'stpes'", "did you mean steps")),
+    Case("run-folder-not-empty", CHANNEL, ("already exists and is not empty", "hydra.run.dir="), earlier_run),
+    Case(
+        "checkpoint-missing",
+        (*CHANNEL, "model.checkpoint={assets}/nothere.pth"),
+        ("model.checkpoint", "nothere.pth' does not exist", ".pth state dict"),
+    ),
+    Case(
+        "checkpoint-not-torch",
+        (*CHANNEL, "model.checkpoint={assets}/notes.jpg"),
+        ("model.checkpoint", "notes.jpg' is not a torch state dict"),
+    ),
+    Case(
+        "checkpoint-of-another-model",
+        (*CHANNEL, "model.checkpoint={assets}/resnet18.pth"),
+        ("resnet18.pth' does not fit model mobilenet_v2", "choose the model it came from"),
+    ),
+]
+BY_ID = {case.id: case for case in ERRORS}
+
+CONVERSIONS = [
+    Case("greyscale-L", (*CONVERT, "input={assets}/grey.png")),
+    Case("rgba", (*CONVERT, "input={assets}/rgba.png")),
+    Case("palette-P", (*CONVERT, "input={assets}/palette.png")),
+    Case("16-bit-I16", (*CONVERT, "input={assets}/grey16.png")),
+    Case("cmyk-jpeg", (*CONVERT, "input={assets}/cmyk.jpg")),
+]
+CONTRACT = Case("contract", ("recipe=channel", "steps=2", "size=64"))
+
+
+def _gradient() -> np.ndarray:
+    """A smooth colour picture (RGB, uint8) that one DeepDream step barely changes."""
+    y, x = np.mgrid[0 : HW[0], 0 : HW[1]]
+    rgb = np.stack([x * 255 / (HW[1] - 1), y * 255 / (HW[0] - 1), np.full(HW, 96.0)], axis=-1)
+    return rgb.round().astype(np.uint8)
+
+
+def _pictures(root: Path) -> dict[str, np.ndarray]:
+    """Write one picture per input mode; return the RGB each should be read as."""
+    rgb = _gradient()
+    grey = rgb[..., 0]
+    Image.fromarray(grey).save(root / "grey.png")
+    alpha = np.where(np.arange(HW[1]) < HW[1] // 2, 0, 255).astype(np.uint8)[None, :].repeat(HW[0], 0)
+    Image.fromarray(np.dstack([rgb, alpha])).save(root / "rgba.png")
+    on_white = np.where(alpha[..., None] == 0, 255, rgb).astype(np.uint8)
+    palette = Image.fromarray(rgb).quantize(64)
+    palette.save(root / "palette.png")
+    wide = grey.astype(np.uint16) * 257
+    Image.fromarray(wide).save(root / "grey16.png")
+    Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg", quality=95)
+    with Image.open(root / "cmyk.jpg") as cmyk:
+        cmyk_rgb = np.asarray(cmyk.convert("RGB"))
+    grey3 = np.repeat(grey[..., None], 3, axis=2)
+    return {
+        "greyscale-L": grey3,
+        "rgba": on_white,
+        "palette-P": np.asarray(palette.convert("RGB")),
+        "16-bit-I16": grey3,
+        "cmyk-jpeg": cmyk_rgb,
+    }
+
+
+def _broken_inputs(root: Path) -> None:
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*HW, 3), dtype=np.uint8))
+    for suffix in ("png", "jpg"):
+        whole = root / f"whole.{suffix}"
+        noise.save(whole)
+        data = whole.read_bytes()
+        (root / f"half.{suffix}").write_bytes(data[: len(data) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.jpg").write_text("shopping list: eggs, milk, flour\n")
+    (root / "album").mkdir()
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The inputs every case reads: pictures broken and in every mode, and a ResNet-18 checkpoint.
+
+    Args:
+        root: their folder.
+        rgb: what each good picture holds as RGB, by case id. Shape: ``(H, W, 3)``.
+        before: :func:`digest` of the folder once written.
+    """
+
+    root: Path
+    rgb: dict[str, np.ndarray]
+    before: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    """Write the inputs once for the whole module."""
+    import torch
+    import torchvision
+
+    root = tmp_path_factory.mktemp("assets")
+    _broken_inputs(root)
+    expected = _pictures(root)
+    modes = {"grey.png": "L", "rgba.png": "RGBA", "palette.png": "P", "grey16.png": "I;16", "cmyk.jpg": "CMYK"}
+    for name, mode in modes.items():
+        with Image.open(root / name) as img:
+            assert img.mode == mode, f"{name} was saved as {img.mode}, not {mode}"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), root / "resnet18.pth")
+    return Assets(root, expected, digest(root))
+
+
+@pytest.fixture(scope="module")
+def runs(
+    request: pytest.FixtureRequest, assets: Assets, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[Result]]]:
+    """Start the command of every selected case of this module, a few at a time; hand out results by case id."""
+    cases: dict[str, Case] = {}
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if isinstance(params.get("case"), Case) and item.module is request.module:
+            cases.setdefault(params["case"].id, params["case"])
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    try:
+        yield {
+            cid: pool.submit(run_case, case, assets.root, tmp_path_factory.mktemp(cid)) for cid, case in cases.items()
+        }
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one_error_line(result: Result) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, f"exit code {result.returncode}:\n{result.stderr}"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
+    assert lines[0].startswith(ERROR), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=lambda c: c.id)
+def test_bad_input_gets_one_line_and_writes_nothing(case: Case, runs: dict[str, Future[Result]]) -> None:
+    result = runs[case.id].result()
+    line = _one_error_line(result)
+    for words in case.expect:
+        assert words in line, f"{words!r} missing from: {line}"
+    assert digest(result.folder) == result.before, "the failed run wrote, changed or removed files"
+
+
+@pytest.mark.parametrize(
+    ("case", "fix"),
+    [(BY_ID["channel-out-of-range"], "channel="), (BY_ID["checkpoint-not-torch"], ".pth")],
+    ids=["channel-out-of-range", "checkpoint-not-torch"],
+)
+def test_error_line_names_the_fix(case: Case, fix: str, runs: dict[str, Future[Result]]) -> None:
+    line = _one_error_line(runs[case.id].result())
+    assert fix in line.split(";", 1)[-1], f"no fix ({fix!r}) after the problem: {line}"
+
+
+@pytest.mark.parametrize("case", CONVERSIONS, ids=lambda c: c.id)
+def test_input_modes_are_converted_to_rgb(case: Case, runs: dict[str, Future[Result]], assets: Assets) -> None:
+    result = runs[case.id].result()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((result.run / "metrics.json").read_text())
+    assert metrics["image_size"] == list(HW)
+    with Image.open(result.run / "image.png") as img:
+        assert img.mode == "RGB" and img.size == (HW[1], HW[0])
+        picture = np.asarray(img, dtype=np.float64)
+    error = np.abs(picture - assets.rgb[case.id]).mean()
+    assert error < 4, f"the picture is {error:.1f} grey levels away from the input read as RGB"
+
+
+@pytest.mark.parametrize("case", [CONTRACT], ids=lambda c: c.id)
+def test_a_run_writes_the_contract_files(case: Case, runs: dict[str, Future[Result]]) -> None:
+    result = runs[case.id].result()
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == f"dreamloom: wrote {result.run}"
+    config = read_png_config(result.run / "image.png")
+    assert config is not None, "image.png has no dreamloom-config text chunk"
+    assert yaml.safe_load(config)["steps"] == 2
+    with Image.open(result.run / "progress.gif") as gif:
+        assert gif.format == "GIF"
+    metrics = json.loads((result.run / "metrics.json").read_text())
+    assert metrics.keys() >= METRICS
+    assert (metrics["recipe"], metrics["model"], metrics["steps"], metrics["seed"]) == ("channel", "mobilenet_v2", 2, 0)
+    assert metrics["image_size"] == [64, 64] and metrics["interrupted"] is False
+    assert metrics["seconds"] > 0 and metrics["iterations_per_second"] > 0
+    assert math.isfinite(metrics["loss_first"]) and math.isfinite(metrics["loss_last"])
+    assert (result.run / ".hydra" / "config.yaml").is_file() and (result.run / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_no_run_changed_its_inputs(runs: dict[str, Future[Result]], assets: Assets) -> None:
+    for future in runs.values():
+        future.exception()  # wait for every run; their own tests report their failures
+    assert digest(assets.root) == assets.before
+
+
+@contextlib.contextmanager
+def _ctrl_c_enabled() -> Iterator[None]:
+    """Let the child see SIGINT even when this process was started with SIGINT ignored (a background job)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@dataclass
+class Live:
+    """A running command and the stderr lines it has printed so far."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str]
+    reader: threading.Thread
+
+    def stop(self) -> str:
+        """Press Ctrl-C, wait for the command to end, and return all it printed on stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        finally:
+            self.proc.kill()
+        self.reader.join(timeout=10)
+        return "".join(self.lines)
+
+
+def _start(run: Path) -> Live:
+    """Start a long channel run writing into ``run``."""
+    args = ("recipe=channel", "steps=100000", "size=64")
+    with _ctrl_c_enabled():
+        proc = subprocess.Popen(
+            command(args, run, run.parent), cwd=run.parent, env=_env(), stderr=subprocess.PIPE, text=True
+        )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    return Live(proc, lines, reader)
+
+
+def _wait_for(ready: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_ctrl_c_saves_the_picture_so_far(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    live = _start(run)
+    _wait_for(lambda: (run / ".hydra").is_dir(), TIMEOUT_S)
+    _wait_for(lambda: any("/100000" in line for line in live.lines), 8)
+    stderr = live.stop()
+    assert "Traceback" not in stderr, stderr
+    assert live.proc.returncode == 130, stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith("dreamloom: interrupted after") and str(run) in last, last
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and 1 <= metrics["steps"] < 100000
+    assert read_png_config(run / "image.png") is not None
+
+
+def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    live = _start(run)
+    _wait_for(lambda: (run / ".hydra").is_dir(), TIMEOUT_S)
+    stderr = live.stop()
+    assert "Traceback" not in stderr, stderr
+    assert live.proc.returncode == 130, stderr
+    assert stderr.splitlines() == ["dreamloom: interrupted before the first step; nothing was saved"], stderr
+    assert not run.exists()

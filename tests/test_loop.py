@@ -1,0 +1,72 @@
+"""The loop: a few steps lower the loss with every optimizer, weights stay frozen, the head is skipped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.callbacks import Recorder, Snapshots
+from engine.loop import NormalizedGradient, optimize
+from engine.models import ModelView
+from engine.params import fft, pixel
+from objectives import channel, class_logit, deepdream
+from regularizers import Compose, Jitter, Pad, total_variation
+
+OPTIMIZERS = {
+    "adam": lambda p: torch.optim.Adam(p, lr=0.05),
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9),
+    "lbfgs": lambda p: torch.optim.LBFGS(p, lr=0.5, max_iter=1),
+    "normalized": lambda p: NormalizedGradient(p, lr=0.05),
+}
+
+
+def _run(tiny: ModelView, objective, make_param, make_opt, steps: int = 12) -> Recorder:  # type: ignore[no-untyped-def]
+    params, image = make_param((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    rec = Recorder()
+    optimize(params, image, objective, tiny, Compose(), make_opt(params), steps, [rec])
+    return rec
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("make_param", [pixel, fft])
+def test_a_few_steps_lower_the_loss(tiny: ModelView, opt: str, make_param) -> None:  # type: ignore[no-untyped-def]
+    rec = _run(tiny, channel("features.2", 3), make_param, OPTIMIZERS[opt])
+    assert rec.steps == 12
+    assert rec.loss_last is not None and rec.loss_first is not None
+    assert rec.loss_last < rec.loss_first
+
+
+@pytest.mark.parametrize(
+    "objective", [deepdream("features.4"), class_logit(2, ["a", "b", "c", "d", "e"]), channel("features.0", 1)]
+)
+def test_objectives_descend_with_penalties_and_transforms(tiny: ModelView, objective) -> None:  # type: ignore[no-untyped-def]
+    obj = objective + 0.1 * total_variation()
+    params, image = fft((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    rec = Recorder()
+    tf = Compose(Pad(4), Jitter(4), generator=torch.Generator().manual_seed(0))
+    optimize(params, image, obj, tiny, tf, torch.optim.Adam(params, lr=0.05), 15, [rec])
+    assert rec.loss_last < rec.loss_first  # type: ignore[operator]
+
+
+def test_weights_get_no_gradient_and_stay_put(tiny: ModelView) -> None:
+    before = [p.clone() for p in tiny.parameters()]
+    _run(tiny, channel("features.2", 0), pixel, OPTIMIZERS["adam"], steps=3)
+    for old, new in zip(before, tiny.parameters(), strict=True):
+        assert new.grad is None and torch.equal(old, new)
+
+
+def test_early_layers_never_run_the_head(tiny: ModelView) -> None:
+    called: list[str] = []
+    tiny.model.classifier.register_forward_hook(lambda *a: called.append("head"))
+    tiny.model.features[4].register_forward_hook(lambda *a: called.append("conv3"))
+    acts = tiny(torch.rand(1, 3, 16, 16), ["features.2"])
+    assert set(acts) == {"features.2"} and called == []
+    tiny(torch.rand(1, 3, 16, 16), ["logits", "features.2"])
+    assert called == ["conv3", "head"]
+
+
+def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
+    params, image = pixel((1, 3, 20, 20))
+    snaps = Snapshots(every=4)
+    optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 10, [snaps])
+    assert len(snaps.frames) == 3 and snaps.frames[0].size == (20, 20)

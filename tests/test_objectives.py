@@ -1,0 +1,96 @@
+"""Objectives: values, signs, algebra, batch selection, class lookup and wrong input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import UserError
+from objectives import (
+    Objective,
+    channel,
+    class_logit,
+    deepdream,
+    direction,
+    diversity,
+    imagenet_categories,
+    neuron,
+    resolve_class,
+)
+
+
+@pytest.fixture
+def acts() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {"layer": torch.rand(2, 4, 5, 6), "logits": torch.randn(2, 1000)}
+
+
+def test_channel_is_negative_mean_summed_over_batch(acts: dict[str, torch.Tensor]) -> None:
+    want = -acts["layer"][:, 2].mean(dim=(1, 2)).sum()
+    assert torch.allclose(channel("layer", 2)(acts), want)
+    assert torch.allclose(channel("layer", 2, batch=1)(acts), -acts["layer"][1, 2].mean())
+
+
+def test_neuron_defaults_to_centre(acts: dict[str, torch.Tensor]) -> None:
+    assert torch.allclose(neuron("layer", 1)(acts), -acts["layer"][:, 1, 2, 3].sum())
+    assert torch.allclose(neuron("layer", 1, x=0, y=4)(acts), -acts["layer"][:, 1, 4, 0].sum())
+
+
+def test_deepdream_is_negative_mean_square(acts: dict[str, torch.Tensor]) -> None:
+    want = -acts["layer"].pow(2).flatten(1).mean(1).sum()
+    assert torch.allclose(deepdream("layer")(acts), want)
+
+
+def test_direction_matches_channel_for_a_unit_vector(acts: dict[str, torch.Tensor]) -> None:
+    assert torch.allclose(direction("layer", [0, 0, 3.0, 0])(acts), channel("layer", 2)(acts))
+
+
+def test_diversity_is_one_for_identical_pictures_and_zero_for_one() -> None:
+    same = torch.rand(1, 4, 5, 5).repeat(3, 1, 1, 1)
+    assert torch.allclose(diversity("layer")({"layer": same}), torch.tensor(1.0), atol=1e-5)
+    assert float(diversity("layer")({"layer": same[:1]})) == 0.0
+    mixed = torch.rand(3, 4, 5, 5)
+    assert float(diversity("layer")({"layer": mixed})) < 1.0
+
+
+def test_algebra_combines_values_and_layers(acts: dict[str, torch.Tensor]) -> None:
+    a, b = channel("layer", 0), deepdream("layer")
+    combo = 2 * a - b / 4 + 1.5
+    assert torch.allclose(combo(acts), 2 * a(acts) - b(acts) / 4 + 1.5)
+    assert combo.layers == ("layer",)
+    assert "channel(layer:0)" in combo.name and "deepdream(layer)" in combo.name
+    total = Objective.sum([a, b, class_logit(1)])
+    assert torch.allclose(total(acts), a(acts) + b(acts) + class_logit(1)(acts))
+    assert set(total.layers) == {"layer", "logits"}
+    assert torch.allclose((-a)(acts), -a(acts))
+
+
+def test_sum_of_nothing_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Objective.sum([])
+
+
+def test_class_names_and_indices_resolve() -> None:
+    cats = imagenet_categories()
+    assert resolve_class("flamingo", cats) == 130
+    assert resolve_class(130, cats) == 130
+    assert resolve_class("egyptian_cat", cats) == cats.index("Egyptian cat")
+    acts = {"logits": torch.zeros(1, 1000)}
+    acts["logits"][0, 130] = 7.0
+    assert float(class_logit("flamingo")(acts)) == -7.0
+
+
+@pytest.mark.parametrize(("target", "fragment"), [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range")])
+def test_bad_class_says_what_to_do(target: object, fragment: str) -> None:
+    with pytest.raises(UserError, match=fragment):
+        class_logit(target)  # type: ignore[arg-type]
+
+
+def test_channel_out_of_range_is_a_user_error(acts: dict[str, torch.Tensor]) -> None:
+    with pytest.raises(UserError, match="4 channels"):
+        channel("layer", 4)(acts)
+
+
+def test_neuron_outside_the_layer_is_a_user_error(acts: dict[str, torch.Tensor]) -> None:
+    with pytest.raises(UserError, match="x=0 to 5"):
+        neuron("layer", 0, x=6)(acts)

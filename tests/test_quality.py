@@ -1,0 +1,80 @@
+"""The quality bar of the default recipes, measured on the packaged MobileNetV2 (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from engine.images import load_image, resize_to
+from engine.models import ModelView
+from engine.runner import run_recipe
+from tests.test_recipes import compose_recipe
+
+pytestmark = pytest.mark.slow
+
+
+def _picture(path: Path) -> torch.Tensor:
+    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+
+
+def _random_views(img: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Random crops of 60-100 % of the side, shifted by up to 16 px, resized back."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = img.shape[-2:]
+    views = []
+    for _ in range(n):
+        side = int(h * (0.6 + 0.4 * torch.rand(1, generator=g).item()))
+        top = int(torch.randint(0, h - side + 1, (1,), generator=g))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=g))
+        crop = img[..., top : top + side, left : left + side]
+        shift = [int(s) for s in torch.randint(-16, 17, (2,), generator=g)]
+        views.append(resize_to(torch.roll(crop, shifts=shift, dims=(-2, -1)), (h, w)))
+    return torch.cat(views)
+
+
+def _high_frequency_share(img: torch.Tensor) -> float:
+    grey = img.mean(1)[0]
+    power = torch.fft.fftshift(torch.fft.fft2(grey - grey.mean())).abs().square()
+    h, w = power.shape
+    fy = torch.linspace(-1, 1, h)[:, None]
+    fx = torch.linspace(-1, 1, w)[None, :]
+    high = (fy.square() + fx.square()).sqrt() > 0.5
+    return float(power[high].sum() / power.sum())
+
+
+def test_class_flamingo_is_a_flamingo_under_random_crops(tmp_path: Path, mobilenet: ModelView) -> None:
+    run_recipe(compose_recipe("class", "target=flamingo", "device=cpu"), tmp_path, "class")
+    views = _random_views(_picture(tmp_path / "image.png"), 32)
+    with torch.no_grad():
+        probs = mobilenet(views)["logits"].softmax(-1)
+    hit_rate = float((probs.argmax(-1) == 130).float().mean())
+    assert hit_rate >= 0.8, f"flamingo on {hit_rate:.0%} of crops"
+
+
+def test_deepdream_adds_structure_everywhere_and_keeps_the_cat(tmp_path: Path) -> None:
+    run_recipe(compose_recipe("deepdream", "device=cpu"), tmp_path, "deepdream")
+    dream = _picture(tmp_path / "image.png")
+    photo = resize_to(load_image("chelsea"), tuple(dream.shape[-2:]))  # type: ignore[arg-type]
+    change = (dream - photo).abs().mean(1, keepdim=True)
+    cells = F.adaptive_avg_pool2d(change, 3).flatten()
+    assert float(cells.min()) > 0.04, "some part of the picture was left undreamed"
+    kept = F.cosine_similarity(F.avg_pool2d(dream, 8).flatten(), F.avg_pool2d(photo, 8).flatten(), dim=0)
+    assert float(kept) > 0.95, "the photo's large-scale layout was lost"
+
+    def saturated(x: torch.Tensor) -> float:
+        return float(((x <= 2 / 255) | (x >= 253 / 255)).any(1).float().mean())
+
+    assert saturated(dream) < saturated(photo) + 0.02, "colours blew out"
+
+
+def test_channel_picture_is_coherent_not_noise(tmp_path: Path) -> None:
+    run_recipe(compose_recipe("channel", "device=cpu"), tmp_path, "channel")
+    picture = _picture(tmp_path / "image.png")
+    noise = torch.rand_like(picture)
+    assert _high_frequency_share(picture) < 0.25 * _high_frequency_share(noise)

@@ -1,0 +1,72 @@
+"""Penalties and robustness transforms: values, gradients, seeding, shapes, device and dtype."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from regularizers import (
+    Compose,
+    GaussianBlur,
+    Jitter,
+    Pad,
+    RandomRotate,
+    RandomScale,
+    l1,
+    l2,
+    total_variation,
+    tv_map,
+)
+
+
+def test_penalties_on_a_flat_grey_picture_are_zero() -> None:
+    grey = {"input": torch.full((1, 3, 8, 8), 0.5)}
+    for p in (l1(), l2(), total_variation()):
+        assert float(p(grey)) == 0.0
+
+
+def test_tv_of_a_step_edge() -> None:
+    img = torch.zeros(1, 1, 4, 4)
+    img[..., 2:] = 1.0  # one vertical edge: |dx| = 1 on 4 of the 12 horizontal pairs
+    assert float(tv_map(img)) == pytest.approx(4 / 12)
+
+
+def test_tv_gradcheck() -> None:
+    img = torch.rand(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: tv_map(x, beta=2.0), (img,))
+
+
+def test_l1_l2_values() -> None:
+    img = {"input": torch.tensor([0.0, 1.0]).view(1, 1, 1, 2)}
+    assert float(l1(0.5)(img)) == pytest.approx(0.5)
+    assert float(l2(0.5)(img)) == pytest.approx(0.25)
+
+
+def _robust(seed: int) -> Compose:
+    g = torch.Generator().manual_seed(seed)
+    return Compose(Pad(4), Jitter(4), RandomScale([0.9, 1.1]), RandomRotate([-10, 10]), GaussianBlur(1.0), generator=g)
+
+
+def test_same_seed_same_result_other_seed_other_result() -> None:
+    x = torch.rand(2, 3, 32, 32)
+    a, b, c = _robust(1)(x), _robust(1)(x), _robust(2)(x)
+    assert torch.equal(a, b)
+    assert a.shape != c.shape or not torch.equal(a, c)
+
+
+def test_transforms_keep_batch_channels_dtype_and_pass_gradients() -> None:
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+    y = _robust(0)(x)
+    assert y.shape[:2] == (2, 3) and y.dtype == torch.float64
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_jitter_crops_by_shift_and_pad_restores_size() -> None:
+    x = torch.rand(1, 3, 20, 20)
+    assert Compose(Pad(3), Jitter(6))(x).shape == x.shape
+
+
+def test_blur_smooths_noise() -> None:
+    x = torch.rand(1, 3, 32, 32)
+    assert float(tv_map(GaussianBlur(1.5)(x))) < 0.5 * float(tv_map(x))
