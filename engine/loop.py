@@ -33,8 +33,8 @@ class NormalizedGradient(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-group["lr"] / (p.grad.abs().mean().item() + group["eps"]))
+                if p.grad is not None:  # stays on the device: no host sync inside the loop
+                    p.sub_(p.grad * (group["lr"] / (p.grad.abs().mean() + group["eps"])))
         return loss
 
 
