@@ -1,11 +1,11 @@
-# dreamloom — `make setup`, `make demo`, `make test`, `make lint`
+# dreamloom — `make setup`, `make demo`, `make style-demo`, `make test`, `make lint`
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format gallery clean
+.PHONY: setup demo style-demo test test-fast lint format gallery clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/dreamloom
+
+# Grace Hopper painted with the stained-tissue sample at 512 px, then a 384-px texture from the same sample.
+style-demo: setup
+	$(VENV)/bin/dreamloom recipe=style
+	$(VENV)/bin/dreamloom recipe=texture
 
 lint: setup
 	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs

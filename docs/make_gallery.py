@@ -34,8 +34,18 @@ EXAMPLES: dict[str, list[str]] = {
     "neuron": ["recipe=neuron"],
     "deepdream_grace_hopper": ["recipe=deepdream", "layer=features.14", "input=grace_hopper", "lr=0.02"],
     "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],
+    "style": ["recipe=style"],
+    "style_luminance": ["recipe=style", "colors=luminance"],
+    "style_blend": ["recipe=style", "style=[ihc,hubble_deep_field]", "style_weights=[0.5,0.5]"],
+    "style_regions": ["recipe=style", "style=[hubble_deep_field,ihc]", "mask=docs/images/mask_split.png"],
+    "texture": ["recipe=texture"],
+    "texture_tiled": ["recipe=texture", "style=brick", "size=256", "tile=true"],
+    "inversion_sweep": ["recipe=inversion_sweep"],
 }
-"""Gallery name -> command-line overrides. The first four are the recipes' defaults."""
+"""Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``
+and ``inversion_sweep`` are the recipes' defaults."""
+REPEAT = {"texture_tiled": 2}
+"""Examples shown repeated n × n, so that a seamless tile shows it has no seam."""
 
 
 def render(name: str, overrides: list[str]) -> Path:
@@ -49,6 +59,17 @@ def render(name: str, overrides: list[str]) -> Path:
     subprocess.run(cmd, cwd=ROOT, check=True)
     print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return folder / "image.png"
+
+
+def repeat(picture: Path, n: int) -> Path:
+    """Lay ``picture`` out ``n`` × ``n`` times edge to edge, next to it as ``image_NxN.png``."""
+    with Image.open(picture) as img:
+        sheet = Image.new("RGB", (img.width * n, img.height * n))
+        for i in range(n * n):
+            sheet.paste(img, ((i % n) * img.width, (i // n) * img.height))
+    out = picture.with_name(f"{picture.stem}_{n}x{n}.png")
+    sheet.save(out)
+    return out
 
 
 def thumbnail(picture: Path, out: Path, side: int = THUMB_SIDE, max_bytes: int = MAX_BYTES) -> int:
@@ -84,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown example {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}")
     for name in names:
         picture = RUNS / name / "image.png" if args.thumbs_only else render(name, EXAMPLES[name])
+        if name in REPEAT:
+            picture = repeat(picture, REPEAT[name])
         size = thumbnail(picture, IMAGES / f"{name}.png")
         print(f"  wrote {(IMAGES / f'{name}.png').relative_to(ROOT)} ({size / 1000:.0f} KB)", flush=True)
 

@@ -77,6 +77,15 @@ class Recorder(Callback):
         """The most recent loss as a number (read once, at the end)."""
         return None if self.last_loss is None else float(self.last_loss)
 
+    def merge(self, other: Recorder) -> None:
+        """Add another run's steps and time to this one (for recipes made of several optimizations)."""
+        if self.loss_first is None:
+            self.loss_first = other.loss_first
+        self.last_loss = other.last_loss if other.last_loss is not None else self.last_loss
+        self.steps += other.steps
+        self.seconds += other.seconds
+        self.image_fn = other.image_fn or self.image_fn
+
     def current_picture(self) -> torch.Tensor | None:
         """The picture as it stands now, or None before the loop started."""
         if self.image_fn is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from engine.images import to_pil
 
@@ -98,13 +98,20 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, write)
 
 
-def contact_sheet(images: torch.Tensor, columns: int | None = None, pad: int = 4) -> Image.Image:
-    """Lay a batch of pictures out on a white grid. Shape: ``(B, 3, H, W)``."""
+def contact_sheet(
+    images: torch.Tensor, columns: int | None = None, pad: int = 4, labels: Sequence[str] | None = None
+) -> Image.Image:
+    """Lay a batch of pictures out on a white grid, with an optional caption under each. Shape: ``(B, 3, H, W)``."""
     b, _, h, w = images.shape
     cols = columns or math.ceil(math.sqrt(b))
     rows = math.ceil(b / cols)
-    sheet = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad) + pad), "white")
+    caption = 14 if labels else 0
+    sheet = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad + caption) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
     for i in range(b):
         r, c = divmod(i, cols)
-        sheet.paste(to_pil(images[i]), (pad + c * (w + pad), pad + r * (h + pad)))
+        x, y = pad + c * (w + pad), pad + r * (h + pad + caption)
+        sheet.paste(to_pil(images[i]), (x, y))
+        if labels:
+            draw.text((x + 2, y + h + 1), str(labels[i]), fill="black")
     return sheet

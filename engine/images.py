@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserError, close_matches
 
-__all__ = ["SAMPLES", "load_image", "resize_to", "target_size", "to_pil"]
+__all__ = ["SAMPLES", "load_image", "resize_to", "resize_wrapped", "target_size", "to_pil"]
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -43,12 +43,13 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
             "astronaut",
             "rocket",
             "hubble_deep_field",
-            "ihc",
+            "immunohistochemistry",
             "brick",
             "grass",
             "gravel",
         )
     },
+    "ihc": _skimage("immunohistochemistry"),
     "grace_hopper": _grace_hopper,
 }
 """Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""
@@ -149,6 +150,16 @@ def resize_to(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == tuple(hw):
         return img
     return F.interpolate(img, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def resize_wrapped(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Resize a picture that repeats (a tiling texture): each edge is filtered with the opposite edge as its
+    neighbour, so the result repeats without a seam too. Shape: ``(B, C, H, W) -> (B, C, h, w)``."""
+    if tuple(img.shape[-2:]) == tuple(hw):
+        return img
+    tiled = img.repeat(1, 1, 3, 3)
+    h, w = hw
+    return resize_to(tiled, (3 * h, 3 * w))[..., h : 2 * h, w : 2 * w]
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:

@@ -17,6 +17,7 @@ __all__ = [
     "IMAGENET_STD",
     "LOGITS",
     "ModelView",
+    "classic_names",
     "layer_table",
     "load_model",
     "packaged_weights",
@@ -33,6 +34,31 @@ class _Captured(Exception):
     """Raised inside a forward hook once every wanted layer has been seen, to skip the rest of the net."""
 
 
+def classic_names(model: nn.Module) -> dict[str, str]:
+    """VGG's classic layer names (``conv1_1``, ``relu4_2``, ``pool5`` …) mapped to torchvision's module names.
+
+    Blocks are counted by max-pooling layers, as Simonyan & Zisserman (2015) and Gatys et al. (2016) number them.
+    Models without a plain ``features`` stack of convolutions get no names.
+    """
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential) or not any(isinstance(m, nn.Conv2d) for m in features):
+        return {}
+    names: dict[str, str] = {}
+    block, conv = 1, 0
+    for index, module in enumerate(features):
+        if isinstance(module, nn.Conv2d):
+            conv += 1
+            names[f"conv{block}_{conv}"] = f"features.{index}"
+        elif isinstance(module, nn.ReLU):
+            names[f"relu{block}_{conv}"] = f"features.{index}"
+        elif isinstance(module, nn.MaxPool2d):
+            names[f"pool{block}"] = f"features.{index}"
+            block, conv = block + 1, 0
+        else:
+            return {}
+    return names
+
+
 class ModelView(nn.Module):
     """A frozen classifier that takes pixels in [0, 1] and returns activations at named layers.
 
@@ -43,6 +69,7 @@ class ModelView(nn.Module):
         model: the classifier; it is put in eval mode and frozen.
         categories: class names, index-aligned with the logits.
         name: how the model is called in messages and metrics.
+        aliases: other names for layers (VGG's ``relu4_2`` …), alias -> dotted module name.
         mean: per-channel mean of the normalization.
         std: per-channel standard deviation of the normalization.
     """
@@ -52,6 +79,7 @@ class ModelView(nn.Module):
         model: nn.Module,
         categories: Sequence[str],
         name: str = "model",
+        aliases: dict[str, str] | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
@@ -64,6 +92,7 @@ class ModelView(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self._modules_by_name = {n: m for n, m in self.model.named_modules() if n}
+        self.aliases = dict(aliases or {})
 
     def train(self, mode: bool = True) -> ModelView:
         """Keep the classifier in eval mode whatever is asked: batch-norm statistics must not move."""
@@ -75,6 +104,13 @@ class ModelView(nn.Module):
         """Where the model runs."""
         return self.mean.device
 
+    def wrap_edges(self) -> None:
+        """Pad every convolution circularly, so the picture's edges are seen joined to the opposite ones: what is
+        optimized through this view then tiles without a seam."""
+        for module in self.model.modules():
+            if isinstance(module, nn.Conv2d) and any(int(p) > 0 for p in module.padding):
+                module.padding_mode = "circular"
+
     def layer_names(self) -> list[str]:
         """Dotted names of every module, as ``print(model)`` nests them."""
         return list(self._modules_by_name)
@@ -82,8 +118,8 @@ class ModelView(nn.Module):
     def check_layers(self, layers: Iterable[str]) -> None:
         """Raise :class:`UserError` naming close matches for any layer this model does not have."""
         for layer in layers:
-            if layer != LOGITS and layer not in self._modules_by_name:
-                hint = close_matches(layer, self._modules_by_name)
+            if layer != LOGITS and self.aliases.get(layer, layer) not in self._modules_by_name:
+                hint = close_matches(layer, [*self._modules_by_name, *self.aliases])
                 raise UserError(
                     f"model {self.name} has no layer '{layer}'"
                     + (f"; {hint}" if hint else "")
@@ -95,7 +131,7 @@ class ModelView(nn.Module):
 
         Args:
             x: pixels in [0, 1]. Shape: ``(B, 3, H, W)``.
-            layers: dotted layer names, and ``"logits"`` for the classifier output.
+            layers: dotted layer names or aliases, and ``"logits"`` for the classifier output.
 
         Returns:
             A mapping from each wanted name to its activation.
@@ -112,7 +148,7 @@ class ModelView(nn.Module):
 
             return fn
 
-        handles = [self._modules_by_name[n].register_forward_hook(hook(n)) for n in inner]
+        handles = [self._modules_by_name[self.aliases.get(n, n)].register_forward_hook(hook(n)) for n in inner]
         try:
             out[LOGITS] = self.model((x - self.mean) / self.std)
         except _Captured:
@@ -236,7 +272,9 @@ def load_model(
         if getattr(module, "inplace", False):
             module.inplace = False  # type: ignore[assignment]  # captured activations must survive the layers after them
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    return ModelView(model, categories, name=name).to(dev)
+    return ModelView(model, categories, name=name, aliases=classic_names(model) if name.startswith("vgg") else None).to(
+        dev
+    )
 
 
 def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -259,4 +297,5 @@ def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tu
         for h in handles:
             h.remove()
     modules = dict(view.model.named_modules())
-    return [(n, type(modules[n]).__name__, s) for n, s in shapes.items()]
+    alias = {module: a for a, module in view.aliases.items()}
+    return [(n, type(modules[n]).__name__ + (f" ({alias[n]})" if n in alias else ""), s) for n, s in shapes.items()]

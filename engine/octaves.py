@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from engine.images import resize_to
+from engine.images import resize_to, resize_wrapped
 
 __all__ = ["octave_sizes", "run_octaves"]
 
@@ -24,24 +24,32 @@ def octave_sizes(hw: tuple[int, int], octaves: int, scale: float) -> list[tuple[
 
 
 def run_octaves(
-    base: torch.Tensor | None, sizes: list[tuple[int, int]], render: Callable[[torch.Tensor | None, int], torch.Tensor]
+    base: torch.Tensor | None,
+    sizes: list[tuple[int, int]],
+    render: Callable[[torch.Tensor | None, int], torch.Tensor],
+    first: torch.Tensor | None = None,
+    wrap: bool = False,
 ) -> torch.Tensor:
     """Render ``base`` at each size in turn, carrying the added detail upwards.
 
     Args:
-        base: the picture to dream on, in [0, 1], or None to start from the parameterization's own random
-            start and carry each octave's result up whole. Shape: ``(B, 3, H, W)``.
+        base: the picture to dream on, in [0, 1], or None to carry each octave's result up whole (coarse to
+            fine). Shape: ``(B, 3, H, W)``.
         sizes: octave sizes, smallest first (see :func:`octave_sizes`).
         render: ``render(start_picture, octave_index) -> picture`` of the same size.
+        first: without ``base``, the first octave's start (resized to it); None lets the parameterization start.
+        wrap: enlarge as a repeating picture (a tiling texture stays seamless from octave to octave).
 
     Returns:
         The final picture at ``sizes[-1]``.
     """
+    resize = resize_wrapped if wrap else resize_to
     detail: torch.Tensor | None = None
     out: torch.Tensor | None = None
     for i, hw in enumerate(sizes):
         if base is None:
-            out = render(None if out is None else resize_to(out, hw), i)
+            start = first if out is None else out
+            out = render(None if start is None else resize(start, hw), i)
             continue
         start = resize_to(base, hw)
         if detail is not None:

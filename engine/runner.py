@@ -26,7 +26,17 @@ from regularizers import l1, l2, total_variation
 from regularizers.penalties import INPUT
 from regularizers.transforms import Compose
 
-__all__ = ["Interrupted", "RunResult", "build", "check_numbers", "run_recipe"]
+__all__ = [
+    "Interrupted",
+    "Rendered",
+    "RunResult",
+    "build",
+    "check_numbers",
+    "finish",
+    "load_view",
+    "optimize_octaves",
+    "run_recipe",
+]
 
 MIN_SIDE = 16
 
@@ -144,14 +154,23 @@ def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], d
     }
 
 
-def _write(folder: Path, picture: torch.Tensor, frames: Snapshots, cfg: DictConfig, metrics: dict[str, Any]) -> None:
+def _write(
+    folder: Path,
+    picture: torch.Tensor,
+    frames: Snapshots,
+    cfg: DictConfig,
+    metrics: dict[str, Any],
+    labels: list[str] | None = None,
+) -> None:
     config_text = OmegaConf.to_yaml(cfg, resolve=True)
     if picture.shape[0] == 1:
         save_png(folder / "image.png", picture[0], config_text)
     else:
         for i, single in enumerate(picture):
             save_png(folder / "images" / f"{i:03d}.png", single, config_text)
-        save_png(folder / "image.png", contact_sheet(picture), config_text)
+        # a captioned sheet is a sequence (shallow to deep …): one row reads left to right
+        columns = len(labels) if labels else None
+        save_png(folder / "image.png", contact_sheet(picture, columns, labels=labels), config_text)
     save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
     save_json(folder / "metrics.json", metrics)
 
@@ -168,17 +187,39 @@ def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, 
     return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))
 
 
-def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Run an optimization recipe (deepdream, class, channel, neuron …) and write its run folder."""
-    check_numbers(cfg)
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    picture, hw = _picture_and_size(cfg)
-    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
-    objective = _objective(cfg, view)
+@dataclass
+class Rendered:
+    """What :func:`optimize_octaves` hands back: the final picture and what the callbacks recorded."""
+
+    picture: torch.Tensor
+    record: Recorder
+    frames: Snapshots
+    interrupted: bool
+
+
+def optimize_octaves(
+    cfg: DictConfig,
+    view: ModelView,
+    sizes: list[tuple[int, int]],
+    objective_at: Callable[[tuple[int, int]], Objective],
+    base: torch.Tensor | None = None,
+    first: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Rendered:
+    """Run the configured parameterization, transforms and optimizer over ``sizes``, smallest first.
+
+    Args:
+        cfg: the composed recipe (``param``, ``transforms``, ``optimizer``, ``steps``, ``batch``, ``init`` …).
+        view: the model.
+        sizes: octave sizes from :func:`engine.octaves.octave_sizes`.
+        objective_at: the objective for one octave's size (targets that depend on the size are made here).
+        base: a picture to dream on, carrying only the added detail upward (DeepDream).
+        first: without ``base``, the first octave's starting picture; later octaves start from the one before.
+        generator: the seeded random source of the transforms and the random start.
+    """
+    generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
-    sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
-    _probe(view, objective, transforms, sizes[0], cfg.batch)
+    _probe(view, objective_at(sizes[0]), transforms, sizes[0], cfg.batch)
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
     rec, frames = Recorder(), Snapshots(cfg.snapshot_every)
@@ -189,23 +230,58 @@ def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         optimizer = build(cfg.optimizer)(params)
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
         callbacks = [rec, frames, Progress(label)]
+        objective = objective_at(sizes[i])
         return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, callbacks)
 
-    base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
-    interrupted = False
     try:
-        final = run_octaves(base, sizes, one_octave)
+        return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("tile"))), rec, frames, False)
     except KeyboardInterrupt:
-        interrupted, current = True, rec.current_picture()
+        current = rec.current_picture()
         if current is None:
             raise
-        final = current
-    metrics = _metrics(cfg, recipe, rec, (final.shape[-2], final.shape[-1]), view.device)
-    metrics.update(objective=objective.name, interrupted=interrupted, top5=_top5(view, final[:1]))
-    _write(folder, final.cpu(), frames, cfg, metrics)
-    if interrupted:
-        raise Interrupted(folder, rec.steps)
+        return Rendered(current, rec, frames, True)
+
+
+def finish(
+    cfg: DictConfig,
+    folder: Path,
+    recipe: str,
+    view: ModelView,
+    out: Rendered,
+    objective: str,
+    labels: list[str] | None = None,
+    **extra: Any,
+) -> RunResult:
+    """Write the picture, progress GIF and metrics of a rendered run; raise :class:`Interrupted` after Ctrl-C.
+
+    A batch of pictures is written one by one under ``images/`` and as a contact sheet captioned by ``labels``.
+    """
+    final = out.picture
+    metrics = _metrics(cfg, recipe, out.record, (final.shape[-2], final.shape[-1]), view.device)
+    metrics.update(objective=objective, interrupted=out.interrupted, top5=_top5(view, final[:1]), **extra)
+    _write(folder, final.cpu(), out.frames, cfg, metrics, labels)
+    if out.interrupted:
+        raise Interrupted(folder, out.record.steps)
     return RunResult(folder, metrics)
+
+
+def load_view(cfg: DictConfig) -> ModelView:
+    """The recipe's model, after its numbers were checked and the seed set."""
+    check_numbers(cfg)
+    torch.manual_seed(cfg.seed)
+    return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
+
+
+def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Run an optimization recipe (deepdream, class, channel, neuron …) and write its run folder."""
+    check_numbers(cfg)
+    picture, hw = _picture_and_size(cfg)
+    view = load_view(cfg)
+    objective = _objective(cfg, view)
+    sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
+    base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
+    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base)
+    return finish(cfg, folder, recipe, view, out, objective.name)
 
 
 def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -237,8 +313,23 @@ TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {"render": rend
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Dispatch a composed config to its task (``render`` or ``layers``)."""
-    task = TASKS.get(str(cfg.task))
+    """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
+    from engine.transfer import TRANSFER_TASKS  # imports this module, so it is read when a run starts
+
+    tasks = {**TASKS, **TRANSFER_TASKS}
+    task = tasks.get(str(cfg.task))
     if task is None:
-        raise UserError(f"task={cfg.task} is not known; use one of {', '.join(TASKS)}")
-    return task(cfg, folder, recipe)
+        raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")
+    try:
+        return task(cfg, folder, recipe)
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        raise UserError(
+            f"size={cfg.size} needs more memory than the device has; use a smaller size= (or a smaller batch=)"
+        ) from None
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text

@@ -3,16 +3,25 @@
 from objectives.activation import channel, deepdream, direction, diversity, neuron
 from objectives.base import Activations, Objective
 from objectives.classes import class_logit, imagenet_categories, resolve_class
+from objectives.transfer import blend_weights, content, feature_targets, gram, inversion, smooth, style, style_grams
 
 __all__ = [
     "Activations",
     "Objective",
+    "blend_weights",
     "channel",
     "class_logit",
+    "content",
     "deepdream",
     "direction",
     "diversity",
+    "feature_targets",
+    "gram",
     "imagenet_categories",
+    "inversion",
     "neuron",
     "resolve_class",
+    "smooth",
+    "style",
+    "style_grams",
 ]

@@ -1,7 +1,7 @@
 """Penalties on the picture (L1, L2, total variation) and robustness transforms (pad, jitter, scale, rotate, blur)."""
 
 from regularizers.penalties import l1, l2, total_variation, tv_map
-from regularizers.transforms import Compose, GaussianBlur, Jitter, Pad, RandomRotate, RandomScale, Transform
+from regularizers.transforms import Compose, GaussianBlur, Jitter, Pad, RandomRotate, RandomScale, Roll, Transform
 
 __all__ = [
     "Compose",
@@ -10,6 +10,7 @@ __all__ = [
     "Pad",
     "RandomRotate",
     "RandomScale",
+    "Roll",
     "Transform",
     "l1",
     "l2",

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Compose", "GaussianBlur", "Jitter", "Pad", "RandomRotate", "RandomScale", "Transform"]
+__all__ = ["Compose", "GaussianBlur", "Jitter", "Pad", "RandomRotate", "RandomScale", "Roll", "Transform"]
 
 
 class Transform(nn.Module):
@@ -54,6 +54,23 @@ class Jitter(Transform):
         d = min(self.shift, x.shape[-2] - 1, x.shape[-1] - 1)
         dy, dx = self._randint(d + 1), self._randint(d + 1)
         return x[..., dy : dy + x.shape[-2] - d, dx : dx + x.shape[-1] - d]
+
+
+class Roll(Transform):
+    """Shift circularly by up to ``shift`` pixels each way (the size stays).
+
+    Small shifts stop a stride-2 net's fixed grid from printing a checkerboard into style transfer.
+    """
+
+    def __init__(self, shift: int = 4) -> None:
+        super().__init__()
+        self.shift = int(shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift <= 0:
+            return x
+        dy, dx = (self._randint(2 * min(self.shift, n - 1) + 1) - min(self.shift, n - 1) for n in x.shape[-2:])
+        return torch.roll(x, (dy, dx), dims=(-2, -1))
 
 
 class RandomScale(Transform):

@@ -38,6 +38,7 @@ WORKERS = max(2, min(4, os.cpu_count() or 2))
 CHANNEL = ("recipe=channel", "steps=2", "size=64", "snapshot_every=0")
 DREAM = ("recipe=deepdream", "steps=2", "octaves=1", "size=64", "snapshot_every=0")
 CONVERT = ("recipe=deepdream", "steps=1", "octaves=1", "size=64")
+STYLE = ("recipe=style", "steps=1", "octaves=1", "size=48", "snapshot_every=0", "content={assets}/whole.png")
 HW = (48, 64)
 """Height and width of every test picture; ``size=64`` keeps them as they are."""
 METRICS = {
@@ -182,6 +183,47 @@ ERRORS = [
         (*CHANNEL, "model.checkpoint={assets}/resnet18.pth"),
         ("resnet18.pth' does not fit model mobilenet_v2", "choose the model it came from"),
     ),
+    Case("style-missing", (*STYLE, "style={assets}/missing.png"), ("missing.png' does not exist", "picture path")),
+    Case(
+        "style-weights-length",
+        (*STYLE, "style=[ihc,brick]", "style_weights=[1]"),
+        ("2 style pictures but 1 style_weights", "one weight per style"),
+    ),
+    Case(
+        "style-weights-negative",
+        (*STYLE, "style=[ihc,brick]", "style_weights=[-1,2]"),
+        ("style_weights=[-1.0, 2.0]", ">= 0 and add up to a positive number"),
+    ),
+    Case(
+        "style-weights-zero-sum",
+        (*STYLE, "style=[ihc,brick]", "style_weights=[0,0]"),
+        ("style_weights=[0.0, 0.0]", "add up to a positive number"),
+    ),
+    Case("style-scale-zero", (*STYLE, "style_scale=0"), ("style_scale=0", "number > 0")),
+    Case("colors-unknown", (*STYLE, "colors=sepia"), ("colors=sepia is not known", "luminance or histogram")),
+    Case("smoothing-unknown", (*STYLE, "smoothing=gauss"), ("smoothing=gauss is not known", "softmax")),
+    Case(
+        "texture-keeps-no-colors",
+        ("recipe=texture", "steps=1", "size=48", "colors=luminance"),
+        ("keeps a content picture's colours", "content="),
+    ),
+    Case(
+        "mask-more-colours-than-styles",
+        (*STYLE, "style=[ihc,brick]", "mask={assets}/stripes.png"),
+        ("the mask has 3 colours", "2 styles", "mask_colors="),
+    ),
+    Case(
+        "mask-colour-without-style",
+        (*STYLE, "style=[ihc,brick]", "mask={assets}/stripes.png", "mask_colors=[red,lime]"),
+        ("mask colour #0000ff maps to no style", "mask_colors="),
+    ),
+    Case("sweep-without-layers", ("recipe=inversion_sweep", "layers=[]"), ("needs layers=", "recipe=layers")),
+    Case(
+        "inversion-unknown-layer",
+        ("recipe=inversion", "steps=1", "size=48", "layer=features.99"),
+        ("no layer 'features.99'", "recipe=layers"),
+    ),
+    Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
 ]
 BY_ID = {case.id: case for case in ERRORS}
 
@@ -237,6 +279,10 @@ def _broken_inputs(root: Path) -> None:
     (root / "empty.png").write_bytes(b"")
     (root / "notes.jpg").write_text("shopping list: eggs, milk, flour\n")
     (root / "album").mkdir()
+    stripes = np.zeros((30, 21, 3), dtype=np.uint8)  # red, green and blue thirds: a mask of another size
+    for i in range(3):
+        stripes[:, 7 * i : 7 * (i + 1), i] = 255
+    Image.fromarray(stripes).save(root / "stripes.png")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ from regularizers.transforms import Compose
 
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
 RENDERING = [r for r in RECIPES if r != "layers"]
+FAST = {
+    "style": ["size=48", "octaves=2"],
+    "texture": ["size=48", "octaves=2"],
+    "inversion_sweep": ["layers=[features.2,features.5]"],
+}
+"""Extra overrides that keep the end-to-end runs of the heavier recipes small."""
 CONTRACT = {"recipe", "model", "steps", "seconds", "iterations_per_second", "loss_first", "loss_last", "seed"}
 
 
@@ -28,13 +34,17 @@ def compose_recipe(name: str, *overrides: str) -> DictConfig:
 
 def test_the_foundation_recipes_exist() -> None:
     assert {"deepdream", "class", "channel", "neuron", "layers"} <= set(RECIPES)
+    assert {"style", "texture", "inversion", "inversion_sweep"} <= set(RECIPES)
 
 
 @pytest.mark.parametrize("name", RENDERING)
 def test_recipe_composes_and_instantiates(name: str) -> None:
     cfg = compose_recipe(name)
     assert cfg.name == name
-    assert isinstance(build(cfg.objective), Objective)
+    if cfg.task == "render":
+        assert isinstance(build(cfg.objective), Objective)
+    else:
+        assert cfg.objective is None  # built in code from the recipe's pictures (style, inversion)
     assert isinstance(build(cfg.transforms), Compose)
     params, image = build(cfg.param)((1, 3, 32, 32))
     assert image().shape == (1, 3, 32, 32)
@@ -55,13 +65,14 @@ def test_every_option_of_every_group_composes(group: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RENDERING)
 def test_recipe_runs_end_to_end(name: str, tmp_path: Path) -> None:
-    cfg = compose_recipe(name, "steps=3", "size=64", "snapshot_every=1", "device=cpu")
+    cfg = compose_recipe(name, "steps=3", "size=64", "snapshot_every=1", "device=cpu", *FAST.get(name, []))
     result = run_recipe(cfg, tmp_path, name)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert CONTRACT <= set(metrics) and metrics == result.metrics
     assert metrics["recipe"] == name and metrics["model"] == "mobilenet_v2"
-    assert metrics["steps"] == 3 * cfg.octaves
-    assert max(metrics["image_size"]) == 64
+    runs = len(cfg.layers) if name == "inversion_sweep" else 1
+    assert metrics["steps"] == 3 * cfg.octaves * runs
+    assert max(metrics["image_size"]) == cfg.size
     assert (tmp_path / "progress.gif").stat().st_size > 0
     text = read_png_config(tmp_path / "image.png")
     assert text is not None and f"name: {name}" in text

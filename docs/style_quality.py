@@ -1,0 +1,112 @@
+"""Measure style transfer on the packaged MobileNetV2: the naive recipe against the default one.
+
+For each (content, style) pair and each variant it prints
+  - style distance: the Gram-matrix distance to the style on layers the optimization never saw, divided by the
+    content picture's own distance to the style (below 0.5 means the result moved well over half way to the
+    style). Two judges: a VGG19 with fixed random weights (relu1_1 … relu4_1; random conv nets capture texture
+    statistics) and MobileNetV2's depthwise layers features.{3,6,9,12}.conv.1.
+  - content distance: features.13 of the result against the content, divided by the style picture's own.
+  - grid: :func:`engine.measures.grid_strength` (the content photo's own value is printed alongside).
+  - seconds of optimization.
+
+Run from the repository root; pictures go to outputs/style_quality/ and, with --docs, as thumbnails (with the
+samples) to docs/images/::
+
+    .venv/bin/python docs/style_quality.py --size 512 --docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from make_gallery import IMAGES, thumbnail
+
+from engine.images import load_image, resize_to, target_size, to_pil
+from engine.measures import feature_distance, grid_strength, style_distance
+from engine.models import load_model
+from engine.runner import run_recipe
+from recipes import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+NAIVE = [
+    "style_layers=[features.1,features.3,features.6,features.10,features.13]",
+    "smoothing=none",
+    "transforms=none",
+    "octaves=1",
+    "steps=300",
+]
+VARIANTS = {"naive": NAIVE, "default": []}
+PAIRS = [("grace_hopper", "ihc"), ("grace_hopper", "hubble_deep_field"), ("chelsea", "ihc")]
+VGG_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+HELD_OUT = ["features.3.conv.1", "features.6.conv.1", "features.9.conv.1", "features.12.conv.1"]
+
+
+def render(content: str, style: str, overrides: list[str], folder: Path) -> dict[str, object]:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["recipe=style", f"content={content}", f"style=[{style}]", *overrides])
+    return run_recipe(cfg, folder, "style").metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--docs", action="store_true", help="copy the pictures to docs/images/ at 256 px")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the sample pairs to run")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="NAME=override,override ... instead of naive and default"
+    )
+    args = parser.parse_args(argv)
+    variants = VARIANTS
+    if args.variant:
+        variants = {v.split("=", 1)[0]: [o for o in v.split("=", 1)[1].split(",") if o] for v in args.variant}
+    torch.manual_seed(0)
+    vgg = load_model("vgg19", "none")
+    mnet = load_model("mobilenet_v2", "IMAGENET1K_V1")
+    out_root = ROOT / "outputs" / "style_quality"
+    out_root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for content_name, style_name in PAIRS[: args.pairs]:
+        photo = load_image(content_name)
+        photo = resize_to(photo, target_size(args.size, (photo.shape[-2], photo.shape[-1])))
+        style = load_image(style_name)
+        style = resize_to(style, target_size(args.size, (style.shape[-2], style.shape[-1])))
+        if args.docs:
+            for name, picture in ((content_name, photo), (style_name, style)):
+                to_pil(picture).save(out_root / f"{name}.png")
+                thumbnail(out_root / f"{name}.png", IMAGES / f"sample_{name}.png")
+        base_vgg = style_distance(vgg, VGG_LAYERS, photo, style)
+        base_held = style_distance(mnet, HELD_OUT, photo, style)
+        base_content = feature_distance(mnet, "features.13", style, photo)
+        for variant, overrides in variants.items():
+            folder = Path(tempfile.mkdtemp(dir=out_root))
+            metrics = render(content_name, style_name, [f"size={args.size}", *overrides], folder)
+            result = load_image(folder / "image.png")
+            row = {
+                "content": content_name,
+                "style": style_name,
+                "variant": variant,
+                "style_vgg": round(style_distance(vgg, VGG_LAYERS, result, style) / base_vgg, 3),
+                "style_held_out": round(style_distance(mnet, HELD_OUT, result, style) / base_held, 3),
+                "content_distance": round(feature_distance(mnet, "features.13", result, photo) / base_content, 3),
+                "grid": round(grid_strength(result), 1),
+                "grid_of_content": round(grid_strength(photo), 1),
+                "seconds": metrics["seconds"],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            final = out_root / f"{content_name}_{style_name}_{variant}.png"
+            shutil.copy(folder / "image.png", final)
+            shutil.rmtree(folder)
+            if args.docs:
+                thumbnail(final, IMAGES / f"style_{content_name}_{style_name}_{variant}.png")
+    (out_root / "table.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Numbers that describe a result picture: style and content distances, and the strength of a stride grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from engine.images import resize_to
+from engine.models import ModelView
+from objectives.transfer import gram
+
+__all__ = ["feature_distance", "grid_strength", "style_distance"]
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).square().sum() / b.square().sum().clamp_min(1e-12))
+
+
+@torch.no_grad()
+def style_distance(view: ModelView, layers: Sequence[str], picture: torch.Tensor, style: torch.Tensor) -> float:
+    """Mean over ``layers`` of the Gram matrices' squared error relative to the style's (plain Gram, no smoothing)."""
+    pa, sa = view(picture.to(view.device), layers), view(style.to(view.device), layers)
+    return sum(_relative(gram(pa[layer]), gram(sa[layer])) for layer in layers) / len(layers)
+
+
+@torch.no_grad()
+def feature_distance(view: ModelView, layer: str, picture: torch.Tensor, reference: torch.Tensor) -> float:
+    """Squared error of one layer's activations relative to the reference's (resized to the picture first)."""
+    reference = resize_to(reference, (picture.shape[-2], picture.shape[-1]))
+    return _relative(view(picture.to(view.device), [layer])[layer], view(reference.to(view.device), [layer])[layer])
+
+
+def grid_strength(picture: torch.Tensor, periods: Sequence[int] = (2, 4, 8, 16)) -> float:
+    """How much a fixed grid stands out: the power at the frequencies of the given periods (and their mixes)
+    divided by the median power around them, the largest such ratio. A checkerboard printed by stride-2 layers
+    scores in the hundreds; photos score in the tens (JPEG's 8-pixel blocks included).
+
+    Shape: ``picture`` is ``(1, 3, H, W)`` in [0, 1].
+    """
+    grey = picture[0].float().mean(0)
+    power = torch.fft.fft2(grey - grey.mean()).abs().square()
+    h, w = power.shape
+    rows = [0, *(h // p for p in periods), *(h - h // p for p in periods[1:])]
+    cols = [0, *(w // p for p in periods), *(w - w // p for p in periods[1:])]
+    best = 0.0
+    for fy in rows:
+        for fx in cols:
+            if fy == 0 and fx == 0:
+                continue
+            ys = [(fy + d) % h for d in range(-3, 4)]
+            xs = [(fx + d) % w for d in range(-3, 4)]
+            around = power[ys][:, xs].flatten().median().clamp_min(1e-12)
+            best = max(best, float(power[fy, fx] / around))
+    return best

@@ -1,0 +1,330 @@
+"""Style transfer, texture synthesis and feature inversion: the pieces alone, then whole recipes on MobileNetV2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from engine.colors import keep_chroma, luminance, match_colors, match_luminance, region_masks
+from engine.errors import UserError
+from engine.export import contact_sheet
+from engine.images import load_image, resize_to, resize_wrapped
+from engine.measures import feature_distance, grid_strength, style_distance
+from engine.models import ModelView, classic_names, load_model
+from engine.runner import run_recipe
+from objectives import blend_weights, content, gram, smooth, style, style_grams
+from recipes import CONFIG_DIR
+from regularizers.transforms import Roll
+
+# --- Gram matrices, smoothing and the style objective ---
+
+
+def test_gram_is_channel_cooccurrence_averaged_over_positions() -> None:
+    f = torch.randn(2, 4, 5, 6)
+    x = f.flatten(2)
+    assert torch.allclose(gram(f), x @ x.transpose(1, 2) / 30, atol=1e-5)
+    assert torch.allclose(gram(f, torch.ones(1, 1, 5, 6)), gram(f), atol=1e-5)
+
+
+def test_masked_gram_only_sees_its_region() -> None:
+    f = torch.randn(1, 3, 4, 8)
+    left = torch.zeros(1, 1, 4, 8)
+    left[..., :4] = 1
+    assert torch.allclose(gram(f, left), gram(f[..., :4]), atol=1e-5)
+
+
+def test_softmax_smoothing_keeps_a_flat_map_at_one_and_tames_peaks() -> None:
+    assert torch.allclose(smooth(torch.full((1, 2, 3, 3), 7.0), "softmax"), torch.ones(1, 2, 3, 3))
+    f = torch.zeros(1, 2, 4, 4)
+    f[0, 0, 0, 0] = 50.0
+    out = smooth(f, "softmax")
+    assert out.sum().item() == pytest.approx(32.0, rel=1e-4)  # the mass stays the number of elements
+    assert torch.equal(smooth(f, "none"), f)
+    with pytest.raises(UserError, match="smoothing=blur is not known"):
+        smooth(f, "blur")
+
+
+def test_style_loss_is_zero_at_the_target_and_layer_weights_are_relative(tiny: ModelView) -> None:
+    torch.manual_seed(0)
+    picture, other = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    layers = ["features.1", "features.3"]
+    grams = style_grams(tiny, [picture], layers)
+    loss = style(grams)
+    assert loss(tiny(picture, layers)).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(tiny(other, layers)).item() > 0.01
+    a = style(grams, {"features.1": 1.0, "features.3": 3.0})(tiny(other, layers))
+    b = style(grams, {"features.1": 2.0, "features.3": 6.0})(tiny(other, layers))
+    assert torch.allclose(a, b)
+    with pytest.raises(UserError, match="positive"):
+        style(grams, {"features.1": 0.0, "features.3": 0.0})
+
+
+def test_blended_grams_are_the_weighted_mean(tiny: ModelView) -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 24, 40)
+    layers = ["features.1"]
+    ga, gb = style_grams(tiny, [a], layers), style_grams(tiny, [b], layers)
+    mixed = style_grams(tiny, [a, b], layers, [3.0, 1.0])
+    assert torch.allclose(mixed["features.1"], 0.75 * ga["features.1"] + 0.25 * gb["features.1"], atol=1e-6)
+
+
+def test_content_loss_is_relative_to_the_target(tiny: ModelView) -> None:
+    torch.manual_seed(0)
+    picture = torch.rand(1, 3, 32, 32)
+    target = tiny(picture, ["features.3"])["features.3"]
+    loss = content("features.3", target)
+    assert loss({"features.3": target}).item() == pytest.approx(0.0)
+    assert loss({"features.3": torch.zeros_like(target)}).item() == pytest.approx(1.0)
+
+
+def test_blend_weights_are_checked_and_normalized() -> None:
+    assert blend_weights(None, 2) == [0.5, 0.5]
+    assert blend_weights([3, 1], 2) == [0.75, 0.25]
+    with pytest.raises(UserError, match="2 style pictures but 1 style_weights"):
+        blend_weights([1.0], 2)
+    with pytest.raises(UserError, match="add up to a positive number"):
+        blend_weights([0.0, 0.0], 2)
+    with pytest.raises(UserError, match=">= 0"):
+        blend_weights([-1.0, 2.0], 2)
+    with pytest.raises(UserError, match=">= 0"):
+        blend_weights([float("nan"), 1.0], 2)
+
+
+# --- colours and masks ---
+
+
+def test_luminance_transfer_keeps_the_contents_chroma() -> None:
+    torch.manual_seed(0)
+    content_picture = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    result = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    out = keep_chroma(result, content_picture)
+    assert torch.allclose(luminance(out), luminance(result), atol=1e-4)
+    # a grey result takes the content's colours exactly where the content is grey-balanced
+    grey = luminance(content_picture)
+    assert torch.allclose(keep_chroma(grey, content_picture), content_picture, atol=1e-4)
+
+
+def test_style_luminance_is_matched_to_the_content() -> None:
+    torch.manual_seed(0)
+    s, c = torch.rand(1, 3, 20, 20) * 0.3, torch.rand(1, 3, 20, 20) * 0.2 + 0.6
+    y = match_luminance(s, c)
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 1], y[:, 2])  # grey
+    assert y.mean().item() == pytest.approx(luminance(c).mean().item(), abs=0.01)
+
+
+def test_histogram_mode_gives_the_style_the_contents_colour_statistics() -> None:
+    torch.manual_seed(0)
+    s = torch.rand(1, 3, 32, 32) * torch.tensor([0.3, 0.1, 0.2]).view(1, 3, 1, 1) + 0.1
+    c = torch.rand(1, 3, 32, 32) * torch.tensor([0.2, 0.3, 0.1]).view(1, 3, 1, 1) + 0.5
+    out = match_colors(s, c)
+    flat_out, flat_c = out[0].flatten(1).double(), c[0].flatten(1).double()
+    assert torch.allclose(flat_out.mean(1), flat_c.mean(1), atol=1e-3)
+    assert torch.allclose(torch.cov(flat_out), torch.cov(flat_c), atol=1e-4)
+
+
+def _two_tone(h: int = 10, w: int = 12) -> torch.Tensor:
+    mask = torch.zeros(1, 3, h, w)
+    mask[..., : w // 3] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)  # blue on the left
+    mask[..., w // 3 :] = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1)  # yellow on the right
+    return mask
+
+
+def test_mask_regions_go_darkest_first_and_cover_the_picture() -> None:
+    left, right = region_masks(_two_tone(), 2)
+    assert left[..., :4].min() == 1 and left[..., 4:].max() == 0  # blue is darker than yellow: the first style
+    assert torch.equal(left + right, torch.ones_like(left))
+    named = region_masks(_two_tone(), 2, ["yellow", "#0000ff"])
+    assert torch.equal(named[0], right) and torch.equal(named[1], left)
+
+
+def test_mask_errors_name_the_colours() -> None:
+    with pytest.raises(UserError, match=r"the mask has 2 colours \(#0000ff, #ffff00\) but there are 3 styles"):
+        region_masks(_two_tone(), 3)
+    with pytest.raises(UserError, match="mask colour #ffff00 maps to no style"):
+        region_masks(_two_tone(), 2, ["blue", "red"])
+    with pytest.raises(UserError, match="no part of the mask has the colour of style 3"):
+        region_masks(_two_tone(), 3, ["blue", "yellow", "red"])
+    with pytest.raises(UserError, match="'chartreuse-ish' is not a colour"):
+        region_masks(_two_tone(), 2, ["blue", "chartreuse-ish"])
+
+
+# --- the model and the picture around the loss ---
+
+
+def test_vgg_classic_layer_names() -> None:
+    names = classic_names(torchvision.models.vgg19())
+    assert names["conv1_1"] == "features.0" and names["relu1_1"] == "features.1"
+    assert names["conv4_2"] == "features.21" and names["relu5_1"] == "features.29" and names["pool5"] == "features.36"
+    assert classic_names(torchvision.models.vgg16())["conv4_2"] == "features.19"
+    assert classic_names(torchvision.models.resnet18()) == {}
+
+
+def test_vgg_view_answers_to_classic_names() -> None:
+    torch.manual_seed(0)
+    view = load_model("vgg16", "none")
+    x = torch.rand(1, 3, 32, 32)
+    acts = view(x, ["relu1_2", "features.3"])
+    assert torch.equal(acts["relu1_2"], acts["features.3"])
+    with pytest.raises(UserError, match="no layer 'relu6_1'"):
+        view.check_layers(["relu6_1"])
+
+
+def test_wrapped_edges_make_the_features_shift_with_the_picture() -> None:
+    torch.manual_seed(0)
+    view = load_model("mobilenet_v2", "none")
+    x = torch.rand(1, 3, 32, 32)
+    rolled = torch.roll(x, (4, 8), dims=(-2, -1))
+    layer = "features.3"  # stride 4 so far
+    plain = view(rolled, [layer])[layer], torch.roll(view(x, [layer])[layer], (1, 2), dims=(-2, -1))
+    assert not torch.allclose(*plain, atol=1e-4)  # zero padding: the edges differ
+    view.wrap_edges()
+    a, b = view(rolled, [layer])[layer], torch.roll(view(x, [layer])[layer], (1, 2), dims=(-2, -1))
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_wrapped_resize_keeps_a_repeating_picture_seamless() -> None:
+    torch.manual_seed(0)
+    tile = torch.rand(1, 3, 12, 12)
+    big = resize_wrapped(tile, (30, 30))
+    assert big.shape == (1, 3, 30, 30)
+    # the wrapped result, repeated, equals resizing the repeated picture (away from its outer border)
+    reference = resize_to(tile.repeat(1, 1, 3, 3), (90, 90))[..., 30:60, 30:60]
+    assert torch.allclose(big, reference, atol=1e-5)
+
+
+def test_roll_shifts_by_at_most_its_limit() -> None:
+    torch.manual_seed(0)
+    roll = Roll(2)
+    x = torch.arange(100.0).view(1, 1, 10, 10)
+    seen = set()
+    for _ in range(30):
+        y = roll(x)
+        dy, dx = (int(i) for i in (y[0, 0] == 0).nonzero()[0])  # where the first pixel went
+        assert min(dy, 10 - dy) <= 2 and min(dx, 10 - dx) <= 2
+        assert torch.equal(y.flatten().sort().values, x.flatten())
+        seen.add((dy, dx))
+    assert len(seen) > 5
+    assert torch.equal(Roll(0)(x), x)
+
+
+def test_contact_sheet_captions_add_a_strip_under_each_row() -> None:
+    pictures = torch.rand(3, 3, 20, 30)
+    plain, captioned = contact_sheet(pictures, 3), contact_sheet(pictures, 3, labels=["a", "b", "c"])
+    assert captioned.width == plain.width and captioned.height == plain.height + 14
+    text = np.asarray(captioned)[-14:-2]
+    assert (text < 128).any()  # the captions are drawn in dark ink
+
+
+def test_grid_strength_finds_a_checkerboard() -> None:
+    torch.manual_seed(0)
+    smooth_picture = resize_to(torch.rand(1, 3, 8, 8), (64, 64))
+    board = smooth_picture.clone()
+    board[..., ::2, ::2] += 0.1
+    assert grid_strength(board) > 10 * grid_strength(smooth_picture)
+
+
+# --- whole recipes on the packaged MobileNetV2 ---
+
+
+def _run(tmp_path: Path, recipe: str, *overrides: str) -> dict[str, object]:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"recipe={recipe}", "device=cpu", "snapshot_every=0", *overrides])
+    return run_recipe(cfg, tmp_path, recipe).metrics
+
+
+def _seam(picture: torch.Tensor) -> float:
+    """How much the picture jumps from its right edge back to its left, relative to a step inside it."""
+    inside = (picture[..., 1:] - picture[..., :-1]).abs().mean()
+    return float((picture[..., 0] - picture[..., -1]).abs().mean() / inside)
+
+
+@pytest.mark.slow
+def test_style_transfer_carries_the_style_and_keeps_the_content(tmp_path: Path) -> None:
+    """The quality bar, small: a judge the optimization never saw (a random VGG19) finds the result well over
+    half way from the photo to the style, while MobileNetV2's deep features still find the photo."""
+    _run(tmp_path, "style", "size=128", "steps=60")
+    result = load_image(tmp_path / "image.png")
+    hw = (result.shape[-2], result.shape[-1])
+    photo = resize_to(load_image("grace_hopper"), hw)
+    painting = resize_to(load_image("ihc"), (128, 128))
+    torch.manual_seed(0)
+    judge = load_model("vgg19", "none")
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    moved = style_distance(judge, layers, result, painting) / style_distance(judge, layers, photo, painting)
+    mnet = load_model("mobilenet_v2", "IMAGENET1K_V1")
+    kept = feature_distance(mnet, "features.13", result, photo) / feature_distance(
+        mnet, "features.13", resize_to(painting, hw), photo
+    )
+    assert moved < 0.5, f"style distance ratio {moved:.3f}"
+    assert kept < 0.5, f"content distance ratio {kept:.3f}"
+
+
+@pytest.mark.slow
+def test_tiled_texture_has_no_seam(tmp_path: Path) -> None:
+    _run(tmp_path / "tiled", "texture", "size=64", "steps=40", "tile=true")
+    _run(tmp_path / "plain", "texture", "size=64", "steps=40")
+    tiled, plain = load_image(tmp_path / "tiled" / "image.png"), load_image(tmp_path / "plain" / "image.png")
+    assert _seam(tiled) < 1.25 and _seam(tiled.transpose(-1, -2)) < 1.25
+    assert _seam(plain) > _seam(tiled)
+
+
+@pytest.mark.slow
+def test_mask_puts_each_style_in_its_region(tmp_path: Path) -> None:
+    """A dark sky and a light stained slide, split by a mask of another size: each half takes its own style."""
+    mask = np.zeros((30, 40, 3), dtype=np.uint8)
+    mask[:, 20:] = 255  # black left (first style), white right (second)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    metrics = _run(
+        tmp_path / "run",
+        "texture",
+        "size=64",
+        "steps=100",
+        "style=[hubble_deep_field,ihc]",
+        f"mask={tmp_path}/mask.png",
+    )
+    assert metrics["styles"] == ["hubble_deep_field", "ihc"]
+    picture = load_image(tmp_path / "run" / "image.png")
+    left, right = picture[..., :28].mean().item(), picture[..., 36:].mean().item()
+    assert right - left > 0.25, (left, right)
+
+
+@pytest.mark.slow
+def test_zero_blend_weight_is_the_same_as_leaving_the_style_out(tmp_path: Path) -> None:
+    common = ("size=48", "steps=3", "octaves=1")
+    _run(tmp_path / "one", "style", *common, "style=[ihc]")
+    _run(tmp_path / "two", "style", *common, "style=[ihc,brick]", "style_weights=[1,0]")
+    one, two = (np.asarray(Image.open(tmp_path / n / "image.png")) for n in ("one", "two"))
+    assert np.abs(one.astype(int) - two.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_luminance_colors_keep_the_photos_chroma(tmp_path: Path) -> None:
+    _run(tmp_path, "style", "size=48", "steps=5", "octaves=1", "colors=luminance")
+    result = load_image(tmp_path / "image.png")
+    photo = resize_to(load_image("grace_hopper"), (result.shape[-2], result.shape[-1]))
+    recoloured = keep_chroma(result, photo)  # changes nothing when the chroma is already the photo's
+    assert (recoloured - result).abs().mean() < 0.01
+
+
+@pytest.mark.slow
+def test_shallow_inversion_is_nearly_exact(tmp_path: Path) -> None:
+    metrics = _run(tmp_path, "inversion", "layer=features.1", "size=64", "steps=60")
+    assert metrics["feature_error"] < 0.05
+    assert json.loads((tmp_path / "metrics.json").read_text())["objective"].startswith("content(features.1)")
+
+
+@pytest.mark.slow
+def test_inversion_sweep_lays_out_input_and_layers(tmp_path: Path) -> None:
+    metrics = _run(tmp_path, "inversion_sweep", "layers=[features.1,features.10]", "size=48", "steps=30")
+    errors = metrics["errors"]
+    assert isinstance(errors, dict) and list(errors) == ["features.1", "features.10"]
+    assert len(list((tmp_path / "images").glob("*.png"))) == 3  # the input and one picture per layer
+    with Image.open(tmp_path / "image.png") as sheet:
+        assert sheet.width > 3 * 40
