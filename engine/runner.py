@@ -314,9 +314,10 @@ TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {"render": rend
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
-    from engine.transfer import TRANSFER_TASKS  # imports this module, so it is read when a run starts
+    from engine.analysis import ANALYSIS_TASKS  # these import this module, so they are read when a run starts
+    from engine.transfer import TRANSFER_TASKS
 
-    tasks = {**TASKS, **TRANSFER_TASKS}
+    tasks = {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS}
     task = tasks.get(str(cfg.task))
     if task is None:
         raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")

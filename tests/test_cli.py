@@ -223,6 +223,25 @@ ERRORS = [
         ("recipe=inversion", "steps=1", "size=48", "layer=features.99"),
         ("no layer 'features.99'", "recipe=layers"),
     ),
+    Case(
+        "gradcam-not-convolutional",
+        ("recipe=gradcam", "size=64", "layer=classifier.1"),
+        ("classifier.1 gives (1000,), not a (C, H, W) map", "convolutional layer"),
+    ),
+    Case("gradcam-top0", ("recipe=gradcam", "size=64", "target=top0"), ("target=top0 is not valid", "top1")),
+    Case(
+        "guided-rule-unknown", ("recipe=guided_backprop", "size=64", "rule=up"), ("rule=up is not known", "deconvnet")
+    ),
+    Case("occlusion-patch-too-big", ("recipe=occlusion", "size=64", "patch=100"), ("patch=100", "0 < patch <= 43")),
+    Case("eps-zero", ("recipe=adversarial", "size=64", "eps=0"), ("eps=0 is not valid", "(0, 1]", "eps=2/255")),
+    Case("eps-too-big", ("recipe=adversarial", "size=64", "eps=3"), ("eps=3 is not valid", "(0, 1]")),
+    Case("eps-not-a-number", ("recipe=adversarial", "size=64", "eps=small"), ("eps=small is not valid",)),
+    Case("attack-unknown", ("recipe=adversarial", "size=64", "method=pgd"), ("method=pgd is not known", "fgsm")),
+    Case(
+        "fooling-confidence",
+        ("recipe=fooling", "size=64", "confidence=1.5"),
+        ("confidence=1.5 is not valid", "between 0 and 1"),
+    ),
     Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
 ]
 BY_ID = {case.id: case for case in ERRORS}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -17,7 +18,11 @@ from recipes import CONFIG_DIR
 from regularizers.transforms import Compose
 
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
-RENDERING = [r for r in RECIPES if r != "layers"]
+TASKS = {
+    r: yaml.safe_load((Path(CONFIG_DIR) / "recipe" / f"{r}.yaml").read_text()).get("task", "render") for r in RECIPES
+}
+RENDERING = [r for r in RECIPES if TASKS[r] in ("render", "style", "inversion", "inversion_sweep")]
+"""Recipes that optimize a picture (the analysis views have their own tests in test_attribution.py)."""
 FAST = {
     "style": ["size=48", "octaves=2"],
     "texture": ["size=48", "octaves=2"],

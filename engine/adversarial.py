@@ -1,0 +1,215 @@
+"""Adversarial pictures (Goodfellow et al., 2015; Kurakin et al., 2017) and fooling pictures (Nguyen et al., 2015).
+
+``attack`` changes every pixel of a photo by at most ``eps`` so that the model calls it ``target`` (or anything but
+its own answer); ``fool`` grows a picture from noise until the model gives ``target`` a chosen confidence.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from engine.callbacks import Progress
+from engine.errors import UserError
+from engine.export import contact_sheet, save_json, save_png
+from engine.images import load_image, resize_to, target_size
+from engine.models import LOGITS, ModelView
+from engine.runner import RunResult, load_view
+from objectives.classes import resolve_class
+
+__all__ = ["ATTACKS", "attack", "fool", "parse_eps"]
+
+ATTACKS = ("fgsm", "iterative")
+
+
+def parse_eps(value: Any) -> float:
+    """``eps`` as a number in (0, 1]; fractions such as ``2/255`` are accepted."""
+    try:
+        eps = float(Fraction(str(value).strip()))
+    except (ValueError, ZeroDivisionError):
+        eps = float("nan")
+    if not 0 < eps <= 1:
+        raise UserError(f"eps={value} is not valid; eps is the largest change per pixel in (0, 1], e.g. eps=2/255")
+    return eps
+
+
+def _quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit levels a PNG holds, so what is measured is what is saved."""
+    return (x * 255).round() / 255
+
+
+def attack(
+    view: ModelView,
+    picture: torch.Tensor,
+    eps: float,
+    target: int | None = None,
+    method: str = "iterative",
+    steps: int = 10,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """The picture within ``eps`` (L∞) of ``picture`` that the model calls ``target``.
+
+    ``fgsm`` takes one signed-gradient step of size ``eps``; ``iterative`` takes ``steps`` steps of ``2.5 · eps /
+    steps``, projecting back into the ``eps`` box each time. Without ``target`` the attack pushes away from the
+    model's own answer. The result is rounded to 8-bit levels (and stays within ``eps`` of the 8-bit original).
+
+    Shape: ``(1, 3, H, W)`` in [0, 1] in and out.
+    """
+    if method not in ATTACKS:
+        raise UserError(f"method={method} is not known; use method=fgsm or iterative")
+    x0 = _quantize(picture.to(view.device))
+    with torch.no_grad():
+        own = int(view(x0, [LOGITS])[LOGITS].argmax())
+    label = torch.tensor([own if target is None else target], device=x0.device)
+    sign = -1.0 if target is not None else 1.0  # toward the target, or away from the model's answer
+    n, alpha = (1, eps) if method == "fgsm" else (steps, 2.5 * eps / steps)
+    x = x0.clone()
+    if progress is not None:
+        progress.on_start(n, lambda: x0)  # the bar reads only the step and the loss
+    for step in range(n):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(view(x, [LOGITS])[LOGITS], label)
+        (grad,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            x = x + sign * alpha * grad.sign()
+            x = torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
+        if progress is not None:
+            progress.on_step(step, loss.detach(), lambda: x0)
+    low = (((x0 - eps) * 255 - 1e-4).ceil() / 255).clamp(0, 1)  # the 8-bit levels inside the eps box
+    high = (((x0 + eps) * 255 + 1e-4).floor() / 255).clamp(0, 1)
+    return torch.min(torch.max(_quantize(x.detach()), low), high)
+
+
+def fool(
+    view: ModelView,
+    target: int,
+    hw: tuple[int, int],
+    confidence: float,
+    steps: int,
+    lr: float,
+    generator: torch.Generator | None = None,
+    progress: Progress | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Grow a picture from noise until the model gives ``target`` at least ``confidence`` (or ``steps`` run out).
+
+    Returns the 8-bit picture ``(1, 3, H, W)`` and the number of steps taken.
+    """
+    noise = torch.rand((1, 3, *hw), generator=generator).to(view.device)
+    logit = (noise.clamp(0.01, 0.99) / (1 - noise.clamp(0.01, 0.99))).log().requires_grad_(True)
+    optimizer = torch.optim.Adam([logit], lr=lr)
+    label = torch.tensor([target], device=view.device)
+    if progress is not None:
+        progress.on_start(steps, logit.sigmoid)
+    taken = 0
+    for step in range(steps):
+        x = logit.sigmoid()
+        logits = view(x, [LOGITS])[LOGITS]
+        taken = step
+        if float(logits.detach().softmax(-1)[0, target]) >= confidence:
+            break
+        loss = F.cross_entropy(logits, label)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        taken = step + 1
+        if progress is not None:
+            progress.on_step(step, loss.detach(), logit.sigmoid)
+    return _quantize(logit.detach().sigmoid()), taken
+
+
+def _top(view: ModelView, x: torch.Tensor) -> tuple[int, float, torch.Tensor]:
+    with torch.no_grad():
+        probs = view(x, [LOGITS])[LOGITS].softmax(-1)[0]
+    i = int(probs.argmax())
+    return i, float(probs[i]), probs
+
+
+def _caption(view: ModelView, x: torch.Tensor, prefix: str) -> str:
+    i, p, _ = _top(view, x)
+    return f"{prefix}: {view.categories[i][:18]} {p:.0%}"
+
+
+def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Write the original, the difference ×``magnify`` and the adversarial picture, and their predictions."""
+    view = load_view(cfg)
+    eps = parse_eps(cfg.eps)
+    if not cfg.input:
+        raise UserError("recipe=adversarial changes a picture; pass input=photo.jpg")
+    target = None if cfg.target is None else resolve_class(cfg.target, view.categories)
+    picture = load_image(cfg.input)
+    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
+    x0 = _quantize(picture)
+    t0 = time.perf_counter()
+    adv = attack(view, x0, eps, target, str(cfg.method), int(cfg.steps), Progress())
+    seconds = time.perf_counter() - t0
+    diff = (0.5 + float(cfg.magnify) * (adv - x0)).clamp(0, 1)
+    labels = [_caption(view, x0, "original"), f"difference x{cfg.magnify:g}", _caption(view, adv, "adversarial")]
+    config_text = OmegaConf.to_yaml(cfg, resolve=True)
+    save_png(folder / "adversarial.png", adv[0], config_text)
+    save_png(folder / "image.png", contact_sheet(torch.cat([x0, diff, adv]).cpu(), 3, labels=labels), config_text)
+    clean, clean_p, _ = _top(view, x0)
+    after, after_p, probs = _top(view, adv)
+    metrics = {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "seed": cfg.seed,
+        "steps": 1 if cfg.method == "fgsm" else int(cfg.steps),
+        "seconds": round(seconds, 3),
+        "image_size": list(x0.shape[-2:]),
+        "method": str(cfg.method),
+        "eps": eps,
+        "linf": round(float((adv - x0).abs().max()), 6),
+        "linf_255": round(float((adv - x0).abs().max()) * 255, 3),
+        "l2": round(float((adv - x0).norm()), 4),
+        "clean": {"class": view.categories[clean], "probability": round(clean_p, 4)},
+        "adversarial": {"class": view.categories[after], "probability": round(after_p, 4)},
+        "target": None if target is None else view.categories[target],
+        "target_probability": None if target is None else round(float(probs[target]), 4),
+        "success": after == target if target is not None else after != clean,
+    }
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Write a picture grown from noise that the model calls ``target`` with ``confidence``."""
+    view = load_view(cfg)
+    confidence = float(cfg.confidence)
+    if not 0 < confidence < 1:
+        raise UserError(f"confidence={cfg.confidence} is not valid; use a probability between 0 and 1, e.g. 0.99")
+    target = resolve_class(cfg.target, view.categories)
+    hw = target_size(cfg.size)
+    t0 = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, Progress())
+    seconds = time.perf_counter() - t0
+    _, _, probs = _top(view, picture)
+    caption = f"{view.categories[target][:22]} {float(probs[target]):.1%}"
+    save_png(
+        folder / "image.png", contact_sheet(picture.cpu(), 1, labels=[caption]), OmegaConf.to_yaml(cfg, resolve=True)
+    )
+    top = probs.topk(5)
+    metrics = {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "seed": cfg.seed,
+        "steps": taken,
+        "seconds": round(seconds, 3),
+        "image_size": list(hw),
+        "target": view.categories[target],
+        "target_probability": round(float(probs[target]), 4),
+        "reached": float(probs[target]) >= confidence,
+        "top5": [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)],
+    }
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+ADVERSARIAL_TASKS = {"adversarial": adversarial, "fooling": fooling}
+"""Task name -> function, for the runner's dispatch table."""

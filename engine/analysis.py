@@ -1,0 +1,147 @@
+"""The analysis recipes: saliency, guided backprop (and deconvnet, guided Grad-CAM), Grad-CAM and occlusion.
+
+Each explains the model's decision on ``input`` for one or more classes and writes ``image.png`` (the input, then one
+captioned panel per class, heat maps with a colour bar), ``maps.npy`` (the raw maps, one per class) and
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from engine.adversarial import ADVERSARIAL_TASKS
+from engine.attribution import conv_layer, gradcam, guided, occlusion, print_progress, saliency
+from engine.errors import UserError
+from engine.export import contact_sheet, save_json, save_png
+from engine.images import load_image, resize_to, target_size
+from engine.models import LOGITS, ModelView
+from engine.runner import RunResult, load_view
+from objectives.classes import resolve_class
+
+__all__ = ["ANALYSIS_TASKS", "colormap"]
+
+_STOPS = torch.tensor(
+    [[0.05, 0.05, 0.30], [0.10, 0.50, 0.95], [0.30, 0.95, 0.40], [1.00, 0.80, 0.10], [0.85, 0.10, 0.05]]
+)
+BAR = 10
+"""Width in pixels of the colour bar right of each heat map (low at the bottom, high at the top)."""
+
+
+def colormap(values: torch.Tensor) -> torch.Tensor:
+    """Map values in [0, 1] to colours from dark blue through green and yellow to red. ``(H, W) -> (3, H, W)``."""
+    v = values.clamp(0, 1) * (len(_STOPS) - 1)
+    low = v.floor().long().clamp(max=len(_STOPS) - 2)
+    t = (v - low).unsqueeze(0)
+    stops = _STOPS.to(values.device)
+    return stops[low].permute(2, 0, 1) * (1 - t) + stops[low + 1].permute(2, 0, 1) * t
+
+
+def _scaled(heat: torch.Tensor) -> torch.Tensor:
+    """Divide by the 99.5th percentile, so a few hot pixels do not make the rest of the map dark."""
+    top = torch.quantile(heat.flatten().float(), 0.995).clamp_min(1e-12)
+    return (heat / top).clamp(0, 1)
+
+
+def _with_bar(panel: torch.Tensor) -> torch.Tensor:
+    h = panel.shape[-2]
+    ramp = torch.linspace(1, 0, h, device=panel.device).unsqueeze(1).expand(h, BAR)
+    gap = torch.ones(3, h, 3, device=panel.device)
+    return torch.cat([panel, gap, colormap(ramp)], dim=-1)
+
+
+def _targets(cfg: DictConfig, view: ModelView, picture: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    with torch.no_grad():
+        probs = view(picture.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+    text = str(cfg.target).strip().lower()
+    match = re.fullmatch(r"top(\d+)", text)
+    if match:
+        k = int(match.group(1))
+        if not 1 <= k <= min(10, len(probs)):
+            raise UserError(f"target={cfg.target} is not valid; use top1 … top10, a class name or an index")
+        return probs.topk(k).indices.tolist(), probs
+    return [resolve_class(cfg.target, view.categories)], probs
+
+
+def _panels(cfg: DictConfig, view: ModelView, picture: torch.Tensor, target: int) -> tuple[torch.Tensor, Any]:
+    """One class's picture for the sheet ``(3, H, W + bar)`` and its raw map."""
+    task = str(cfg.task)
+    if task == "saliency":
+        samples = int(cfg.samples) if cfg.smoothgrad else 0
+        heat = saliency(view, picture, target, samples, float(cfg.sigma))
+        return _with_bar(colormap(_scaled(heat))), heat
+    if task == "guided_backprop":
+        grad = guided(view, picture, target, str(cfg.rule))
+        if cfg.cam_layer:
+            grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))
+        shown = (grad / (3 * grad.std().clamp_min(1e-12)) * 0.5 + 0.5).clamp(0, 1)
+        return torch.cat([shown, torch.ones(3, shown.shape[-2], 3 + BAR, device=shown.device)], dim=-1), grad
+    if task == "gradcam":
+        heat = gradcam(view, picture, target, str(cfg.layer))
+    else:
+        heat = occlusion(
+            view, picture, target, int(cfg.patch), int(cfg.stride), int(cfg.chunk), progress=print_progress
+        )
+    overlay = 0.5 * picture[0].to(heat.device) + 0.5 * colormap(_scaled(heat.clamp_min(0)))
+    return _with_bar(overlay), heat
+
+
+def attribute(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Run one of the analysis views on ``input`` for the classes ``target`` names, and write its run folder."""
+    view = load_view(cfg)
+    if not cfg.input:
+        raise UserError(f"recipe={recipe} explains a picture; pass input=photo.jpg")
+    picture = load_image(cfg.input)
+    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
+    hw = (picture.shape[-2], picture.shape[-1])
+    for key in ("layer", "cam_layer"):
+        if cfg.get(key) and (key == "cam_layer" or cfg.task == "gradcam"):
+            conv_layer(view, str(cfg[key]), hw)
+    if cfg.task == "guided_backprop" and cfg.rule not in ("guided", "deconvnet", "gradient"):
+        raise UserError(f"rule={cfg.rule} is not known; use rule=guided, deconvnet or gradient")
+    targets, probs = _targets(cfg, view, picture)
+    t0 = time.perf_counter()
+    panels, maps = [], []
+    for target in targets:
+        panel, raw = _panels(cfg, view, picture, target)
+        panels.append(panel)
+        maps.append(raw.detach().float().cpu().numpy())
+    seconds = time.perf_counter() - t0
+    width = panels[0].shape[-1]
+    first = torch.cat([picture[0], torch.ones(3, hw[0], width - hw[1], device=picture.device)], dim=-1)
+    names = [view.categories[t] for t in targets]
+    labels = ["input", *(f"{n[:22]} {float(probs[t]):.0%}" for n, t in zip(names, targets, strict=True))]
+    sheet = contact_sheet(torch.stack([first, *panels]).cpu(), len(labels), labels=labels)
+    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
+    np.save(folder / "maps.npy", np.stack(maps))
+    top = probs.topk(5)
+    metrics = {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "seed": cfg.seed,
+        "steps": 0,
+        "seconds": round(seconds, 3),
+        "image_size": list(hw),
+        "device": str(view.device),
+        "targets": [
+            {"class": n, "index": t, "probability": round(float(probs[t]), 4)}
+            for n, t in zip(names, targets, strict=True)
+        ],
+        "top5": [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)],
+    }
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+ANALYSIS_TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
+    **{name: attribute for name in ("saliency", "guided_backprop", "gradcam", "occlusion")},
+    **ADVERSARIAL_TASKS,
+}
+"""Task name -> function, for the runner's dispatch table."""

@@ -1,0 +1,73 @@
+"""Adversarial and fooling pictures: the eps box, 8-bit rounding, and that the model's answer really changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from engine.adversarial import attack, fool, parse_eps
+from engine.errors import UserError
+from engine.images import load_image, resize_to
+from engine.models import LOGITS, ModelView
+from engine.runner import run_recipe
+from recipes import CONFIG_DIR
+
+
+def test_eps_accepts_fractions_and_refuses_the_impossible() -> None:
+    assert parse_eps("2/255") == pytest.approx(2 / 255)
+    assert parse_eps(0.5) == 0.5 and parse_eps(1) == 1.0
+    for bad in (0, -0.1, 1.5, "abc", "1/0", float("nan")):
+        with pytest.raises(UserError, match=r"eps=.* is not valid"):
+            parse_eps(bad)
+
+
+def test_attack_stays_in_the_eps_box_on_8_bit_levels(tiny: ModelView) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 24, 24)
+    for eps in (2 / 255, 0.013):
+        adv = attack(tiny, x, eps, target=1, steps=5)
+        x0 = (x * 255).round() / 255
+        assert (adv - x0).abs().max() <= eps + 1e-6
+        assert torch.allclose(adv * 255, (adv * 255).round(), atol=1e-4)
+        assert (adv - x0).abs().max() > 0
+    with pytest.raises(UserError, match="method=pgd is not known"):
+        attack(tiny, x, 0.1, method="pgd")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", ["chelsea", "coffee", "rocket"])
+def test_two_levels_per_pixel_turn_a_photo_into_a_toaster(mobilenet: ModelView, sample: str) -> None:
+    picture = resize_to(load_image(sample), (160, 160))
+    toaster = mobilenet.categories.index("toaster")
+    adv = attack(mobilenet, picture, 2 / 255, toaster)
+    with torch.no_grad():
+        assert int(mobilenet(adv)[LOGITS].argmax()) == toaster
+
+
+@pytest.mark.slow
+def test_fooling_stops_at_the_confidence(mobilenet: ModelView) -> None:
+    robin = mobilenet.categories.index("robin")
+    picture, taken = fool(mobilenet, robin, (96, 96), 0.9, 200, 0.05, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert float(mobilenet(picture)[LOGITS].softmax(-1)[0, robin]) >= 0.85  # after 8-bit rounding
+    assert 0 < taken < 200
+
+
+@pytest.mark.slow
+def test_adversarial_recipe_writes_the_triptych_and_the_numbers(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["recipe=adversarial", "device=cpu", "size=96"])
+    run_recipe(cfg, tmp_path, "adversarial")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["success"] is True and metrics["adversarial"]["class"] == "toaster"
+    assert metrics["linf_255"] <= 2.0 and metrics["clean"]["class"] != "toaster"
+    with Image.open(tmp_path / "adversarial.png") as img:
+        assert img.size == (96, 64)
+    saved = load_image(tmp_path / "adversarial.png")
+    original = resize_to(load_image("chelsea"), (64, 96))
+    assert (saved - (original * 255).round() / 255).abs().max() <= 2 / 255 + 1e-6
