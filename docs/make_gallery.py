@@ -41,9 +41,25 @@ EXAMPLES: dict[str, list[str]] = {
     "texture": ["recipe=texture"],
     "texture_tiled": ["recipe=texture", "style=brick", "size=256", "tile=true"],
     "inversion_sweep": ["recipe=inversion_sweep"],
+    "saliency": ["recipe=saliency", "smoothgrad=true"],
+    "guided_backprop": ["recipe=guided_backprop"],
+    "gradcam": ["recipe=gradcam"],
+    "occlusion": ["recipe=occlusion"],
+    "adversarial": ["recipe=adversarial"],
+    "fooling": ["recipe=fooling"],
+    "activations": ["recipe=activations"],
+    "filters": ["recipe=filters"],
+    "layer_atlas": ["recipe=layer_atlas"],
 }
-"""Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``
-and ``inversion_sweep`` are the recipes' defaults."""
+"""Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``,
+``inversion_sweep`` and the analysis views are the recipes' defaults (saliency with SmoothGrad)."""
+WIDE = {
+    "inversion_sweep": 768,
+    "gradcam": 640,
+    "adversarial": 512,
+    **dict.fromkeys(("saliency", "guided_backprop", "occlusion"), 400),
+}
+"""Sheets of several panels get a longer side than :data:`THUMB_SIDE`, so each panel stays readable."""
 REPEAT = {"texture_tiled": 2}
 """Examples shown repeated n × n, so that a seamless tile shows it has no seam."""
 
@@ -107,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         picture = RUNS / name / "image.png" if args.thumbs_only else render(name, EXAMPLES[name])
         if name in REPEAT:
             picture = repeat(picture, REPEAT[name])
-        size = thumbnail(picture, IMAGES / f"{name}.png")
+        size = thumbnail(picture, IMAGES / f"{name}.png", WIDE.get(name, THUMB_SIDE))
         print(f"  wrote {(IMAGES / f'{name}.png').relative_to(ROOT)} ({size / 1000:.0f} KB)", flush=True)
 
 

@@ -140,8 +140,77 @@ def attribute(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return RunResult(folder, metrics)
 
 
+def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
+    """Enlarge small maps ``(N, C, h, w)`` with nearest neighbours until the long side reaches ``side``."""
+    factor = max(1, -(-side // max(maps.shape[-2:])))
+    return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+
+
+def _finish_internal(
+    cfg: DictConfig, folder: Path, recipe: str, sheet: Any, data: np.ndarray, **extra: Any
+) -> RunResult:
+    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
+    np.save(folder / f"{recipe}.npy", data)
+    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Every channel of ``layer`` for ``input``, as a grid of heat maps in channel order (one shared scale)."""
+    view = load_view(cfg)
+    if not cfg.input:
+        raise UserError("recipe=activations shows what a layer sees in a picture; pass input=photo.jpg")
+    picture = load_image(cfg.input)
+    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
+    layer = str(cfg.layer)
+    conv_layer(view, layer, (picture.shape[-2], picture.shape[-1]))
+    with torch.no_grad():
+        acts = view(picture, [layer])[layer][0].float()
+    scale = torch.quantile(acts.clamp_min(0).flatten(), 0.995).clamp_min(1e-12)
+    shown = torch.stack([colormap(a) for a in (acts / scale).clamp(0, 1)])
+    sheet = contact_sheet(_tiles(shown, int(cfg.tile)).cpu(), pad=2)
+    channels, h, w = acts.shape
+    active = float((acts > 0).float().mean())
+    return _finish_internal(
+        cfg,
+        folder,
+        recipe,
+        sheet,
+        acts.cpu().numpy(),
+        layer=layer,
+        shape=[channels, h, w],
+        active_share=round(active, 4),
+    )
+
+
+def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
+    (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0."""
+    view = load_view(cfg)
+    layer = str(cfg.layer)
+    view.check_layers([layer])
+    module = view.model.get_submodule(view.aliases.get(layer, layer))
+    if not isinstance(module, torch.nn.Conv2d):
+        raise UserError(
+            f"layer {layer} is a {type(module).__name__}, not a convolution; filters shows a Conv2d's kernels "
+            "(the first is features.0.0 on MobileNetV2; list them with: dreamloom recipe=layers)"
+        )
+    weight = module.weight.detach().float().cpu()
+    shown = 0.5 + weight / (2 * weight.abs().max().clamp_min(1e-12))
+    if weight.shape[1] == 3:
+        tiles, columns = shown, None
+    else:
+        rows, cols = min(64, weight.shape[0]), min(16, weight.shape[1])
+        tiles, columns = shown[:rows, :cols].reshape(rows * cols, 1, *weight.shape[-2:]).expand(-1, 3, -1, -1), cols
+    sheet = contact_sheet(_tiles(tiles, int(cfg.tile)), columns, pad=2)
+    return _finish_internal(cfg, folder, recipe, sheet, weight.numpy(), layer=layer, shape=list(weight.shape))
+
+
 ANALYSIS_TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
     **{name: attribute for name in ("saliency", "guided_backprop", "gradcam", "occlusion")},
+    "activations": activations,
+    "filters": filters,
     **ADVERSARIAL_TASKS,
 }
 """Task name -> function, for the runner's dispatch table."""

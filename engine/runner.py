@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from engine.callbacks import Progress, Recorder, Snapshots
 from engine.errors import UserError
@@ -21,6 +21,7 @@ from engine.images import load_image, target_size
 from engine.loop import optimize
 from engine.models import LOGITS, ModelView, layer_table, load_model
 from engine.octaves import octave_sizes, run_octaves
+from objectives.activation import channel_list
 from objectives.base import Objective
 from regularizers import l1, l2, total_variation
 from regularizers.penalties import INPUT
@@ -168,8 +169,8 @@ def _write(
     else:
         for i, single in enumerate(picture):
             save_png(folder / "images" / f"{i:03d}.png", single, config_text)
-        # a captioned sheet is a sequence (shallow to deep …): one row reads left to right
-        columns = len(labels) if labels else None
+        # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
+        columns = len(labels) if labels and len(labels) <= 8 else None
         save_png(folder / "image.png", contact_sheet(picture, columns, labels=labels), config_text)
     save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
     save_json(folder / "metrics.json", metrics)
@@ -272,7 +273,7 @@ def load_view(cfg: DictConfig) -> ModelView:
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
 
 
-def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None) -> RunResult:
     """Run an optimization recipe (deepdream, class, channel, neuron …) and write its run folder."""
     check_numbers(cfg)
     picture, hw = _picture_and_size(cfg)
@@ -281,7 +282,17 @@ def render(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base)
-    return finish(cfg, folder, recipe, view, out, objective.name)
+    return finish(cfg, folder, recipe, view, out, objective.name, labels)
+
+
+def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Channel visualizations of one layer side by side: picture ``i`` of a batch maximizes the ``i``-th channel."""
+    picked = channel_list(cfg.channels if isinstance(cfg.channels, int | str) else list(cfg.channels))
+    if len(picked) > 256:
+        raise UserError(f"channels={cfg.channels} picks {len(picked)} channels; pick at most 256 per sheet")
+    with open_dict(cfg):
+        cfg.batch = len(picked)
+    return render(cfg, folder, recipe, [f"{cfg.layer}:{c}" for c in picked])
 
 
 def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -309,7 +320,11 @@ def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return RunResult(folder, metrics)
 
 
-TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {"render": render, "layers": list_layers}
+TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
+    "render": render,
+    "layers": list_layers,
+    "layer_atlas": layer_atlas,
+}
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:

@@ -1,6 +1,6 @@
 """What to maximize or match: composable objectives on a model's activations (all are losses to minimize)."""
 
-from objectives.activation import channel, deepdream, direction, diversity, neuron
+from objectives.activation import channel, channel_list, channels, deepdream, direction, diversity, neuron
 from objectives.base import Activations, Objective
 from objectives.classes import class_logit, imagenet_categories, resolve_class
 from objectives.transfer import blend_weights, content, feature_targets, gram, inversion, smooth, style, style_grams
@@ -10,6 +10,8 @@ __all__ = [
     "Objective",
     "blend_weights",
     "channel",
+    "channel_list",
+    "channels",
     "class_logit",
     "content",
     "deepdream",

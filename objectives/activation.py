@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from engine.errors import UserError
 from objectives.base import Activations, Objective, batch_slice
 
-__all__ = ["channel", "deepdream", "direction", "diversity", "neuron"]
+__all__ = ["channel", "channel_list", "channels", "deepdream", "direction", "diversity", "neuron"]
 
 
 def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torch.Tensor:
@@ -35,6 +35,30 @@ def channel(layer: str, channel: int, batch: int | None = None) -> Objective:
         return -t[:, channel].mean(dim=(-2, -1)).sum()
 
     return Objective(fn, [layer], f"channel({layer}:{channel})")
+
+
+def channel_list(spec: int | str | Sequence[int]) -> list[int]:
+    """Channels from ``7``, ``"0:32"`` (a Python range, end excluded) or a list ``[1, 5, 9]``."""
+    if isinstance(spec, str) and ":" in spec:
+        parts = spec.split(":")
+        try:
+            picked = list(range(*(int(p) for p in parts)))
+        except (TypeError, ValueError):
+            picked = []
+    elif isinstance(spec, int | str):
+        picked = [int(spec)] if str(spec).strip().isdigit() else []
+    else:
+        picked = [int(c) for c in spec] if all(str(c).isdigit() for c in spec) else []
+    if not picked:
+        raise UserError(f"channels={spec} picks no channels; use channels=0:16, channels=[1,5,9] or channels=7")
+    return picked
+
+
+def channels(layer: str, channels: int | str | Sequence[int]) -> Objective:
+    """Picture ``i`` of the batch maximizes the ``i``-th of ``channels`` (see :func:`channel_list`): a layer atlas."""
+    picked = channel_list(channels)
+    total = Objective.sum(channel(layer, c, batch=i) for i, c in enumerate(picked))
+    return Objective(total, total.layers, f"channels({layer}: {channels})")
 
 
 def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:

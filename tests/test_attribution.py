@@ -180,3 +180,30 @@ def test_analysis_recipes_write_picture_maps_and_metrics(
     assert metrics["image_size"] == [64, 96]
     with Image.open(tmp_path / "image.png") as sheet:
         assert sheet.width > (shape[0] + 1) * 96  # the input, then one panel per class
+
+
+# --- the model's insides: activations, filters, a layer atlas ---
+
+
+def test_channel_lists() -> None:
+    from objectives import channel_list
+
+    assert channel_list("0:4") == [0, 1, 2, 3] and channel_list("2:8:3") == [2, 5]
+    assert channel_list(7) == [7] and channel_list([1, 5]) == [1, 5]
+    for bad in ("5:2", "a:b", "x", [-1]):
+        with pytest.raises(UserError, match="picks no channels"):
+            channel_list(bad)
+
+
+@pytest.mark.slow
+def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
+    metrics = _run(tmp_path / "acts", "activations", "layer=features.3", "tile=40")
+    acts = np.load(tmp_path / "acts" / "activations.npy")
+    assert acts.shape == (24, 16, 24) and metrics["shape"] == [24, 16, 24]
+    with Image.open(tmp_path / "acts" / "image.png") as sheet:
+        assert sheet.width >= 5 * 40  # 24 maps, five to a row, each enlarged to at least 40 pixels
+    _run(tmp_path / "filters", "filters")
+    assert np.load(tmp_path / "filters" / "filters.npy").shape == (32, 3, 3, 3)
+    metrics = _run(tmp_path / "atlas", "layer_atlas", "channels=[3,5,9]", "size=48", "steps=4")
+    assert "channels(features.10: [3, 5, 9])" in str(metrics["objective"])
+    assert len(list((tmp_path / "atlas" / "images").glob("*.png"))) == 3

@@ -242,6 +242,18 @@ ERRORS = [
         ("recipe=fooling", "size=64", "confidence=1.5"),
         ("confidence=1.5 is not valid", "between 0 and 1"),
     ),
+    Case(
+        "filters-not-a-convolution",
+        ("recipe=filters", "layer=features.0.2"),
+        ("features.0.2 is a ReLU6, not a convolution", "features.0.0"),
+    ),
+    Case("atlas-no-channels", ("recipe=layer_atlas", "channels=9:3"), ("channels=9:3 picks no channels", "0:16")),
+    Case(
+        "atlas-channel-out-of-range",
+        ("recipe=layer_atlas", "size=32", "steps=1", "channels=60:70"),
+        ("channel 64 is out of range", "features.10"),
+    ),
+    Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=photo.jpg",)),
     Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
 ]
 BY_ID = {case.id: case for case in ERRORS}
