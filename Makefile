@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo style-demo test test-fast lint format gallery clean
+.PHONY: setup demo style-demo samples test test-fast lint format gallery clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: setup
 style-demo: setup
 	$(VENV)/bin/dreamloom recipe=style
 	$(VENV)/bin/dreamloom recipe=texture
+
+# Crops of the packaged sample pictures in outputs/samples/, the default folder of the folder views.
+samples: setup
+	$(PY) -m engine.folders outputs/samples
 
 lint: setup
 	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs

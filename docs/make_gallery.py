@@ -50,6 +50,9 @@ EXAMPLES: dict[str, list[str]] = {
     "activations": ["recipe=activations"],
     "filters": ["recipe=filters"],
     "layer_atlas": ["recipe=layer_atlas"],
+    "max_patches": ["recipe=max_patches"],  # these three read outputs/samples: run make samples first
+    "embedding": ["recipe=embedding"],
+    "neighbours": ["recipe=neighbours"],
 }
 """Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``,
 ``inversion_sweep`` and the analysis views are the recipes' defaults (saliency with SmoothGrad)."""

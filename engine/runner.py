@@ -330,9 +330,10 @@ TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
     from engine.analysis import ANALYSIS_TASKS  # these import this module, so they are read when a run starts
+    from engine.folders import FOLDER_TASKS
     from engine.transfer import TRANSFER_TASKS
 
-    tasks = {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS}
+    tasks = {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS}
     task = tasks.get(str(cfg.task))
     if task is None:
         raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")

@@ -254,6 +254,23 @@ ERRORS = [
         ("channel 64 is out of range", "features.10"),
     ),
     Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=photo.jpg",)),
+    Case("folder-missing", ("recipe=embedding",), ("folder 'outputs/samples' is not a folder", "make samples")),
+    Case("folder-empty", ("recipe=embedding", "folder={assets}/album"), ("holds no pictures", "make samples")),
+    Case(
+        "embedding-method-unknown",
+        ("recipe=embedding", "folder={assets}", "method=umap"),
+        ("method=umap is not known", "method=pca"),
+    ),
+    Case(
+        "max-patches-channel-out-of-range",
+        ("recipe=max_patches", "folder={assets}", "size=64", "channel=999"),
+        ("channel 999 is out of range", "0 to 31"),
+    ),
+    Case(
+        "neighbours-query-missing",
+        ("recipe=neighbours", "folder={assets}", "size=64", "query={assets}/nothere.jpg"),
+        ("nothere.jpg' does not exist",),
+    ),
     Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
 ]
 BY_ID = {case.id: case for case in ERRORS}

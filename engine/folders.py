@@ -1,0 +1,305 @@
+"""Views over a folder of pictures: max-activating patches, a feature-space embedding, nearest neighbours.
+
+``make samples`` fills ``outputs/samples/`` with crops of the packaged sample pictures, so every view here runs
+without a dataset: ``dreamloom recipe=embedding folder=outputs/samples``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch import nn
+
+from engine.errors import UserError
+from engine.export import contact_sheet, save_json, save_png
+from engine.images import SAMPLES, load_image, resize_to, to_pil
+from engine.models import ModelView
+from engine.runner import RunResult, load_view
+
+__all__ = ["FOLDER_TASKS", "load_folder", "make_samples", "penultimate", "receptive_field"]
+
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def make_samples(folder: Path, per_picture: int = 6, side: int = 160, seed: int = 0) -> list[Path]:
+    """Write ``per_picture`` random crops (with flips) of every sample picture as ``NAME_K.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    written = []
+    for name in SAMPLES:
+        if name == "immunohistochemistry":  # the same picture as ihc
+            continue
+        picture = load_image(name)[0]
+        h, w = picture.shape[-2:]
+        for k in range(per_picture):
+            crop = int(min(h, w) * rng.uniform(0.55, 1.0))
+            y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+            piece = resize_to(picture[None, :, y : y + crop, x : x + crop], (side, side))[0]
+            if rng.random() < 0.5:
+                piece = piece.flip(-1)
+            path = folder / f"{name}_{k}.png"
+            to_pil(piece).save(path)
+            written.append(path)
+    return written
+
+
+def _square(picture: torch.Tensor, side: int) -> torch.Tensor:
+    """The centre square of a picture, resized to ``side``. Shape: ``(1, 3, H, W) -> (1, 3, side, side)``."""
+    h, w = picture.shape[-2:]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return resize_to(picture[..., y : y + s, x : x + s], (side, side))
+
+
+def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
+    """Every picture file of ``folder`` (not its subfolders), centre-cropped to ``side`` squares.
+
+    Returns the file names, the pictures ``(N, 3, side, side)`` and how many files were skipped as not pictures.
+    """
+    if not folder:
+        raise UserError("this recipe reads a folder of pictures; pass folder=DIR (make samples writes outputs/samples)")
+    path = Path(str(folder)).expanduser()
+    if not path.is_dir():
+        raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (make samples writes outputs/samples)")
+    names, pictures, skipped = [], [], 0
+    for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if file.suffix.lower() not in PICTURE_SUFFIXES:
+            skipped += 1
+            continue
+        try:
+            pictures.append(_square(load_image(file), side))
+        except UserError:
+            skipped += 1
+            continue
+        names.append(file.name)
+    if not pictures:
+        raise UserError(
+            f"folder '{folder}' holds no pictures ({skipped} other files); add PNG or JPEG files, or run make samples"
+        )
+    return names, torch.cat(pictures), skipped
+
+
+def _batches(pictures: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(pictures), size):
+        yield pictures[start : start + size]
+
+
+def receptive_field(view: ModelView, layer: str) -> tuple[int, int, float]:
+    """``(size, jump, start)`` of ``layer``'s units in input pixels: unit ``i`` sees the ``size`` pixels centred on
+    ``start + i * jump``. Walks the convolutions and poolings registered before the layer (the main path of a
+    sequential model such as MobileNetV2 or VGG; skip connections never widen it)."""
+    target = view.aliases.get(layer, layer)
+    size, jump, start, inside = 1, 1, 0.5, False
+    for name, module in view.model.named_modules():
+        if inside and not name.startswith(target + "."):
+            return size, jump, start  # the layer and everything in it were counted
+        inside = inside or name == target
+        if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
+            k, s, p, d = (_first(getattr(module, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation"))
+            size += (k - 1) * d * jump
+            start += ((k - 1) / 2 * d - p) * jump
+            jump *= s
+    if inside:
+        return size, jump, start
+    raise UserError(f"layer {layer} was not found in {view.name}'s modules (list them with: dreamloom recipe=layers)")
+
+
+def _first(value: Any) -> int:
+    return int(value[0] if isinstance(value, tuple | list) else value)
+
+
+def penultimate(view: ModelView, pictures: torch.Tensor) -> torch.Tensor:
+    """The input of the model's last ``Linear`` layer: the features the classifier reads. Shape: ``(N, D)``."""
+    linears = [m for m in view.model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise UserError(f"model {view.name} has no Linear head to read features from")
+    found: list[torch.Tensor] = []
+    handle = linears[-1].register_forward_pre_hook(lambda m, args: found.append(args[0].detach().flatten(1)))
+    try:
+        with torch.no_grad():
+            for chunk in _batches(pictures, 32):
+                view(chunk.to(view.device))
+    finally:
+        handle.remove()
+    return torch.cat(found).float().cpu()
+
+
+def _setup(cfg: DictConfig) -> tuple[ModelView, list[str], torch.Tensor, int]:
+    view = load_view(cfg)
+    names, pictures, skipped = load_folder(cfg.folder, int(cfg.size))
+    return view, names, pictures, skipped
+
+
+def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data: np.ndarray, **extra: Any) -> RunResult:
+    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
+    np.save(folder / f"{recipe}.npy", data)
+    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
+    save_json(folder / "metrics.json", metrics)
+    if extra.get("skipped"):
+        print(f"dreamloom: skipped {extra['skipped']} files in {cfg.folder} that are not pictures", file=sys.stderr)
+    return RunResult(folder, metrics)
+
+
+def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """The ``top`` pictures where one channel fires most, each cropped to the receptive field of its strongest unit."""
+    t0 = time.perf_counter()
+    view, names, pictures, skipped = _setup(cfg)
+    layer, channel = str(cfg.layer), int(cfg.channel)
+    view.check_layers([layer])
+    peaks = []
+    with torch.no_grad():
+        for chunk in _batches(pictures, 32):
+            acts = view(chunk.to(view.device), [layer])[layer]
+            if acts.dim() != 4:
+                raise UserError(f"layer {layer} has no spatial map; max_patches needs a convolutional layer")
+            if not 0 <= channel < acts.shape[1]:
+                raise UserError(f"channel {channel} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
+            a = acts[:, channel].flatten(1)
+            value, where = a.max(1)
+            peaks += [
+                (float(v), int(i) // acts.shape[-1], int(i) % acts.shape[-1]) for v, i in zip(value, where, strict=True)
+            ]
+    size, jump, start = receptive_field(view, layer)
+    order = sorted(range(len(names)), key=lambda i: -peaks[i][0])[: int(cfg.top)]
+    side = int(cfg.size)
+    crop = min(size, side)
+    patches, boxes = [], []
+    for i in order:
+        _, row, col = peaks[i]
+        cy, cx = start + row * jump, start + col * jump
+        y0 = round(min(max(cy - crop / 2, 0), side - crop))
+        x0 = round(min(max(cx - crop / 2, 0), side - crop))
+        boxes.append([y0, x0, crop])
+        patches.append(resize_to(pictures[i : i + 1, :, y0 : y0 + crop, x0 : x0 + crop], (96, 96)))
+    labels = [f"{names[i][:14]} {peaks[i][0]:.1f}" for i in order]
+    columns = math.ceil(math.sqrt(len(order)))
+    sheet = contact_sheet(torch.cat(patches), columns, labels=labels)
+    return _write(
+        cfg,
+        folder,
+        recipe,
+        sheet,
+        np.array([peaks[i][0] for i in order]),
+        seconds=round(time.perf_counter() - t0, 3),
+        pictures=len(names),
+        skipped=skipped,
+        receptive_field=size,
+        jump=jump,
+        top=[
+            {"file": names[i], "activation": round(peaks[i][0], 4), "box_yxs": b}
+            for i, b in zip(order, boxes, strict=True)
+        ],
+    )
+
+
+def _pca(features: torch.Tensor, dims: int = 2) -> torch.Tensor:
+    centred = features - features.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:dims].T
+
+
+def _grid_layout(points: np.ndarray, cells: int) -> list[tuple[int, int]]:
+    """Give every point its own cell of a ``cells`` × ``cells`` grid, the free cell nearest its scaled position,
+    placing the points nearest the centre first."""
+    lo, hi = points.min(0), points.max(0)
+    scaled = (points - lo) / np.maximum(hi - lo, 1e-12) * (cells - 1)
+    free = {(r, c) for r in range(cells) for c in range(cells)}
+    order = np.argsort(np.linalg.norm(scaled - (cells - 1) / 2, axis=1))
+    spots: dict[int, tuple[int, int]] = {}
+    for i in order:
+        y, x = scaled[i][1], scaled[i][0]
+        spot = min(free, key=lambda rc: (rc[0] - y) ** 2 + (rc[1] - x) ** 2)
+        free.remove(spot)
+        spots[int(i)] = spot
+    return [spots[i] for i in range(len(points))]
+
+
+def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """The pictures laid out by their classifier features, reduced to 2-D by PCA or t-SNE, one thumbnail per cell."""
+    t0 = time.perf_counter()
+    if cfg.method not in ("pca", "tsne"):
+        raise UserError(f"method={cfg.method} is not known; use method=tsne or method=pca")
+    view, names, pictures, skipped = _setup(cfg)
+    features = penultimate(view, pictures)
+    if cfg.method == "pca" or len(names) < 4:
+        points = _pca(features).numpy()
+    else:
+        from sklearn.manifold import TSNE  # type: ignore[import-untyped]
+
+        perplexity = float(min(cfg.perplexity, (len(names) - 1) / 3))
+        points = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg.seed)).fit_transform(features.numpy())
+    cells = math.ceil(math.sqrt(len(names) * 1.3))
+    thumb = int(cfg.thumb)
+    canvas = Image.new("RGB", (cells * thumb, cells * thumb), "white")
+    small = resize_to(pictures, (thumb - 2, thumb - 2))
+    for i, (r, c) in enumerate(_grid_layout(points, cells)):
+        canvas.paste(to_pil(small[i]), (c * thumb + 1, r * thumb + 1))
+    return _write(
+        cfg,
+        folder,
+        recipe,
+        canvas,
+        points.astype(np.float32),
+        seconds=round(time.perf_counter() - t0, 3),
+        pictures=len(names),
+        skipped=skipped,
+        method=str(cfg.method),
+        feature_size=int(features.shape[1]),
+    )
+
+
+def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """The ``k`` pictures nearest ``query`` in the classifier's feature space (cosine) and in pixel space (L2 on
+    32-px copies), as two captioned rows."""
+    t0 = time.perf_counter()
+    view, names, pictures, skipped = _setup(cfg)
+    if not cfg.query:
+        raise UserError("recipe=neighbours compares one picture with the folder; pass query=photo.jpg")
+    query = _square(load_image(cfg.query), int(cfg.size))
+    k = min(int(cfg.k), len(names))
+    feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
+    by_features = (feats[1:] @ feats[0]).topk(k).indices.tolist()
+    tiny = resize_to(torch.cat([query, pictures]), (32, 32)).flatten(1)
+    by_pixels = (tiny[1:] - tiny[0]).norm(dim=1).topk(k, largest=False).indices.tolist()
+    rows = [query[0], *(pictures[i] for i in by_features), query[0], *(pictures[i] for i in by_pixels)]
+    labels = ["query", *(f"features {names[i][:12]}" for i in by_features)]
+    labels += ["query", *(f"pixels {names[i][:14]}" for i in by_pixels)]
+    sheet = contact_sheet(resize_to(torch.stack(rows), (128, 128)), k + 1, labels=labels)
+    return _write(
+        cfg,
+        folder,
+        recipe,
+        sheet,
+        np.array([by_features, by_pixels]),
+        seconds=round(time.perf_counter() - t0, 3),
+        pictures=len(names),
+        skipped=skipped,
+        by_features=[names[i] for i in by_features],
+        by_pixels=[names[i] for i in by_pixels],
+    )
+
+
+FOLDER_TASKS = {"max_patches": max_patches, "embedding": embedding, "neighbours": neighbours}
+"""Task name -> function, for the runner's dispatch table."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m engine.folders [DIR]``: write the sample folder (default ``outputs/samples``)."""
+    args = sys.argv[1:] if argv is None else argv
+    target = Path(args[0] if args else "outputs/samples")
+    written = make_samples(target)
+    print(f"wrote {len(written)} pictures to {target}")
+
+
+if __name__ == "__main__":
+    main()
