@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo style-demo samples test test-fast lint format gallery clean
+.PHONY: setup demo style-demo samples bench test test-fast lint format gallery clean
 
 setup: $(STAMP)
 
@@ -30,14 +30,19 @@ style-demo: setup
 samples: setup
 	$(PY) -m engine.folders outputs/samples
 
+# Speed against the peers (makes .venv-peers on first use) and batched against one-by-one rendering.
+bench: setup
+	$(PY) benchmarks/peers.py
+	$(PY) benchmarks/batch.py
+
 lint: setup
-	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs
-	$(VENV)/bin/ruff format --check engine objectives regularizers recipes tests docs
+	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs benchmarks
+	$(VENV)/bin/ruff format --check engine objectives regularizers recipes tests docs benchmarks
 	$(VENV)/bin/mypy
 
 format: setup
-	$(VENV)/bin/ruff format engine objectives regularizers recipes tests docs
-	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests docs
+	$(VENV)/bin/ruff format engine objectives regularizers recipes tests docs benchmarks
+	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests docs benchmarks
 
 test: setup lint
 	$(VENV)/bin/pytest -q
@@ -49,4 +54,4 @@ gallery: setup
 	$(PY) docs/make_gallery.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .pytest_cache .mypy_cache .ruff_cache

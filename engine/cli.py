@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from engine.errors import UserError, close_matches
-from engine.runner import Interrupted, run_recipe
+from engine.runner import Interrupted, all_tasks, run_recipe
 from recipes import CONFIG_DIR
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``dreamloom recipe=NAME [key=value ...]``."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
+        all_tasks()
         run_dir = preflight(args)
     except UserError as e:
         _fail(str(e))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import urllib.error
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -93,6 +94,13 @@ class ModelView(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self._modules_by_name = {n: m for n, m in self.model.named_modules() if n}
         self.aliases = dict(aliases or {})
+        self._channels_last = False
+
+    def channels_last(self) -> ModelView:
+        """Keep weights and inputs in channels-last memory order (faster convolutions on CPU and GPU)."""
+        self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._channels_last = True
+        return self
 
     def train(self, mode: bool = True) -> ModelView:
         """Keep the classifier in eval mode whatever is asked: batch-norm statistics must not move."""
@@ -150,7 +158,8 @@ class ModelView(nn.Module):
 
         handles = [self._modules_by_name[self.aliases.get(n, n)].register_forward_hook(hook(n)) for n in inner]
         try:
-            out[LOGITS] = self.model((x - self.mean) / self.std)
+            x = (x - self.mean) / self.std
+            out[LOGITS] = self.model(x.contiguous(memory_format=torch.channels_last) if self._channels_last else x)
         except _Captured:
             pass
         finally:
@@ -271,10 +280,34 @@ def load_model(
     for module in model.modules():
         if getattr(module, "inplace", False):
             module.inplace = False  # type: ignore[assignment]  # captured activations must survive the layers after them
+    fold_batchnorm(model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    return ModelView(model, categories, name=name, aliases=classic_names(model) if name.startswith("vgg") else None).to(
-        dev
-    )
+    view = ModelView(model, categories, name=name, aliases=classic_names(model) if name.startswith("vgg") else None)
+    return view.to(dev).channels_last()
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in a ``Sequential`` into that
+    convolution's weights and bias, and put an ``Identity`` in its place (so layer names stay). A frozen model then
+    computes the same activations with one op less per layer, forward and backward. Returns how many were folded."""
+    folded = 0
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        kids = list(seq.named_children())
+        for (_, conv), (name, bn) in itertools.pairwise(kids):
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
+                continue
+            assert bn.running_var is not None and bn.running_mean is not None
+            scale = (bn.weight if bn.affine else 1.0) / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias if bn.affine else 0.0
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
+            setattr(seq, name, nn.Identity())
+            folded += 1
+    return folded
 
 
 def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tuple[int, ...]]]:

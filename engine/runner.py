@@ -327,13 +327,19 @@ TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
 }
 
 
-def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
-    from engine.analysis import ANALYSIS_TASKS  # these import this module, so they are read when a run starts
+def all_tasks() -> dict[str, Callable[[DictConfig, Path, str], RunResult]]:
+    """Every task by name. The task modules import this one, so they are read on first use; the command line calls
+    this before Hydra makes the run folder, so that a Ctrl-C during those imports meets no half-made run."""
+    from engine.analysis import ANALYSIS_TASKS
     from engine.folders import FOLDER_TASKS
     from engine.transfer import TRANSFER_TASKS
 
-    tasks = {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS}
+    return {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS}
+
+
+def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
+    tasks = all_tasks()
     task = tasks.get(str(cfg.task))
     if task is None:
         raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")

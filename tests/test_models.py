@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import urllib.error
 from pathlib import Path
 
@@ -89,3 +90,28 @@ def test_layer_table_lists_shapes(mobilenet: ModelView) -> None:
     rows = {name: shape for name, _, shape in layer_table(mobilenet, (224, 224))}
     assert rows["features.10"] == (64, 14, 14)
     assert rows["classifier.1"] == (1000,)
+
+
+def test_folded_batchnorm_and_channels_last_keep_every_activation() -> None:
+    """load_model folds each BatchNorm into its convolution and runs channels-last: the numbers must not move."""
+
+    from engine.models import ModelView, fold_batchnorm
+
+    torch.manual_seed(0)
+    reference = torchvision.models.mobilenet_v2()
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial statistics, so folding has work to do
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    plain = ModelView(copy.deepcopy(reference), [str(i) for i in range(1000)])
+    fast_model = copy.deepcopy(reference)
+    assert fold_batchnorm(fast_model) == 52
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast_model.modules())
+    fast = ModelView(fast_model, [str(i) for i in range(1000)]).channels_last()
+    x = torch.rand(2, 3, 64, 64)
+    layers = ["features.3.conv.3", "features.10", "logits"]
+    a, b = plain(x, layers), fast(x, layers)
+    for layer in layers:
+        assert torch.allclose(a[layer], b[layer], rtol=1e-4, atol=1e-4 * float(a[layer].abs().max())), layer

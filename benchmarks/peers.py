@@ -1,0 +1,159 @@
+"""dreamloom against torch-lucent 0.1.8 and torch-dreams 4.0.0 on the same channel visualization, in one run.
+
+The same packaged MobileNetV2 (ImageNet weights), channel 7 of ``features.10``, a 224-px picture, the same number of
+Adam steps, a Fourier-space parameterization with decorrelated colour where the tool has one, and each tool's own
+standard transforms (pad, jitter, scale, rotate). For each it prints iterations per second, the ratio against
+dreamloom, and the channel's mean activation on the final picture, measured by one judge (dreamloom's view of the
+model, on the picture at 224 px): speed must not cost quality.
+
+The peers need kornia 0.4.1, so they get their own environment, ``.venv-peers`` (made on first use: the peer wheels
+and their light dependencies from the package registry, and this project's torch through a ``.pth`` link).
+
+    .venv/bin/python benchmarks/peers.py [--steps 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import site
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / ".venv-peers"
+PEER_PACKAGES = ["torch-lucent==0.1.8", "torch-dreams==4.0.0", "kornia==0.4.1", "decorator", "tqdm"]
+PEER_EXTRAS = ["ipython", "opencv-python-headless"]
+LAYER, CHANNEL, SIDE = "features.10", 7, 224
+
+LUCENT = """
+import sys, time, torch, torchvision
+from lucent.optvis import objectives, param, render, transform
+torch.set_num_threads(int(sys.argv[3]))
+model = torchvision.models.mobilenet_v2()
+model.load_state_dict(torch.load(sys.argv[1])); model.eval()
+steps = int(sys.argv[2])
+t0 = time.perf_counter()
+images = render.render_vis(model, objectives.channel("features_10", 7),
+                           lambda: param.image(224, fft=True, decorrelate=True),
+                           transforms=transform.standard_transforms, thresholds=(steps,),
+                           show_image=False, progress=False, fixed_image_size=224)
+seconds = time.perf_counter() - t0
+import numpy as np
+np.save(sys.argv[4], images[-1][0])
+print(seconds)
+"""
+
+DREAMS = """
+import sys, time, torch, torchvision
+from torch_dreams import Dreamer
+torch.set_num_threads(int(sys.argv[3]))
+model = torchvision.models.mobilenet_v2()
+model.load_state_dict(torch.load(sys.argv[1])); model.eval()
+steps = int(sys.argv[2])
+dreamer = Dreamer(model, device="cpu", quiet=True)
+t0 = time.perf_counter()
+param = dreamer.render(layers=[model.features[10]], width=224, height=224, iters=steps, lr=9e-3,
+                       custom_func=lambda outputs: -outputs[0][:, 7].mean())
+seconds = time.perf_counter() - t0
+import numpy as np
+np.save(sys.argv[4], param.postprocess(device="cpu")[0].permute(1, 2, 0).detach().cpu().numpy())
+print(seconds)
+"""
+
+
+def peer_python() -> Path:
+    """The peers' interpreter, creating their environment first when it is missing."""
+    python = PEERS / "bin" / "python"
+    if python.exists():
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", *PEER_PACKAGES], check=True)
+    subprocess.run([*pip, *PEER_EXTRAS], check=True)
+    peer_site = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    # this project's torch and torchvision, after the peers' own packages (their kornia 0.4.1 wins)
+    (Path(peer_site) / "dreamloom_torch.pth").write_text(site.getsitepackages()[0] + "\n")
+    return python
+
+
+def weights_file() -> str:
+    from engine.models import packaged_weights
+
+    path = packaged_weights()
+    if path is None:
+        sys.exit("the packaged MobileNetV2 weights are missing; run make setup")
+    return str(path)
+
+
+def run_peer(name: str, script: str, steps: int, threads: int) -> tuple[float, torch.Tensor]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "picture.npy"
+        proc = subprocess.run(
+            [str(peer_python()), "-c", script, weights_file(), str(steps), str(threads), str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
+        import numpy as np
+
+        picture = torch.from_numpy(np.load(out)).float().permute(2, 0, 1).unsqueeze(0)
+    return float(proc.stdout.strip().splitlines()[-1]), picture
+
+
+def run_dreamloom(steps: int) -> tuple[float, torch.Tensor]:
+    from hydra import compose, initialize_config_dir
+
+    from engine.images import load_image
+    from engine.runner import run_recipe
+    from recipes import CONFIG_DIR
+
+    overrides = ["recipe=channel", f"layer={LAYER}", f"channel={CHANNEL}", f"size={SIDE}", f"steps={steps}"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "snapshot_every=0", "device=cpu"])
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = float(run_recipe(cfg, Path(tmp), "channel").metrics["seconds"])  # the optimization alone
+        picture = load_image(Path(tmp) / "image.png")
+    return seconds, picture
+
+
+@torch.no_grad()
+def activation(picture: torch.Tensor) -> float:
+    """The judge: channel 7's mean at features.10 on the picture resized to 224 px."""
+    from engine.images import resize_to
+    from engine.models import load_model
+
+    view = load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
+    x = resize_to(picture.clamp(0, 1), (SIDE, SIDE))
+    return float(view(x, [LAYER])[LAYER][0, CHANNEL].mean())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=128)
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    rows = []
+    seconds, picture = run_dreamloom(args.steps)
+    rows.append(("dreamloom", seconds, activation(picture)))
+    for name, script in (("torch-lucent 0.1.8", LUCENT), ("torch-dreams 4.0.0", DREAMS)):
+        seconds, picture = run_peer(name, script, args.steps, threads)
+        rows.append((name, seconds, activation(picture)))
+    ours = args.steps / rows[0][1]
+    print(f"channel {CHANNEL} of {LAYER}, {SIDE} px, {args.steps} steps, {threads} threads")
+    print(f"{'tool':<20} {'it/s':>8} {'dreamloom x':>12} {'activation':>11}")
+    for name, seconds, act in rows:
+        rate = args.steps / seconds
+        print(f"{name:<20} {rate:>8.2f} {ours / rate:>12.2f} {act:>11.3f}")
+    print(json.dumps({n: {"it_per_s": round(args.steps / s, 3), "activation": round(a, 4)} for n, s, a in rows}))
+
+
+if __name__ == "__main__":
+    main()
