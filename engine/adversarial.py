@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from engine.callbacks import Progress
 from engine.errors import UserError
-from engine.export import contact_sheet, save_json, save_png
-from engine.images import load_image, resize_to, target_size
+from engine.export import contact_sheet, save_png
+from engine.images import target_size
 from engine.models import LOGITS, ModelView
-from engine.runner import RunResult, load_view
+from engine.runner import RunResult, input_picture, load_view, probabilities, top5, write_view
 from objectives.classes import resolve_class
 
 __all__ = ["ATTACKS", "attack", "fool", "parse_eps"]
@@ -123,58 +123,48 @@ def fool(
     return _quantize(logit.detach().sigmoid()), taken
 
 
-def _top(view: ModelView, x: torch.Tensor) -> tuple[int, float, torch.Tensor]:
-    with torch.no_grad():
-        probs = view(x, [LOGITS])[LOGITS].softmax(-1)[0]
-    i = int(probs.argmax())
-    return i, float(probs[i]), probs
-
-
-def _caption(view: ModelView, x: torch.Tensor, prefix: str) -> str:
-    i, p, _ = _top(view, x)
-    return f"{prefix}: {view.categories[i][:18]} {p:.0%}"
+def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """The model's class and its probabilities for one picture (one forward pass)."""
+    probs = probabilities(view, x)
+    return int(probs.argmax()), probs
 
 
 def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write the original, the difference ×``magnify`` and the adversarial picture, and their predictions."""
     view = load_view(cfg)
     eps = parse_eps(cfg.eps)
-    if not cfg.input:
-        raise UserError("recipe=adversarial changes a picture; pass input=photo.jpg")
     target = None if cfg.target is None else resolve_class(cfg.target, view.categories)
-    picture = load_image(cfg.input)
-    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
-    x0 = _quantize(picture)
+    x0 = _quantize(input_picture(cfg, recipe, view.device))
     t0 = time.perf_counter()
     adv = attack(view, x0, eps, target, str(cfg.method), int(cfg.steps), Progress())
     seconds = time.perf_counter() - t0
+    (clean, clean_probs), (after, probs) = _answer(view, x0), _answer(view, adv)
     diff = (0.5 + float(cfg.magnify) * (adv - x0)).clamp(0, 1)
-    labels = [_caption(view, x0, "original"), f"difference x{cfg.magnify:g}", _caption(view, adv, "adversarial")]
-    config_text = OmegaConf.to_yaml(cfg, resolve=True)
-    save_png(folder / "adversarial.png", adv[0], config_text)
-    save_png(folder / "image.png", contact_sheet(torch.cat([x0, diff, adv]).cpu(), 3, labels=labels), config_text)
-    clean, clean_p, _ = _top(view, x0)
-    after, after_p, probs = _top(view, adv)
-    metrics = {
-        "recipe": recipe,
-        "model": cfg.model.name,
-        "seed": cfg.seed,
-        "steps": 1 if cfg.method == "fgsm" else int(cfg.steps),
-        "seconds": round(seconds, 3),
-        "image_size": list(x0.shape[-2:]),
-        "method": str(cfg.method),
-        "eps": eps,
-        "linf": round(float((adv - x0).abs().max()), 6),
-        "linf_255": round(float((adv - x0).abs().max()) * 255, 3),
-        "l2": round(float((adv - x0).norm()), 4),
-        "clean": {"class": view.categories[clean], "probability": round(clean_p, 4)},
-        "adversarial": {"class": view.categories[after], "probability": round(after_p, 4)},
-        "target": None if target is None else view.categories[target],
-        "target_probability": None if target is None else round(float(probs[target]), 4),
-        "success": after == target if target is not None else after != clean,
-    }
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
+    labels = [
+        f"original: {view.categories[clean][:18]} {float(clean_probs[clean]):.0%}",
+        f"difference x{cfg.magnify:g}",
+        f"adversarial: {view.categories[after][:18]} {float(probs[after]):.0%}",
+    ]
+    save_png(folder / "adversarial.png", adv[0], OmegaConf.to_yaml(cfg, resolve=True))
+    return write_view(
+        cfg,
+        folder,
+        recipe,
+        contact_sheet(torch.cat([x0, diff, adv]).cpu(), 3, labels=labels),
+        steps=1 if cfg.method == "fgsm" else int(cfg.steps),
+        seconds=round(seconds, 3),
+        image_size=list(x0.shape[-2:]),
+        method=str(cfg.method),
+        eps=eps,
+        linf=round(float((adv - x0).abs().max()), 6),
+        linf_255=round(float((adv - x0).abs().max()) * 255, 3),
+        l2=round(float((adv - x0).norm()), 4),
+        clean={"class": view.categories[clean], "probability": round(float(clean_probs[clean]), 4)},
+        adversarial={"class": view.categories[after], "probability": round(float(probs[after]), 4)},
+        target=None if target is None else view.categories[target],
+        target_probability=None if target is None else round(float(probs[target]), 4),
+        success=after == target if target is not None else after != clean,
+    )
 
 
 def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -189,26 +179,21 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     generator = torch.Generator().manual_seed(int(cfg.seed))
     picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, Progress())
     seconds = time.perf_counter() - t0
-    _, _, probs = _top(view, picture)
+    probs = probabilities(view, picture)
     caption = f"{view.categories[target][:22]} {float(probs[target]):.1%}"
-    save_png(
-        folder / "image.png", contact_sheet(picture.cpu(), 1, labels=[caption]), OmegaConf.to_yaml(cfg, resolve=True)
+    return write_view(
+        cfg,
+        folder,
+        recipe,
+        contact_sheet(picture.cpu(), 1, labels=[caption]),
+        steps=taken,
+        seconds=round(seconds, 3),
+        image_size=list(hw),
+        target=view.categories[target],
+        target_probability=round(float(probs[target]), 4),
+        reached=float(probs[target]) >= confidence,
+        top5=top5(probs, view.categories),
     )
-    top = probs.topk(5)
-    metrics = {
-        "recipe": recipe,
-        "model": cfg.model.name,
-        "seed": cfg.seed,
-        "steps": taken,
-        "seconds": round(seconds, 3),
-        "image_size": list(hw),
-        "target": view.categories[target],
-        "target_probability": round(float(probs[target]), 4),
-        "reached": float(probs[target]) >= confidence,
-        "top5": [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)],
-    }
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
 
 
 ADVERSARIAL_TASKS = {"adversarial": adversarial, "fooling": fooling}

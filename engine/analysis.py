@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from engine.adversarial import ADVERSARIAL_TASKS
-from engine.attribution import conv_layer, gradcam, guided, occlusion, print_progress, saliency
+from engine.attribution import conv_layer, gradcam, input_gradient, occlusion, rectifier_view, saliency
+from engine.callbacks import Progress
 from engine.errors import UserError
-from engine.export import contact_sheet, save_json, save_png
-from engine.images import load_image, resize_to, target_size
-from engine.models import LOGITS, ModelView
-from engine.runner import RunResult, load_view
+from engine.export import contact_sheet
+from engine.models import ModelView
+from engine.runner import RunResult, input_picture, load_view, probabilities, top5, write_view
 from objectives.classes import resolve_class
 
 __all__ = ["ANALYSIS_TASKS", "colormap"]
@@ -57,87 +57,86 @@ def _with_bar(panel: torch.Tensor) -> torch.Tensor:
     return torch.cat([panel, gap, colormap(ramp)], dim=-1)
 
 
-def _targets(cfg: DictConfig, view: ModelView, picture: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-    with torch.no_grad():
-        probs = view(picture.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+def _targets(cfg: DictConfig, view: ModelView, probs: torch.Tensor) -> list[int]:
     text = str(cfg.target).strip().lower()
     match = re.fullmatch(r"top(\d+)", text)
     if match:
         k = int(match.group(1))
         if not 1 <= k <= min(10, len(probs)):
             raise UserError(f"target={cfg.target} is not valid; use top1 … top10, a class name or an index")
-        return probs.topk(k).indices.tolist(), probs
-    return [resolve_class(cfg.target, view.categories)], probs
+        return probs.topk(k).indices.tolist()
+    return [resolve_class(cfg.target, view.categories)]
 
 
-def _panels(cfg: DictConfig, view: ModelView, picture: torch.Tensor, target: int) -> tuple[torch.Tensor, Any]:
-    """One class's picture for the sheet ``(3, H, W + bar)`` and its raw map."""
+def _explainer(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Callable[[torch.Tensor, int], Any]:
+    """Check the task's layers and rule once, then return ``explain(picture, target) -> (panel, raw map)``: the
+    class's panel for the sheet ``(3, H, W + bar)`` and its map before any scaling."""
     task = str(cfg.task)
+    if task == "gradcam" or (task == "guided_backprop" and cfg.cam_layer):
+        conv_layer(view, str(cfg.layer if task == "gradcam" else cfg.cam_layer), hw)
     if task == "saliency":
         samples = int(cfg.samples) if cfg.smoothgrad else 0
-        heat = saliency(view, picture, target, samples, float(cfg.sigma))
-        return _with_bar(colormap(_scaled(heat))), heat
+
+        def explain_saliency(picture: torch.Tensor, target: int) -> Any:
+            heat = saliency(view, picture, target, samples, float(cfg.sigma))
+            return _with_bar(colormap(_scaled(heat))), heat
+
+        return explain_saliency
     if task == "guided_backprop":
-        grad = guided(view, picture, target, str(cfg.rule))
-        if cfg.cam_layer:
-            grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))
-        shown = (grad / (3 * grad.std().clamp_min(1e-12)) * 0.5 + 0.5).clamp(0, 1)
-        return torch.cat([shown, torch.ones(3, shown.shape[-2], 3 + BAR, device=shown.device)], dim=-1), grad
-    if task == "gradcam":
-        heat = gradcam(view, picture, target, str(cfg.layer))
-    else:
-        heat = occlusion(
-            view, picture, target, int(cfg.patch), int(cfg.stride), int(cfg.chunk), progress=print_progress
-        )
-    overlay = 0.5 * picture[0].to(heat.device) + 0.5 * colormap(_scaled(heat.clamp_min(0)))
-    return _with_bar(overlay), heat
+        rectified = rectifier_view(view, str(cfg.rule))  # one copy of the model for every class
+
+        def explain_guided(picture: torch.Tensor, target: int) -> Any:
+            grad = input_gradient(rectified, picture, target)
+            if cfg.cam_layer:
+                grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))
+            shown = (grad / (3 * grad.std().clamp_min(1e-12)) * 0.5 + 0.5).clamp(0, 1)
+            return torch.cat([shown, torch.ones(3, shown.shape[-2], 3 + BAR, device=shown.device)], dim=-1), grad
+
+        return explain_guided
+
+    def explain_heat(picture: torch.Tensor, target: int) -> Any:
+        if task == "gradcam":
+            heat = gradcam(view, picture, target, str(cfg.layer))
+        else:
+            bar = Progress("occlusion ")
+            heat = occlusion(view, picture, target, int(cfg.patch), int(cfg.stride), int(cfg.chunk), progress=bar)
+        overlay = 0.5 * picture[0].to(heat.device) + 0.5 * colormap(_scaled(heat.clamp_min(0)))
+        return _with_bar(overlay), heat
+
+    return explain_heat
 
 
 def attribute(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Run one of the analysis views on ``input`` for the classes ``target`` names, and write its run folder."""
     view = load_view(cfg)
-    if not cfg.input:
-        raise UserError(f"recipe={recipe} explains a picture; pass input=photo.jpg")
-    picture = load_image(cfg.input)
-    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
+    picture = input_picture(cfg, recipe, view.device)
     hw = (picture.shape[-2], picture.shape[-1])
-    for key in ("layer", "cam_layer"):
-        if cfg.get(key) and (key == "cam_layer" or cfg.task == "gradcam"):
-            conv_layer(view, str(cfg[key]), hw)
-    if cfg.task == "guided_backprop" and cfg.rule not in ("guided", "deconvnet", "gradient"):
-        raise UserError(f"rule={cfg.rule} is not known; use rule=guided, deconvnet or gradient")
-    targets, probs = _targets(cfg, view, picture)
+    explain = _explainer(cfg, view, hw)
+    probs = probabilities(view, picture)
+    targets = _targets(cfg, view, probs)
     t0 = time.perf_counter()
-    panels, maps = [], []
-    for target in targets:
-        panel, raw = _panels(cfg, view, picture, target)
-        panels.append(panel)
-        maps.append(raw.detach().float().cpu().numpy())
+    panels, maps = zip(*(explain(picture, target) for target in targets), strict=True)
     seconds = time.perf_counter() - t0
     width = panels[0].shape[-1]
     first = torch.cat([picture[0], torch.ones(3, hw[0], width - hw[1], device=picture.device)], dim=-1)
     names = [view.categories[t] for t in targets]
     labels = ["input", *(f"{n[:22]} {float(probs[t]):.0%}" for n, t in zip(names, targets, strict=True))]
     sheet = contact_sheet(torch.stack([first, *panels]).cpu(), len(labels), labels=labels)
-    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
-    np.save(folder / "maps.npy", np.stack(maps))
-    top = probs.topk(5)
-    metrics = {
-        "recipe": recipe,
-        "model": cfg.model.name,
-        "seed": cfg.seed,
-        "steps": 0,
-        "seconds": round(seconds, 3),
-        "image_size": list(hw),
-        "device": str(view.device),
-        "targets": [
+    return write_view(
+        cfg,
+        folder,
+        recipe,
+        sheet,
+        {"maps": np.stack([m.detach().float().cpu().numpy() for m in maps])},
+        seconds=round(seconds, 3),
+        image_size=list(hw),
+        device=str(view.device),
+        targets=[
             {"class": n, "index": t, "probability": round(float(probs[t]), 4)}
             for n, t in zip(names, targets, strict=True)
         ],
-        "top5": [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)],
-    }
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
+        top5=top5(probs, view.categories),
+    )
 
 
 def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
@@ -146,23 +145,10 @@ def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
     return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 
-def _finish_internal(
-    cfg: DictConfig, folder: Path, recipe: str, sheet: Any, data: np.ndarray, **extra: Any
-) -> RunResult:
-    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
-    np.save(folder / f"{recipe}.npy", data)
-    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
-
-
 def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Every channel of ``layer`` for ``input``, as a grid of heat maps in channel order (one shared scale)."""
     view = load_view(cfg)
-    if not cfg.input:
-        raise UserError("recipe=activations shows what a layer sees in a picture; pass input=photo.jpg")
-    picture = load_image(cfg.input)
-    picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(view.device)
+    picture = input_picture(cfg, recipe, view.device)
     layer = str(cfg.layer)
     conv_layer(view, layer, (picture.shape[-2], picture.shape[-1]))
     with torch.no_grad():
@@ -172,12 +158,12 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     sheet = contact_sheet(_tiles(shown, int(cfg.tile)).cpu(), pad=2)
     channels, h, w = acts.shape
     active = float((acts > 0).float().mean())
-    return _finish_internal(
+    return write_view(
         cfg,
         folder,
         recipe,
         sheet,
-        acts.cpu().numpy(),
+        {"activations": acts.cpu().numpy()},
         layer=layer,
         shape=[channels, h, w],
         active_share=round(active, 4),
@@ -187,7 +173,7 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
     (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0."""
-    view = load_view(cfg)
+    view = load_view(cfg, fold=False)  # the kernels as trained, batch norms not folded in
     layer = str(cfg.layer)
     view.check_layers([layer])
     module = view.model.get_submodule(view.aliases.get(layer, layer))
@@ -204,7 +190,7 @@ def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         rows, cols = min(64, weight.shape[0]), min(16, weight.shape[1])
         tiles, columns = shown[:rows, :cols].reshape(rows * cols, 1, *weight.shape[-2:]).expand(-1, 3, -1, -1), cols
     sheet = contact_sheet(_tiles(tiles, int(cfg.tile)), columns, pad=2)
-    return _finish_internal(cfg, folder, recipe, sheet, weight.numpy(), layer=layer, shape=list(weight.shape))
+    return write_view(cfg, folder, recipe, sheet, {"filters": weight.numpy()}, layer=layer, shape=list(weight.shape))
 
 
 ANALYSIS_TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {

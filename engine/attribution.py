@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.models import LOGITS, ModelView
 
-__all__ = ["RULES", "gradcam", "guided", "occlusion", "rectifier_view", "saliency"]
+__all__ = ["RULES", "conv_layer", "gradcam", "guided", "input_gradient", "occlusion", "rectifier_view", "saliency"]
 
 RULES = ("gradient", "guided", "deconvnet")
 """How gradients pass a ReLU on the way back: as the chain rule says; only where both the forward input and the
@@ -102,15 +101,23 @@ def rectifier_view(view: ModelView, rule: str) -> ModelView:
         )
     out = ModelView(
         model, view.categories, view.name, view.aliases, view.mean.flatten().tolist(), view.std.flatten().tolist()
-    )
-    return out.to(view.device)
+    ).to(view.device)
+    return out.channels_last() if view.is_channels_last else out
+
+
+def input_gradient(view: ModelView, picture: torch.Tensor, target: int) -> torch.Tensor:
+    """``∂ logit[target] / ∂ picture`` through ``view`` as it is. Shape: ``(1, 3, H, W) -> (3, H, W)``."""
+    x = picture.to(view.device).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_score(view, x, target), x)
+    return grad[0]
 
 
 def guided(view: ModelView, picture: torch.Tensor, target: int, rule: str = "guided") -> torch.Tensor:
-    """The input gradient of the class logit through rectifiers that follow ``rule``. Shape: ``(3, H, W)``."""
-    x = picture.to(view.device).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_score(rectifier_view(view, rule), x, target), x)
-    return grad[0]
+    """The input gradient of the class logit through rectifiers that follow ``rule``. Shape: ``(3, H, W)``.
+
+    Each call copies the model; for several classes make :func:`rectifier_view` once and use :func:`input_gradient`.
+    """
+    return input_gradient(rectifier_view(view, rule), picture, target)
 
 
 def conv_layer(view: ModelView, layer: str, hw: tuple[int, int]) -> None:
@@ -147,10 +154,11 @@ def occlusion(
     stride: int,
     batch: int = 32,
     fill: float = 0.5,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """How much the class probability drops when a grey ``patch`` square covers each place (Zeiler & Fergus, 2014),
-    averaged over the squares that cover each pixel; ``batch`` occluded copies go through the model at once.
+    averaged over the squares that cover each pixel; ``batch`` occluded copies go through the model at once, and
+    ``progress`` hears of each pass.
 
     Shape: ``(H, W)``; positive where covering the picture costs the class confidence.
     """
@@ -164,6 +172,9 @@ def occlusion(
     places = [(y, xx) for y in ys for xx in xs]
     drop = torch.zeros(h, w, device=x.device)
     count = torch.zeros(h, w, device=x.device)
+    passes = math.ceil(len(places) / batch)
+    if progress is not None:
+        progress.on_start(passes, lambda: x)
     for start in range(0, len(places), batch):
         chunk = places[start : start + batch]
         copies = x.repeat(len(chunk), 1, 1, 1)
@@ -174,12 +185,5 @@ def occlusion(
             drop[y : y + patch, xx : xx + patch] += clean - p
             count[y : y + patch, xx : xx + patch] += 1
         if progress is not None:
-            progress(min(start + batch, len(places)), len(places))
+            progress.on_step(start // batch, None, lambda: x)
     return drop / count.clamp_min(1)
-
-
-def print_progress(done: int, total: int, label: str = "occlusion") -> None:
-    """A one-line bar on stderr, redrawn in place."""
-    filled = round(30 * done / total)
-    end = "\n" if done == total else "\r"
-    print(f"{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ class Progress(Callback):
     def on_start(self, steps: int, image_fn: ImageFn) -> None:
         self.steps, self.t0 = steps, time.perf_counter()
 
-    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+    def on_step(self, step: int, loss: torch.Tensor | None, image_fn: ImageFn) -> None:
         done = step + 1
         tty = self.stream.isatty()
         if done != self.steps and done % max(1, self.steps // (50 if tty else 4)):
@@ -45,7 +45,8 @@ class Progress(Callback):
         bar = "#" * filled + "." * (self.width - filled)
         end = "\n" if done == self.steps or not tty else ""
         start = "\r" if tty else ""
-        self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps} loss {float(loss):.4g} {rate:.1f} it/s{end}")
+        shown = "" if loss is None else f" loss {float(loss):.4g}"
+        self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps}{shown} {rate:.1f} it/s{end}")
         self.stream.flush()
 
 

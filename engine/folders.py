@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 
 from engine.errors import UserError
-from engine.export import contact_sheet, save_json, save_png
+from engine.export import contact_sheet
 from engine.images import SAMPLES, load_image, resize_to, to_pil
 from engine.models import ModelView
-from engine.runner import RunResult, load_view
+from engine.runner import RunResult, load_view, write_view
 
 __all__ = ["FOLDER_TASKS", "load_folder", "make_samples", "penultimate", "receptive_field"]
 
@@ -141,13 +141,11 @@ def _setup(cfg: DictConfig) -> tuple[ModelView, list[str], torch.Tensor, int]:
 
 
 def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data: np.ndarray, **extra: Any) -> RunResult:
-    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
-    np.save(folder / f"{recipe}.npy", data)
-    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
-    save_json(folder / "metrics.json", metrics)
+    """:func:`engine.runner.write_view` with the data as ``RECIPE.npy``, then the count of skipped files, if any."""
+    result = write_view(cfg, folder, recipe, sheet, {recipe: data}, **extra)
     if extra.get("skipped"):
         print(f"dreamloom: skipped {extra['skipped']} files in {cfg.folder} that are not pictures", file=sys.stderr)
-    return RunResult(folder, metrics)
+    return result
 
 
 def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:

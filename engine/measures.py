@@ -8,27 +8,24 @@ import torch
 
 from engine.images import resize_to
 from engine.models import ModelView
-from objectives.transfer import gram
+from objectives.transfer import gram, relative_error
 
 __all__ = ["feature_distance", "grid_strength", "style_distance"]
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).square().sum() / b.square().sum().clamp_min(1e-12))
 
 
 @torch.no_grad()
 def style_distance(view: ModelView, layers: Sequence[str], picture: torch.Tensor, style: torch.Tensor) -> float:
     """Mean over ``layers`` of the Gram matrices' squared error relative to the style's (plain Gram, no smoothing)."""
     pa, sa = view(picture.to(view.device), layers), view(style.to(view.device), layers)
-    return sum(_relative(gram(pa[layer]), gram(sa[layer])) for layer in layers) / len(layers)
+    return sum(float(relative_error(gram(pa[layer]), gram(sa[layer]))) for layer in layers) / len(layers)
 
 
 @torch.no_grad()
 def feature_distance(view: ModelView, layer: str, picture: torch.Tensor, reference: torch.Tensor) -> float:
     """Squared error of one layer's activations relative to the reference's (resized to the picture first)."""
     reference = resize_to(reference, (picture.shape[-2], picture.shape[-1]))
-    return _relative(view(picture.to(view.device), [layer])[layer], view(reference.to(view.device), [layer])[layer])
+    current = view(picture.to(view.device), [layer])[layer]
+    return float(relative_error(current, view(reference.to(view.device), [layer])[layer]))
 
 
 def grid_strength(picture: torch.Tensor, periods: Sequence[int] = (2, 4, 8, 16)) -> float:

@@ -94,12 +94,12 @@ class ModelView(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self._modules_by_name = {n: m for n, m in self.model.named_modules() if n}
         self.aliases = dict(aliases or {})
-        self._channels_last = False
+        self.is_channels_last = False
 
     def channels_last(self) -> ModelView:
         """Keep weights and inputs in channels-last memory order (faster convolutions on CPU and GPU)."""
         self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self._channels_last = True
+        self.is_channels_last = True
         return self
 
     def train(self, mode: bool = True) -> ModelView:
@@ -159,7 +159,7 @@ class ModelView(nn.Module):
         handles = [self._modules_by_name[self.aliases.get(n, n)].register_forward_hook(hook(n)) for n in inner]
         try:
             x = (x - self.mean) / self.std
-            out[LOGITS] = self.model(x.contiguous(memory_format=torch.channels_last) if self._channels_last else x)
+            out[LOGITS] = self.model(x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x)
         except _Captured:
             pass
         finally:
@@ -260,6 +260,7 @@ def load_model(
     weights: str | None = "DEFAULT",
     checkpoint: str | None = None,
     device: str | torch.device = "cpu",
+    fold: bool = True,
 ) -> ModelView:
     """Build a torchvision classifier by name, load its weights and wrap it in a :class:`ModelView`.
 
@@ -271,6 +272,8 @@ def load_model(
         weights: a weights enum member name, ``DEFAULT``, or ``none`` for random weights.
         checkpoint: path of a state dict to load instead of the named weights.
         device: where the model runs.
+        fold: fold batch norms into their convolutions (:func:`fold_batchnorm`): the same activations, faster.
+            ``False`` keeps the model as torchvision defines it, for views of its modules and weights.
     """
     known = torchvision.models.list_models(module=torchvision.models)
     if name not in known:
@@ -280,7 +283,8 @@ def load_model(
     for module in model.modules():
         if getattr(module, "inplace", False):
             module.inplace = False  # type: ignore[assignment]  # captured activations must survive the layers after them
-    fold_batchnorm(model)
+    if fold:
+        fold_batchnorm(model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     view = ModelView(model, categories, name=name, aliases=classic_names(model) if name.startswith("vgg") else None)
     return view.to(dev).channels_last()

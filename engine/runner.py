@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
 
 from engine.callbacks import Progress, Recorder, Snapshots
 from engine.errors import UserError
 from engine.export import contact_sheet, save_gif, save_json, save_png, write_text
-from engine.images import load_image, target_size
+from engine.images import load_image, resize_to, target_size
 from engine.loop import optimize
 from engine.models import LOGITS, ModelView, layer_table, load_model
 from engine.octaves import octave_sizes, run_octaves
@@ -31,12 +33,18 @@ __all__ = [
     "Interrupted",
     "Rendered",
     "RunResult",
+    "all_tasks",
     "build",
+    "check_number",
     "check_numbers",
     "finish",
+    "input_picture",
     "load_view",
     "optimize_octaves",
+    "probabilities",
     "run_recipe",
+    "top5",
+    "write_view",
 ]
 
 MIN_SIDE = 16
@@ -71,7 +79,8 @@ def build(node: Any, **kwargs: Any) -> Any:
         raise UserError(str(e).splitlines()[0]) from None
 
 
-def _number(cfg: DictConfig, key: str, kind: type, low: float, strict: bool = True) -> None:
+def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
+    """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``); else one :class:`UserError` line."""
     value = cfg.get(key)
     ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
     ok = ok and not isinstance(value, bool) and math.isfinite(value)
@@ -79,23 +88,24 @@ def _number(cfg: DictConfig, key: str, kind: type, low: float, strict: bool = Tr
     if not ok:
         need = f"{'a whole number' if kind is int else 'a number'} {'>' if strict else '>='} {low:g}"
         raise UserError(f"{key}={value} is not valid; {key} must be {need}")
+    return float(value)
 
 
 def check_numbers(cfg: DictConfig) -> None:
     """Reject impossible numbers (zero steps, negative sizes, NaN rates …) with one line each."""
     for key in ("steps", "batch", "octaves"):
-        _number(cfg, key, int, 0)
-    _number(cfg, "lr", float, 0)
-    _number(cfg, "snapshot_every", int, 0, strict=False)
+        check_number(cfg, key, int, 0)
+    check_number(cfg, "lr", float, 0)
+    check_number(cfg, "snapshot_every", int, 0, strict=False)
     for key in ("tv", "l1", "l2"):
-        _number(cfg, key, float, 0, strict=False)
+        check_number(cfg, key, float, 0, strict=False)
     if cfg.octaves > 1:
-        _number(cfg, "octave_scale", float, 1)
+        check_number(cfg, "octave_scale", float, 1)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
     for key in ("channel", "x", "y"):  # the channel and neuron recipes' indices
         if cfg.get(key) is not None:
-            _number(cfg, key, int, 0, strict=False)
+            check_number(cfg, key, int, 0, strict=False)
 
 
 def _objective(cfg: DictConfig, view: ModelView) -> Objective:
@@ -133,11 +143,16 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
         ) from None
 
 
-def _top5(view: ModelView, picture: torch.Tensor) -> list[list[Any]]:
-    with torch.no_grad():
-        probs = view(picture.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+def top5(probs: torch.Tensor, categories: list[str]) -> list[list[Any]]:
+    """The five likeliest classes of one probability vector, as ``[name, probability]`` pairs."""
     top = probs.topk(5)
-    return [[view.categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
+    return [[categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
+
+
+def probabilities(view: ModelView, picture: torch.Tensor) -> torch.Tensor:
+    """The model's class probabilities for the first picture of a batch. Shape: ``(classes,)``."""
+    with torch.no_grad():
+        return view(picture[:1].to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
 
 
 def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], device: torch.device) -> dict[str, Any]:
@@ -259,18 +274,49 @@ def finish(
     """
     final = out.picture
     metrics = _metrics(cfg, recipe, out.record, (final.shape[-2], final.shape[-1]), view.device)
-    metrics.update(objective=objective, interrupted=out.interrupted, top5=_top5(view, final[:1]), **extra)
+    metrics.update(
+        objective=objective,
+        interrupted=out.interrupted,
+        top5=top5(probabilities(view, final), view.categories),
+        **extra,
+    )
     _write(folder, final.cpu(), out.frames, cfg, metrics, labels)
     if out.interrupted:
         raise Interrupted(folder, out.record.steps)
     return RunResult(folder, metrics)
 
 
-def load_view(cfg: DictConfig) -> ModelView:
-    """The recipe's model, after its numbers were checked and the seed set."""
+def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
+    """The recipe's model, after its numbers were checked and the seed set (``fold``: see :func:`load_model`)."""
     check_numbers(cfg)
     torch.manual_seed(cfg.seed)
-    return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
+    return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
+
+
+def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.Tensor:
+    """The recipe's ``input`` picture at ``size`` (its long side), on ``device``; one error line when there is none."""
+    if not cfg.get("input"):
+        raise UserError(f"recipe={recipe} needs a picture; pass input=photo.jpg")
+    picture = load_image(cfg.input)
+    return resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(device)
+
+
+def write_view(
+    cfg: DictConfig,
+    folder: Path,
+    recipe: str,
+    sheet: Image.Image,
+    arrays: dict[str, np.ndarray] | None = None,
+    **extra: Any,
+) -> RunResult:
+    """Write a view that optimizes nothing (analysis, adversarial, folder views): ``image.png`` with the config,
+    each of ``arrays`` as ``NAME.npy`` and ``metrics.json`` (the run's keys, then ``extra``)."""
+    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
+    for name, data in (arrays or {}).items():
+        np.save(folder / f"{name}.npy", data)
+    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
 
 
 def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None) -> RunResult:
@@ -297,7 +343,7 @@ def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 
 def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Print every layer's name, type and output shape, and save the table as ``layers.txt``."""
-    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device)
+    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=False)
     hw = target_size(cfg.size if cfg.size is not None else 224)
     t0 = time.perf_counter()
     rows = layer_table(view, hw)

@@ -20,7 +20,7 @@ from engine.images import load_image, resize_to, target_size
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
-from engine.runner import Rendered, RunResult, finish, load_view, optimize_octaves
+from engine.runner import Rendered, RunResult, check_number, finish, input_picture, load_view, optimize_octaves
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 from regularizers import l2, total_variation
@@ -34,14 +34,6 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, ListConfig | list | tuple):
         return list(value)
     return [value]
-
-
-def _positive(cfg: DictConfig, key: str, strict: bool = True) -> float:
-    value = cfg.get(key)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and torch.isfinite(torch.tensor(value))
-    if not ok or value < 0 or (strict and value == 0):
-        raise UserError(f"{key}={value} is not valid; {key} must be a number {'>' if strict else '>='} 0")
-    return float(value)
 
 
 def _cached(make: Callable[[tuple[int, int]], Objective]) -> Callable[[tuple[int, int]], Objective]:
@@ -100,9 +92,9 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view = load_view(cfg)
     if cfg.get("tile"):
         view.wrap_edges()
-    style_scale = _positive(cfg, "style_scale")
-    content_weight = _positive(cfg, "content_weight", strict=False)
-    style_weight = _positive(cfg, "style_weight")
+    style_scale = check_number(cfg, "style_scale")
+    content_weight = check_number(cfg, "content_weight", strict=False)
+    style_weight = check_number(cfg, "style_weight")
     if cfg.colors not in COLOR_MODES:
         raise UserError(f"colors={cfg.colors} is not known; use colors=style, luminance or histogram")
     sources = _as_list(cfg.style)
@@ -167,18 +159,16 @@ def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor,
     return round(feature_distance(view, layer, result, picture), 5)
 
 
-def _inversion_setup(cfg: DictConfig) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
+def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
     view = load_view(cfg)
-    if not cfg.input:
-        raise UserError("inversion needs a picture; pass input=photo.jpg")
-    picture = load_image(cfg.input)
-    hw = target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))
-    return view, resize_to(picture, hw), octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
+    picture = input_picture(cfg, recipe, view.device)
+    hw = (picture.shape[-2], picture.shape[-1])
+    return view, picture, octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
 
 
 def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Reconstruct ``input`` from one layer's activations (Mahendran & Vedaldi, 2015)."""
-    view, picture, sizes = _inversion_setup(cfg)
+    view, picture, sizes = _inversion_setup(cfg, recipe)
     view.check_layers([str(cfg.layer)])
     make = _inversion_at(cfg, view, picture, str(cfg.layer))
     out = optimize_octaves(cfg, view, sizes, make)
@@ -188,7 +178,7 @@ def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 
 def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Inversions from shallow to deep layers side by side, after the picture itself, on one captioned sheet."""
-    view, picture, sizes = _inversion_setup(cfg)
+    view, picture, sizes = _inversion_setup(cfg, recipe)
     layers = [str(layer) for layer in _as_list(cfg.layers)]
     if not layers:
         raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")

@@ -23,6 +23,7 @@ __all__ = [
     "feature_targets",
     "gram",
     "inversion",
+    "relative_error",
     "smooth",
     "style",
     "style_grams",
@@ -60,7 +61,7 @@ def gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     return (x * m) @ x.transpose(1, 2) / m.sum(-1, keepdim=True).clamp_min(1e-6)
 
 
-def _relative_error(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def relative_error(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared error divided by the target's own energy, so every layer counts about the same."""
     return (current - target).square().sum() / target.square().sum().clamp_min(1e-12)
 
@@ -75,7 +76,7 @@ def content(layer: str, target: torch.Tensor, weight: float = 1.0, smoothing: st
     smooth(target[:, :1, :1, :1], smoothing)  # rejects an unknown smoothing now, not at the first step
 
     def fn(acts: Activations) -> torch.Tensor:
-        return weight * _relative_error(smooth(acts[layer], smoothing), target.expand_as(acts[layer]))
+        return weight * relative_error(smooth(acts[layer], smoothing), target.expand_as(acts[layer]))
 
     return Objective(fn, [layer], f"content({layer})")
 
@@ -119,11 +120,11 @@ def style(
             if masks is None:
                 target = grams[layer]
                 assert isinstance(target, torch.Tensor)
-                loss = loss + norm[layer] * _relative_error(gram(f), target.expand(f.shape[0], -1, -1))
+                loss = loss + norm[layer] * relative_error(gram(f), target.expand(f.shape[0], -1, -1))
                 continue
             for mask, target, rw in zip(masks, grams[layer], rweights, strict=True):
                 m = F.interpolate(mask, size=f.shape[-2:], mode="area")
-                loss = loss + norm[layer] * rw * _relative_error(gram(f, m), target.expand(f.shape[0], -1, -1))
+                loss = loss + norm[layer] * rw * relative_error(gram(f, m), target.expand(f.shape[0], -1, -1))
         return loss
 
     return Objective(fn, layers, f"style({', '.join(layers)})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from torch import nn
 
 from engine.analysis import colormap
 from engine.attribution import gradcam, guided, occlusion, rectifier_view, saliency
+from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.images import load_image, resize_to
-from engine.models import LOGITS, ModelView, load_model
+from engine.models import LOGITS, ModelView, load_model, packaged_weights
 from engine.runner import run_recipe
 from recipes import CONFIG_DIR
 
@@ -100,9 +102,14 @@ def test_saliency_and_occlusion_find_the_part_that_decides() -> None:
     smooth = saliency(view, x, 0, samples=8, generator=torch.Generator().manual_seed(0))
     assert smooth.shape == (16, 16)
     seen: list[tuple[int, int]] = []
-    drop = occlusion(view, x, 0, patch=4, stride=4, batch=3, progress=lambda d, t: seen.append((d, t)))
+
+    class Heard(Progress):
+        def on_step(self, step: int, loss: torch.Tensor | None, image_fn: Callable[[], torch.Tensor]) -> None:
+            seen.append((step + 1, self.steps))
+
+    drop = occlusion(view, x, 0, patch=4, stride=4, batch=3, progress=Heard())
     assert drop[:, :8].min() > 0 and drop[:, 8:].abs().max() < 1e-6
-    assert seen[-1] == (16, 16) and len(seen) == 6  # 16 places, three per pass
+    assert seen[-1] == (6, 6) and len(seen) == 6  # 16 places, three per pass
     with pytest.raises(UserError, match="patch=40"):
         occlusion(view, x, 0, patch=40, stride=4)
 
@@ -203,7 +210,10 @@ def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
     with Image.open(tmp_path / "acts" / "image.png") as sheet:
         assert sheet.width >= 5 * 40  # 24 maps, five to a row, each enlarged to at least 40 pixels
     _run(tmp_path / "filters", "filters")
-    assert np.load(tmp_path / "filters" / "filters.npy").shape == (32, 3, 3, 3)
+    kernels = np.load(tmp_path / "filters" / "filters.npy")
+    assert kernels.shape == (32, 3, 3, 3)
+    trained = torch.load(packaged_weights(), map_location="cpu", weights_only=True)["features.0.0.weight"]
+    assert np.allclose(kernels, trained.numpy())  # as trained: the batch norm is not folded into what is shown
     metrics = _run(tmp_path / "atlas", "layer_atlas", "channels=[3,5,9]", "size=48", "steps=4")
     assert "channels(features.10: [3, 5, 9])" in str(metrics["objective"])
     assert len(list((tmp_path / "atlas" / "images").glob("*.png"))) == 3

@@ -88,6 +88,7 @@ def test_layers_recipe_lists_names_and_shapes(tmp_path: Path, capsys: pytest.Cap
     run_recipe(compose_recipe("layers", "device=cpu"), tmp_path, "layers")
     out = capsys.readouterr().out
     assert "features.10" in out and "(64, 14, 14)" in out
+    assert "features.0.1          BatchNorm2d" in out  # the model as torchvision defines it, nothing folded
     assert (tmp_path / "layers.txt").read_text() == out
 
 
