@@ -12,7 +12,7 @@ from PIL import Image
 from engine.images import to_pil
 from engine.params import ImageFn
 
-__all__ = ["Callback", "Progress", "Recorder", "Snapshots"]
+__all__ = ["Callback", "Diverged", "Guard", "Progress", "Recorder", "Snapshots"]
 
 
 class Callback:
@@ -113,3 +113,40 @@ class Snapshots(Callback):
                 frame = to_pil(image_fn()[0])
             frame.thumbnail((self.max_side, self.max_side))
             self.frames.append(frame)
+
+
+class Diverged(Exception):
+    """The loss or the picture stopped being finite at ``step``; ``picture`` is the last good one (or None)."""
+
+    def __init__(self, step: int, what: str, picture: torch.Tensor | None, good_step: int, where: str = "") -> None:
+        super().__init__(f"the {what} became NaN or infinite by step {step}" + (f" of {where}" if where else ""))
+        self.step, self.what, self.picture, self.good_step = step, what, picture, good_step
+
+
+class Guard(Callback):
+    """Stops the loop with :class:`Diverged` once the loss or the picture is no longer finite, handing back the
+    last picture that was. It looks every ``every`` steps and at the last one (one read from the device each time),
+    so a fast loop is not held up by a check per step."""
+
+    def __init__(self, every: int = 8, label: str = "") -> None:
+        self.every, self.steps, self.label = max(1, every), 1, label
+        self.good: torch.Tensor | None = None
+        self.good_step = 0
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        self.steps = steps
+        with torch.no_grad():
+            start = image_fn().detach()
+        if bool(torch.isfinite(start).all()):
+            self.good, self.good_step = start, 0
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        done = step + 1
+        if done % self.every and done != self.steps:
+            return
+        with torch.no_grad():
+            picture = image_fn().detach()
+        for what, value in (("loss", loss), ("picture", picture)):
+            if not bool(torch.isfinite(value).all()):
+                raise Diverged(done, what, self.good, self.good_step, self.label)
+        self.good, self.good_step = picture, done

@@ -8,9 +8,12 @@ before anything is written.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -64,6 +67,10 @@ def _stopped(folder: Path | None) -> NoReturn:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
@@ -110,9 +117,15 @@ def preflight(args: list[str]) -> Path | None:
             run_dir = Path(str(cfg.hydra.run.dir))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(_explain(e)) from None
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UserError(
             f"run folder '{run_dir}' already exists and is not empty; choose another hydra.run.dir= or move it away"
+        )
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is a file, not a folder" if not existing.is_dir() else "is not writable"
+        raise UserError(
+            f"cannot make the run folder '{run_dir}': '{existing}' {problem}; choose another hydra.run.dir="
         )
     return run_dir
 
@@ -120,8 +133,11 @@ def preflight(args: list[str]) -> Path | None:
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _entry(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
-    folder = Path(hc.runtime.output_dir)
-    recipe = hc.runtime.choices.get("recipe") or str(cfg.name)
+    _run_and_answer(cfg, Path(hc.runtime.output_dir), hc.runtime.choices.get("recipe") or str(cfg.name))
+
+
+def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
+    """Run a composed config into ``folder``; answer a user's mistake, Ctrl-C or SIGTERM with one line."""
     try:
         result = run_recipe(cfg, folder, recipe)
     except UserError as e:
@@ -135,9 +151,70 @@ def _entry(cfg: DictConfig) -> None:
     print(f"{PROG}: wrote {result.folder}", file=sys.stderr)
 
 
+def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
+    """The config a dreamloom PNG carries, with ``key=value`` changes, and the new run's folder."""
+    from omegaconf import OmegaConf
+
+    from engine.export import read_png_config
+
+    if not args:
+        raise UserError("rerun needs a picture; use: dreamloom rerun outputs/…/image.png [key=value ...]")
+    source = Path(args[0])
+    if not source.is_file():
+        raise UserError(f"'{source}' does not exist; pass the image.png of an earlier run")
+    try:
+        text = read_png_config(source)
+    except OSError:
+        text = None
+    if not text:
+        raise UserError(f"'{source}' carries no dreamloom config; pass the image.png that a dreamloom run wrote")
+    cfg = OmegaConf.create(text)
+    assert isinstance(cfg, DictConfig)
+    folder: Path | None = None
+    changes = []
+    for arg in args[1:]:
+        key, eq, _ = arg.partition("=")
+        if not eq:
+            raise UserError(f"'{arg}' is not key=value; use: dreamloom rerun image.png steps=100")
+        if key == "hydra.run.dir":
+            folder = Path(arg.split("=", 1)[1])
+        elif OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
+            raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
+        else:
+            changes.append(arg)
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(changes))
+    assert isinstance(cfg, DictConfig)
+    if folder is None:
+        folder = Path("outputs") / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
+    if folder.exists() and any(folder.iterdir()):
+        raise UserError(f"run folder '{folder}' already exists and is not empty; choose another hydra.run.dir=")
+    return cfg, folder
+
+
+_MISSING = object()
+
+
+def rerun(args: list[str]) -> None:
+    """``dreamloom rerun image.png [key=value ...]``: run again the config an earlier picture carries."""
+    try:
+        all_tasks()
+        cfg, folder = _rerun_config(args)
+    except UserError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _stopped(None)
+    folder.mkdir(parents=True, exist_ok=True)
+    _run_and_answer(cfg, folder, str(cfg.name))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``dreamloom recipe=NAME [key=value ...]``."""
+    """Console entry point: ``dreamloom recipe=NAME [key=value ...]`` or ``dreamloom rerun image.png [...]``."""
     args = sys.argv[1:] if argv is None else list(argv)
+    signal.signal(signal.SIGTERM, _terminated)  # a polite kill saves the picture so far, as Ctrl-C does
+    if args[:1] == ["rerun"]:
+        rerun(args[1:])
+        return
     try:
         all_tasks()
         run_dir = preflight(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -13,7 +14,7 @@ from engine.params import ImageFn
 from objectives.base import Objective
 from regularizers.penalties import INPUT
 
-__all__ = ["NormalizedGradient", "optimize"]
+__all__ = ["NormalizedGradient", "Tiling", "optimize"]
 
 
 class NormalizedGradient(torch.optim.Optimizer):
@@ -33,9 +34,40 @@ class NormalizedGradient(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:  # stays on the device: no host sync inside the loop
-                    p.sub_(p.grad * (group["lr"] / (p.grad.abs().mean() + group["eps"])))
+                if p.grad is not None:  # stays on the device (no host sync) and makes no picture-sized temporary
+                    mean_abs = torch.linalg.vector_norm(p.grad, ord=1) / p.grad.numel()
+                    p.addcdiv_(p.grad, mean_abs + group["eps"], value=-group["lr"])
         return loss
+
+
+class Tiling:
+    """Split a large picture into tiles of about ``size`` pixels a side, at a new random offset every step.
+
+    The loss and gradient are then computed one tile at a time, so memory follows the tile, not the picture;
+    moving the cuts each step keeps the tile edges from printing a grid into the result (as in the DeepDream
+    notebook's random roll, but without wrapping the picture's opposite edges together).
+
+    Args:
+        size: the tile side; a picture no larger than this on a side is not cut along it.
+        generator: the random source of the offsets.
+    """
+
+    def __init__(self, size: int, generator: torch.Generator | None = None) -> None:
+        self.size, self.generator = int(size), generator
+
+    def spans(self, n: int) -> list[tuple[int, int]]:
+        """Cuts of ``[0, n)`` into pieces between a quarter and one and a quarter tiles long, at a random offset."""
+        if n <= self.size:
+            return [(0, n)]
+        offset = int(torch.randint(self.size, (1,), generator=self.generator))
+        margin = self.size // 4
+        cuts = [c for c in range(offset, n, self.size) if margin <= c <= n - margin]
+        return list(itertools.pairwise([0, *cuts, n]))
+
+    def tiles(self, h: int, w: int) -> list[tuple[slice, slice]]:
+        """This step's tiles of an ``h`` by ``w`` picture, as (rows, columns) slices covering it once."""
+        rows, cols = self.spans(h), self.spans(w)
+        return [(slice(*r), slice(*c)) for r in rows for c in cols]
 
 
 def optimize(
@@ -47,22 +79,43 @@ def optimize(
     optimizer: torch.optim.Optimizer,
     steps: int,
     callbacks: Sequence[Callback] = (),
+    tiling: Tiling | None = None,
 ) -> torch.Tensor:
     """Minimize ``objective`` over ``params`` for ``steps`` optimizer steps and return the final picture.
 
     Each evaluation builds the picture, transforms it, runs the model only as deep as the objective's layers
-    and back-propagates; weights are frozen, so only the picture's parameters get gradients.
+    and back-propagates; weights are frozen, so only the picture's parameters get gradients. With ``tiling``,
+    each tile is transformed and back-propagated on its own, its loss weighted by its share of the picture's area,
+    and the gradients are gathered into one for the whole picture before the step.
     """
     layers = [layer for layer in objective.layers if layer != INPUT]
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        img = image_fn()
+    def loss_of(img: torch.Tensor) -> torch.Tensor:
         acts = dict(model(transforms(img), layers)) if layers else {}
         acts[INPUT] = img
-        loss = objective(acts)
-        loss.backward()
-        return loss.detach()
+        return objective(acts)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        if tiling is None:
+            loss = loss_of(image_fn())
+            loss.backward()
+            return loss.detach()
+        with torch.no_grad():
+            whole = image_fn()
+        grad = torch.zeros_like(whole)
+        total = whole.new_zeros(())
+        h, w = whole.shape[-2:]
+        for rows, cols in tiling.tiles(h, w):
+            piece = whole[..., rows, cols].detach().requires_grad_(True)
+            loss = loss_of(piece) * (piece.shape[-2] * piece.shape[-1] / (h * w))
+            loss.backward()
+            assert piece.grad is not None
+            grad[..., rows, cols] = piece.grad
+            total += loss.detach()
+        del whole, piece  # the picture is rebuilt with its graph next: keep one copy alive, not two
+        image_fn().backward(grad)
+        return total
 
     for cb in callbacks:
         cb.on_start(steps, image_fn)

@@ -10,7 +10,7 @@ from engine.images import resize_to
 from engine.models import ModelView
 from objectives.transfer import gram, relative_error
 
-__all__ = ["feature_distance", "grid_strength", "style_distance"]
+__all__ = ["feature_distance", "grid_strength", "seam_strength", "style_distance"]
 
 
 @torch.no_grad()
@@ -50,3 +50,17 @@ def grid_strength(picture: torch.Tensor, periods: Sequence[int] = (2, 4, 8, 16))
             around = power[ys][:, xs].flatten().median().clamp_min(1e-12)
             best = max(best, float(power[fy, fx] / around))
     return best
+
+
+def seam_strength(picture: torch.Tensor, reference: torch.Tensor) -> float:
+    """How much a straight cut stands out in what was added to ``reference``: for every pair of neighbouring
+    columns (and rows), the mean jump of the change across them, divided by the median such jump; the largest
+    ratio. Tile edges that stay put print lines that score several times the textures around them.
+
+    Shape: both ``(1, 3, H, W)`` in [0, 1].
+    """
+    change = (picture[0].float() - reference[0].float()).mean(0)
+    ratios = []
+    for jumps in (change.diff(dim=1).abs().mean(0), change.diff(dim=0).abs().mean(1)):
+        ratios.append(float(jumps.max() / jumps.median().clamp_min(1e-12)))
+    return max(ratios)

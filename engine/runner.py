@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections.abc import Callable
@@ -16,11 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
-from engine.callbacks import Progress, Recorder, Snapshots
+from engine.callbacks import Diverged, Guard, Progress, Recorder, Snapshots
 from engine.errors import UserError
 from engine.export import contact_sheet, save_gif, save_json, save_png, write_text
 from engine.images import load_image, resize_to, target_size
-from engine.loop import optimize
+from engine.loop import Tiling, optimize
 from engine.models import LOGITS, ModelView, layer_table, load_model
 from engine.octaves import octave_sizes, run_octaves
 from objectives.activation import channel_list
@@ -101,6 +102,8 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, key, float, 0, strict=False)
     if cfg.octaves > 1:
         check_number(cfg, "octave_scale", float, 1)
+    if cfg.get("tile_size") is not None:
+        check_number(cfg, "tile_size", int, 63)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
     for key in ("channel", "x", "y"):  # the channel and neuron recipes' indices
@@ -150,9 +153,13 @@ def top5(probs: torch.Tensor, categories: list[str]) -> list[list[Any]]:
 
 
 def probabilities(view: ModelView, picture: torch.Tensor) -> torch.Tensor:
-    """The model's class probabilities for the first picture of a batch. Shape: ``(classes,)``."""
+    """The model's class probabilities for the first picture of a batch, seen at most 1024 px on its long side (a
+    classifier reads a 4K picture no better, and would need gigabytes for it). Shape: ``(classes,)``."""
+    first = picture[:1]
+    if max(first.shape[-2:]) > 1024:
+        first = resize_to(first, target_size(1024, (first.shape[-2], first.shape[-1])))
     with torch.no_grad():
-        return view(picture[:1].to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+        return view(first.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
 
 
 def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], device: torch.device) -> dict[str, Any]:
@@ -211,6 +218,8 @@ class Rendered:
     record: Recorder
     frames: Snapshots
     interrupted: bool
+    stopped: str | None = None
+    """Why the numerical guard stopped the run (``picture`` is then the last good one), or None."""
 
 
 def optimize_octaves(
@@ -235,7 +244,11 @@ def optimize_octaves(
     """
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
-    _probe(view, objective_at(sizes[0]), transforms, sizes[0], cfg.batch)
+    tile = cfg.get("tile_size")
+    tiling = Tiling(tile, generator) if tile else None
+    # the smallest piece a tiled run may hand the model is a quarter tile on a side that gets cut
+    h, w = sizes[0] if tiling is None else (n if n <= tile else tile // 4 for n in sizes[0])
+    _probe(view, objective_at(sizes[0]), transforms, (h, w), cfg.batch)
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
     rec, frames = Recorder(), Snapshots(cfg.snapshot_every)
@@ -245,12 +258,17 @@ def optimize_octaves(
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
         optimizer = build(cfg.optimizer)(params)
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
-        callbacks = [rec, frames, Progress(label)]
+        callbacks = [rec, frames, Progress(label), Guard(label=label.strip())]
         objective = objective_at(sizes[i])
-        return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, callbacks)
+        return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, callbacks, tiling)
 
     try:
         return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("tile"))), rec, frames, False)
+    except Diverged as e:
+        if e.picture is None:
+            raise UserError(f"{e} before any good picture; lower the learning rate (lr={cfg.lr})") from None
+        why = f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}"
+        return Rendered(e.picture, rec, frames, False, f"{why}; the picture as it was at step {e.good_step}")
     except KeyboardInterrupt:
         current = rec.current_picture()
         if current is None:
@@ -280,9 +298,13 @@ def finish(
         top5=top5(probabilities(view, final), view.categories),
         **extra,
     )
+    if out.stopped:
+        metrics["stopped"] = out.stopped
     _write(folder, final.cpu(), out.frames, cfg, metrics, labels)
     if out.interrupted:
         raise Interrupted(folder, out.record.steps)
+    if out.stopped:
+        raise UserError(f"{out.stopped} and metrics.json are in {folder}")
     return RunResult(folder, metrics)
 
 
@@ -391,12 +413,23 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")
     try:
         return task(cfg, folder, recipe)
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        raise UserError(
+            f"could not write the results into {folder} ({e.strerror}); free some space or choose another "
+            "hydra.run.dir="
+        ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not _out_of_memory(e):
             raise
         raise UserError(
             f"size={cfg.size} needs more memory than the device has; use a smaller size= (or a smaller batch=)"
         ) from None
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
+"""The errors of a write that the user can fix: disk full, file too large, quota, read-only or forbidden place."""
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -89,6 +89,7 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
     ``style_weight`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
+    _untiled(cfg, recipe)
     view = load_view(cfg)
     if cfg.get("tile"):
         view.wrap_edges()
@@ -159,7 +160,16 @@ def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor,
     return round(feature_distance(view, layer, result, picture), 5)
 
 
+def _untiled(cfg: DictConfig, recipe: str) -> None:
+    if cfg.get("tile_size") is not None:
+        raise UserError(
+            f"recipe={recipe} compares whole feature maps, so it cannot run tile by tile; drop tile_size= "
+            "(tiles work for deepdream, class, channel and neuron) or use a smaller size="
+        )
+
+
 def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
+    _untiled(cfg, recipe)
     view = load_view(cfg)
     picture = input_picture(cfg, recipe, view.device)
     hw = (picture.shape[-2], picture.shape[-1])
@@ -184,17 +194,17 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")
     view.check_layers(layers)
     pictures, errors, record, frames = [picture.to(view.device)], {}, Recorder(), Snapshots(0)
-    interrupted = False
+    interrupted, stopped = False, None
     for layer in layers:
         out = optimize_octaves(cfg, view, sizes, _inversion_at(cfg, view, picture, layer))
         pictures.append(out.picture)
         errors[layer] = _feature_error(view, picture, out.picture, layer)
         record.merge(out.record)
         frames.frames += out.frames.frames
-        if out.interrupted:
-            interrupted = True
+        if out.interrupted or out.stopped:
+            interrupted, stopped = out.interrupted, out.stopped
             break
-    combined = Rendered(torch.cat(pictures), record, frames, interrupted)
+    combined = Rendered(torch.cat(pictures), record, frames, interrupted, stopped)
     labels = ["input", *layers]
     return finish(cfg, folder, recipe, view, combined, f"inversion sweep ({', '.join(layers)})", labels, errors=errors)
 

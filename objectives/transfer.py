@@ -56,9 +56,24 @@ def gram(f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """
     x = f.flatten(2)
     if mask is None:
-        return x @ x.transpose(1, 2) / x.shape[-1]
+        return _Gram.apply(x)
     m = mask.flatten(2)
     return (x * m) @ x.transpose(1, 2) / m.sum(-1, keepdim=True).clamp_min(1e-6)
+
+
+class _Gram(torch.autograd.Function):
+    """``x xᵀ / N`` with the backward pass ``(g + gᵀ) x / N``: one matrix product where autograd would take two and
+    add them (the Gram matrices of early, large layers cost as much as the network at 512 px)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x @ x.transpose(1, 2) / x.shape[-1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return ((grad + grad.transpose(1, 2)) / x.shape[-1]) @ x
 
 
 def relative_error(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

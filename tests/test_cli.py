@@ -13,11 +13,15 @@ import hashlib
 import json
 import math
 import os
+import re
+import resource
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from engine.export import read_png_config
 pytestmark = pytest.mark.slow
 
 ERROR = "dreamloom: error: "
+PROGRESS = re.compile(r"^(octave \d+/\d+ )?\[[#.]+\] \d+/\d+ ")
 TIMEOUT_S = 180
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 CHANNEL = ("recipe=channel", "steps=2", "size=64", "snapshot_every=0")
@@ -63,12 +68,14 @@ class Case:
         args: overrides; ``{assets}`` stands for the folder of test pictures and checkpoints.
         expect: words the error line must contain: the problem and its fix.
         prepare: fills the working folder before the run (the run folder is ``folder / "run"``).
+        file_limit: the largest file the command may write, in bytes: a disk that fills up under it.
     """
 
     id: str
     args: tuple[str, ...]
     expect: tuple[str, ...] = ()
     prepare: Callable[[Path], None] | None = None
+    file_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,20 @@ def run_case(case: Case, assets: Path, folder: Path) -> Result:
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
+        preexec_fn=None if case.file_limit is None else lambda: _limit_files(case.file_limit),  # type: ignore[arg-type]
     )
     return Result(proc.returncode, proc.stderr, folder, before)
+
+
+def _limit_files(size: int) -> None:
+    """In the child: writing past ``size`` bytes fails with "File too large", as a full disk fails a write."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def file_in_the_way(folder: Path) -> None:
+    """A file where the run folder should go."""
+    (folder / "run").write_text("not a folder\n")
 
 
 def earlier_run(folder: Path) -> None:
@@ -272,6 +291,22 @@ ERRORS = [
         ("nothere.jpg' does not exist",),
     ),
     Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
+    Case("input-huge-header", (*DREAM, "input={assets}/huge.png"), ("huge.png' is too large", "89 megapixels")),
+    Case("unknown-optimizer", (*CHANNEL, "optimizer=adamw"), ("unknown optimizer 'adamw'", "adam, lbfgs")),
+    Case("unknown-transforms", (*CHANNEL, "transforms=wobble"), ("unknown transforms 'wobble'", "robust")),
+    Case("lr-infinite", (*CHANNEL, "lr=inf"), ("lr=inf", "number > 0")),
+    Case("tv-negative", (*CHANNEL, "tv=-1"), ("tv=-1", "number >= 0")),
+    Case("tile-size-too-small", (*DREAM, "tile_size=8"), ("tile_size=8", "whole number > 63")),
+    Case("style-in-tiles", (*STYLE, "tile_size=256"), ("recipe=style", "cannot run tile by tile", "drop tile_size=")),
+    Case(
+        "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way
+    ),
+    Case(
+        "disk-full",
+        ("recipe=deepdream", "steps=2", "octaves=1", "size=128", "snapshot_every=0"),
+        ("could not write the results", "File too large", "free some space"),
+        file_limit=12_000,
+    ),
 ]
 BY_ID = {case.id: case for case in ERRORS}
 
@@ -283,6 +318,7 @@ CONVERSIONS = [
     Case("cmyk-jpeg", (*CONVERT, "input={assets}/cmyk.jpg")),
 ]
 CONTRACT = Case("contract", ("recipe=channel", "steps=2", "size=64"))
+DIVERGING = Case("diverging", ("recipe=channel", "steps=20", "size=64", "optimizer=sgd", "lr=1e38"))
 
 
 def _gradient() -> np.ndarray:
@@ -317,6 +353,18 @@ def _pictures(root: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _huge_png_header() -> bytes:
+    """A PNG that says it is 20000 x 20000 (1.2 GB once decoded) and holds almost nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+    )
+
+
 def _broken_inputs(root: Path) -> None:
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*HW, 3), dtype=np.uint8))
     for suffix in ("png", "jpg"):
@@ -325,6 +373,7 @@ def _broken_inputs(root: Path) -> None:
         data = whole.read_bytes()
         (root / f"half.{suffix}").write_bytes(data[: len(data) // 2])
     (root / "empty.png").write_bytes(b"")
+    (root / "huge.png").write_bytes(_huge_png_header())
     (root / "notes.jpg").write_text("shopping list: eggs, milk, flour\n")
     (root / "album").mkdir()
     stripes = np.zeros((30, 21, 3), dtype=np.uint8)  # red, green and blue thirds: a mask of another size
@@ -387,7 +436,8 @@ def runs(
 def _one_error_line(result: Result) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2, f"exit code {result.returncode}:\n{result.stderr}"
-    lines = result.stderr.splitlines()
+    # a failure met after the optimization (a full disk) follows its progress bars
+    lines = [line for line in result.stderr.splitlines() if not PROGRESS.match(line)]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
     assert lines[0].startswith(ERROR), lines[0]
     return lines[0]
@@ -424,6 +474,21 @@ def test_input_modes_are_converted_to_rgb(case: Case, runs: dict[str, Future[Res
         picture = np.asarray(img, dtype=np.float64)
     error = np.abs(picture - assets.rgb[case.id]).mean()
     assert error < 4, f"the picture is {error:.1f} grey levels away from the input read as RGB"
+
+
+@pytest.mark.parametrize("case", [DIVERGING], ids=lambda c: c.id)
+def test_a_diverging_run_stops_and_keeps_the_last_good_picture(case: Case, runs: dict[str, Future[Result]]) -> None:
+    result = runs[case.id].result()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.splitlines()[-1]
+    for words in ("the loss became NaN or infinite by step 8", "lr=1e+38 is probably too high", str(result.run)):
+        assert words in last, last
+    metrics = json.loads((result.run / "metrics.json").read_text())
+    assert "NaN" in metrics["stopped"]
+    with Image.open(result.run / "image.png") as img:
+        picture = np.asarray(img.convert("RGB"), dtype=np.float64)
+    assert picture.std() > 0  # a real picture (the start: grey plus noise), not a blank made of NaNs
 
 
 @pytest.mark.parametrize("case", [CONTRACT], ids=lambda c: c.id)
@@ -470,9 +535,9 @@ class Live:
     lines: list[str]
     reader: threading.Thread
 
-    def stop(self) -> str:
-        """Press Ctrl-C, wait for the command to end, and return all it printed on stderr."""
-        self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> str:
+        """Press Ctrl-C (or send ``sig``), wait for the command to end, and return all it printed on stderr."""
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout=60)
         finally:
@@ -500,12 +565,13 @@ def _wait_for(ready: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.01)
 
 
-def test_ctrl_c_saves_the_picture_so_far(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_the_picture_so_far(tmp_path: Path, sig: int) -> None:
     run = tmp_path / "run"
     live = _start(run)
     _wait_for(lambda: (run / ".hydra").is_dir(), TIMEOUT_S)
     _wait_for(lambda: any("/100000" in line for line in live.lines), 8)
-    stderr = live.stop()
+    stderr = live.stop(sig)
     assert "Traceback" not in stderr, stderr
     assert live.proc.returncode == 130, stderr
     last = stderr.splitlines()[-1]

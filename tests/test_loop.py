@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from engine.callbacks import Recorder, Snapshots
-from engine.loop import NormalizedGradient, optimize
+from engine.loop import NormalizedGradient, Tiling, optimize
 from engine.models import ModelView
 from engine.params import fft, pixel
 from objectives import channel, class_logit, deepdream
-from regularizers import Compose, Jitter, Pad, total_variation
+from regularizers import Compose, Jitter, Pad, l2, total_variation
 
 OPTIMIZERS = {
     "adam": lambda p: torch.optim.Adam(p, lr=0.05),
@@ -70,3 +70,34 @@ def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
     snaps = Snapshots(every=4)
     optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 10, [snaps])
     assert len(snaps.frames) == 3 and snaps.frames[0].size == (20, 20)
+
+
+def test_tiles_cover_the_picture_once_and_move_every_step() -> None:
+    tiling = Tiling(64, torch.Generator().manual_seed(0))
+    layouts = set()
+    for _ in range(20):
+        tiles = tiling.tiles(150, 200)
+        count = torch.zeros(150, 200)
+        for rows, cols in tiles:
+            count[rows, cols] += 1
+            for span in (rows, cols):
+                assert 16 <= span.stop - span.start < 80  # a quarter tile up to a tile and a quarter
+        assert torch.equal(count, torch.ones(150, 200))
+        layouts.add(tuple((r.start, c.start) for r, c in tiles))
+    assert len(layouts) >= 10  # the cuts move from step to step
+    assert Tiling(64).tiles(40, 64) == [(slice(0, 40), slice(0, 64))]  # a picture within one tile is not cut
+
+
+def test_tiled_gradient_and_loss_match_the_whole_picture(tiny: ModelView) -> None:
+    """A per-pixel objective sees no tile edges, so tile by tile must give exactly the whole picture's step."""
+    results = []
+    for tiling in (None, Tiling(24, torch.Generator().manual_seed(3))):
+        params, image = pixel((2, 3, 50, 70), generator=torch.Generator().manual_seed(0), sd=0.3)
+        rec = Recorder()
+        optimizer = torch.optim.SGD(params, lr=10.0)
+        out = optimize(params, image, l2(), tiny, Compose(), optimizer, 3, [rec], tiling=tiling)
+        results.append((out, rec.loss_first))
+    (whole, loss_whole), (tiled, loss_tiled) = results
+    assert loss_whole == pytest.approx(loss_tiled, rel=1e-5)
+    assert torch.allclose(whole, tiled, atol=1e-6)
+    assert not torch.allclose(whole, pixel((2, 3, 50, 70), generator=torch.Generator().manual_seed(0), sd=0.3)[1]())

@@ -1,0 +1,71 @@
+"""Runs can be repeated: the same keys and seed give the same bytes, and a picture's embedded config reruns it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.runner import run_recipe
+from tests.test_recipes import compose_recipe
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "channel": ("size=64", "steps=6"),
+    "deepdream": ("size=[96,128]", "octaves=2", "steps=3", "tile_size=64"),  # tiled: random cuts, seeded too
+}
+
+
+def _dreamloom(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("recipe", list(SMALL))
+def test_the_same_keys_and_seed_give_the_same_bytes(tmp_path: Path, recipe: str) -> None:
+    pictures = []
+    for run in ("first", "second"):
+        run_recipe(compose_recipe(recipe, *SMALL[recipe], "device=cpu"), tmp_path / run, recipe)
+        pictures.append((tmp_path / run / "image.png").read_bytes())
+    assert pictures[0] == pictures[1]
+    run_recipe(compose_recipe(recipe, *SMALL[recipe], "device=cpu", "seed=1"), tmp_path / "seed1", recipe)
+    assert (tmp_path / "seed1" / "image.png").read_bytes() != pictures[0]
+
+
+def test_rerun_repeats_a_run_from_its_picture_alone(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    run_recipe(compose_recipe("channel", *SMALL["channel"], "device=cpu"), first, "channel")
+    again = _dreamloom("rerun", str(first / "image.png"), f"hydra.run.dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / "image.png").read_bytes() == (first / "image.png").read_bytes()
+    longer = _dreamloom("rerun", str(first / "image.png"), "steps=9", f"hydra.run.dir={tmp_path / 'longer'}")
+    assert longer.returncode == 0, longer.stderr
+    assert json.loads((tmp_path / "longer" / "metrics.json").read_text())["steps"] == 9
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "words"),
+    [
+        (None, ("nothere.png",), ("nothere.png' does not exist", "image.png of an earlier run")),
+        ("plain", ("plain.png",), ("carries no dreamloom config", "image.png that a dreamloom run wrote")),
+        ("run", ("run/image.png", "stpes=3"), ("unknown key 'stpes'", "did you mean steps")),
+        ("run", ("run/image.png", "steps"), ("'steps' is not key=value",)),
+    ],
+    ids=["missing", "not-from-dreamloom", "mistyped-key", "not-key-value"],
+)
+def test_rerun_answers_bad_input_in_one_line(tmp_path: Path, make: str | None, args: tuple[str, ...], words) -> None:  # type: ignore[no-untyped-def]
+    if make == "plain":
+        Image.new("RGB", (8, 8), "teal").save(tmp_path / "plain.png")
+    if make == "run":
+        run_recipe(compose_recipe("channel", "size=32", "steps=1", "device=cpu"), tmp_path / "run", "channel")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    out = _dreamloom("rerun", *(str(tmp_path / a) if "/" in a or a.endswith(".png") else a for a in args))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("dreamloom: error: "), out.stderr
+    for w in words:
+        assert w in out.stderr, out.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
