@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
 from engine.images import target_size
 from engine.models import LOGITS, ModelView
-from engine.runner import RunResult, input_picture, load_view, probabilities, top5, write_view
+from engine.runner import RunResult, config_yaml, input_picture, load_view, probabilities, top5, write_view
 from objectives.classes import resolve_class
 
 __all__ = ["ATTACKS", "attack", "fool", "parse_eps"]
@@ -145,7 +145,7 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         f"difference x{cfg.magnify:g}",
         f"adversarial: {view.categories[after][:18]} {float(probs[after]):.0%}",
     ]
-    save_png(folder / "adversarial.png", adv[0], OmegaConf.to_yaml(cfg, resolve=True))
+    save_png(folder / "adversarial.png", adv[0], config_yaml(cfg))
     return write_view(
         cfg,
         folder,

@@ -75,7 +75,7 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
-def _explain(err: Exception) -> str:
+def _explain(err: Exception, args: list[str]) -> str:
     """Shorten a Hydra/OmegaConf composition error to the key or option and its close matches."""
     text = str(err)
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
@@ -93,10 +93,16 @@ def _explain(err: Exception) -> str:
     if key:
         from hydra import compose, initialize_config_dir
 
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            keys = [str(k) for k in compose("config").keys()]
-        hint = close_matches(key.group(1).split(".")[-1], keys)
-        return f"unknown key '{key.group(1)}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
+        recipe = [a for a in args if a.startswith("recipe=")][-1:]
+        try:
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                keys = [str(k) for k in compose("config", overrides=recipe).keys()]
+        except (HydraException, OmegaConfBaseException):
+            keys = []
+        name = key.group(1)
+        hint = close_matches(name.split(".")[-1], [k for k in keys if k != name])
+        where = f"recipe {recipe[0].split('=', 1)[1]} has" if recipe else "the recipe has"
+        return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
     first = next((line for line in text.splitlines() if line.strip()), text)
     return f"could not read the command line: {first}"
 
@@ -116,7 +122,7 @@ def preflight(args: list[str]) -> Path | None:
             cfg = compose("config", overrides=args, return_hydra_config=True)
             run_dir = Path(str(cfg.hydra.run.dir))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise UserError(_explain(e)) from None
+        raise UserError(_explain(e, args)) from None
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UserError(
             f"run folder '{run_dir}' already exists and is not empty; choose another hydra.run.dir= or move it away"
@@ -195,6 +201,26 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
 _MISSING = object()
 
 
+def _resume_args(args: list[str]) -> list[str]:
+    """With ``resume=FOLDER``, refuse other keys (the run carries on with its own) and name the new run folder
+    after the resumed recipe."""
+    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if not resume or resume[-1] in ("", "null"):
+        return args
+    others = [a for a in args if not a.startswith(("resume=", "hydra."))]
+    if others:
+        raise UserError(
+            f"resume= carries on a run with its own keys, so {' '.join(others)} would be ignored; pass only "
+            "resume=FOLDER (and hydra.run.dir=), or start a new run"
+        )
+    from omegaconf import OmegaConf
+
+    from engine.checkpoints import load_checkpoint
+
+    name = OmegaConf.create(load_checkpoint(resume[-1])["config"]).get("name", "run")
+    return [*args, f"name={name}_resumed"]
+
+
 def rerun(args: list[str]) -> None:
     """``dreamloom rerun image.png [key=value ...]``: run again the config an earlier picture carries."""
     try:
@@ -217,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         all_tasks()
+        args = _resume_args(args)
         run_dir = preflight(args)
     except UserError as e:
         _fail(str(e))

@@ -80,13 +80,15 @@ def optimize(
     steps: int,
     callbacks: Sequence[Callback] = (),
     tiling: Tiling | None = None,
+    start: int = 0,
 ) -> torch.Tensor:
     """Minimize ``objective`` over ``params`` for ``steps`` optimizer steps and return the final picture.
 
     Each evaluation builds the picture, transforms it, runs the model only as deep as the objective's layers
     and back-propagates; weights are frozen, so only the picture's parameters get gradients. With ``tiling``,
     each tile is transformed and back-propagated on its own, its loss weighted by its share of the picture's area,
-    and the gradients are gathered into one for the whole picture before the step.
+    and the gradients are gathered into one for the whole picture before the step. ``start`` skips steps already
+    taken (a resumed run).
     """
     layers = [layer for layer in objective.layers if layer != INPUT]
 
@@ -119,7 +121,7 @@ def optimize(
 
     for cb in callbacks:
         cb.on_start(steps, image_fn)
-    for step in range(steps):
+    for step in range(start, steps):
         loss = optimizer.step(closure)  # type: ignore[arg-type]
         for cb in callbacks:
             cb.on_step(step, loss, image_fn)  # type: ignore[arg-type]

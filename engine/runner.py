@@ -17,7 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
-from engine.callbacks import Diverged, Guard, Progress, Recorder, Snapshots
+from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
+from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore, resumed_config
 from engine.errors import UserError
 from engine.export import contact_sheet, save_gif, save_json, save_png, write_text
 from engine.images import load_image, resize_to, target_size
@@ -38,6 +39,7 @@ __all__ = [
     "build",
     "check_number",
     "check_numbers",
+    "config_yaml",
     "finish",
     "input_picture",
     "load_view",
@@ -56,7 +58,8 @@ class Interrupted(Exception):
 
     def __init__(self, folder: Path, steps: int) -> None:
         done = f"{steps} step" + ("" if steps == 1 else "s")
-        super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}")
+        again = f"; carry on with: dreamloom resume={folder}" if (folder / "checkpoint.pt").is_file() else ""
+        super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}{again}")
 
 
 @dataclass
@@ -80,6 +83,16 @@ def build(node: Any, **kwargs: Any) -> Any:
         raise UserError(str(e).splitlines()[0]) from None
 
 
+def config_yaml(cfg: DictConfig) -> str:
+    """The resolved config a picture carries (and a checkpoint saves): all that is needed to run it again from the
+    start, so without ``resume``, which a resumed run's own picture does not need."""
+    plain = cfg.copy()
+    if plain.get("resume") is not None:
+        with open_dict(plain):
+            plain.resume = None
+    return OmegaConf.to_yaml(plain, resolve=True)
+
+
 def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
     """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``); else one :class:`UserError` line."""
     value = cfg.get(key)
@@ -98,6 +111,7 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, key, int, 0)
     check_number(cfg, "lr", float, 0)
     check_number(cfg, "snapshot_every", int, 0, strict=False)
+    check_number(cfg, "checkpoint_every", int, 0, strict=False)
     for key in ("tv", "l1", "l2"):
         check_number(cfg, key, float, 0, strict=False)
     if cfg.octaves > 1:
@@ -185,7 +199,7 @@ def _write(
     metrics: dict[str, Any],
     labels: list[str] | None = None,
 ) -> None:
-    config_text = OmegaConf.to_yaml(cfg, resolve=True)
+    config_text = config_yaml(cfg)
     if picture.shape[0] == 1:
         save_png(folder / "image.png", picture[0], config_text)
     else:
@@ -230,6 +244,7 @@ def optimize_octaves(
     base: torch.Tensor | None = None,
     first: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    folder: Path | None = None,
 ) -> Rendered:
     """Run the configured parameterization, transforms and optimizer over ``sizes``, smallest first.
 
@@ -241,6 +256,8 @@ def optimize_octaves(
         base: a picture to dream on, carrying only the added detail upward (DeepDream).
         first: without ``base``, the first octave's starting picture; later octaves start from the one before.
         generator: the seeded random source of the transforms and the random start.
+        folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
+            with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
     """
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
@@ -252,15 +269,28 @@ def optimize_octaves(
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
     rec, frames = Recorder(), Snapshots(cfg.snapshot_every)
+    state = load_checkpoint(cfg.resume) if cfg.get("resume") else None
+    every = int(cfg.get("checkpoint_every") or 0) if folder is not None else 0
+    config_text = config_yaml(cfg)
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
+        nonlocal state
         shape = (cfg.batch, 3, *sizes[i])
+        if state is not None and i < state["octave"]:
+            return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
         optimizer = build(cfg.optimizer)(params)
+        first_step = 0
+        if state is not None:
+            first_step, state = restore(state, params, optimizer, generator, rec, frames), None
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
-        callbacks = [rec, frames, Progress(label), Guard(label=label.strip())]
+        callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
+        if every and folder is not None:
+            saver = Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)
+            callbacks.append(saver)
         objective = objective_at(sizes[i])
-        return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, callbacks, tiling)
+        steps = cfg.steps
+        return optimize(params, image_fn, objective, view, transforms, optimizer, steps, callbacks, tiling, first_step)
 
     try:
         return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("tile"))), rec, frames, False)
@@ -305,6 +335,7 @@ def finish(
         raise Interrupted(folder, out.record.steps)
     if out.stopped:
         raise UserError(f"{out.stopped} and metrics.json are in {folder}")
+    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
     return RunResult(folder, metrics)
 
 
@@ -333,7 +364,7 @@ def write_view(
 ) -> RunResult:
     """Write a view that optimizes nothing (analysis, adversarial, folder views): ``image.png`` with the config,
     each of ``arrays`` as ``NAME.npy`` and ``metrics.json`` (the run's keys, then ``extra``)."""
-    save_png(folder / "image.png", sheet, OmegaConf.to_yaml(cfg, resolve=True))
+    save_png(folder / "image.png", sheet, config_yaml(cfg))
     for name, data in (arrays or {}).items():
         np.save(folder / f"{name}.npy", data)
     metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
@@ -349,7 +380,7 @@ def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None 
     objective = _objective(cfg, view)
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
-    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base)
+    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
     return finish(cfg, folder, recipe, view, out, objective.name, labels)
 
 
@@ -408,6 +439,9 @@ def all_tasks() -> dict[str, Callable[[DictConfig, Path, str], RunResult]]:
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
     tasks = all_tasks()
+    if cfg.get("resume"):
+        cfg = resumed_config(cfg)
+        recipe = str(cfg.name)
     task = tasks.get(str(cfg.task))
     if task is None:
         raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")

@@ -141,7 +141,8 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     first = _start(cfg, seen)
-    out = optimize_octaves(cfg, view, sizes, _cached(objective_at), first=None if first is None else first.to(dev))
+    start = None if first is None else first.to(dev)
+    out = optimize_octaves(cfg, view, sizes, _cached(objective_at), first=start, folder=folder)
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(dev).expand_as(out.picture))
     extra = {"styles": [str(s) for s in sources], "style_weights": blend, "colors": cfg.colors}
@@ -181,13 +182,15 @@ def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view, picture, sizes = _inversion_setup(cfg, recipe)
     view.check_layers([str(cfg.layer)])
     make = _inversion_at(cfg, view, picture, str(cfg.layer))
-    out = optimize_octaves(cfg, view, sizes, make)
+    out = optimize_octaves(cfg, view, sizes, make, folder=folder)
     error = _feature_error(view, picture, out.picture, str(cfg.layer))
     return finish(cfg, folder, recipe, view, out, make(sizes[-1]).name, feature_error=error)
 
 
 def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Inversions from shallow to deep layers side by side, after the picture itself, on one captioned sheet."""
+    if cfg.get("resume"):
+        raise UserError("recipe=inversion_sweep runs one optimization per layer and cannot be resumed; run it again")
     view, picture, sizes = _inversion_setup(cfg, recipe)
     layers = [str(layer) for layer in _as_list(cfg.layers)]
     if not layers:

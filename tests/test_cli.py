@@ -185,7 +185,12 @@ ERRORS = [
     Case("size-zero", (*CHANNEL, "size=0"), ("size=0 is not a size", "size=224")),
     Case("size-not-a-number", (*CHANNEL, "size=abc"), ("size=abc is not a size", "size=224")),
     Case("size-fraction", (*CHANNEL, "size=1.5"), ("size=1.5 is not a size", "whole number")),
-    Case("mistyped-key", (*CHANNEL, "stpes=5"), ("unknown key 'stpes'", "did you mean steps")),
+    Case("mistyped-key", (*CHANNEL, "stpes=5"), ("recipe channel has no key 'stpes'", "did you mean steps")),
+    Case(
+        "key-of-another-recipe",
+        ("recipe=class", "steps=2", "size=64", "layer=features.3"),
+        ("recipe class has no key 'layer'", "prefix it with +"),
+    ),
     Case("run-folder-not-empty", CHANNEL, ("already exists and is not empty", "hydra.run.dir="), earlier_run),
     Case(
         "checkpoint-missing",
@@ -301,6 +306,8 @@ ERRORS = [
     Case(
         "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way
     ),
+    Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
+    Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(
         "disk-full",
         ("recipe=deepdream", "steps=2", "octaves=1", "size=128", "snapshot_every=0"),

@@ -1,4 +1,5 @@
-"""Runs can be repeated: the same keys and seed give the same bytes, and a picture's embedded config reruns it."""
+"""Runs can be repeated and resumed: the same keys and seed give the same bytes, a picture's embedded config reruns
+it, and a run stopped part way carries on from its checkpoint to the picture it would have made."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.runner import run_recipe
+import engine.callbacks
+from engine.checkpoints import CHECKPOINT
+from engine.cli import main as dreamloom_main
+from engine.runner import Interrupted, run_recipe
 from tests.test_recipes import compose_recipe
 
 pytestmark = pytest.mark.slow
@@ -69,3 +73,37 @@ def test_rerun_answers_bad_input_in_one_line(tmp_path: Path, make: str | None, a
     for w in words:
         assert w in out.stderr, out.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+RESUMABLE = {
+    "channel": (("size=64", "steps=12"), 10),  # Adam's moments must come back too
+    "deepdream": (("size=[64,96]", "octaves=3", "steps=4"), 9),  # stopped in the third octave
+    "style": (("size=48", "octaves=2", "steps=4"), 5),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RESUMABLE))
+def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys, stop_after = RESUMABLE[recipe]
+    run_recipe(compose_recipe(recipe, *keys, "checkpoint_every=4", "device=cpu"), tmp_path / "whole", recipe)
+    assert not (tmp_path / "whole" / CHECKPOINT).exists()  # a finished run keeps no checkpoint
+
+    counted = engine.callbacks.Recorder.on_step
+
+    def stop(self, step, loss, image_fn):  # type: ignore[no-untyped-def]
+        counted(self, step, loss, image_fn)
+        if self.steps == stop_after:
+            raise KeyboardInterrupt  # as Ctrl-C would, part way through
+
+    monkeypatch.setattr(engine.callbacks.Recorder, "on_step", stop)
+    with pytest.raises(Interrupted, match="carry on with: dreamloom resume="):
+        run_recipe(compose_recipe(recipe, *keys, "checkpoint_every=4", "device=cpu"), tmp_path / "cut", recipe)
+    monkeypatch.setattr(engine.callbacks.Recorder, "on_step", counted)
+    assert (tmp_path / "cut" / CHECKPOINT).is_file()
+
+    dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert (resumed / "image.png").read_bytes() == (whole / "image.png").read_bytes()
+    assert (resumed / "progress.gif").read_bytes() == (whole / "progress.gif").read_bytes()
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    assert metrics["recipe"] == recipe and metrics["steps"] == json.loads((whole / "metrics.json").read_text())["steps"]

@@ -1,0 +1,122 @@
+"""Checkpoints of a long optimization, and resuming from one.
+
+Every ``checkpoint_every`` steps the run folder gets ``checkpoint.pt``: the resolved config, the octave and step, the
+picture's parameters, the optimizer's state, the random generator's state, what the recorder counted and the GIF
+frames so far. ``resume=FOLDER`` runs that config again and, on reaching the saved octave, puts all of it back and
+carries on from the saved step, so it ends on the same picture as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from engine.callbacks import Callback, Recorder, Snapshots
+from engine.errors import UserError
+from engine.export import atomic_write
+from engine.params import ImageFn
+
+__all__ = ["CHECKPOINT", "Checkpointer", "load_checkpoint", "restore", "resumed_config"]
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 1
+
+
+def load_checkpoint(folder: str | Path) -> dict[str, Any]:
+    """The checkpoint saved in a run folder; one :class:`UserError` line when there is none or it cannot be read."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        raise UserError(
+            f"resume={folder} holds no {CHECKPOINT}; runs save one every checkpoint_every steps "
+            "(pass the folder of a run that got that far)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # a truncated or foreign file: torch raises many kinds
+        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+        raise UserError(f"{path} could not be read ({reason}); it is not a dreamloom checkpoint") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a dreamloom checkpoint of this version; start the run again")
+    return state
+
+
+def resumed_config(cfg: DictConfig) -> DictConfig:
+    """The config saved in ``cfg.resume``'s checkpoint, still pointing at it (its other keys replace ``cfg``'s)."""
+    folder = str(cfg.resume)
+    saved = OmegaConf.create(load_checkpoint(folder)["config"])
+    assert isinstance(saved, DictConfig)
+    saved.resume = folder
+    return saved
+
+
+class Checkpointer(Callback):
+    """Saves the state of one octave's optimization every ``every`` steps of the whole run (atomically, so a kill
+    never leaves half a checkpoint). It must come after ``record`` and ``frames`` in the callbacks."""
+
+    def __init__(
+        self,
+        path: Path,
+        every: int,
+        octave: int,
+        params: Sequence[torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        record: Recorder,
+        frames: Snapshots,
+        config_text: str,
+    ) -> None:
+        self.path, self.every, self.octave = path, every, octave
+        self.params, self.optimizer, self.generator = params, optimizer, generator
+        self.record, self.frames, self.config_text = record, frames, config_text
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        if not self.every or self.record.steps % self.every:  # counted over all octaves
+            return
+        state = {
+            "format": FORMAT,
+            "config": self.config_text,
+            "octave": self.octave,
+            "step": step + 1,
+            "params": [p.detach().cpu().clone() for p in self.params],
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "record": {
+                "loss_first": self.record.loss_first,
+                "loss_last": self.record.loss_last,
+                "steps": self.record.steps,
+                "seconds": self.record.seconds,
+            },
+            "frames": [torch.from_numpy(np.asarray(f.convert("RGB")).copy()) for f in self.frames.frames],
+        }
+        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+
+
+def restore(
+    state: dict[str, Any],
+    params: Sequence[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    record: Recorder,
+    frames: Snapshots,
+) -> int:
+    """Put a checkpoint's state back into a freshly built octave; returns the step to carry on from."""
+    saved = state["params"]
+    if len(saved) != len(params) or any(s.shape != p.shape for s, p in zip(saved, params, strict=False)):
+        raise UserError("the checkpoint does not fit this run's picture; start the run again")
+    with torch.no_grad():
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    rec = state["record"]
+    record.loss_first, record.steps, record.seconds = rec["loss_first"], rec["steps"], rec["seconds"]
+    if rec["loss_last"] is not None:
+        record.last_loss = torch.tensor(rec["loss_last"])
+    frames.frames = [Image.fromarray(f.numpy()) for f in state["frames"]]
+    return int(state["step"])
