@@ -53,18 +53,23 @@ EXAMPLES: dict[str, list[str]] = {
     "max_patches": ["recipe=max_patches"],  # these three read outputs/samples: run make samples first
     "embedding": ["recipe=embedding"],
     "neighbours": ["recipe=neighbours"],
+    "dream_zoom": ["recipe=dream_zoom"],
+    "interpolate": ["recipe=interpolate"],
 }
 """Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``,
 ``inversion_sweep`` and the analysis views are the recipes' defaults (saliency with SmoothGrad)."""
 WIDE = {
     "inversion_sweep": 768,
     "gradcam": 640,
+    "interpolate": 768,
     "adversarial": 512,
     **dict.fromkeys(("saliency", "guided_backprop", "occlusion"), 400),
 }
 """Sheets of several panels get a longer side than :data:`THUMB_SIDE`, so each panel stays readable."""
 REPEAT = {"texture_tiled": 2}
 """Examples shown repeated n × n, so that a seamless tile shows it has no seam."""
+MOVING = {"dream_zoom": 160}
+"""Examples whose ``video.gif`` is also shown, shrunk to this long side, as ``docs/images/NAME.gif``."""
 
 
 def render(name: str, overrides: list[str]) -> Path:
@@ -110,6 +115,21 @@ def thumbnail(picture: Path, out: Path, side: int = THUMB_SIDE, max_bytes: int =
     return out.stat().st_size
 
 
+def gif_thumbnail(video: Path, out: Path, side: int, every: int = 2) -> int:
+    """Every ``every``-th frame of a GIF, shrunk to ``side`` pixels on its long side, each shown ``every`` times as
+    long; returns the bytes."""
+    with Image.open(video) as gif:
+        frames, durations = [], []
+        for i in range(0, gif.n_frames, every):
+            gif.seek(i)
+            frame = gif.convert("RGB")
+            frame.thumbnail((side, side), Image.Resampling.LANCZOS)
+            frames.append(frame.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
+            durations.append(gif.info.get("duration", 80) * every)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    return out.stat().st_size
+
+
 def main(argv: list[str] | None = None) -> None:
     """Render the chosen examples (all by default) and write their thumbnails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -128,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
             picture = repeat(picture, REPEAT[name])
         size = thumbnail(picture, IMAGES / f"{name}.png", WIDE.get(name, THUMB_SIDE))
         print(f"  wrote {(IMAGES / f'{name}.png').relative_to(ROOT)} ({size / 1000:.0f} KB)", flush=True)
+        if name in MOVING:
+            size = gif_thumbnail(RUNS / name / "video.gif", IMAGES / f"{name}.gif", MOVING[name])
+            print(f"  wrote {(IMAGES / f'{name}.gif').relative_to(ROOT)} ({size / 1000:.0f} KB)", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import NoReturn
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
@@ -27,7 +28,7 @@ from engine.errors import UserError, close_matches
 from engine.runner import Interrupted, all_tasks, run_recipe
 from recipes import CONFIG_DIR
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "explain", "main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -75,7 +76,7 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
-def _explain(err: Exception, args: list[str]) -> str:
+def explain(err: Exception, args: list[str]) -> str:
     """Shorten a Hydra/OmegaConf composition error to the key or option and its close matches."""
     text = str(err)
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
@@ -122,7 +123,7 @@ def preflight(args: list[str]) -> Path | None:
             cfg = compose("config", overrides=args, return_hydra_config=True)
             run_dir = Path(str(cfg.hydra.run.dir))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise UserError(_explain(e, args)) from None
+        raise UserError(explain(e, args)) from None
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UserError(
             f"run folder '{run_dir}' already exists and is not empty; choose another hydra.run.dir= or move it away"
@@ -139,7 +140,15 @@ def preflight(args: list[str]) -> Path | None:
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _entry(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
-    _run_and_answer(cfg, Path(hc.runtime.output_dir), hc.runtime.choices.get("recipe") or str(cfg.name))
+    folder, recipe = Path(hc.runtime.output_dir), hc.runtime.choices.get("recipe") or str(cfg.name)
+    if hc.mode != RunMode.MULTIRUN:
+        _run_and_answer(cfg, folder, recipe)
+        return
+    try:  # one job of a sweep: a mistake in its keys is reported and kept, and the other jobs go on
+        run_recipe(cfg, folder, recipe)
+    except UserError as e:
+        (folder / "error.txt").write_text(f"{e}\n")
+        print(f"{PROG}: error: job {hc.job.num} ({' '.join(hc.overrides.task)}): {e}", file=sys.stderr)
 
 
 def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
@@ -234,12 +243,29 @@ def rerun(args: list[str]) -> None:
     _run_and_answer(cfg, folder, str(cfg.name))
 
 
+def gallery(args: list[str]) -> None:
+    """``dreamloom gallery FOLDER``: write FOLDER/index.html for the runs below it."""
+    from engine.gallery import write_gallery
+
+    if len(args) != 1:
+        _fail("gallery takes one folder; use: dreamloom gallery outputs/multirun/<date>/<time>")
+    try:
+        page = write_gallery(Path(args[0]))
+    except UserError as e:
+        _fail(str(e))
+    print(f"{PROG}: wrote {page}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``dreamloom recipe=NAME [key=value ...]`` or ``dreamloom rerun image.png [...]``."""
+    """Console entry point: ``dreamloom recipe=NAME [key=value ...]``, ``dreamloom rerun image.png [...]`` or
+    ``dreamloom gallery FOLDER``."""
     args = sys.argv[1:] if argv is None else list(argv)
     signal.signal(signal.SIGTERM, _terminated)  # a polite kill saves the picture so far, as Ctrl-C does
     if args[:1] == ["rerun"]:
         rerun(args[1:])
+        return
+    if args[:1] == ["gallery"]:
+        gallery(args[1:])
         return
     try:
         all_tasks()

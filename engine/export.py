@@ -37,7 +37,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     """Call ``write(temporary_path)`` then rename the file to ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)  # writers read it
     os.close(fd)
     try:
         write(tmp)

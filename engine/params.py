@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["COLOR_CORRELATION", "ImageFn", "fft", "pixel"]
+__all__ = ["COLOR_CORRELATION", "ImageFn", "fft", "pixel", "shared_fft"]
 
 ImageFn = Callable[[], torch.Tensor]
 
@@ -113,3 +113,34 @@ def fft(
         return _to_rgb(t, decorrelate)
 
     return [spectrum], image
+
+
+def shared_fft(
+    shape: tuple[int, int, int, int],
+    init: torch.Tensor | None = None,
+    decay: float = 1.0,
+    decorrelate: bool = True,
+    sd: float = 0.01,
+    shared: tuple[int, ...] = (8, 16),
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[list[torch.Tensor], ImageFn]:
+    """:func:`fft` pictures plus coarse grids shared by the whole batch (Olah et al., 2017, interpolation).
+
+    Each picture has its own spectrum; grids of ``1/s`` the picture's size, one for each ``s`` in ``shared``, are
+    enlarged and added to every picture before the colour transform. Neighbours in a batch that blends from one
+    objective to another then agree on their large shapes, so the blend reads as one scene changing.
+    """
+    params, _ = fft(shape, init, decay, decorrelate, sd, generator, device)
+    c, h, w = shape[1:]
+    grids = [torch.zeros((1, c, max(1, h // s), max(1, w // s)), device=device, requires_grad=True) for s in shared]
+    spectrum = params[0]
+    scale = _frequency_scale(h, w, decay, device)
+
+    def image() -> torch.Tensor:
+        t = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
+        for grid in grids:
+            t = t + torch.nn.functional.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+        return _to_rgb(t, decorrelate)
+
+    return [spectrum, *grids], image

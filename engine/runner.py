@@ -37,6 +37,7 @@ __all__ = [
     "RunResult",
     "all_tasks",
     "build",
+    "build_objective",
     "check_number",
     "check_numbers",
     "config_yaml",
@@ -125,7 +126,8 @@ def check_numbers(cfg: DictConfig) -> None:
             check_number(cfg, key, int, 0, strict=False)
 
 
-def _objective(cfg: DictConfig, view: ModelView) -> Objective:
+def build_objective(cfg: DictConfig, view: ModelView) -> Objective:
+    """The recipe's objective plus its tv, l1 and l2 penalties, its layers checked against the model."""
     objective: Objective = build(cfg.objective)
     if not isinstance(objective, Objective):
         raise UserError("the recipe's objective does not build an Objective; check its _target_")
@@ -377,7 +379,7 @@ def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None 
     check_numbers(cfg)
     picture, hw = _picture_and_size(cfg)
     view = load_view(cfg)
-    objective = _objective(cfg, view)
+    objective = build_objective(cfg, view)
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
@@ -431,9 +433,10 @@ def all_tasks() -> dict[str, Callable[[DictConfig, Path, str], RunResult]]:
     this before Hydra makes the run folder, so that a Ctrl-C during those imports meets no half-made run."""
     from engine.analysis import ANALYSIS_TASKS
     from engine.folders import FOLDER_TASKS
+    from engine.motion import MOTION_TASKS
     from engine.transfer import TRANSFER_TASKS
 
-    return {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS}
+    return {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS, **MOTION_TASKS}
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:

@@ -1,6 +1,15 @@
 """What to maximize or match: composable objectives on a model's activations (all are losses to minimize)."""
 
-from objectives.activation import channel, channel_list, channels, deepdream, direction, diversity, neuron
+from objectives.activation import (
+    channel,
+    channel_list,
+    channels,
+    deepdream,
+    direction,
+    diversity,
+    interpolation,
+    neuron,
+)
 from objectives.base import Activations, Objective
 from objectives.classes import class_logit, imagenet_categories, resolve_class
 from objectives.transfer import blend_weights, content, feature_targets, gram, inversion, smooth, style, style_grams
@@ -20,6 +29,7 @@ __all__ = [
     "feature_targets",
     "gram",
     "imagenet_categories",
+    "interpolation",
     "inversion",
     "neuron",
     "resolve_class",

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from engine.errors import UserError
 from objectives.base import Activations, Objective, batch_slice
 
-__all__ = ["channel", "channel_list", "channels", "deepdream", "direction", "diversity", "neuron"]
+__all__ = ["channel", "channel_list", "channels", "deepdream", "direction", "diversity", "interpolation", "neuron"]
 
 
 def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torch.Tensor:
@@ -80,6 +80,18 @@ def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None,
         return -t[:, channel, row, col].sum()
 
     return Objective(fn, [layer], f"neuron({layer}:{channel} at {x if x is not None else 'centre'},{y or ''})")
+
+
+def interpolation(layer: str, start: int, end: int, frames: int) -> Objective:
+    """Picture ``i`` of a batch of ``frames`` maximizes ``(1 - t) · channel start + t · channel end`` of ``layer``,
+    with ``t = i / (frames - 1)``: a blend from one channel to another (Olah et al., 2017, "interpolation")."""
+    if frames < 2:
+        raise UserError(f"frames={frames} is too few to interpolate; use frames=2 or more")
+    steps = [i / (frames - 1) for i in range(frames)]
+    total = Objective.sum(
+        (1 - t) * channel(layer, start, batch=i) + t * channel(layer, end, batch=i) for i, t in enumerate(steps)
+    )
+    return Objective(total.fn, total.layers, f"interpolation({layer}:{start}->{end}, {frames} frames)")
 
 
 def deepdream(layer: str, batch: int | None = None) -> Objective:

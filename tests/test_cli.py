@@ -306,6 +306,10 @@ ERRORS = [
     Case(
         "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way
     ),
+    Case("zoom-frames-zero", ("recipe=dream_zoom", "frames=0"), ("frames=0 is not valid", "whole number > 0")),
+    Case("zoom-fps-too-high", ("recipe=dream_zoom", "fps=500"), ("fps=500 is not valid", "0 < fps <= 60")),
+    Case("zoom-zero", ("recipe=dream_zoom", "zoom=0"), ("zoom=0 is not valid", "zoom=1.03")),
+    Case("zoom-shift-not-a-pair", ("recipe=dream_zoom", "shift=[1]"), ("shift=[1] is not valid", "shift=[x,y]")),
     Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
     Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(

@@ -1,0 +1,134 @@
+"""Every recipe as a Python function, with the recipe's keys as its keyword arguments and their defaults.
+
+    from engine import api
+
+    result = api.deepdream(input="photo.jpg", layer="features.14", octaves=4)
+    result.picture            # (1, 3, H, W) tensor in [0, 1]
+    result.metrics["seconds"]
+    api.channel(layer="features.10", channel=7, model="vgg16", out="runs/v7")
+    api.run("style", content="me.jpg", style=["a.jpg", "b.jpg"], overrides=["model.weights=none"])
+
+A key named after a config group (``model``, ``param``, ``transforms``, ``optimizer``) picks an option of it; deeper
+keys go in ``overrides`` as on the command line. Bad keys and values raise :class:`engine.errors.UserError` with the
+same one-line answer the command gives. Each call writes a run folder, ``outputs/<date>/<time>_<recipe>/`` unless
+``out`` is given. ``api.run("class", target="flamingo")`` reaches the recipe whose name Python reserves, and
+``api.interpolate(**{"from": 7, "to": 42})`` the keys it reserves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from engine.errors import UserError
+from engine.images import load_image
+from recipes import CONFIG_DIR
+
+__all__ = ["RECIPES", "Result", "run"]
+
+GROUPS = ("model", "param", "transforms", "optimizer")
+RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
+"""Every recipe; each is also a function of this module (``api.deepdream(...)``)."""
+
+
+@dataclass
+class Result:
+    """A finished run: its folder and metrics; ``picture`` reads its ``image.png``."""
+
+    folder: Path
+    metrics: dict[str, Any]
+
+    @property
+    def picture(self) -> torch.Tensor:
+        """The run's picture in [0, 1]. Shape: ``(1, 3, H, W)``."""
+        return load_image(self.folder / "image.png")
+
+
+def _value(value: Any) -> str:
+    """A Python value as Hydra's override grammar writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_value(v) for v in value) + "]"
+    if isinstance(value, str) and any(c in value for c in " ,[]{}()=:'\"\\$"):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)
+
+
+def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
+    """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
+    from hydra import compose, initialize_config_dir
+
+    from engine.cli import explain
+    from engine.runner import run_recipe
+
+    args = [f"recipe={recipe}", *(f"{k}={_value(v)}" for k, v in keys.items()), *overrides]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=args)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        raise UserError(explain(e, args)) from None
+    target = Path(out) if out is not None else Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
+    if target.is_dir() and any(target.iterdir()):
+        raise UserError(f"run folder '{target}' already exists and is not empty; pass another out=")
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        done = run_recipe(cfg, target, recipe)
+    except UserError:
+        if not any(target.iterdir()):
+            target.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+    return Result(done.folder, done.metrics)
+
+
+def _defaults(recipe: str) -> dict[str, Any]:
+    """The recipe's top-level keys and defaults, read from its YAML over config.yaml (interpolations kept as text)."""
+    shared = yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text())
+    own = yaml.safe_load((Path(CONFIG_DIR) / "recipe" / f"{recipe}.yaml").read_text())
+    merged = {k: v for k, v in shared.items() if k not in ("defaults", "hydra", "objective", "task", "name")}
+    merged.update({k: v for k, v in own.items() if k not in ("defaults", "objective", "task", "name")})
+    choices = {g: None for g in GROUPS}  # None: the recipe's own choice
+    return {**choices, **merged}
+
+
+def _recipe_function(recipe: str) -> Callable[..., Result]:
+    def fn(out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
+        return run(recipe, out, overrides, **{k: v for k, v in keys.items() if not (k in GROUPS and v is None)})
+
+    params = [
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, default=()),
+        *(
+            inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+            for k, v in _defaults(recipe).items()
+            if k.isidentifier() and not keyword.iskeyword(k)
+        ),
+        inspect.Parameter("keys", inspect.Parameter.VAR_KEYWORD),  # and keys Python reserves: **{"from": 7}
+    ]
+    fn.__signature__ = inspect.Signature(params, return_annotation=Result)  # type: ignore[attr-defined]
+    fn.__name__ = fn.__qualname__ = recipe
+    fn.__doc__ = f"Run recipe={recipe} (recipes/recipe/{recipe}.yaml); keyword arguments are its keys."
+    return fn
+
+
+for _name in RECIPES:
+    globals()[_name] = _recipe_function(_name)
+
+
+def __getattr__(name: str) -> Any:  # for type checkers and a clear error on a mistyped recipe
+    from engine.errors import close_matches
+
+    hint = close_matches(name, RECIPES)
+    raise AttributeError(f"engine.api has no recipe '{name}'" + (f"; {hint}" if hint else ""))

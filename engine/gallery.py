@@ -1,0 +1,144 @@
+"""A static ``index.html`` for a run, a sweep or a whole outputs folder: thumbnails, GIFs, overrides and metrics.
+
+    dreamloom gallery outputs/multirun/2026-11-22/19-30-05_channel
+
+Every folder below the given one that holds a ``metrics.json`` is a run (or an ``error.txt``: a sweep's job that
+failed, shown with its error). The page links the pictures where they
+lie (paths relative to the page), so it opens from disk with no server, and its table sorts by any column.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import UserError
+from engine.export import write_text
+
+__all__ = ["Run", "find_runs", "write_gallery"]
+
+SHOWN = ["steps", "seconds", "iterations_per_second", "loss_first", "loss_last", "seed"]
+"""Metrics shown as sortable columns, when a run has them."""
+PICTURES = ["image.png"]
+MOVING = ["progress.gif", "video.gif"]
+
+
+class Run:
+    """One run folder: where it is, its overrides and metrics."""
+
+    def __init__(self, folder: Path, root: Path) -> None:
+        self.folder, self.name = folder, str(folder.relative_to(root)) if folder != root else folder.name
+        try:
+            self.metrics: dict[str, Any] = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError):
+            self.metrics = {}
+        overrides = folder / ".hydra" / "overrides.yaml"
+        try:
+            found = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
+        except (OSError, yaml.YAMLError):
+            found = []
+        self.overrides = [str(o) for o in found or [] if not str(o).startswith("hydra.")]
+        failed = folder / "error.txt"
+        self.error = failed.read_text().strip() if failed.is_file() else None
+
+
+def find_runs(root: Path) -> list[Run]:
+    """Every run at or below ``root``, in folder order (a sweep's jobs by number)."""
+    if not root.is_dir():
+        raise UserError(f"'{root}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>")
+    found = [*root.rglob("metrics.json"), *root.rglob("error.txt")]  # error.txt: a sweep's job that failed
+    folders = sorted({p.parent for p in found}, key=_natural)
+    if not folders:
+        raise UserError(f"'{root}' holds no runs (no metrics.json below it); pass a run or sweep folder")
+    return [Run(f, root) for f in folders]
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in path.parts]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        shown = f"{value:.4g}" if math.isfinite(value) else str(value)
+        return f'<td data-v="{value}">{shown}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td data-v="{value}">{value}</td>'
+    return f"<td>{html.escape('' if value is None else str(value))}</td>"
+
+
+def _media(run: Run, page: Path) -> str:
+    if run.error:
+        return f"<em>failed: {html.escape(run.error)}</em>"
+    parts = []
+    for name in PICTURES + MOVING:
+        path = run.folder / name
+        if path.is_file():
+            rel = html.escape(str(path.relative_to(page.parent)) if page.parent in path.parents else path.as_uri())
+            parts.append(f'<a href="{rel}"><img src="{rel}" alt="{html.escape(name)}" loading="eager"></a>')
+    return "".join(parts) or "<em>no picture</em>"
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; vertical-align: top; }}
+th {{ cursor: pointer; background: #f4f4f4; position: sticky; top: 0; }}
+th.sorted::after {{ content: " ▲"; }} th.sorted.down::after {{ content: " ▼"; }}
+img {{ height: 128px; margin-right: 6px; image-rendering: auto; }}
+code {{ font-size: 12px; }}
+td.media {{ white-space: nowrap; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+<p>{count} runs. Click a column to sort by it.</p>
+<table id="runs"><thead><tr>{head}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<script>
+const table = document.getElementById("runs");
+table.querySelectorAll("th").forEach((th, col) => th.addEventListener("click", () => {{
+  const down = th.classList.contains("sorted") && !th.classList.contains("down");
+  table.querySelectorAll("th").forEach(h => h.classList.remove("sorted", "down"));
+  th.classList.add("sorted"); if (down) th.classList.add("down");
+  const key = r => {{
+    const c = r.children[col]; return c.dataset.v !== undefined ? parseFloat(c.dataset.v) : c.textContent; }};
+  const rows = [...table.tBodies[0].rows].sort((a, b) => {{
+    const x = key(a), y = key(b); const o = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+    return down ? -o : o; }});
+  rows.forEach(r => table.tBodies[0].appendChild(r));
+}}));
+window.addEventListener("load", () => {{
+  const shown = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.loaded = shown + "/" + document.images.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def write_gallery(root: Path) -> Path:
+    """Write ``root/index.html`` for every run at or below ``root``; returns its path."""
+    runs = find_runs(root)
+    page = root / "index.html"
+    columns = [m for m in SHOWN if any(m in r.metrics for r in runs)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "pictures", "recipe", "overrides", *columns])
+    rows = []
+    for run in runs:
+        overrides = " ".join(run.overrides) or "(defaults)"
+        cells = [
+            f"<td>{html.escape(run.name)}</td>",
+            f'<td class="media">{_media(run, page)}</td>',
+            _cell(run.metrics.get("recipe")),
+            f"<td><code>{html.escape(overrides)}</code></td>",
+            *(_cell(run.metrics.get(c)) for c in columns),
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    text = PAGE.format(title=html.escape(f"dreamloom: {root}"), count=len(runs), head=head, rows="\n".join(rows))
+    return write_text(page, text)

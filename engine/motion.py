@@ -1,0 +1,157 @@
+"""Moving pictures: the DeepDream zoom video, each frame dreamed on the zoomed and turned frame before it.
+
+Frames are written one by one to ``frames/`` as they are made, then joined into ``video.gif`` and ``video.mp4``.
+Each frame carries on from the 8-bit picture of the one before, with its own seed (``seed + frame``), so a run
+stopped part way resumes from its last written frame (``resume=FOLDER``) and ends on the same video.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig, open_dict
+from PIL import Image
+
+from engine.callbacks import Recorder, Snapshots
+from engine.checkpoints import CHECKPOINT, FORMAT
+from engine.errors import UserError
+from engine.export import atomic_write, save_gif, save_png
+from engine.images import load_image, to_pil
+from engine.octaves import octave_sizes
+from engine.runner import (
+    Rendered,
+    RunResult,
+    build_objective,
+    check_number,
+    config_yaml,
+    finish,
+    input_picture,
+    load_view,
+    optimize_octaves,
+    render,
+)
+
+__all__ = ["MOTION_TASKS", "dream_zoom", "interpolate", "warp", "write_video"]
+
+MAX_FPS = 60
+
+
+def warp(picture: torch.Tensor, zoom: float, degrees: float, shift: tuple[float, float]) -> torch.Tensor:
+    """Enlarge by ``zoom`` and turn by ``degrees`` about the centre, then move by ``shift`` pixels ``(x, y)``;
+    the size stays and edges are reflected (one bilinear resampling). Shape: ``(B, 3, H, W)``."""
+    b, _, h, w = picture.shape
+    a = math.radians(degrees)
+    cos, sin = math.cos(a) / zoom, math.sin(a) / zoom
+    # output pixel -> input pixel, in the [-1, 1] coordinates of affine_grid, with the aspect ratio kept
+    theta = torch.tensor(
+        [[cos, -sin * h / w, -2 * shift[0] / w], [sin * w / h, cos, -2 * shift[1] / h]],
+        dtype=picture.dtype,
+        device=picture.device,
+    )
+    grid = F.affine_grid(theta.expand(b, 2, 3), list(picture.shape), align_corners=False)
+    return F.grid_sample(picture, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
+
+
+def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str]:
+    """``video.gif`` and ``video.mp4`` (H.264 through imageio-ffmpeg) from the frames; the names written."""
+    save_gif(folder / "video.gif", frames, round(1000 / fps))
+    import imageio.v2 as imageio
+
+    def write_mp4(tmp: str) -> None:
+        with imageio.get_writer(
+            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=2, pixelformat="yuv420p"
+        ) as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame.convert("RGB")))  # type: ignore[attr-defined]
+
+    atomic_write(folder / "video.mp4", write_mp4)
+    return ["video.gif", "video.mp4"]
+
+
+def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float, float]]:
+    frames = int(check_number(cfg, "frames", int, 0))
+    fps = check_number(cfg, "fps")
+    if fps > MAX_FPS:
+        raise UserError(f"fps={cfg.fps} is not valid; use 0 < fps <= {MAX_FPS}")
+    zoom = cfg.zoom
+    if isinstance(zoom, bool) or not isinstance(zoom, int | float) or not 0.5 <= zoom <= 2:
+        raise UserError(f"zoom={cfg.zoom} is not valid; use a scale per frame from 0.5 to 2, such as zoom=1.03")
+    rotate = check_number(cfg, "rotate", low=-math.inf)
+    shift = cfg.shift
+    ok = isinstance(shift, ListConfig | list) and len(shift) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in shift)
+    if not ok:
+        raise UserError(f"shift={shift} is not valid; give pixels per frame as shift=[x,y], such as shift=[0,2]")
+    return frames, fps, zoom, rotate, (float(shift[0]), float(shift[1]))
+
+
+def _quantize(picture: torch.Tensor) -> torch.Tensor:
+    """The picture as its 8-bit frame holds it, so a resumed run carries on from exactly what was written."""
+    return (picture * 255).round() / 255
+
+
+def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """The zoom video: frame ``k + 1`` is frame ``k`` warped (zoom, rotate, shift), then dreamed on.
+
+    Keys: ``input``, ``size``, ``layer``, ``frames``, ``fps``, ``zoom``, ``rotate`` (degrees per frame), ``shift``
+    (pixels per frame, ``[x, y]``), and per frame ``octaves``, ``octave_scale``, ``steps``, ``lr``.
+    """
+    frames, fps, zoom, rotate, shift = _motion_keys(cfg)
+    view = load_view(cfg)
+    objective = build_objective(cfg, view)
+    current = _quantize(input_picture(cfg, recipe, view.device))
+    sizes = octave_sizes((current.shape[-2], current.shape[-1]), cfg.octaves, float(cfg.octave_scale))
+    made = folder / "frames"
+    made.mkdir(parents=True, exist_ok=True)
+    pictures: list[Image.Image] = []
+    if cfg.get("resume"):  # carry on after the last frame the stopped run wrote
+        for path in sorted((Path(str(cfg.resume)) / "frames").glob("*.png"))[:frames]:
+            current = load_image(path).to(view.device)
+            pictures.append(to_pil(current[0]))
+            save_png(made / path.name, pictures[-1])
+    # what resume= reads to find this run's keys, as the step checkpoints of other recipes are
+    atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
+    each = cfg.copy()  # one frame's optimization: no GIF of its steps, no step checkpoints
+    with open_dict(each):
+        each.snapshot_every, each.resume = 0, None
+    record, stopped, interrupted = Recorder(), None, False
+    try:
+        for k in range(len(pictures), frames):
+            start = warp(current, zoom, rotate, shift) if k > 0 else current
+            generator = torch.Generator().manual_seed(int(cfg.seed) + k)
+            out = optimize_octaves(each, view, sizes, lambda hw: objective, base=start, generator=generator)
+            record.merge(out.record)
+            if out.interrupted or out.stopped:
+                interrupted, stopped = out.interrupted, out.stopped
+                break
+            current = _quantize(out.picture)
+            save_png(made / f"{k:04d}.png", current[0])
+            pictures.append(to_pil(current[0]))
+            print(f"frame {k + 1}/{frames} written", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # between two frames' optimizations: the video so far is written all the same
+        interrupted = True
+    videos = write_video(folder, pictures, fps) if pictures else []
+    result = Rendered(current, record, Snapshots(0), interrupted, stopped)
+    return finish(cfg, folder, recipe, view, result, objective.name, frames=len(pictures), fps=fps, videos=videos)
+
+
+def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """A batch of ``frames`` pictures blending channel ``from`` into channel ``to`` of ``layer``: the contact sheet
+    ``image.png``, each picture in ``images/``, and ``interpolation.gif`` going there and back."""
+    frames = int(check_number(cfg, "frames", int, 1))
+    with open_dict(cfg):
+        cfg.batch = frames
+    labels = [f"{i / (frames - 1):.2f}" for i in range(frames)]
+    result = render(cfg, folder, recipe, labels)
+    singles = [Image.open(p).convert("RGB") for p in sorted((folder / "images").glob("*.png"))]
+    save_gif(folder / "interpolation.gif", singles + singles[-2:0:-1], int(cfg.gif_ms) * 2)
+    return result
+
+
+MOTION_TASKS = {"dream_zoom": dream_zoom, "interpolate": interpolate}
+"""Task name -> function, for the runner's dispatch table."""

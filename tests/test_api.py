@@ -1,0 +1,50 @@
+"""The Python API: every recipe is a function with the recipe's keys and defaults, and answers bad keys clearly."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from engine import api
+from engine.errors import UserError
+
+
+def test_every_recipe_is_a_function_with_its_keys_and_defaults() -> None:
+    for recipe in api.RECIPES:
+        assert callable(getattr(api, recipe))
+    params = inspect.signature(api.deepdream).parameters
+    assert params["layer"].default == "features.10" and params["octaves"].default == 4
+    assert params["steps"].default == 20 and params["seed"].default == 0  # a shared key, the recipe's value
+    assert "frames" in inspect.signature(api.dream_zoom).parameters
+    assert "to" in inspect.signature(api.interpolate).parameters  # "from" is Python's: it goes in **keys
+    with pytest.raises(AttributeError, match="did you mean deepdream"):
+        api.deepdraem  # noqa: B018
+
+
+@pytest.mark.slow
+def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> None:
+    result = api.channel(out=tmp_path / "run", size=48, steps=2, channel=3, snapshot_every=0, device="cpu")
+    assert result.folder == tmp_path / "run"
+    assert result.metrics["steps"] == 2 and result.metrics["objective"] == "channel(features.10:3)"
+    assert result.picture.shape == (1, 3, 48, 48)
+    styled = api.run("texture", out=tmp_path / "tex", style=["brick"], size=[32, 48], steps=1, octaves=1)
+    assert styled.picture.shape == (1, 3, 32, 48)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps")),
+        (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
+        (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
+    ],
+    ids=["mistyped-key", "impossible-number", "unknown-model"],
+)
+def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UserError) as caught:
+        call(tmp_path / "run")
+    for w in words:
+        assert w in str(caught.value)
+    assert not (tmp_path / "run").exists()

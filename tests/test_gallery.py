@@ -1,0 +1,100 @@
+"""Sweeps and their gallery: a multirun makes one folder per job, and index.html shows them in a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from recipes import CONFIG_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def _dreamloom(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def _chromium() -> str:
+    """Debian's chromium, installed here when it is missing (the test machine runs as root with apt)."""
+    found = shutil.which("chromium")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        install = ["apt-get", "install", "-y", "-q", "chromium"]
+        if subprocess.run(install, check=False, capture_output=True, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=300)
+            subprocess.run(install, check=False, capture_output=True, timeout=900)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("chromium is not installed and cannot be installed here (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    args = ["-m", "recipe=channel", "channel=0,1,2,9999", "size=32", "steps=3", f"hydra.sweep.dir={root}"]
+    done = _dreamloom(*args, cwd=root.parent)
+    assert done.returncode == 0, done.stderr
+    failed = [line for line in done.stderr.splitlines() if line.startswith("dreamloom: error: ")]
+    assert len(failed) == 1 and "job 3" in failed[0] and "channel=9999" in failed[0], done.stderr
+    return root
+
+
+def test_a_multirun_writes_one_folder_per_job(sweep: Path) -> None:
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1", "2", "3"]
+    assert "channel 9999 is out of range" in (sweep / "3" / "error.txt").read_text()  # the bad job, kept
+    for job in jobs[:3]:
+        assert (sweep / job / "image.png").is_file() and (sweep / job / "metrics.json").is_file()
+        assert f"channel={job}" in (sweep / job / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_the_gallery_lists_every_job_with_its_overrides(sweep: Path) -> None:
+    done = _dreamloom("gallery", str(sweep), cwd=sweep.parent)
+    assert done.returncode == 0, done.stderr
+    page = (sweep / "index.html").read_text()
+    assert page.count("<tr>") == 1 + 4  # the header and one row a job
+    assert "failed: channel 9999 is out of range" in page
+    for job in range(3):
+        assert f"channel={job}" in page and f'src="{job}/image.png"' in page and f'src="{job}/progress.gif"' in page
+
+
+def test_the_gallery_loads_its_thumbnails_in_chromium(sweep: Path, tmp_path: Path) -> None:
+    browser = _chromium()
+    _dreamloom("gallery", str(sweep), cwd=sweep.parent)
+    url = (sweep / "index.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--hide-scrollbars"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    loaded = re.search(r'data-loaded="(\d+)/(\d+)"', dom)
+    assert loaded is not None, dom[-2000:]
+    assert loaded.group(1) == loaded.group(2) == "6"  # three pictures and three GIFs, all decoded
+    shot = tmp_path / "page.png"
+    size = "--window-size=1200,900"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", size, url], capture_output=True, timeout=120)
+    with Image.open(shot) as img:
+        grey = np.asarray(img.convert("L"), dtype=np.int32)
+    # the page is white, light grey and black text; painted thumbnails (128 px high) fill it with middle tones
+    painted = int(((grey > 40) & (grey < 215)).sum())
+    assert painted > 3 * 128 * 128, f"only {painted} pixels of picture: the thumbnails did not paint"
+
+
+def test_a_slurm_launcher_config_composes() -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["recipe=channel", "hydra/launcher=slurm"], return_hydra_config=True)
+        local = compose("config", overrides=["recipe=channel"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.gpus_per_node == 1
+    assert local.hydra.launcher._target_.endswith("JoblibLauncher") and local.hydra.launcher.n_jobs >= 1
+
+
+def test_a_gallery_of_a_folder_without_runs_is_refused(tmp_path: Path) -> None:
+    done = _dreamloom("gallery", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("dreamloom: error: "), done.stderr
+    assert "holds no runs" in done.stderr and len(done.stderr.splitlines()) == 1

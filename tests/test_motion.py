@@ -1,0 +1,132 @@
+"""The zoom video: the warp moves pictures as asked, frames become a GIF and an MP4, a stopped run resumes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+import torch
+from PIL import Image
+
+import engine.motion
+from engine.checkpoints import CHECKPOINT
+from engine.cli import main as dreamloom_main
+from engine.errors import UserError
+from engine.motion import warp
+from engine.runner import Interrupted, run_recipe
+from tests.test_recipes import compose_recipe
+
+SMALL = ("size=64", "frames=3", "octaves=1", "steps=2", "device=cpu")
+
+
+def _pattern(h: int = 40, w: int = 60) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return torch.stack([(x / w), (y / h), ((x + y) % 7) / 7])[None]
+
+
+def test_warp_without_motion_is_the_identity() -> None:
+    picture = _pattern()
+    assert torch.allclose(warp(picture, 1.0, 0.0, (0.0, 0.0)), picture, atol=1e-5)
+
+
+def test_warp_shifts_by_whole_pixels() -> None:
+    picture = _pattern()
+    moved = warp(picture, 1.0, 0.0, (3.0, -2.0))  # content moves 3 px right and 2 px up
+    assert torch.allclose(moved[..., 4:30, 5:50], picture[..., 6:32, 2:47], atol=1e-4)
+
+
+def test_warp_zooms_about_the_centre() -> None:
+    picture = _pattern(41, 61)
+    zoomed = warp(picture, 2.0, 0.0, (0.0, 0.0))
+    assert torch.allclose(zoomed[..., 20, 30], picture[..., 20, 30], atol=1e-4)  # the centre stays
+    # a point 10 px right of the centre shows what was 5 px right of it
+    assert torch.allclose(zoomed[..., 20, 40], picture[..., 20, 35], atol=1e-4)
+
+
+def test_warp_turns_a_quarter_turn_like_rot90() -> None:
+    picture = _pattern(31, 31)
+    turned = warp(picture, 1.0, 90.0, (0.0, 0.0))
+    best = min(float((turned - torch.rot90(picture, k, dims=(-2, -1))).abs().max()) for k in (1, 3))
+    assert best < 1e-4
+
+
+@pytest.mark.slow
+def test_dream_zoom_writes_frames_gif_and_mp4(tmp_path: Path) -> None:
+    run_recipe(compose_recipe("dream_zoom", *SMALL, "zoom=1.1", "rotate=2"), tmp_path, "dream_zoom")
+    frames = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert frames == ["0000.png", "0001.png", "0002.png"]
+    with Image.open(tmp_path / "video.gif") as gif:
+        assert gif.n_frames == 3
+    with imageio.get_reader(tmp_path / "video.mp4", format="FFMPEG") as reader:
+        video = [frame for frame in reader]
+        assert reader.get_meta_data()["fps"] == pytest.approx(12)
+    with Image.open(tmp_path / "frames" / "0000.png") as frame:
+        w, h = frame.size
+    assert len(video) == 3 and video[0].shape[:2] == (h + h % 2, w + w % 2)  # H.264 wants even sides
+    first, last = (torch.from_numpy(video[i]).float() for i in (0, 2))
+    assert float((first - last).abs().mean()) > 5  # the video moves
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["frames"] == 3 and metrics["videos"] == ["video.gif", "video.mp4"]
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_zoom_video_resumes_to_the_same_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "whole", "dream_zoom")
+    written = engine.motion.save_png
+
+    def stop_after_two(path, img, config_text=None):  # type: ignore[no-untyped-def]
+        written(path, img, config_text)
+        if Path(path).name == "0001.png":
+            raise KeyboardInterrupt  # Ctrl-C just after the second frame
+
+    monkeypatch.setattr(engine.motion, "save_png", stop_after_two)
+    with pytest.raises(Interrupted, match="carry on with: dreamloom resume="):
+        run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "cut", "dream_zoom")
+    monkeypatch.setattr(engine.motion, "save_png", written)
+    assert sorted(p.name for p in (tmp_path / "cut" / "frames").iterdir()) == ["0000.png", "0001.png"]
+    dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
+    for name in ("0000.png", "0001.png", "0002.png"):
+        whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
+        assert whole.tobytes() == resumed.tobytes(), name
+
+
+def test_interpolation_weights_blend_the_two_channels() -> None:
+    from objectives import interpolation
+
+    acts = {"f": torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])[..., None, None]}  # (3 pictures, 2 channels)
+    loss = interpolation("f", 0, 1, 3)(acts)
+    assert float(loss) == pytest.approx(-(1.0 + (0.5 * 2 + 0.5 * 20) + 30.0))
+    with pytest.raises(UserError, match="frames=1 is too few"):
+        interpolation("f", 0, 1, 1)
+
+
+def test_shared_grids_move_every_picture_of_the_batch_alike() -> None:
+    from engine.params import shared_fft
+
+    params, image = shared_fft((3, 3, 32, 48), sd=0.0)
+    grids = params[1:]
+    assert [tuple(g.shape) for g in grids] == [(1, 3, 4, 6), (1, 3, 2, 3)]
+    with torch.no_grad():
+        grids[0].normal_()
+    pictures = image()
+    assert torch.allclose(pictures[0], pictures[2])
+    assert not torch.allclose(pictures[0], torch.full_like(pictures[0], 0.5))
+    image()[1].mean().backward()
+    assert all(g.grad is not None and float(g.grad.abs().sum()) > 0 for g in grids)
+
+
+@pytest.mark.slow
+def test_interpolate_blends_from_one_channel_to_the_other(tmp_path: Path) -> None:
+    keys = ("frames=4", "size=48", "steps=24", "from=7", "to=42", "device=cpu")
+    run_recipe(compose_recipe("interpolate", *keys), tmp_path, "interpolate")
+    singles = [torch.from_numpy(imageio.imread(p)).float() for p in sorted((tmp_path / "images").glob("*.png"))]
+    assert len(singles) == 4
+    with Image.open(tmp_path / "interpolation.gif") as gif:
+        assert gif.n_frames == 6  # there and back
+    steps = [float((a - b).abs().mean()) for a, b in itertools.pairwise(singles)]
+    ends = float((singles[0] - singles[-1]).abs().mean())
+    assert max(steps) < ends, f"neighbours differ by {steps}, the ends by {ends:.1f}"
