@@ -7,7 +7,9 @@ stopped part way resumes from its last written frame (``resume=FOLDER``) and end
 
 from __future__ import annotations
 
+import itertools
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,9 +36,10 @@ from engine.runner import (
     load_view,
     optimize_octaves,
     render,
+    write_view,
 )
 
-__all__ = ["MOTION_TASKS", "dream_zoom", "interpolate", "warp", "write_video"]
+__all__ = ["MOTION_TASKS", "dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "warp", "write_video"]
 
 MAX_FPS = 60
 
@@ -153,5 +156,79 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return result
 
 
-MOTION_TASKS = {"dream_zoom": dream_zoom, "interpolate": interpolate}
+def read_clip(source: str) -> tuple[list[Image.Image], float | None]:
+    """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg) and its frame rate if it says."""
+    import imageio.v2 as imageio
+
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise UserError(f"input '{source}' does not exist; pass a GIF or video file such as input=clip.gif")
+    try:
+        with imageio.get_reader(path) as reader:
+            meta = reader.get_meta_data()  # type: ignore[attr-defined]
+            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in reader]  # type: ignore[attr-defined]
+    except Exception as e:  # imageio raises many kinds for a file it cannot decode
+        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+        raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
+    if not frames:
+        raise UserError(f"input '{source}' holds no frames; pass a GIF or video with at least one frame")
+    fps = meta.get("fps") or (1000 / meta["duration"] if meta.get("duration") else None)
+    return frames, float(fps) if fps else None
+
+
+def flicker(frames: list[torch.Tensor]) -> float:
+    """Mean absolute change from one frame to the next, in 8-bit levels (0 for a single frame)."""
+    steps = [float((b - a).abs().mean()) * 255 for a, b in itertools.pairwise(frames)]
+    return sum(steps) / len(steps) if steps else 0.0
+
+
+def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Style transfer frame by frame: each frame starts from the stylised frame before it (fewer steps, one octave),
+    so the painting stays put where the clip does. Writes ``frames/``, ``video.gif``, ``video.mp4`` and the
+    flicker of the input and of the result (mean frame-to-frame change) in ``metrics.json``."""
+    from engine.transfer import transfer
+
+    if not cfg.get("input"):
+        raise UserError(
+            "recipe=style_video needs a clip; pass input=clip.gif (a GIF or MP4, such as a dream_zoom video)"
+        )
+    clip, clip_fps = read_clip(str(cfg.input))
+    if cfg.frames is not None:
+        clip = clip[: int(check_number(cfg, "frames", int, 0))]
+    fps = float(cfg.fps) if cfg.fps is not None else clip_fps or 12.0
+    if not 0 < fps <= MAX_FPS:
+        raise UserError(f"fps={fps:g} is not valid; use 0 < fps <= {MAX_FPS}")
+    steps_next = int(check_number(cfg, "steps_next", int, 0))
+    made, given, work = folder / "frames", folder / "input", folder / ".frame"
+    pictures: list[Image.Image] = []
+    seconds = 0.0
+    for k, frame in enumerate(clip):
+        save_png(given / f"{k:04d}.png", frame)
+        each = cfg.copy()
+        with open_dict(each):
+            each.task, each.content = "style", str(given / f"{k:04d}.png")
+            each.snapshot_every, each.checkpoint_every, each.frames = 0, 0, None
+            if k > 0:  # carry on from the stylised frame before: the style stays where the clip stays
+                each.init, each.octaves, each.steps = str(made / f"{k - 1:04d}.png"), 1, steps_next
+        shutil.rmtree(work, ignore_errors=True)
+        seconds += float(transfer(each, work, "style").metrics["seconds"])
+        made.mkdir(parents=True, exist_ok=True)
+        (work / "image.png").replace(made / f"{k:04d}.png")
+        shutil.rmtree(work, ignore_errors=True)
+        pictures.append(Image.open(made / f"{k:04d}.png").convert("RGB"))
+        print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
+    videos = write_video(folder, pictures, fps)
+    seen = [load_image(given / f"{k:04d}.png") for k in range(len(clip))]
+    size = (pictures[0].height, pictures[0].width)
+    moves = {
+        "input": round(flicker([F.interpolate(s, size=size, mode="area") for s in seen]), 3),
+        "output": round(flicker([load_image(made / f"{k:04d}.png") for k in range(len(clip))]), 3),
+    }
+    seconds = round(seconds, 3)
+    return write_view(
+        cfg, folder, recipe, pictures[-1], frames=len(pictures), fps=fps, videos=videos, flicker=moves, seconds=seconds
+    )
+
+
+MOTION_TASKS = {"dream_zoom": dream_zoom, "interpolate": interpolate, "style_video": style_video}
 """Task name -> function, for the runner's dispatch table."""

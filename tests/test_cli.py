@@ -310,6 +310,13 @@ ERRORS = [
     Case("zoom-fps-too-high", ("recipe=dream_zoom", "fps=500"), ("fps=500 is not valid", "0 < fps <= 60")),
     Case("zoom-zero", ("recipe=dream_zoom", "zoom=0"), ("zoom=0 is not valid", "zoom=1.03")),
     Case("zoom-shift-not-a-pair", ("recipe=dream_zoom", "shift=[1]"), ("shift=[1] is not valid", "shift=[x,y]")),
+    Case(
+        "layer-deeper-than-the-size-allows",
+        (*CHANNEL, "model=alexnet", "model.weights=none", "layer=features.12", "size=24"),
+        ("size [24, 24] is too small for features.12 of alexnet", "larger size="),
+    ),
+    Case("video-unreadable", ("recipe=style_video", "input={assets}/notes.jpg"), ("could not be read as a GIF",)),
+    Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),
     Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
     Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(

@@ -130,3 +130,28 @@ def test_interpolate_blends_from_one_channel_to_the_other(tmp_path: Path) -> Non
     steps = [float((a - b).abs().mean()) for a, b in itertools.pairwise(singles)]
     ends = float((singles[0] - singles[-1]).abs().mean())
     assert max(steps) < ends, f"neighbours differ by {steps}, the ends by {ends:.1f}"
+
+
+def _moving_clip(path: Path, frames: int = 4, step: int = 2) -> None:
+    """A GIF of the astronaut sample sliding ``step`` pixels a frame."""
+    from engine.images import load_image, resize_to, to_pil
+
+    photo = resize_to(load_image("astronaut"), (64, 80))
+    shots = [to_pil(photo[..., :, k * step : k * step + 64]) for k in range(frames)]
+    shots[0].save(path, save_all=True, append_images=shots[1:], duration=100, loop=0)
+
+
+@pytest.mark.slow
+def test_style_video_paints_each_frame_without_more_flicker_than_the_clip(tmp_path: Path) -> None:
+    _moving_clip(tmp_path / "clip.gif")
+    keys = (f"input={tmp_path / 'clip.gif'}", "size=64", "octaves=1", "steps=30", "steps_next=10", "device=cpu")
+    run_recipe(compose_recipe("style_video", *keys), tmp_path / "run", "style_video")
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "frames").iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["fps"] == pytest.approx(10) and metrics["videos"] == ["video.gif", "video.mp4"]
+    moves = metrics["flicker"]
+    assert 0 < moves["output"] <= moves["input"], moves  # the painting moves no more than the clip does
+    first = torch.from_numpy(imageio.imread(run / "frames" / "0000.png")).float()
+    given = torch.from_numpy(imageio.imread(run / "input" / "0000.png")).float()
+    assert float((first - given).abs().mean()) > 10  # and it is painted, not the clip copied
