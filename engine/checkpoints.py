@@ -83,7 +83,7 @@ class Checkpointer(Callback):
             "config": self.config_text,
             "octave": self.octave,
             "step": step + 1,
-            "params": [p.detach().cpu().clone() for p in self.params],
+            "params": [p.detach().cpu() for p in self.params],  # written out at once: no copy needed
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "record": {
