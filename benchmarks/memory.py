@@ -1,7 +1,8 @@
 """Resident memory over many renders in one Python process: it must stay flat (growth under 5 % after the tenth).
 
-Each render composes a recipe, loads the model, optimizes and writes its run folder, as a script calling dreamloom
-in a loop would. The recipes take turns (channel, deepdream, class, style), so every code path is repeated.
+Each render is a call of the Python API (``engine.api``): it composes a recipe, loads the model, optimizes and writes
+its run folder, as a script calling dreamloom in a loop would. The recipes take turns (channel, deepdream, class,
+style), so every code path is repeated.
 
     .venv/bin/python benchmarks/memory.py [--renders 200]
 """
@@ -15,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 RECIPES = [
-    ("channel", ["size=96", "steps=8"]),
-    ("deepdream", ["size=128", "octaves=2", "steps=4"]),
-    ("class", ["size=96", "steps=8", "target=flamingo"]),
-    ("style", ["size=96", "octaves=1", "steps=4"]),
+    ("channel", {"size": 96, "steps": 8}),
+    ("deepdream", {"size": 128, "octaves": 2, "steps": 4}),
+    ("class", {"size": 96, "steps": 8, "target": "flamingo"}),
+    ("style", {"size": 96, "octaves": 1, "steps": 4}),
 ]
 
 
@@ -29,20 +30,16 @@ def resident_mb() -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hydra import compose, initialize_config_dir
-
-    from engine.runner import run_recipe
-    from recipes import CONFIG_DIR
+    from engine import api
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=200)
     args = parser.parse_args(argv)
     rss = []
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.renders):
-            recipe, overrides = RECIPES[i % len(RECIPES)]
-            cfg = compose("config", overrides=[f"recipe={recipe}", *overrides, "snapshot_every=2", "device=cpu"])
-            run_recipe(cfg, Path(tmp) / f"{i:03d}", recipe)
+            recipe, keys = RECIPES[i % len(RECIPES)]
+            api.run(recipe, out=Path(tmp) / f"{i:03d}", snapshot_every=2, device="cpu", **keys)
             rss.append(resident_mb())
             if (i + 1) % 20 == 0:
                 print(f"{i + 1:>4} renders: {rss[-1]:.0f} MB resident", flush=True)

@@ -150,6 +150,25 @@ def step_flops() -> float:
     return float(counter.get_total_flops())
 
 
+def network_rate(repeats: int = 30) -> float:
+    """Passes per second of dreamloom's network alone, forward to the layer and back, at the average size the
+    transforms hand it (best of three rounds): the most any tool's step could reach with this model."""
+    import time
+
+    from engine.models import load_model
+
+    view = load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
+    side = SIDE + 2 * 12 - 8 - 4
+    x = torch.rand(1, 3, side, side, requires_grad=True)
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            view(x, [LAYER])[LAYER][:, CHANNEL].mean().backward()
+        best = max(best, repeats / (time.perf_counter() - t0))
+    return best
+
+
 def machine_peaks(seconds: float = 2.0) -> tuple[float, float]:
     """This machine's fp32 throughput in FLOP/s on a large matrix product and on a large 3x3 convolution."""
     import time
@@ -191,6 +210,13 @@ def main(argv: list[str] | None = None) -> None:
     for name, seconds, act in rows:
         rate = args.steps / seconds
         print(f"{name:<20} {rate:>8.2f} {ours / rate:>12.2f} {act:>11.3f}")
+    bound = network_rate()
+    peers = {name: args.steps / seconds for name, seconds, _ in rows[1:]}
+    print(
+        f"the network pass alone (forward to {LAYER} and back, {SIDE + 12} px): {bound:.1f} /s, "
+        + ", ".join(f"{bound / rate:.2f}x {name}" for name, rate in peers.items())
+        + ": the most a step with nothing else in it could be"
+    )
     flops = step_flops()
     matmul, conv = machine_peaks()
     achieved = flops * ours
@@ -201,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     summary = {n: {"it_per_s": round(args.steps / s, 3), "activation": round(a, 4)} for n, s, a in rows}
     summary["machine"] = {"step_gflop": round(flops / 1e9, 3), "matmul_gflops": round(matmul / 1e9, 1)}
+    summary["network_alone_per_s"] = round(bound, 2)
     print(json.dumps(summary))
 
 

@@ -55,6 +55,7 @@ EXAMPLES: dict[str, list[str]] = {
     "neighbours": ["recipe=neighbours"],
     "dream_zoom": ["recipe=dream_zoom"],
     "interpolate": ["recipe=interpolate"],
+    "interpolate_classes": ["recipe=interpolate", "from=class:flamingo", "to=class:goldfish", "frames=6"],
 }
 """Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``,
 ``inversion_sweep`` and the analysis views are the recipes' defaults (saliency with SmoothGrad)."""
@@ -62,6 +63,7 @@ WIDE = {
     "inversion_sweep": 768,
     "gradcam": 640,
     "interpolate": 768,
+    "interpolate_classes": 768,
     "adversarial": 512,
     **dict.fromkeys(("saliency", "guided_backprop", "occlusion"), 400),
 }

@@ -7,6 +7,7 @@ its own answer); ``fool`` grows a picture from noise until the model gives ``tar
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,21 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from engine.callbacks import Progress
+from engine.callbacks import Callback, Diverged, Guard, Progress
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
 from engine.images import target_size
 from engine.models import LOGITS, ModelView
-from engine.runner import RunResult, config_yaml, input_picture, load_view, probabilities, top5, write_view
+from engine.runner import (
+    RunResult,
+    config_yaml,
+    input_picture,
+    load_view,
+    probabilities,
+    snapshots,
+    top5,
+    write_view,
+)
 from objectives.classes import resolve_class
 
 __all__ = ["ATTACKS", "attack", "fool", "parse_eps"]
@@ -51,15 +61,17 @@ def attack(
     target: int | None = None,
     method: str = "iterative",
     steps: int = 10,
-    progress: Progress | None = None,
+    callbacks: Sequence[Callback] = (),
+    magnify: float = 10.0,
 ) -> torch.Tensor:
     """The picture within ``eps`` (L∞) of ``picture`` that the model calls ``target``.
 
-    ``fgsm`` takes one signed-gradient step of size ``eps``; ``iterative`` takes ``steps`` steps of ``2.5 · eps /
-    steps``, projecting back into the ``eps`` box each time. Without ``target`` the attack pushes away from the
-    model's own answer. The result is rounded to 8-bit levels (and stays within ``eps`` of the 8-bit original).
+        ``fgsm`` takes one signed-gradient step of size ``eps``; ``iterative`` takes ``steps`` steps of ``2.5 · eps /
+        steps``, projecting back into the ``eps`` box each time. Without ``target`` the attack pushes away from the
+        model's own answer. The result is rounded to 8-bit levels (and stays within ``eps`` of the 8-bit original).
+    The ``callbacks`` (progress bar, snapshots) see the change so far, enlarged ``magnify`` times about grey.
 
-    Shape: ``(1, 3, H, W)`` in [0, 1] in and out.
+        Shape: ``(1, 3, H, W)`` in [0, 1] in and out.
     """
     if method not in ATTACKS:
         raise UserError(f"method={method} is not known; use method=fgsm or iterative")
@@ -70,8 +82,12 @@ def attack(
     sign = -1.0 if target is not None else 1.0  # toward the target, or away from the model's answer
     n, alpha = (1, eps) if method == "fgsm" else (steps, 2.5 * eps / steps)
     x = x0.clone()
-    if progress is not None:
-        progress.on_start(n, lambda: x0)  # the bar reads only the step and the loss
+
+    def change() -> torch.Tensor:
+        return (0.5 + magnify * (x.detach() - x0)).clamp(0, 1)
+
+    for cb in callbacks:
+        cb.on_start(n, change)
     for step in range(n):
         x.requires_grad_(True)
         loss = F.cross_entropy(view(x, [LOGITS])[LOGITS], label)
@@ -79,8 +95,8 @@ def attack(
         with torch.no_grad():
             x = x + sign * alpha * grad.sign()
             x = torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
-        if progress is not None:
-            progress.on_step(step, loss.detach(), lambda: x0)
+        for cb in callbacks:
+            cb.on_step(step, loss.detach(), change)
     low = (((x0 - eps) * 255 - 1e-4).ceil() / 255).clamp(0, 1)  # the 8-bit levels inside the eps box
     high = (((x0 + eps) * 255 + 1e-4).floor() / 255).clamp(0, 1)
     return torch.min(torch.max(_quantize(x.detach()), low), high)
@@ -94,7 +110,7 @@ def fool(
     steps: int,
     lr: float,
     generator: torch.Generator | None = None,
-    progress: Progress | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[torch.Tensor, int]:
     """Grow a picture from noise until the model gives ``target`` at least ``confidence`` (or ``steps`` run out).
 
@@ -104,8 +120,8 @@ def fool(
     logit = (noise.clamp(0.01, 0.99) / (1 - noise.clamp(0.01, 0.99))).log().requires_grad_(True)
     optimizer = torch.optim.Adam([logit], lr=lr)
     label = torch.tensor([target], device=view.device)
-    if progress is not None:
-        progress.on_start(steps, logit.sigmoid)
+    for cb in callbacks:
+        cb.on_start(steps, logit.sigmoid)
     taken = 0
     for step in range(steps):
         x = logit.sigmoid()
@@ -118,8 +134,8 @@ def fool(
         loss.backward()
         optimizer.step()
         taken = step + 1
-        if progress is not None:
-            progress.on_step(step, loss.detach(), logit.sigmoid)
+        for cb in callbacks:
+            cb.on_step(step, loss.detach(), logit.sigmoid)
     return _quantize(logit.detach().sigmoid()), taken
 
 
@@ -136,7 +152,8 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     target = None if cfg.target is None else resolve_class(cfg.target, view.categories)
     x0 = _quantize(input_picture(cfg, recipe, view.device))
     t0 = time.perf_counter()
-    adv = attack(view, x0, eps, target, str(cfg.method), int(cfg.steps), Progress())
+    frames = snapshots(cfg)
+    adv = attack(view, x0, eps, target, str(cfg.method), int(cfg.steps), [Progress(), frames], float(cfg.magnify))
     seconds = time.perf_counter() - t0
     (clean, clean_probs), (after, probs) = _answer(view, x0), _answer(view, adv)
     diff = (0.5 + float(cfg.magnify) * (adv - x0)).clamp(0, 1)
@@ -151,6 +168,7 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         folder,
         recipe,
         contact_sheet(torch.cat([x0, diff, adv]).cpu(), 3, labels=labels),
+        gif=frames,
         steps=1 if cfg.method == "fgsm" else int(cfg.steps),
         seconds=round(seconds, 3),
         image_size=list(x0.shape[-2:]),
@@ -177,7 +195,12 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     hw = target_size(cfg.size)
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, Progress())
+    frames = snapshots(cfg)
+    guard = [Progress(), frames, Guard()]
+    try:
+        picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, guard)
+    except Diverged as e:
+        raise UserError(f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}") from None
     seconds = time.perf_counter() - t0
     probs = probabilities(view, picture)
     caption = f"{view.categories[target][:22]} {float(probs[target]):.1%}"
@@ -186,6 +209,7 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         folder,
         recipe,
         contact_sheet(picture.cpu(), 1, labels=[caption]),
+        gif=frames,
         steps=taken,
         seconds=round(seconds, 3),
         image_size=list(hw),

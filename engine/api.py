@@ -17,6 +17,7 @@ same one-line answer the command gives. Each call writes a run folder, ``outputs
 
 from __future__ import annotations
 
+import functools
 import inspect
 import keyword
 import time
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -34,7 +34,7 @@ from engine.errors import UserError
 from engine.images import load_image
 from recipes import CONFIG_DIR
 
-__all__ = ["RECIPES", "Result", "run"]
+__all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
 GROUPS = ("model", "param", "transforms", "optimizer")
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
@@ -93,19 +93,34 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     return Result(done.folder, done.metrics)
 
 
+render = run
+"""``render("channel", layer="features.10", channel=7)``: another name for :func:`run`."""
+
+
+@functools.cache
 def _defaults(recipe: str) -> dict[str, Any]:
-    """The recipe's top-level keys and defaults, read from its YAML over config.yaml (interpolations kept as text)."""
-    shared = yaml.safe_load((Path(CONFIG_DIR) / "config.yaml").read_text())
-    own = yaml.safe_load((Path(CONFIG_DIR) / "recipe" / f"{recipe}.yaml").read_text())
-    merged = {k: v for k, v in shared.items() if k not in ("defaults", "hydra", "objective", "task", "name")}
-    merged.update({k: v for k, v in own.items() if k not in ("defaults", "objective", "task", "name")})
-    choices = {g: None for g in GROUPS}  # None: the recipe's own choice
-    return {**choices, **merged}
+    """The recipe's top-level keys and defaults as Hydra composes them (its ``defaults:`` list included), with the
+    option each config group takes and interpolations kept as written (``${layer}``)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"recipe={recipe}"], return_hydra_config=True)
+    choices = {g: cfg.hydra.runtime.choices.get(g) for g in GROUPS}
+    keys = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(keys, dict)
+    own = {str(k): v for k, v in keys.items() if k not in ("hydra", "objective", "task", "name", *GROUPS)}
+    return {**choices, **own}
+
+
+def recipe_keys(recipe: str) -> set[str]:
+    """Every key ``recipe`` has: its own, the shared ones and its config groups."""
+    return set(_defaults(recipe))
 
 
 def _recipe_function(recipe: str) -> Callable[..., Result]:
     def fn(out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
-        return run(recipe, out, overrides, **{k: v for k, v in keys.items() if not (k in GROUPS and v is None)})
+        return run(recipe, out, overrides, **keys)
 
     params = [
         inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
@@ -123,12 +138,17 @@ def _recipe_function(recipe: str) -> Callable[..., Result]:
     return fn
 
 
-for _name in RECIPES:
-    globals()[_name] = _recipe_function(_name)
-
-
-def __getattr__(name: str) -> Any:  # for type checkers and a clear error on a mistyped recipe
+def __getattr__(name: str) -> Any:
+    """``api.deepdream`` and every other recipe's function, made on first use (composing the recipe once for its
+    keys and defaults); a clear error on a mistyped recipe."""
+    if name in RECIPES:
+        made = globals()[name] = _recipe_function(name)
+        return made
     from engine.errors import close_matches
 
     hint = close_matches(name, RECIPES)
     raise AttributeError(f"engine.api has no recipe '{name}'" + (f"; {hint}" if hint else ""))
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *RECIPES})

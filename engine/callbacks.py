@@ -98,21 +98,28 @@ class Recorder(Callback):
 class Snapshots(Callback):
     """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif``.
 
+    A long run does not pile up frames: once there are more than ``max_frames``, every other one is dropped and
+    frames are taken half as often from then on, so the GIF still spans the whole run at an even pace.
+
     Args:
         every: steps between frames (0 disables).
         max_side: frames are shrunk to at most this many pixels on their long side.
+        max_frames: the most frames kept.
     """
 
-    def __init__(self, every: int = 10, max_side: int = 384) -> None:
-        self.every, self.max_side = every, max_side
+    def __init__(self, every: int = 10, max_side: int = 384, max_frames: int = 100) -> None:
+        self.every, self.max_side, self.max_frames = every, max_side, max(2, max_frames)
+        self.stride = 1  # doubles each time the frames are thinned
         self.frames: list[Image.Image] = []
 
     def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
-        if self.every and (step % self.every == 0):
+        if self.every and (step % (self.every * self.stride) == 0):
             with torch.no_grad():
                 frame = to_pil(image_fn()[0])
             frame.thumbnail((self.max_side, self.max_side))
             self.frames.append(frame)
+            if len(self.frames) > self.max_frames:
+                self.frames, self.stride = self.frames[::2], self.stride * 2
 
 
 class Diverged(Exception):

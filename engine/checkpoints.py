@@ -93,6 +93,7 @@ class Checkpointer(Callback):
                 "seconds": self.record.seconds,
             },
             "frames": [torch.from_numpy(np.asarray(f.convert("RGB")).copy()) for f in self.frames.frames],
+            "frame_stride": self.frames.stride,
         }
         atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
@@ -119,4 +120,5 @@ def restore(
     if rec["loss_last"] is not None:
         record.last_loss = torch.tensor(rec["loss_last"])
     frames.frames = [Image.fromarray(f.numpy()) for f in state["frames"]]
+    frames.stride = int(state.get("frame_stride", 1))
     return int(state["step"])

@@ -8,11 +8,11 @@ before anything is written.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from engine.errors import UserError, close_matches
+from engine.export import write_text
 from engine.runner import Interrupted, all_tasks, run_recipe
 from recipes import CONFIG_DIR
 
@@ -62,7 +63,7 @@ def _discard(folder: Path | None) -> bool:
 def _stopped(folder: Path | None) -> NoReturn:
     """Answer Ctrl-C outside the optimization loop (which saves the picture so far itself) with one line."""
     if _discard(folder):
-        print(f"{PROG}: interrupted before the first step; nothing was saved", file=sys.stderr)
+        print(f"{PROG}: interrupted before any result was written; nothing was saved", file=sys.stderr)
     else:
         print(f"{PROG}: interrupted while saving; what was saved is in {folder}", file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
@@ -105,7 +106,10 @@ def explain(err: Exception, args: list[str]) -> str:
         where = f"recipe {recipe[0].split('=', 1)[1]} has" if recipe else "the recipe has"
         return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
     first = next((line for line in text.splitlines() if line.strip()), text)
-    return f"could not read the command line: {first}"
+    return (
+        f"could not read the command line: {first}; write each override as key=value "
+        "(lists as key=[a,b], text with spaces or commas in quotes)"
+    )
 
 
 def preflight(args: list[str]) -> Path | None:
@@ -114,8 +118,11 @@ def preflight(args: list[str]) -> Path | None:
     Returns:
         The run folder the overrides ask for, or None when Hydra handles the flags itself.
     """
+    if {"-m", "--multirun"} & set(args):
+        _check_sweep_folder(args)
+        return None
     if any(a.startswith("-") for a in args):
-        return None  # --help, --cfg, -m …: Hydra handles these itself
+        return None  # --help, --cfg …: Hydra handles these itself
     from hydra import compose, initialize_config_dir
 
     try:
@@ -124,17 +131,41 @@ def preflight(args: list[str]) -> Path | None:
             run_dir = Path(str(cfg.hydra.run.dir))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise UserError(explain(e, args)) from None
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise UserError(
-            f"run folder '{run_dir}' already exists and is not empty; choose another hydra.run.dir= or move it away"
-        )
-    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        problem = "is a file, not a folder" if not existing.is_dir() else "is not writable"
-        raise UserError(
-            f"cannot make the run folder '{run_dir}': '{existing}' {problem}; choose another hydra.run.dir="
-        )
+    _check_new_folder(run_dir, "run", "hydra.run.dir=")
     return run_dir
+
+
+def _check_new_folder(folder: Path, what: str, key: str) -> None:
+    """Refuse a results folder that already holds files, or one that cannot be made (a file in the way, a
+    read-only or forbidden place: tried for real, since permission bits say nothing to root)."""
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(
+            f"{what} folder '{folder}' already exists and is not empty; choose another {key} or move it away"
+        )
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    problem = "is a file, not a folder" if not existing.is_dir() else None
+    if problem is None:
+        try:
+            Path(tempfile.mkdtemp(prefix=".dreamloom-", dir=existing)).rmdir()
+        except OSError as e:
+            problem = f"is not writable ({e.strerror})"
+    if problem:
+        raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
+
+
+def _check_sweep_folder(args: list[str]) -> None:
+    """A sweep's folder must be new too: an earlier sweep's jobs would be overwritten one by one."""
+    from hydra import compose, initialize_config_dir
+
+    given = [a for a in args if a.startswith(("hydra.sweep.dir=", "name="))]
+    recipe = [a for a in args if a.startswith("recipe=") and "," not in a]  # one recipe names the folder
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=[*recipe, *given], return_hydra_config=True)
+            sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return  # the sweep's own jobs answer a bad command line, each in its own folder
+    _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -147,7 +178,7 @@ def _entry(cfg: DictConfig) -> None:
     try:  # one job of a sweep: a mistake in its keys is reported and kept, and the other jobs go on
         run_recipe(cfg, folder, recipe)
     except UserError as e:
-        (folder / "error.txt").write_text(f"{e}\n")
+        write_text(folder / "error.txt", f"{e}\n")
         print(f"{PROG}: error: job {hc.job.num} ({' '.join(hc.overrides.task)}): {e}", file=sys.stderr)
 
 
@@ -244,13 +275,24 @@ def rerun(args: list[str]) -> None:
 
 
 def gallery(args: list[str]) -> None:
-    """``dreamloom gallery FOLDER``: write FOLDER/index.html for the runs below it."""
+    """``dreamloom gallery [FOLDER] [recipe=NAME]``: write FOLDER/index.html for the runs below it (FOLDER defaults to
+    outputs; with recipe=NAME, FOLDER/index_NAME.html for that recipe's runs only)."""
+    from engine.api import RECIPES
+    from engine.errors import close_matches
     from engine.gallery import write_gallery
 
-    if len(args) != 1:
-        _fail("gallery takes one folder; use: dreamloom gallery outputs/multirun/<date>/<time>")
+    recipes = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
+    folders = [a for a in args if not a.startswith("recipe=")]
+    if len(folders) > 1 or len(recipes) > 1 or any("=" in f for f in folders):
+        _fail("gallery takes one folder and at most one recipe=NAME; use: dreamloom gallery outputs/multirun/<date>")
+    recipe = recipes[0] if recipes else None
+    if recipe is not None and recipe not in RECIPES:
+        hint = close_matches(recipe, RECIPES)
+        _fail(f"unknown recipe '{recipe}'" + (f"; {hint}" if hint else "") + f" (recipes: {', '.join(RECIPES)})")
+    if not folders and recipe is None:
+        _fail("gallery needs a folder or a recipe; use: dreamloom gallery outputs/multirun/<date>/<time>")
     try:
-        page = write_gallery(Path(args[0]))
+        page = write_gallery(Path(folders[0] if folders else "outputs"), recipe)
     except UserError as e:
         _fail(str(e))
     print(f"{PROG}: wrote {page}", file=sys.stderr)

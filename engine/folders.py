@@ -21,8 +21,8 @@ from PIL import Image
 from torch import nn
 
 from engine.errors import UserError
-from engine.export import contact_sheet
-from engine.images import SAMPLES, load_image, resize_to, to_pil
+from engine.export import contact_sheet, save_png
+from engine.images import SAMPLES, load_image, resize_to, target_size, to_pil
 from engine.models import ModelView
 from engine.runner import RunResult, load_view, write_view
 
@@ -48,7 +48,7 @@ def make_samples(folder: Path, per_picture: int = 6, side: int = 160, seed: int 
             if rng.random() < 0.5:
                 piece = piece.flip(-1)
             path = folder / f"{name}_{k}.png"
-            to_pil(piece).save(path)
+            save_png(path, piece)
             written.append(path)
     return written
 
@@ -87,6 +87,11 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
             f"folder '{folder}' holds no pictures ({skipped} other files); add PNG or JPEG files, or run make samples"
         )
     return names, torch.cat(pictures), skipped
+
+
+def square_side(cfg: DictConfig) -> int:
+    """The side of the square crops a folder view reads: ``size``, or the longer of ``[h, w]``."""
+    return max(target_size(cfg.size if cfg.size is not None else 224))
 
 
 def _batches(pictures: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
@@ -136,7 +141,7 @@ def penultimate(view: ModelView, pictures: torch.Tensor) -> torch.Tensor:
 
 def _setup(cfg: DictConfig) -> tuple[ModelView, list[str], torch.Tensor, int]:
     view = load_view(cfg)
-    names, pictures, skipped = load_folder(cfg.folder, int(cfg.size))
+    names, pictures, skipped = load_folder(cfg.folder, square_side(cfg))
     return view, names, pictures, skipped
 
 
@@ -169,7 +174,7 @@ def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             ]
     size, jump, start = receptive_field(view, layer)
     order = sorted(range(len(names)), key=lambda i: -peaks[i][0])[: int(cfg.top)]
-    side = int(cfg.size)
+    side = square_side(cfg)
     crop = min(size, side)
     patches, boxes = [], []
     for i in order:
@@ -228,6 +233,8 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if cfg.method not in ("pca", "tsne"):
         raise UserError(f"method={cfg.method} is not known; use method=tsne or method=pca")
     view, names, pictures, skipped = _setup(cfg)
+    if len(names) < 2:
+        raise UserError(f"folder '{cfg.folder}' holds {len(names)} picture; an embedding needs 2 or more")
     features = penultimate(view, pictures)
     if cfg.method == "pca" or len(names) < 4:
         points = _pca(features).numpy()
@@ -263,7 +270,7 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view, names, pictures, skipped = _setup(cfg)
     if not cfg.query:
         raise UserError("recipe=neighbours compares one picture with the folder; pass query=photo.jpg")
-    query = _square(load_image(cfg.query), int(cfg.size))
+    query = _square(load_image(cfg.query), square_side(cfg))
     k = min(int(cfg.k), len(names))
     feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
     by_features = (feats[1:] @ feats[0]).topk(k).indices.tolist()

@@ -1,10 +1,12 @@
 """A static ``index.html`` for a run, a sweep or a whole outputs folder: thumbnails, GIFs, overrides and metrics.
 
     dreamloom gallery outputs/multirun/2026-11-22/19-30-05_channel
+    dreamloom gallery recipe=channel            # every channel run under outputs/ -> outputs/index_channel.html
 
 Every folder below the given one that holds a ``metrics.json`` is a run (or an ``error.txt``: a sweep's job that
 failed, shown with its error). The page links the pictures where they
-lie (paths relative to the page), so it opens from disk with no server, and its table sorts by any column.
+lie (paths relative to the page), so it opens from disk with no server, and its table sorts by any column (click
+a heading, or open the page as ``index.html#sort=seconds``, ``#sort=-seconds`` for largest first).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from engine.export import write_text
 __all__ = ["Run", "find_runs", "write_gallery"]
 
 SHOWN = ["steps", "seconds", "iterations_per_second", "loss_first", "loss_last", "seed"]
-"""Metrics shown as sortable columns, when a run has them."""
+"""Metrics shown first as sortable columns, when a run has them; every other number a run reports follows."""
 PICTURES = ["image.png"]
-MOVING = ["progress.gif", "video.gif"]
+MOVING = ["progress.gif", "interpolation.gif", "video.gif"]
 
 
 class Run:
@@ -45,17 +47,40 @@ class Run:
         self.overrides = [str(o) for o in found or [] if not str(o).startswith("hydra.")]
         failed = folder / "error.txt"
         self.error = failed.read_text().strip() if failed.is_file() else None
+        self.numbers = dict(_numbers(self.metrics))
+
+    @property
+    def recipe(self) -> str | None:
+        """The run's recipe, from its metrics or (for a failed job) its overrides."""
+        named = self.metrics.get("recipe")
+        given = [o.split("=", 1)[1] for o in self.overrides if o.startswith("recipe=")]
+        return str(named) if named else (given[0] if given else None)
 
 
-def find_runs(root: Path) -> list[Run]:
-    """Every run at or below ``root``, in folder order (a sweep's jobs by number)."""
+def _numbers(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
+    """Every number in a run's metrics, nested ones as ``outer.inner`` (``flicker.output``)."""
+    found: list[tuple[str, float]] = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            found += _numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found.append((prefix + key, value))
+    return found
+
+
+def find_runs(root: Path, recipe: str | None = None) -> list[Run]:
+    """Every run at or below ``root`` (of ``recipe`` only, when given), in folder order (a sweep's jobs by number)."""
     if not root.is_dir():
         raise UserError(f"'{root}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>")
     found = [*root.rglob("metrics.json"), *root.rglob("error.txt")]  # error.txt: a sweep's job that failed
     folders = sorted({p.parent for p in found}, key=_natural)
-    if not folders:
-        raise UserError(f"'{root}' holds no runs (no metrics.json below it); pass a run or sweep folder")
-    return [Run(f, root) for f in folders]
+    runs = [Run(f, root) for f in folders]
+    if recipe is not None:
+        runs = [r for r in runs if r.recipe == recipe]
+    if not runs:
+        which = f" of recipe={recipe}" if recipe else ""
+        raise UserError(f"'{root}' holds no runs{which} (no metrics.json below it); pass a run or sweep folder")
+    return runs
 
 
 def _natural(path: Path) -> list[Any]:
@@ -115,6 +140,9 @@ table.querySelectorAll("th").forEach((th, col) => th.addEventListener("click", (
   rows.forEach(r => table.tBodies[0].appendChild(r));
 }}));
 window.addEventListener("load", () => {{
+  const wanted = decodeURIComponent(location.hash).match(/^#sort=(-?)(.+)$/);
+  const th = wanted && [...table.querySelectorAll("th")].find(h => h.textContent === wanted[2]);
+  if (th) {{ th.click(); if (wanted[1]) th.click(); }}
   const shown = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
   document.body.dataset.loaded = shown + "/" + document.images.length;
 }});
@@ -123,11 +151,13 @@ window.addEventListener("load", () => {{
 """
 
 
-def write_gallery(root: Path) -> Path:
-    """Write ``root/index.html`` for every run at or below ``root``; returns its path."""
-    runs = find_runs(root)
-    page = root / "index.html"
-    columns = [m for m in SHOWN if any(m in r.metrics for r in runs)]
+def write_gallery(root: Path, recipe: str | None = None) -> Path:
+    """Write ``root/index.html`` for every run at or below ``root`` (``root/index_RECIPE.html`` for the runs of one
+    recipe); returns its path."""
+    runs = find_runs(root, recipe)
+    page = root / ("index.html" if recipe is None else f"index_{recipe}.html")
+    found = {name for r in runs for name in r.numbers}
+    columns = [m for m in SHOWN if m in found] + sorted(found - set(SHOWN))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "pictures", "recipe", "overrides", *columns])
     rows = []
     for run in runs:
@@ -137,8 +167,9 @@ def write_gallery(root: Path) -> Path:
             f'<td class="media">{_media(run, page)}</td>',
             _cell(run.metrics.get("recipe")),
             f"<td><code>{html.escape(overrides)}</code></td>",
-            *(_cell(run.metrics.get(c)) for c in columns),
+            *(_cell(run.numbers.get(c)) for c in columns),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    text = PAGE.format(title=html.escape(f"dreamloom: {root}"), count=len(runs), head=head, rows="\n".join(rows))
+    title = f"dreamloom: {root}" + (f", recipe={recipe}" if recipe else "")
+    text = PAGE.format(title=html.escape(title), count=len(runs), head=head, rows="\n".join(rows))
     return write_text(page, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import urllib.error
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,8 @@ __all__ = [
     "LOGITS",
     "ModelView",
     "classic_names",
+    "fold_batchnorm",
+    "keep_freed_memory",
     "layer_table",
     "load_model",
     "packaged_weights",
@@ -255,6 +258,30 @@ def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.M
         ) from None
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_ALLOCATOR_TUNED = False
+
+
+def keep_freed_memory(block: int = 32 << 20, keep: int = 1 << 30) -> bool:
+    """Ask glibc to serve blocks up to ``block`` bytes from its heap and keep up to ``keep`` freed bytes there,
+    instead of mapping every activation afresh from the system and giving it back at once; returns whether it took.
+
+    Each optimization step allocates the same activations again. By default glibc maps every block over 128 KB
+    with ``mmap`` and unmaps it when freed, so each step starts by faulting in fresh zeroed pages: on a 2-core CPU a
+    channel step to ``features.10`` of MobileNetV2 spends about a quarter of its time that way. Resident memory
+    then stays near the run's peak instead of dropping between steps. Done once per process, on Linux with glibc.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        _ALLOCATOR_TUNED = bool(libc.mallopt(_M_MMAP_THRESHOLD, block)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, keep))
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): its allocator as it is
+        return False
+    return _ALLOCATOR_TUNED
+
+
 def load_model(
     name: str = "mobilenet_v2",
     weights: str | None = "DEFAULT",
@@ -275,6 +302,7 @@ def load_model(
         fold: fold batch norms into their convolutions (:func:`fold_batchnorm`): the same activations, faster.
             ``False`` keeps the model as torchvision defines it, for views of its modules and weights.
     """
+    keep_freed_memory()
     known = torchvision.models.list_models(module=torchvision.models)
     if name not in known:
         hint = close_matches(name, known)

@@ -11,6 +11,7 @@ import itertools
 import math
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from engine.export import atomic_write, save_gif, save_png
 from engine.images import load_image, to_pil
 from engine.octaves import octave_sizes
 from engine.runner import (
+    Interrupted,
     Rendered,
     RunResult,
     build_objective,
@@ -41,7 +43,16 @@ from engine.runner import (
 
 __all__ = ["MOTION_TASKS", "dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "warp", "write_video"]
 
-MAX_FPS = 60
+FPS = (0.1, 60.0)
+"""The slowest and fastest frame rates a video may have (a GIF holds a frame at most 10 s here)."""
+
+
+def check_fps(value: object, given: str = "fps") -> float:
+    """A frame rate within :data:`FPS`, or one :class:`UserError` line naming where it came from."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and FPS[0] <= value <= FPS[1]
+    if not ok:
+        raise UserError(f"{given}={value} is not valid; use frames per second from {FPS[0]:g} to {FPS[1]:g}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def warp(picture: torch.Tensor, zoom: float, degrees: float, shift: tuple[float, float]) -> torch.Tensor:
@@ -78,9 +89,7 @@ def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str
 
 def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float, float]]:
     frames = int(check_number(cfg, "frames", int, 0))
-    fps = check_number(cfg, "fps")
-    if fps > MAX_FPS:
-        raise UserError(f"fps={cfg.fps} is not valid; use 0 < fps <= {MAX_FPS}")
+    fps = check_fps(cfg.fps)
     zoom = cfg.zoom
     if isinstance(zoom, bool) or not isinstance(zoom, int | float) or not 0.5 <= zoom <= 2:
         raise UserError(f"zoom={cfg.zoom} is not valid; use a scale per frame from 0.5 to 2, such as zoom=1.03")
@@ -91,6 +100,21 @@ def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float
     if not ok:
         raise UserError(f"shift={shift} is not valid; give pixels per frame as shift=[x,y], such as shift=[0,2]")
     return frames, fps, zoom, rotate, (float(shift[0]), float(shift[1]))
+
+
+def _start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
+    """Make ``folder/frames``, copy into it the frames (up to ``limit``) that the run named by ``resume`` wrote, and
+    leave a ``checkpoint.pt`` holding this run's keys (what ``resume=`` reads, as the step checkpoints of the other
+    recipes are); returns the copied frames."""
+    made = folder / "frames"
+    made.mkdir(parents=True, exist_ok=True)
+    copied = []
+    if cfg.get("resume"):  # carry on after the last frame the stopped run wrote
+        for path in sorted((Path(str(cfg.resume)) / "frames").glob("*.png"))[:limit]:
+            atomic_write(made / path.name, partial(shutil.copyfile, path))
+            copied.append(made / path.name)
+    atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
+    return copied
 
 
 def _quantize(picture: torch.Tensor) -> torch.Tensor:
@@ -110,15 +134,10 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     current = _quantize(input_picture(cfg, recipe, view.device))
     sizes = octave_sizes((current.shape[-2], current.shape[-1]), cfg.octaves, float(cfg.octave_scale))
     made = folder / "frames"
-    made.mkdir(parents=True, exist_ok=True)
     pictures: list[Image.Image] = []
-    if cfg.get("resume"):  # carry on after the last frame the stopped run wrote
-        for path in sorted((Path(str(cfg.resume)) / "frames").glob("*.png"))[:frames]:
-            current = load_image(path).to(view.device)
-            pictures.append(to_pil(current[0]))
-            save_png(made / path.name, pictures[-1])
-    # what resume= reads to find this run's keys, as the step checkpoints of other recipes are
-    atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
+    for path in _start_frames(cfg, folder, frames):
+        current = load_image(path).to(view.device)
+        pictures.append(to_pil(current[0]))
     each = cfg.copy()  # one frame's optimization: no GIF of its steps, no step checkpoints
     with open_dict(each):
         each.snapshot_every, each.resume = 0, None
@@ -144,7 +163,8 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 
 
 def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """A batch of ``frames`` pictures blending channel ``from`` into channel ``to`` of ``layer``: the contact sheet
+    """A batch of ``frames`` pictures blending objective ``from`` into ``to`` (channels of ``layer``, channels of other
+    layers as ``LAYER:CHANNEL``, or classes as ``class:NAME``): the contact sheet
     ``image.png``, each picture in ``images/``, and ``interpolation.gif`` going there and back."""
     frames = int(check_number(cfg, "frames", int, 1))
     with open_dict(cfg):
@@ -156,8 +176,9 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return result
 
 
-def read_clip(source: str) -> tuple[list[Image.Image], float | None]:
-    """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg) and its frame rate if it says."""
+def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:
+    """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg), the first ``limit`` of them
+    (None: all; the rest are not decoded), and its frame rate if it says."""
     import imageio.v2 as imageio
 
     path = Path(source).expanduser()
@@ -166,7 +187,8 @@ def read_clip(source: str) -> tuple[list[Image.Image], float | None]:
     try:
         with imageio.get_reader(path) as reader:
             meta = reader.get_meta_data()  # type: ignore[attr-defined]
-            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in reader]  # type: ignore[attr-defined]
+            decoded = itertools.islice(reader, limit)  # type: ignore[call-overload]
+            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in decoded]
     except Exception as e:  # imageio raises many kinds for a file it cannot decode
         reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
         raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
@@ -192,42 +214,68 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError(
             "recipe=style_video needs a clip; pass input=clip.gif (a GIF or MP4, such as a dream_zoom video)"
         )
-    clip, clip_fps = read_clip(str(cfg.input))
-    if cfg.frames is not None:
-        clip = clip[: int(check_number(cfg, "frames", int, 0))]
-    fps = float(cfg.fps) if cfg.fps is not None else clip_fps or 12.0
-    if not 0 < fps <= MAX_FPS:
-        raise UserError(f"fps={fps:g} is not valid; use 0 < fps <= {MAX_FPS}")
+    limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
+    clip, clip_fps = read_clip(str(cfg.input), limit)
+    if cfg.fps is not None:
+        fps = check_fps(cfg.fps)
+    else:  # the clip's own rate, within what a video can have (a GIF may claim 100 fps and more)
+        fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
     steps_next = int(check_number(cfg, "steps_next", int, 0))
     made, given, work = folder / "frames", folder / "input", folder / ".frame"
-    pictures: list[Image.Image] = []
-    seconds = 0.0
-    for k, frame in enumerate(clip):
-        save_png(given / f"{k:04d}.png", frame)
-        each = cfg.copy()
-        with open_dict(each):
-            each.task, each.content = "style", str(given / f"{k:04d}.png")
-            each.snapshot_every, each.checkpoint_every, each.frames = 0, 0, None
-            if k > 0:  # carry on from the stylised frame before: the style stays where the clip stays
-                each.init, each.octaves, each.steps = str(made / f"{k - 1:04d}.png"), 1, steps_next
+    done = _start_frames(cfg, folder, len(clip))
+    pictures = [Image.open(path).convert("RGB") for path in done]
+    seconds, interrupted = 0.0, False
+    try:
+        for k, frame in enumerate(clip):
+            save_png(given / f"{k:04d}.png", frame)
+            if k < len(done):
+                continue  # painted before the stop this run carries on from
+            each = cfg.copy()
+            with open_dict(each):
+                each.task, each.content = "style", str(given / f"{k:04d}.png")
+                each.snapshot_every, each.checkpoint_every, each.frames, each.resume = 0, 0, None, None
+                if k > 0:  # carry on from the stylised frame before: the style stays where the clip stays
+                    each.init, each.octaves, each.steps = str(made / f"{k - 1:04d}.png"), 1, steps_next
+            shutil.rmtree(work, ignore_errors=True)
+            seconds += float(transfer(each, work, "style").metrics["seconds"])
+            (work / "image.png").replace(made / f"{k:04d}.png")
+            shutil.rmtree(work, ignore_errors=True)
+            pictures.append(Image.open(made / f"{k:04d}.png").convert("RGB"))
+            print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
+    except (KeyboardInterrupt, Interrupted):  # Ctrl-C or SIGTERM: the video so far is written all the same
+        interrupted = True
         shutil.rmtree(work, ignore_errors=True)
-        seconds += float(transfer(each, work, "style").metrics["seconds"])
-        made.mkdir(parents=True, exist_ok=True)
-        (work / "image.png").replace(made / f"{k:04d}.png")
-        shutil.rmtree(work, ignore_errors=True)
-        pictures.append(Image.open(made / f"{k:04d}.png").convert("RGB"))
-        print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
-    videos = write_video(folder, pictures, fps)
-    seen = [load_image(given / f"{k:04d}.png") for k in range(len(clip))]
-    size = (pictures[0].height, pictures[0].width)
-    moves = {
-        "input": round(flicker([F.interpolate(s, size=size, mode="area") for s in seen]), 3),
-        "output": round(flicker([load_image(made / f"{k:04d}.png") for k in range(len(clip))]), 3),
-    }
-    seconds = round(seconds, 3)
-    return write_view(
-        cfg, folder, recipe, pictures[-1], frames=len(pictures), fps=fps, videos=videos, flicker=moves, seconds=seconds
+    videos = write_video(folder, pictures, fps) if pictures else []
+    painted = len(pictures)
+    seen = [load_image(given / f"{k:04d}.png") for k in range(painted)]
+    moves = {"input": 0.0, "output": 0.0}
+    if pictures:
+        size = (pictures[0].height, pictures[0].width)
+        moves = {
+            "input": round(flicker([F.interpolate(s, size=size, mode="area") for s in seen]), 3),
+            "output": round(flicker([load_image(made / f"{k:04d}.png") for k in range(painted)]), 3),
+        }
+        print(
+            f"flicker (mean change between frames, 8-bit levels): input {moves['input']:g}, result {moves['output']:g}",
+            file=sys.stderr,
+        )
+    last = pictures[-1] if pictures else Image.new("RGB", (8, 8), "grey")
+    result = write_view(
+        cfg,
+        folder,
+        recipe,
+        last,
+        frames=painted,
+        fps=fps,
+        videos=videos,
+        flicker=moves,
+        seconds=round(seconds, 3),
+        interrupted=interrupted,
     )
+    if interrupted:
+        raise Interrupted(folder, painted, "frame")
+    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
+    return result
 
 
 MOTION_TASKS = {"dream_zoom": dream_zoom, "interpolate": interpolate, "style_video": style_video}

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,13 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from PIL import Image
 
 from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore, resumed_config
 from engine.errors import UserError
-from engine.export import contact_sheet, save_gif, save_json, save_png, write_text
+from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png, write_text
 from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, optimize
 from engine.models import LOGITS, ModelView, layer_table, load_model
@@ -38,6 +39,7 @@ __all__ = [
     "all_tasks",
     "build",
     "build_objective",
+    "check_gif",
     "check_number",
     "check_numbers",
     "config_yaml",
@@ -47,6 +49,7 @@ __all__ = [
     "optimize_octaves",
     "probabilities",
     "run_recipe",
+    "snapshots",
     "top5",
     "write_view",
 ]
@@ -57,8 +60,8 @@ MIN_SIDE = 16
 class Interrupted(Exception):
     """The user pressed Ctrl-C; the partial results were written to ``folder``."""
 
-    def __init__(self, folder: Path, steps: int) -> None:
-        done = f"{steps} step" + ("" if steps == 1 else "s")
+    def __init__(self, folder: Path, steps: int, unit: str = "step") -> None:
+        done = f"{steps} {unit}" + ("" if steps == 1 else "s")
         again = f"; carry on with: dreamloom resume={folder}" if (folder / "checkpoint.pt").is_file() else ""
         super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}{again}")
 
@@ -87,11 +90,29 @@ def build(node: Any, **kwargs: Any) -> Any:
 def config_yaml(cfg: DictConfig) -> str:
     """The resolved config a picture carries (and a checkpoint saves): all that is needed to run it again from the
     start, so without ``resume``, which a resumed run's own picture does not need."""
-    plain = cfg.copy()
-    if plain.get("resume") is not None:
-        with open_dict(plain):
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    assert isinstance(plain, DictConfig)
+    with open_dict(plain):
+        if plain.get("resume") is not None:
             plain.resume = None
-    return OmegaConf.to_yaml(plain, resolve=True)
+        for key in PATH_KEYS:  # files named from the working folder: found again from any folder
+            value = OmegaConf.select(plain, key)
+            if isinstance(value, ListConfig):
+                OmegaConf.update(plain, key, [_absolute(v) for v in value])
+            elif value is not None:
+                OmegaConf.update(plain, key, _absolute(value))
+    return OmegaConf.to_yaml(plain)
+
+
+PATH_KEYS = ("input", "content", "style", "mask", "init", "folder", "query", "model.checkpoint")
+"""Keys that may name a file or folder; a rerun from another working folder must still find it."""
+
+
+def _absolute(value: Any) -> Any:
+    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
+    if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
+        return value
+    return str(Path(value).expanduser().resolve())
 
 
 def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
@@ -112,6 +133,7 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, key, int, 0)
     check_number(cfg, "lr", float, 0)
     check_number(cfg, "snapshot_every", int, 0, strict=False)
+    check_gif(cfg)
     check_number(cfg, "checkpoint_every", int, 0, strict=False)
     for key in ("tv", "l1", "l2"):
         check_number(cfg, key, float, 0, strict=False)
@@ -124,6 +146,42 @@ def check_numbers(cfg: DictConfig) -> None:
     for key in ("channel", "x", "y"):  # the channel and neuron recipes' indices
         if cfg.get(key) is not None:
             check_number(cfg, key, int, 0, strict=False)
+    for key, (kind, low, strict) in RECIPE_NUMBERS.items():
+        if cfg.get(key) is not None:
+            check_number(cfg, key, kind, low, strict)
+
+
+RECIPE_NUMBERS: dict[str, tuple[type, float, bool]] = {
+    "chunk": (int, 0, True),  # occlusion: copies per forward pass
+    "patch": (int, 0, True),
+    "stride": (int, 0, True),
+    "samples": (int, 0, True),  # SmoothGrad's noisy copies
+    "sigma": (float, 0, False),
+    "magnify": (float, 0, True),  # adversarial: how much the difference is enlarged
+    "top": (int, 0, True),  # max_patches
+    "k": (int, 0, True),  # neighbours
+    "thumb": (int, 7, True),  # embedding's cell size in pixels
+    "perplexity": (float, 0, True),
+}
+"""Keys some recipes have, with the kind of number each must be and its bound: ``(kind, low, strict)``."""
+
+
+GIF_MS = (20, 10_000)
+"""The shortest and longest time a GIF frame may show, in milliseconds (browsers show faster frames at 100 ms)."""
+
+
+def check_gif(cfg: DictConfig) -> None:
+    """The progress GIF's keys: ``gif_ms`` per frame, at most ``gif_frames`` frames of ``gif_size`` pixels."""
+    ms = cfg.get("gif_ms")
+    if isinstance(ms, bool) or not isinstance(ms, int) or not GIF_MS[0] <= ms <= GIF_MS[1]:
+        raise UserError(f"gif_ms={ms} is not valid; use whole milliseconds per frame from {GIF_MS[0]} to {GIF_MS[1]}")
+    check_number(cfg, "gif_frames", int, 1)
+    check_number(cfg, "gif_size", int, 15)
+
+
+def snapshots(cfg: DictConfig) -> Snapshots:
+    """The progress GIF's recorder, as the recipe's keys ask (``snapshot_every``, ``gif_size``, ``gif_frames``)."""
+    return Snapshots(int(cfg.snapshot_every), int(cfg.gif_size), int(cfg.gif_frames))
 
 
 def build_objective(cfg: DictConfig, view: ModelView) -> Objective:
@@ -270,7 +328,7 @@ def optimize_octaves(
     _probe(view, objective_at(sizes[0]), transforms, (h, w), cfg.batch)
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
-    rec, frames = Recorder(), Snapshots(cfg.snapshot_every)
+    rec, frames = Recorder(), snapshots(cfg)
     state = load_checkpoint(cfg.resume) if cfg.get("resume") else None
     every = int(cfg.get("checkpoint_every") or 0) if folder is not None else 0
     config_text = config_yaml(cfg)
@@ -362,13 +420,17 @@ def write_view(
     recipe: str,
     sheet: Image.Image,
     arrays: dict[str, np.ndarray] | None = None,
+    gif: Snapshots | None = None,
     **extra: Any,
 ) -> RunResult:
-    """Write a view that optimizes nothing (analysis, adversarial, folder views): ``image.png`` with the config,
-    each of ``arrays`` as ``NAME.npy`` and ``metrics.json`` (the run's keys, then ``extra``)."""
+    """Write a view made outside the optimization loop (analysis, adversarial, folder views): ``image.png`` with the
+    config, each of ``arrays`` as ``NAME.npy``, ``progress.gif`` from ``gif`` and ``metrics.json`` (the run's
+    keys, then ``extra``)."""
     save_png(folder / "image.png", sheet, config_yaml(cfg))
+    if gif is not None:
+        save_gif(folder / "progress.gif", gif.frames, int(cfg.gif_ms))
     for name, data in (arrays or {}).items():
-        np.save(folder / f"{name}.npy", data)
+        atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
     metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
     save_json(folder / "metrics.json", metrics)
     return RunResult(folder, metrics)
@@ -458,6 +520,10 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             "hydra.run.dir="
         ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
+        if "converted to type float without overflow" in str(e):  # the optimizer's step size overflows
+            raise UserError(
+                f"lr={cfg.lr} is too high: the optimizer's step overflowed; try lr={float(cfg.lr) / 1e6:g} or lower"
+            ) from None
         if not _out_of_memory(e):
             raise
         raise UserError(

@@ -207,6 +207,8 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         if out.interrupted or out.stopped:
             interrupted, stopped = out.interrupted, out.stopped
             break
+    every = -(-len(frames.frames) // int(cfg.gif_frames))  # one GIF for all the layers, at most gif_frames long
+    frames.frames = frames.frames[::every] if every > 1 else frames.frames
     combined = Rendered(torch.cat(pictures), record, frames, interrupted, stopped)
     labels = ["input", *layers]
     return finish(cfg, folder, recipe, view, combined, f"inversion sweep ({', '.join(layers)})", labels, errors=errors)

@@ -10,7 +10,17 @@ import torch.nn.functional as F
 from engine.errors import UserError
 from objectives.base import Activations, Objective, batch_slice
 
-__all__ = ["channel", "channel_list", "channels", "deepdream", "direction", "diversity", "interpolation", "neuron"]
+__all__ = [
+    "channel",
+    "channel_list",
+    "channels",
+    "deepdream",
+    "direction",
+    "diversity",
+    "endpoint",
+    "interpolation",
+    "neuron",
+]
 
 
 def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torch.Tensor:
@@ -82,16 +92,38 @@ def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None,
     return Objective(fn, [layer], f"neuron({layer}:{channel} at {x if x is not None else 'centre'},{y or ''})")
 
 
-def interpolation(layer: str, start: int, end: int, frames: int) -> Objective:
-    """Picture ``i`` of a batch of ``frames`` maximizes ``(1 - t) · channel start + t · channel end`` of ``layer``,
-    with ``t = i / (frames - 1)``: a blend from one channel to another (Olah et al., 2017, "interpolation")."""
+def endpoint(spec: int | str, layer: str, batch: int | None = None) -> Objective:
+    """One end of an interpolation: ``7`` is channel 7 of ``layer``, ``features.14:42`` channel 42 of another layer,
+    ``class:flamingo`` (or ``class:130``) a class logit."""
+    text = str(spec).strip()
+    if text.isdigit():
+        return channel(layer, int(text), batch=batch)
+    head, _, tail = text.rpartition(":")
+    if head == "class" and tail:
+        from objectives.classes import class_logit
+
+        return class_logit(tail, batch=batch)
+    if head and tail.isdigit():
+        return channel(head, int(tail), batch=batch)
+    raise UserError(
+        f"'{text}' is not an objective to interpolate; give a channel of layer= (7), a channel of another layer "
+        "(features.14:42) or a class (class:flamingo)"
+    )
+
+
+def interpolation(layer: str, start: int | str, end: int | str, frames: int) -> Objective:
+    """Picture ``i`` of a batch of ``frames`` maximizes ``(1 - t) · start + t · end``, with ``t = i / (frames - 1)``:
+    a blend from one objective to another (Olah et al., 2017, "interpolation"). Each end is a channel of ``layer``
+    (``7``), a channel of another layer (``features.14:42``) or a class (``class:flamingo``); see :func:`endpoint`.
+    """
     if frames < 2:
         raise UserError(f"frames={frames} is too few to interpolate; use frames=2 or more")
     steps = [i / (frames - 1) for i in range(frames)]
     total = Objective.sum(
-        (1 - t) * channel(layer, start, batch=i) + t * channel(layer, end, batch=i) for i, t in enumerate(steps)
+        (1 - t) * endpoint(start, layer, batch=i) + t * endpoint(end, layer, batch=i) for i, t in enumerate(steps)
     )
-    return Objective(total.fn, total.layers, f"interpolation({layer}:{start}->{end}, {frames} frames)")
+    first, last = endpoint(start, layer).name, endpoint(end, layer).name
+    return Objective(total.fn, total.layers, f"interpolation({first} -> {last}, {frames} frames)")
 
 
 def deepdream(layer: str, batch: int | None = None) -> Objective:

@@ -6,6 +6,7 @@ draws its randomness from a ``torch.Generator`` so that a seed reproduces a run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import kornia
@@ -13,7 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Compose", "GaussianBlur", "Jitter", "Pad", "RandomRotate", "RandomScale", "Roll", "Transform"]
+__all__ = [
+    "Compose",
+    "GaussianBlur",
+    "Jitter",
+    "Pad",
+    "RandomAffine",
+    "RandomRotate",
+    "RandomScale",
+    "Roll",
+    "Transform",
+]
 
 
 class Transform(nn.Module):
@@ -101,6 +112,62 @@ class RandomRotate(Transform):
             return x
         angle = torch.full((x.shape[0],), a, device=x.device, dtype=x.dtype)
         return kornia.geometry.transform.rotate(x, angle, padding_mode="reflection")
+
+
+class RandomAffine(Transform):
+    """Pad, jitter, scale, rotate and jitter again, as :class:`Pad`, :class:`Jitter`, :class:`RandomScale`,
+    :class:`RandomRotate` and :class:`Jitter` in turn would, but in one bilinear resampling with reflected edges.
+
+    The output has the size the chain would give, ``(n + 2·pad − shift − shift_after) · scale`` a side. One
+    resampling instead of three costs less, and blurs the picture the model sees less.
+
+    Args:
+        pad: pixels added on every side (by reflection) before the first jitter.
+        shift: the first jitter, up to this many pixels each way.
+        scales: factors to draw from.
+        angles: degrees to draw from (about the centre).
+        shift_after: the last jitter, after scaling and rotating.
+    """
+
+    def __init__(
+        self,
+        pad: int = 12,
+        shift: int = 8,
+        scales: Sequence[float] = (1.0,),
+        angles: Sequence[float] = (0.0,),
+        shift_after: int = 4,
+    ) -> None:
+        super().__init__()
+        self.pad, self.shift, self.shift_after = int(pad), int(shift), int(shift_after)
+        self.scales, self.angles = [float(v) for v in scales], [float(v) for v in angles]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        d = min(self.shift, h + 2 * self.pad - 1, w + 2 * self.pad - 1)
+        dy, dx = self._randint(d + 1), self._randint(d + 1)
+        s = self.scales[self._randint(len(self.scales))]
+        a = math.radians(self.angles[self._randint(len(self.angles))])
+        sh, sw = max(1, round((h + 2 * self.pad - d) * s)), max(1, round((w + 2 * self.pad - d) * s))
+        d2 = min(self.shift_after, sh - 1, sw - 1)
+        dy2, dx2 = self._randint(d2 + 1), self._randint(d2 + 1)
+        oh, ow = sh - d2, sw - d2
+        # output pixel -> input pixel (x, y, 1), then both ends in affine_grid's [-1, 1] coordinates
+        shift_out = _affine(dx2 - sw / 2, dy2 - sh / 2)  # into the rotated picture, about its centre
+        cos, sin = math.cos(a), math.sin(a)
+        turn = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        sx, sy = sw / (w + 2 * self.pad - d), sh / (h + 2 * self.pad - d)  # the scale each side really gets
+        back = torch.diag(torch.tensor([1 / sx, 1 / sy, 1.0], dtype=torch.float64)) @ _affine(sw / 2, sh / 2)
+        place = _affine(dx - self.pad, dy - self.pad) @ back @ turn @ shift_out
+        to_out = _affine(-1.0, -1.0) @ torch.diag(torch.tensor([2 / w, 2 / h, 1.0], dtype=torch.float64))
+        from_out = torch.diag(torch.tensor([ow / 2, oh / 2, 1.0], dtype=torch.float64)) @ _affine(1.0, 1.0)
+        theta = (to_out @ place @ from_out)[:2].to(x.dtype).to(x.device)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), [x.shape[0], x.shape[1], oh, ow], align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _affine(tx: float, ty: float) -> torch.Tensor:
+    """The 3 × 3 matrix that moves points by ``(tx, ty)``."""
+    return torch.tensor([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
 class GaussianBlur(Transform):

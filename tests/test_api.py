@@ -19,6 +19,14 @@ def test_every_recipe_is_a_function_with_its_keys_and_defaults() -> None:
     assert params["steps"].default == 20 and params["seed"].default == 0  # a shared key, the recipe's value
     assert "frames" in inspect.signature(api.dream_zoom).parameters
     assert "to" in inspect.signature(api.interpolate).parameters  # "from" is Python's: it goes in **keys
+    # defaults a recipe takes from its own defaults list (style_video inherits the style recipe's keys)
+    assert inspect.signature(api.texture).parameters["octave_scale"].default == 1.5
+    video = inspect.signature(api.style_video).parameters
+    assert video["init"].default == "content" and video["colors"].default == "style"
+    sweep = inspect.signature(api.inversion_sweep).parameters
+    assert sweep["tv"].default == 0.5 and sweep["octaves"].default == 2
+    assert inspect.signature(api.interpolate).parameters["param"].default == "shared"  # a config group's option
+    assert api.render is api.run
     with pytest.raises(AttributeError, match="did you mean deepdream"):
         api.deepdraem  # noqa: B018
 

@@ -108,8 +108,10 @@ def _env() -> dict[str, str]:
 
 
 def command(args: tuple[str, ...], run: Path, assets: Path) -> list[str]:
-    """The real CLI as a user starts it, writing into ``run``."""
-    return [sys.executable, "-m", "engine", *(a.format(assets=assets) for a in args), f"hydra.run.dir={run}"]
+    """The real CLI as a user starts it, writing into ``run`` (unless the case names its own run folder)."""
+    given = [a.format(assets=assets) for a in args]
+    own = any(a.startswith("hydra.run.dir=") for a in given)
+    return [sys.executable, "-m", "engine", *given, *([] if own else [f"hydra.run.dir={run}"])]
 
 
 def run_case(case: Case, assets: Path, folder: Path) -> Result:
@@ -306,9 +308,51 @@ ERRORS = [
     Case(
         "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way
     ),
+    Case("override-syntax", (*CHANNEL, "steps=["), ("could not read the command line", "as key=value")),
+    Case("size-negative", (*CHANNEL, "size=-5"), ("size=-5 is not a size", "size=224")),
+    Case("octaves-negative", (*DREAM, "octaves=-1"), ("octaves=-1 is not valid", "whole number > 0")),
+    Case("lr-negative", (*CHANNEL, "lr=-0.1"), ("lr=-0.1 is not valid", "number > 0")),
+    Case("lr-overflows-the-optimizer", (*CHANNEL, "lr=1e38"), ("lr=1e+38 is too high", "try lr=1e+32")),
+    Case(
+        "run-folder-not-writable",
+        (*CHANNEL, "hydra.run.dir=/proc/dreamloom-run"),  # not even root may make a folder there
+        ("cannot make the run folder '/proc/dreamloom-run'", "is not writable", "choose another hydra.run.dir="),
+    ),
+    Case(
+        "sweep-folder-exists",
+        ("-m", "recipe=channel", "channel=1,2", "steps=2", "size=64", "hydra.sweep.dir=run"),
+        ("sweep folder 'run' already exists", "choose another hydra.sweep.dir="),
+        earlier_run,
+    ),
+    Case("fooling-lr-overflows", ("recipe=fooling", "size=32", "lr=1e38"), ("lr=1e+38 is too high",)),
+    Case("occlusion-chunk-zero", ("recipe=occlusion", "size=64", "chunk=0"), ("chunk=0 is not valid", "> 0")),
+    Case("embedding-thumb-zero", ("recipe=embedding", "folder={assets}", "thumb=0"), ("thumb=0", "> 7")),
+    Case("neighbours-k-negative", ("recipe=neighbours", "folder={assets}", "k=-1"), ("k=-1 is not valid",)),
+    Case("max-patches-top-zero", ("recipe=max_patches", "folder={assets}", "top=0"), ("top=0 is not valid",)),
+    Case("adversarial-magnify-text", ("recipe=adversarial", "size=64", "magnify=abc"), ("magnify=abc",)),
     Case("zoom-frames-zero", ("recipe=dream_zoom", "frames=0"), ("frames=0 is not valid", "whole number > 0")),
-    Case("zoom-fps-too-high", ("recipe=dream_zoom", "fps=500"), ("fps=500 is not valid", "0 < fps <= 60")),
+    Case("zoom-fps-too-high", ("recipe=dream_zoom", "fps=500"), ("fps=500 is not valid", "from 0.1 to 60")),
+    Case("zoom-fps-zero", ("recipe=dream_zoom", "fps=0"), ("fps=0 is not valid", "from 0.1 to 60")),
     Case("zoom-zero", ("recipe=dream_zoom", "zoom=0"), ("zoom=0 is not valid", "zoom=1.03")),
+    Case("gif-ms-negative", (*CHANNEL, "gif_ms=-80"), ("gif_ms=-80 is not valid", "from 20 to 10000")),
+    Case("gif-ms-not-a-number", (*CHANNEL, "gif_ms=slow"), ("gif_ms=slow is not valid", "whole milliseconds")),
+    Case("gif-frames-one", (*CHANNEL, "gif_frames=1"), ("gif_frames=1 is not valid", "whole number > 1")),
+    Case("interpolate-frames-zero", ("recipe=interpolate", "frames=0"), ("frames=0 is not valid", "> 1")),
+    Case(
+        "interpolate-unknown-end",
+        ("recipe=interpolate", "from=wobble", "size=32", "steps=1"),
+        ("'wobble' is not an objective to interpolate", "features.14:42", "class:flamingo"),
+    ),
+    Case(
+        "video-frames-zero",
+        ("recipe=style_video", "input={assets}/clip.gif", "frames=0"),
+        ("frames=0 is not valid", "whole number > 0"),
+    ),
+    Case(
+        "video-fps-not-a-number",
+        ("recipe=style_video", "input={assets}/clip.gif", "fps=abc"),
+        ("fps=abc is not valid", "from 0.1 to 60"),
+    ),
     Case("zoom-shift-not-a-pair", ("recipe=dream_zoom", "shift=[1]"), ("shift=[1] is not valid", "shift=[x,y]")),
     Case(
         "layer-deeper-than-the-size-allows",
@@ -429,6 +473,8 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
         with Image.open(root / name) as img:
             assert img.mode == mode, f"{name} was saved as {img.mode}, not {mode}"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), root / "resnet18.pth")
+    shades = [Image.new("RGB", (HW[1], HW[0]), (40 * k, 90, 200 - 40 * k)) for k in range(3)]
+    shades[0].save(root / "clip.gif", save_all=True, append_images=shades[1:], duration=100, loop=0)
     return Assets(root, expected, digest(root))
 
 
@@ -597,6 +643,9 @@ def test_ctrl_c_saves_the_picture_so_far(tmp_path: Path, sig: int) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["interrupted"] is True and 1 <= metrics["steps"] < 100000
     assert read_png_config(run / "image.png") is not None
+    with Image.open(run / "progress.gif") as gif:  # the frames so far: one every 8 steps, at most 100
+        taken = len(range(0, metrics["steps"], 8))
+        assert gif.n_frames == taken if taken <= 100 else 50 < gif.n_frames <= 100
 
 
 def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
@@ -606,5 +655,5 @@ def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
     stderr = live.stop()
     assert "Traceback" not in stderr, stderr
     assert live.proc.returncode == 130, stderr
-    assert stderr.splitlines() == ["dreamloom: interrupted before the first step; nothing was saved"], stderr
+    assert stderr.splitlines() == ["dreamloom: interrupted before any result was written; nothing was saved"], stderr
     assert not run.exists()

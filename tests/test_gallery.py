@@ -86,6 +86,47 @@ def test_the_gallery_loads_its_thumbnails_in_chromium(sweep: Path, tmp_path: Pat
     assert painted > 3 * 128 * 128, f"only {painted} pixels of picture: the thumbnails did not paint"
 
 
+def _rows(dom: str) -> list[dict[str, str]]:
+    """The gallery table as the browser left it: one dict per row, heading -> cell text."""
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", dom)
+    body = dom.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+        rows.append(dict(zip(heads, cells, strict=True)))
+    return rows
+
+
+def test_the_gallery_sorts_by_a_metric_in_chromium(sweep: Path) -> None:
+    browser = _chromium()
+    _dreamloom("gallery", str(sweep), cwd=sweep.parent)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
+    order = {}
+    for wanted in ("seconds", "-seconds"):
+        url = (sweep / "index.html").as_uri() + f"#sort={wanted}"
+        dom = subprocess.run([browser, *flags, url], capture_output=True, text=True, timeout=120).stdout
+        seconds = [float(r["seconds"]) for r in _rows(dom) if r["seconds"]]
+        assert len(seconds) == 3, dom[-2000:]  # the failed job has no time
+        order[wanted] = seconds
+    assert order["seconds"] == sorted(order["seconds"]) and order["-seconds"] == sorted(order["seconds"])[::-1]
+    assert order["seconds"] != order["-seconds"]
+
+
+def test_a_gallery_of_one_recipe(sweep: Path) -> None:
+    done = _dreamloom("gallery", str(sweep), "recipe=channel", cwd=sweep.parent)
+    assert done.returncode == 0, done.stderr
+    page = (sweep / "index_channel.html").read_text()
+    assert page.count("<tr>") == 1 + 4 and "recipe=channel" in page
+    assert "<th>iterations_per_second</th>" in page and "<th>loss_last</th>" in page  # numbers a run reports
+    for args, words in (
+        (("recipe=deepdream",), "holds no runs of recipe=deepdream"),
+        (("recipe=chanel",), "unknown recipe 'chanel'; did you mean channel"),
+    ):
+        refused = _dreamloom("gallery", str(sweep), *args, cwd=sweep.parent)
+        assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert words in refused.stderr
+
+
 def test_a_slurm_launcher_config_composes() -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["recipe=channel", "hydra/launcher=slurm"], return_hydra_config=True)
@@ -98,3 +139,5 @@ def test_a_gallery_of_a_folder_without_runs_is_refused(tmp_path: Path) -> None:
     done = _dreamloom("gallery", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("dreamloom: error: "), done.stderr
     assert "holds no runs" in done.stderr and len(done.stderr.splitlines()) == 1
+    missing = _dreamloom("gallery", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr and len(missing.stderr.splitlines()) == 1

@@ -72,6 +72,15 @@ def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
     assert len(snaps.frames) == 3 and snaps.frames[0].size == (20, 20)
 
 
+def test_snapshots_thin_out_past_their_cap_and_keep_an_even_pace(tiny: ModelView) -> None:
+    params, image = pixel((1, 3, 40, 60))
+    snaps = Snapshots(every=1, max_side=30, max_frames=4)
+    optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 11, [snaps])
+    # steps 0-4 fill and overflow the cap (kept: 0, 2, 4), then every 2nd step until 8 overflows it (kept: 0, 4, 8)
+    assert len(snaps.frames) == 3 and snaps.stride == 4
+    assert snaps.frames[0].size == (30, 20)  # shrunk to max_side on the long side
+
+
 def test_tiles_cover_the_picture_once_and_move_every_step() -> None:
     tiling = Tiling(64, torch.Generator().manual_seed(0))
     layouts = set()

@@ -104,6 +104,22 @@ def test_interpolation_weights_blend_the_two_channels() -> None:
         interpolation("f", 0, 1, 1)
 
 
+def test_interpolation_ends_can_be_channels_of_other_layers_or_classes() -> None:
+    from objectives import interpolation
+
+    logits = torch.zeros(3, 1000)
+    logits[:, 130] = torch.tensor([4.0, 5.0, 6.0])  # flamingo
+    acts = {"f": torch.zeros(3, 2, 1, 1), "g": torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1), "logits": logits}
+    blend = interpolation("f", "g:0", "class:flamingo", 3)
+    assert set(blend.layers) == {"g", "logits"} and "class(flamingo)" in blend.name
+    assert float(blend(acts)) == pytest.approx(-(1.0 + (0.5 * 2 + 0.5 * 5) + 6.0))
+    for bad in ("wobble", "class:", "g:x"):
+        with pytest.raises(UserError, match="not an objective to interpolate"):
+            interpolation("f", bad, 0, 3)
+    with pytest.raises(UserError, match="unknown class 'flamingoo'"):
+        interpolation("f", 0, "class:flamingoo", 3)
+
+
 def test_shared_grids_move_every_picture_of_the_batch_alike() -> None:
     from engine.params import shared_fft
 
@@ -155,3 +171,38 @@ def test_style_video_paints_each_frame_without_more_flicker_than_the_clip(tmp_pa
     first = torch.from_numpy(imageio.imread(run / "frames" / "0000.png")).float()
     given = torch.from_numpy(imageio.imread(run / "input" / "0000.png")).float()
     assert float((first - given).abs().mean()) > 10  # and it is painted, not the clip copied
+
+
+@pytest.mark.slow
+def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.transfer
+
+    _moving_clip(tmp_path / "clip.gif", frames=3)
+    keys = (f"input={tmp_path / 'clip.gif'}", "size=48", "octaves=1", "steps=6", "steps_next=3", "device=cpu")
+    run_recipe(compose_recipe("style_video", *keys), tmp_path / "whole", "style_video")
+    paint = engine.transfer.transfer
+    calls: list[int] = []
+
+    def stop_at_the_third_frame(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third frame is painted
+        return paint(*args, **kwargs)
+
+    monkeypatch.setattr(engine.transfer, "transfer", stop_at_the_third_frame)
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted, match=r"after 2 frames; .* carry on with: dreamloom resume="):
+        run_recipe(compose_recipe("style_video", *keys), cut, "style_video")
+    monkeypatch.setattr(engine.transfer, "transfer", paint)
+    assert sorted(p.name for p in (cut / "frames").iterdir()) == ["0000.png", "0001.png"]
+    assert json.loads((cut / "metrics.json").read_text())["interrupted"] is True
+    with Image.open(cut / "video.gif") as gif:
+        assert gif.n_frames == 2  # the video so far
+    assert not (cut / ".frame").exists()
+    dreamloom_main([f"resume={cut}", f"hydra.run.dir={tmp_path / 'resumed'}"])
+    for name in ("0000.png", "0001.png", "0002.png"):
+        whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
+        assert whole.tobytes() == resumed.tobytes(), name
+    assert not (tmp_path / "resumed" / CHECKPOINT).exists()

@@ -10,6 +10,7 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image
 
 from engine.export import read_png_config
 from engine.runner import build, run_recipe
@@ -81,6 +82,23 @@ def test_recipe_runs_end_to_end(name: str, tmp_path: Path) -> None:
     assert (tmp_path / "progress.gif").stat().st_size > 0
     text = read_png_config(tmp_path / "image.png")
     assert text is not None and f"name: {name}" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("interpolate", ["frames=2", "size=32"]),
+        ("layer_atlas", ["channels=0:2", "size=32"]),
+        ("fooling", ["size=32", "confidence=0.999999"]),
+        ("adversarial", ["size=32"]),
+    ],
+)
+def test_every_optimizing_recipe_writes_a_progress_gif(name: str, extra: list[str], tmp_path: Path) -> None:
+    cfg = compose_recipe(name, "steps=3", "snapshot_every=1", "gif_ms=50", "device=cpu", *extra)
+    run_recipe(cfg, tmp_path, name)
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == 3 and gif.info["duration"] == 50
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from regularizers import (
     GaussianBlur,
     Jitter,
     Pad,
+    RandomAffine,
     RandomRotate,
     RandomScale,
     l1,
@@ -70,3 +71,30 @@ def test_jitter_crops_by_shift_and_pad_restores_size() -> None:
 def test_blur_smooths_noise() -> None:
     x = torch.rand(1, 3, 32, 32)
     assert float(tv_map(GaussianBlur(1.5)(x))) < 0.5 * float(tv_map(x))
+
+
+@pytest.mark.parametrize(("scales", "angles"), [([1.0], [0.0]), ([0.9], [0.0]), ([1.1], [0.0]), ([1.0], [10.0])])
+def test_random_affine_is_the_chain_of_transforms_in_one_resampling(scales: list[float], angles: list[float]) -> None:
+    x = torch.rand(1, 3, 50, 60)  # noise: any misplaced sample shows
+    for seed in range(3):
+        fused = Compose(RandomAffine(12, 8, scales, angles, 4), generator=torch.Generator().manual_seed(seed))(x)
+        chain = Compose(
+            Pad(12), Jitter(8), RandomScale(scales), RandomRotate(angles), Jitter(4),
+            generator=torch.Generator().manual_seed(seed),
+        )(x)  # fmt: skip
+        assert fused.shape == chain.shape
+        inner = (fused - chain)[..., 16:-16, 16:-16]  # the edges are reflected a little differently
+        assert float(inner.abs().max()) < 1e-4
+
+
+def test_random_affine_scales_and_turns_in_one_pass_close_to_the_chain() -> None:
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, 10, 12), size=(50, 60), mode="bicubic")  # a smooth picture
+    for seed in range(3):
+        fused = Compose(RandomAffine(12, 8, [0.9, 1.1], [-10, 10], 4), generator=torch.Generator().manual_seed(seed))
+        chain = Compose(
+            Pad(12), Jitter(8), RandomScale([0.9, 1.1]), RandomRotate([-10, 10]), Jitter(4),
+            generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
+        a, b = fused(x), chain(x)
+        # the chain resamples twice, so it is a little blurrier; the places sampled are the same
+        assert a.shape == b.shape and float((a - b)[..., 16:-16, 16:-16].abs().mean()) < 0.01

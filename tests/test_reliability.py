@@ -51,6 +51,27 @@ def test_rerun_repeats_a_run_from_its_picture_alone(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "longer" / "metrics.json").read_text())["steps"] == 9
 
 
+def test_an_analysis_view_reruns_from_another_folder(tmp_path: Path) -> None:
+    import numpy as np
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    Image.open(Path(__file__).parent.parent / "docs" / "images" / "sample_chelsea.png").save(home / "cat.png")
+    first = subprocess.run(  # the picture named relative to where the run starts
+        [sys.executable, "-m", "engine", "recipe=saliency", "input=cat.png", "size=64", "hydra.run.dir=run"],
+        cwd=home, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "engine", "rerun", str(home / "run" / "image.png"), "hydra.run.dir=again"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (elsewhere / "again" / "image.png").read_bytes() == (home / "run" / "image.png").read_bytes()
+    assert np.array_equal(np.load(elsewhere / "again" / "maps.npy"), np.load(home / "run" / "maps.npy"))
+
+
 @pytest.mark.parametrize(
     ("make", "args", "words"),
     [
@@ -107,3 +128,17 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, mon
     assert (resumed / "progress.gif").read_bytes() == (whole / "progress.gif").read_bytes()
     metrics = json.loads((resumed / "metrics.json").read_text())
     assert metrics["recipe"] == recipe and metrics["steps"] == json.loads((whole / "metrics.json").read_text())["steps"]
+
+
+def test_a_full_disk_is_answered_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import engine.runner
+    from engine.errors import UserError
+
+    def no_space(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.runner, "save_png", no_space)
+    with pytest.raises(UserError, match=r"could not write the results into .* \(No space left on device\); free some"):
+        run_recipe(compose_recipe("channel", "size=32", "steps=1", "device=cpu"), tmp_path / "run", "channel")
