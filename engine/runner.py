@@ -24,7 +24,7 @@ from engine.errors import UserError
 from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png, write_text
 from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, optimize
-from engine.models import LOGITS, ModelView, layer_table, load_model
+from engine.models import LOGITS, ModelView, keep_freed_memory, layer_table, load_model
 from engine.octaves import octave_sizes, run_octaves
 from objectives.activation import channel_list
 from objectives.base import Objective
@@ -323,6 +323,8 @@ def optimize_octaves(
     transforms = build(cfg.transforms).set_generator(generator)
     tile = cfg.get("tile_size")
     tiling = Tiling(tile, generator) if tile else None
+    if tiling is None or max(sizes[-1]) <= tile:  # a picture cut into tiles is there to bound memory
+        keep_freed_memory()  # every step allocates the same activations again: keep them in the heap
     # the smallest piece a tiled run may hand the model is a quarter tile on a side that gets cut
     h, w = sizes[0] if tiling is None else (n if n <= tile else tile // 4 for n in sizes[0])
     _probe(view, objective_at(sizes[0]), transforms, (h, w), cfg.batch)
