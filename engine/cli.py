@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from engine.errors import UserError, close_matches
 from engine.export import write_text
+from engine.loop import STOP
 from engine.runner import Interrupted, all_tasks, run_recipe
 from recipes import CONFIG_DIR
 
@@ -70,6 +71,8 @@ def _stopped(folder: Path | None) -> NoReturn:
 
 
 def _terminated(signum: int, frame: object) -> None:
+    """Ctrl-C and SIGTERM: raise ``KeyboardInterrupt`` here, and leave word for the loop in case it gets lost."""
+    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -302,7 +305,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``dreamloom recipe=NAME [key=value ...]``, ``dreamloom rerun image.png [...]`` or
     ``dreamloom gallery FOLDER``."""
     args = sys.argv[1:] if argv is None else list(argv)
+    STOP.clear()
     signal.signal(signal.SIGTERM, _terminated)  # a polite kill saves the picture so far, as Ctrl-C does
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (a background job)
+        signal.signal(signal.SIGINT, _terminated)
     if args[:1] == ["rerun"]:
         rerun(args[1:])
         return

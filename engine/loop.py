@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -14,7 +15,12 @@ from engine.params import ImageFn
 from objectives.base import Objective
 from regularizers.penalties import INPUT
 
-__all__ = ["NormalizedGradient", "Tiling", "optimize"]
+__all__ = ["STOP", "NormalizedGradient", "Tiling", "optimize"]
+
+STOP = threading.Event()
+"""Set by the command line when Ctrl-C or SIGTERM arrives. The loop checks it before every step, so a run stops even
+when the ``KeyboardInterrupt`` raised with the signal was lost on its way (CPython drops an exception raised while
+some of its C functions, such as dictionary lookups, run Python code)."""
 
 
 class NormalizedGradient(torch.optim.Optimizer):
@@ -119,9 +125,13 @@ def optimize(
         image_fn().backward(grad)
         return total
 
+    if STOP.is_set():
+        raise KeyboardInterrupt
     for cb in callbacks:
         cb.on_start(steps, image_fn)
     for step in range(start, steps):
+        if STOP.is_set():
+            raise KeyboardInterrupt
         loss = optimizer.step(closure)  # type: ignore[arg-type]
         for cb in callbacks:
             cb.on_step(step, loss, image_fn)  # type: ignore[arg-type]

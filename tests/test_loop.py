@@ -81,6 +81,26 @@ def test_snapshots_thin_out_past_their_cap_and_keep_an_even_pace(tiny: ModelView
     assert snaps.frames[0].size == (30, 20)  # shrunk to max_side on the long side
 
 
+def test_a_stop_request_ends_the_loop_before_its_next_step(tiny: ModelView) -> None:
+    from engine.loop import STOP
+
+    params, image = pixel((1, 3, 16, 16))
+    rec = Recorder()
+
+    class StopAfterTwo(Recorder):
+        def on_step(self, step: int, loss: torch.Tensor, image_fn) -> None:  # type: ignore[no-untyped-def]
+            if step == 1:
+                STOP.set()  # as Ctrl-C does, even if its KeyboardInterrupt never arrives
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 10,
+                     [rec, StopAfterTwo()])  # fmt: skip
+        assert rec.steps == 2
+    finally:
+        STOP.clear()
+
+
 def test_tiles_cover_the_picture_once_and_move_every_step() -> None:
     tiling = Tiling(64, torch.Generator().manual_seed(0))
     layouts = set()
