@@ -66,12 +66,12 @@ def attack(
 ) -> torch.Tensor:
     """The picture within ``eps`` (L∞) of ``picture`` that the model calls ``target``.
 
-        ``fgsm`` takes one signed-gradient step of size ``eps``; ``iterative`` takes ``steps`` steps of ``2.5 · eps /
-        steps``, projecting back into the ``eps`` box each time. Without ``target`` the attack pushes away from the
-        model's own answer. The result is rounded to 8-bit levels (and stays within ``eps`` of the 8-bit original).
+    ``fgsm`` takes one signed-gradient step of size ``eps``; ``iterative`` takes ``steps`` steps of ``2.5 · eps /
+    steps``, projecting back into the ``eps`` box each time. Without ``target`` the attack pushes away from the
+    model's own answer. The result is rounded to 8-bit levels (and stays within ``eps`` of the 8-bit original).
     The ``callbacks`` (progress bar, snapshots) see the change so far, enlarged ``magnify`` times about grey.
 
-        Shape: ``(1, 3, H, W)`` in [0, 1] in and out.
+    Shape: ``(1, 3, H, W)`` in [0, 1] in and out.
     """
     if method not in ATTACKS:
         raise UserError(f"method={method} is not known; use method=fgsm or iterative")

@@ -117,9 +117,13 @@ class Snapshots(Callback):
             with torch.no_grad():
                 frame = to_pil(image_fn()[0])
             frame.thumbnail((self.max_side, self.max_side))
-            self.frames.append(frame)
-            if len(self.frames) > self.max_frames:
-                self.frames, self.stride = self.frames[::2], self.stride * 2
+            self.add(frame)
+
+    def add(self, frame: Image.Image) -> None:
+        """Keep one more frame, thinning the frames (and halving how often they come) past ``max_frames``."""
+        self.frames.append(frame)
+        if len(self.frames) > self.max_frames:
+            self.frames, self.stride = self.frames[::2], self.stride * 2
 
 
 class Diverged(Exception):

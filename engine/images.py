@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserError, close_matches
 
-__all__ = ["SAMPLES", "load_image", "resize_to", "resize_wrapped", "target_size", "to_pil"]
+__all__ = ["SAMPLES", "from_pil", "load_image", "resize_to", "resize_wrapped", "target_size", "to_pil"]
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -107,8 +107,16 @@ def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
             f"input '{text}' does not exist; give a picture path or a sample name "
             f"({', '.join(SAMPLES)}){' — ' + hint if hint else ''}"
         )
-    tensor = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0
-    return tensor.unsqueeze(0)
+    return _tensor(arr)
+
+
+def _tensor(arr: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0).unsqueeze(0)
+
+
+def from_pil(img: Image.Image) -> torch.Tensor:
+    """A PIL picture as RGB in [0, 1], as :func:`load_image` reads it from a file. Shape: ``(1, 3, H, W)``."""
+    return _tensor(np.asarray(_to_rgb(img)))
 
 
 def _side(value: object) -> int | None:

@@ -24,7 +24,7 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
-from engine.images import load_image, to_pil
+from engine.images import from_pil, load_image, to_pil
 from engine.octaves import octave_sizes
 from engine.runner import (
     Interrupted,
@@ -247,13 +247,13 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         shutil.rmtree(work, ignore_errors=True)
     videos = write_video(folder, pictures, fps) if pictures else []
     painted = len(pictures)
-    seen = [load_image(given / f"{k:04d}.png") for k in range(painted)]
     moves = {"input": 0.0, "output": 0.0}
     if pictures:
         size = (pictures[0].height, pictures[0].width)
+        seen = [F.interpolate(from_pil(frame), size=size, mode="area") for frame in clip[:painted]]
         moves = {
-            "input": round(flicker([F.interpolate(s, size=size, mode="area") for s in seen]), 3),
-            "output": round(flicker([load_image(made / f"{k:04d}.png") for k in range(painted)]), 3),
+            "input": round(flicker(seen), 3),
+            "output": round(flicker([from_pil(p) for p in pictures]), 3),
         }
         print(
             f"flicker (mean change between frames, 8-bit levels): input {moves['input']:g}, result {moves['output']:g}",

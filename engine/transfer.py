@@ -13,14 +13,23 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from engine.callbacks import Recorder, Snapshots
+from engine.callbacks import Recorder
 from engine.colors import COLOR_MODES, keep_chroma, luminance, match_colors, match_luminance, region_masks
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
-from engine.runner import Rendered, RunResult, check_number, finish, input_picture, load_view, optimize_octaves
+from engine.runner import (
+    Rendered,
+    RunResult,
+    check_number,
+    finish,
+    input_picture,
+    load_view,
+    optimize_octaves,
+    snapshots,
+)
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 from regularizers import l2, total_variation
@@ -196,19 +205,18 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if not layers:
         raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")
     view.check_layers(layers)
-    pictures, errors, record, frames = [picture.to(view.device)], {}, Recorder(), Snapshots(0)
+    pictures, errors, record, frames = [picture.to(view.device)], {}, Recorder(), snapshots(cfg)
     interrupted, stopped = False, None
     for layer in layers:
         out = optimize_octaves(cfg, view, sizes, _inversion_at(cfg, view, picture, layer))
         pictures.append(out.picture)
         errors[layer] = _feature_error(view, picture, out.picture, layer)
         record.merge(out.record)
-        frames.frames += out.frames.frames
+        for frame in out.frames.frames:  # one GIF for all the layers, as capped as any other
+            frames.add(frame)
         if out.interrupted or out.stopped:
             interrupted, stopped = out.interrupted, out.stopped
             break
-    every = -(-len(frames.frames) // int(cfg.gif_frames))  # one GIF for all the layers, at most gif_frames long
-    frames.frames = frames.frames[::every] if every > 1 else frames.frames
     combined = Rendered(torch.cat(pictures), record, frames, interrupted, stopped)
     labels = ["input", *layers]
     return finish(cfg, folder, recipe, view, combined, f"inversion sweep ({', '.join(layers)})", labels, errors=errors)
