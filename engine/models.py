@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 
 from engine.errors import UserError, close_matches
+from engine.frozen_pass import FrozenSegment, Plan, plan_of
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -89,6 +90,9 @@ class ModelView(nn.Module):
     ) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
+        for module in model.modules():
+            if getattr(module, "inplace", False):
+                module.inplace = False  # type: ignore[assignment]  # captured activations must outlive the next layer
         self.categories = list(categories)
         self.name = name
         self.mean: torch.Tensor
@@ -98,6 +102,10 @@ class ModelView(nn.Module):
         self._modules_by_name = {n: m for n, m in self.model.named_modules() if n}
         self.aliases = dict(aliases or {})
         self.is_channels_last = False
+        self.frozen_pass = True
+        """Run the layers :mod:`engine.frozen_pass` covers without autograd's per-layer bookkeeping (the same
+        activations and gradients, faster); ``False`` always goes through autograd."""
+        self._plan: Plan | None = plan_of(self.model)
 
     def channels_last(self) -> ModelView:
         """Keep weights and inputs in channels-last memory order (faster convolutions on CPU and GPU)."""
@@ -121,6 +129,7 @@ class ModelView(nn.Module):
         for module in self.model.modules():
             if isinstance(module, nn.Conv2d) and any(int(p) > 0 for p in module.padding):
                 module.padding_mode = "circular"
+        self._plan = plan_of(self.model)  # circular padding is autograd's
 
     def layer_names(self) -> list[str]:
         """Dotted names of every module, as ``print(model)`` nests them."""
@@ -149,6 +158,9 @@ class ModelView(nn.Module):
         """
         wanted = set(layers)
         inner = wanted - {LOGITS}
+        ready = self._frozen_ready(wanted, x)
+        if ready is not None:
+            return self._frozen_forward(x, ready)
         out: dict[str, torch.Tensor] = {}
 
         def hook(name: str):  # type: ignore[no-untyped-def]
@@ -169,6 +181,28 @@ class ModelView(nn.Module):
             for h in handles:
                 h.remove()
         return {k: v for k, v in out.items() if k in wanted}
+
+    def _frozen_ready(self, wanted: set[str], x: torch.Tensor) -> dict[str, int] | None:
+        """For each wanted layer, the step of the frozen plan after which it is ready; None where the plan does
+        not cover this call (see :mod:`engine.frozen_pass`)."""
+        plan = self._plan
+        if plan is None or not self.frozen_pass or not wanted or LOGITS in wanted:
+            return None
+        ready = {n: plan.ready.get(self.aliases.get(n, n), -1) for n in wanted}
+        if min(ready.values()) < 0 or torch.is_autocast_enabled(x.device.type) or plan.hooked():
+            return None
+        return ready
+
+    def _frozen_forward(self, x: torch.Tensor, ready: dict[str, int]) -> dict[str, torch.Tensor]:
+        assert self._plan is not None
+        x = (x - self.mean) / self.std
+        x = x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x
+        out, done = {}, 0
+        for name, end in sorted(ready.items(), key=lambda item: item[1]):
+            if end > done:  # one segment per wanted layer, so a deeper layer's gradient reaches a shallower one
+                x, done = FrozenSegment.apply(x, self._plan.steps[done:end]), end
+            out[name] = x
+        return out
 
 
 def resolve_device(device: str) -> torch.device:
@@ -311,9 +345,6 @@ def load_model(
         hint = close_matches(name, known)
         raise UserError(f"unknown model '{name}'" + (f"; {hint}" if hint else f"; choose one of {', '.join(known)}"))
     model, categories = _build(name, weights, checkpoint)
-    for module in model.modules():
-        if getattr(module, "inplace", False):
-            module.inplace = False  # type: ignore[assignment]  # captured activations must survive the layers after them
     if fold:
         fold_batchnorm(model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)

@@ -98,3 +98,29 @@ def test_random_affine_scales_and_turns_in_one_pass_close_to_the_chain() -> None
         a, b = fused(x), chain(x)
         # the chain resamples twice, so it is a little blurrier; the places sampled are the same
         assert a.shape == b.shape and float((a - b)[..., 16:-16, 16:-16].abs().mean()) < 0.01
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize(
+    ("batch", "size", "out"), [(1, (50, 61), (70, 37)), (1, (9, 9), (7, 7)), (2, (30, 30), (33, 31))]
+)
+def test_warp_is_grid_sample_of_affine_grid(threads: int, batch: int, size: tuple, out: tuple) -> None:
+    """The cheaper grid and the bands of rows, one per thread, change neither the picture nor its gradient."""
+    from regularizers.transforms import warp
+
+    theta = torch.tensor([[1.1 * 0.96, -0.28, 0.05], [0.28, 0.9 * 0.96, -0.1]], dtype=torch.float64)
+    x = torch.rand(batch, 3, *size, requires_grad=True)
+    grid = torch.nn.functional.affine_grid(theta.float().expand(batch, 2, 3), [batch, 3, *out], align_corners=False)
+    want = torch.nn.functional.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    g = torch.rand_like(want)
+    (want_grad,) = torch.autograd.grad(want, x, g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = warp(x, theta, out)
+        (got_grad,) = torch.autograd.grad(got, x, g)
+    finally:
+        torch.set_num_threads(before)
+    assert got.shape == want.shape
+    assert float((got - want).detach().abs().max()) < 1e-4
+    assert float((got_grad - want_grad).abs().max()) < 1e-4
