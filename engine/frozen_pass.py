@@ -10,7 +10,9 @@ convolutions and masks in reverse order. The activations and gradients are autog
 
 The plan covers torchvision's MobileNetV2 ``features`` (convolutions, ReLU/ReLU6, folded batch norms, inverted
 residual blocks). Any other model, a module with hooks, circular padding, autocast, or a wanted layer inside a
-residual block (where the block's shortcut would cross the boundary) runs through autograd as before.
+residual block (where the block's shortcut would cross the boundary) runs through autograd as before; so does a
+view whose ``frozen_pass`` is False. A frozen pass frees what it kept as it goes back, so it can be back-propagated
+once (a second backward through ``retain_graph`` asks to run the model again) and not differentiated twice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = ["FrozenSegment", "Plan", "plan_of"]
 
 _CLIPS: dict[type, tuple[float, float | None]] = {nn.ReLU: (0.0, None), nn.ReLU6: (0.0, 6.0)}
 _SKIP_PUSH, _SKIP_ADD = "push", "add"
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 @dataclass
@@ -38,19 +41,28 @@ class Plan:
         steps: ``nn.Conv2d`` modules, ``(low, high)`` clips, and the shortcut markers ``"push"`` and ``"add"``.
         ready: module name -> number of steps after which its output is the running tensor, for modules outside
             residual blocks.
-        modules: every module the steps come from, to check for hooks before each pass.
+        modules: the model and every module the steps come from, each with the children it had when planned.
     """
 
     steps: list[Any] = field(default_factory=list)
     ready: dict[str, int] = field(default_factory=dict)
-    modules: list[nn.Module] = field(default_factory=list)
+    modules: list[tuple[nn.Module, list[nn.Module | None]]] = field(default_factory=list)
 
-    def hooked(self) -> bool:
-        """Whether any module of the plan, or every module, has a hook: hooks must see the modules run."""
-        kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-        if any(getattr(m, kind) for m in self.modules for kind in kinds):
-            return True
-        return any(getattr(nn.modules.module, f"_global{kind}", None) for kind in kinds)
+    def check(self) -> str:
+        """``"ok"``; ``"hooked"`` when a module of the plan, or every module, has a hook (hooks must see the modules
+        run); ``"changed"`` when the model is no longer as planned (other modules, padding, or unfrozen weights)."""
+        for module, children in self.modules:
+            if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks:
+                return "hooked"
+            if module._backward_pre_hooks:
+                return "hooked"
+            if list(module._modules.values()) != children:
+                return "changed"
+            if type(module) is nn.Conv2d and (module.padding_mode != "zeros" or module.weight.requires_grad):
+                return "changed"
+        if any(getattr(nn.modules.module, f"_global{kind}", None) for kind in _HOOKS):
+            return "hooked"
+        return "ok"
 
 
 class _Unsupported(Exception):
@@ -63,7 +75,7 @@ def plan_of(model: nn.Module) -> Plan | None:
         return None
     if any(p.requires_grad for p in model.parameters()):
         return None
-    plan = Plan()
+    plan = Plan(modules=[(model, list(model._modules.values()))])
     try:
         _walk(model.get_submodule("features"), "features", plan, depth=0)
     except _Unsupported:
@@ -72,7 +84,7 @@ def plan_of(model: nn.Module) -> Plan | None:
 
 
 def _walk(module: nn.Module, name: str, plan: Plan, depth: int) -> None:
-    plan.modules.append(module)
+    plan.modules.append((module, list(module._modules.values())))
     kind = type(module)
     if kind is InvertedResidual:
         shortcut = bool(module.use_res_connect)
@@ -120,6 +132,7 @@ class FrozenSegment(torch.autograd.Function):
                 kept.append(x)
                 own = False  # kept for the way back
         ctx.steps, ctx.kept = steps, kept
+        ctx.save_for_backward(x)  # the output may be among the kept: changing it in place must be an error
         return x
 
     @staticmethod
@@ -127,6 +140,7 @@ class FrozenSegment(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         if ctx.kept is None:
             raise RuntimeError("this pass was already back-propagated; run the model again for a second backward")
+        ctx.saved_tensors  # noqa: B018  # raises if the output was changed in place since
         kept, ctx.kept = ctx.kept, None  # each tensor is let go as soon as it has been used
         shortcuts: list[torch.Tensor] = []
         own = False

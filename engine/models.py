@@ -185,13 +185,16 @@ class ModelView(nn.Module):
     def _frozen_ready(self, wanted: set[str], x: torch.Tensor) -> dict[str, int] | None:
         """For each wanted layer, the step of the frozen plan after which it is ready; None where the plan does
         not cover this call (see :mod:`engine.frozen_pass`)."""
-        plan = self._plan
-        if plan is None or not self.frozen_pass or not wanted or LOGITS in wanted:
+        if self._plan is None or not self.frozen_pass or not wanted or LOGITS in wanted:
             return None
-        ready = {n: plan.ready.get(self.aliases.get(n, n), -1) for n in wanted}
-        if min(ready.values()) < 0 or torch.is_autocast_enabled(x.device.type) or plan.hooked():
+        state = self._plan.check()
+        if state == "changed":  # modules swapped, padding or freezing changed since: plan again
+            self._plan = plan_of(self.model)
+            state = self._plan.check() if self._plan is not None else "none"
+        if state != "ok" or self._plan is None or torch.is_autocast_enabled(x.device.type):
             return None
-        return ready
+        ready = {n: self._plan.ready.get(self.aliases.get(n, n), -1) for n in wanted}
+        return ready if min(ready.values()) >= 0 else None
 
     def _frozen_forward(self, x: torch.Tensor, ready: dict[str, int]) -> dict[str, torch.Tensor]:
         assert self._plan is not None

@@ -183,7 +183,7 @@ def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]) -> torch.T
     v = (2 * torch.arange(oh, device=x.device, dtype=x.dtype) + 1) / oh - 1
     u = (2 * torch.arange(ow, device=x.device, dtype=x.dtype) + 1) / ow - 1
     grid = torch.stack([t[i, 0] * u + (t[i, 1] * v + t[i, 2])[:, None] for i in range(2)], dim=-1)
-    bands = torch.get_num_threads() if x.device.type == "cpu" and x.shape[0] == 1 else 1
+    bands = min(torch.get_num_threads(), 4) if x.device.type == "cpu" and x.shape[0] == 1 else 1  # a copy each
     rows = -(-oh // bands)  # a band's height; the last band starts earlier so that every band has this height
     if bands < 2 or rows < 8:
         return F.grid_sample(x, grid.expand(x.shape[0], oh, ow, 2), padding_mode="reflection", align_corners=False)

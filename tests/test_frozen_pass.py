@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torchvision
@@ -94,9 +96,10 @@ def test_covered_calls_take_the_frozen_pass_and_others_autograd(view: ModelView,
     assert segments[0] == 1
     view(x, ["features.10", "logits"])  # the classifier head is autograd's
     view(x, ["features.5.conv.1"])  # the block's shortcut would cross the boundary
-    handle = view.model.features[3].register_forward_hook(lambda *args: None)
-    view(x, ["features.10"])  # a hook must see the module run
-    handle.remove()
+    for module in (view.model.features[3], view.model):  # a hook must see its module run
+        handle = module.register_forward_hook(lambda *args: None)
+        view(x, ["features.10"])
+        handle.remove()
     handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
     view(x, ["features.10"])  # and so must a hook on every module
     handle.remove()
@@ -122,3 +125,29 @@ def test_a_second_backward_says_to_run_the_model_again(view: ModelView) -> None:
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="run the model again"):
         loss.backward()
+
+
+def test_changing_a_returned_activation_in_place_is_an_error(view: ModelView) -> None:
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    act = view(x, ["features.2.conv.0"])["features.2.conv.0"]  # a ReLU6's output, which its backward pass reads
+    act.sub_(3)
+    with pytest.raises(RuntimeError, match="inplace"):
+        act.sum().backward()
+
+
+def test_a_model_changed_after_loading_is_planned_again() -> None:
+    view = load_model("mobilenet_v2", "none")
+    x = torch.rand(1, 3, 48, 48)
+    view.model.features[0][0].padding_mode = "reflect"
+    plain = ModelView(view.model, view.categories)
+    plain.frozen_pass = False
+    assert torch.equal(view(x, ["features.1"])["features.1"], plain(x, ["features.1"])["features.1"])
+    assert view._plan is None  # reflected padding is autograd's
+    view = load_model("mobilenet_v2", "none")
+    view.model.features[1] = copy.deepcopy(view.model.features[1])  # a module swapped for another
+    assert view._plan is not None and view._plan.check() == "changed"
+    view(x, ["features.2"])
+    assert view._plan is not None and view._plan.check() == "ok"
+    view.model.requires_grad_(True)  # weights that want gradients get them through autograd
+    view(x, ["features.2"])["features.2"].sum().backward()
+    assert view.model.features[0][0].weight.grad is not None
