@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from peers import network_rate  # this folder's peers.py
 
 from engine.runner import run_recipe
 from recipes import CONFIG_DIR
@@ -26,27 +27,6 @@ def seconds(recipe: str, overrides: list[str]) -> float:
         return float(run_recipe(cfg, Path(tmp), recipe).metrics["seconds"])
 
 
-def network_rate(batch: int, side: int, repeats: int = 4) -> float:
-    """Pictures per second through the network alone, forward to the layer and back, ``batch`` at a time, at the
-    size the transforms hand it (best of three rounds): what batching can give on this machine at most."""
-    import time
-
-    import torch
-
-    from engine.models import keep_freed_memory, load_model
-
-    view = load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
-    keep_freed_memory()  # as the loop does
-    x = torch.rand(batch, 3, side, side, requires_grad=True)
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            view(x, [LAYER])[LAYER][:, 0].mean().backward()
-        best = max(best, batch * repeats / (time.perf_counter() - t0))
-    return best
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=64)
@@ -60,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"one by one: {n / one_by_one:.3f} pictures/s   batched: {n / batched:.3f} pictures/s")
     print(f"batched / one by one: {one_by_one / batched:.2f}x")
     side = args.size + 12  # pad 12, jitter 8, scale 1 on average, jitter 4
-    single, together = network_rate(1, side, repeats=4 * n), network_rate(n, side)
+    single, together = network_rate(4 * n, 1, side), network_rate(4, n, side)
     print(
         f"the network alone ({side} px, to {LAYER} and back): {single:.1f} pictures/s one at a time, "
         f"{together:.1f} as a batch of {n}, {together / single:.2f}x: the most batching can give on this machine"

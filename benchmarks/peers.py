@@ -150,23 +150,23 @@ def step_flops() -> float:
     return float(counter.get_total_flops())
 
 
-def network_rate(repeats: int = 30) -> float:
-    """Passes per second of dreamloom's network alone, forward to the layer and back, at the average size the
-    transforms hand it (best of three rounds): the most any tool's step could reach with this model."""
+def network_rate(repeats: int = 30, batch: int = 1, side: int = SIDE + 2 * 12 - 8 - 4) -> float:
+    """Pictures per second through dreamloom's network alone, forward to the layer and back, ``batch`` at a time,
+    at ``side`` pixels (by default the average size the transforms hand it; best of three rounds): the most any
+    tool's step could reach with this model."""
     import time
 
     from engine.models import keep_freed_memory, load_model
 
     view = load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
     keep_freed_memory()  # as dreamloom's loop does
-    side = SIDE + 2 * 12 - 8 - 4
-    x = torch.rand(1, 3, side, side, requires_grad=True)
+    x = torch.rand(batch, 3, side, side, requires_grad=True)
     best = 0.0
     for _ in range(3):
         t0 = time.perf_counter()
         for _ in range(repeats):
             view(x, [LAYER])[LAYER][:, CHANNEL].mean().backward()
-        best = max(best, repeats / (time.perf_counter() - t0))
+        best = max(best, batch * repeats / (time.perf_counter() - t0))
     return best
 
 

@@ -129,7 +129,6 @@ class ModelView(nn.Module):
         for module in self.model.modules():
             if isinstance(module, nn.Conv2d) and any(int(p) > 0 for p in module.padding):
                 module.padding_mode = "circular"
-        self._plan = plan_of(self.model)  # circular padding is autograd's
 
     def layer_names(self) -> list[str]:
         """Dotted names of every module, as ``print(model)`` nests them."""
@@ -173,8 +172,7 @@ class ModelView(nn.Module):
 
         handles = [self._modules_by_name[self.aliases.get(n, n)].register_forward_hook(hook(n)) for n in inner]
         try:
-            x = (x - self.mean) / self.std
-            out[LOGITS] = self.model(x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x)
+            out[LOGITS] = self.model(self._normalized(x))
         except _Captured:
             pass
         finally:
@@ -182,25 +180,28 @@ class ModelView(nn.Module):
                 h.remove()
         return {k: v for k, v in out.items() if k in wanted}
 
+    def _normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] as the model was trained on them, in the memory order of its weights."""
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x
+
     def _frozen_ready(self, wanted: set[str], x: torch.Tensor) -> dict[str, int] | None:
         """For each wanted layer, the step of the frozen plan after which it is ready; None where the plan does
         not cover this call (see :mod:`engine.frozen_pass`)."""
         if self._plan is None or not self.frozen_pass or not wanted or LOGITS in wanted:
             return None
-        state = self._plan.check()
-        if state == "changed":  # modules swapped, padding or freezing changed since: plan again
+        plan = self._plan
+        state = plan.check()
+        if state == "changed":  # modules swapped, padding or freezing changed: plan again for the calls after this
             self._plan = plan_of(self.model)
-            state = self._plan.check() if self._plan is not None else "none"
-        if state != "ok" or self._plan is None or torch.is_autocast_enabled(x.device.type):
+        if state != "ok" or torch.is_autocast_enabled(x.device.type):
             return None
-        ready = {n: self._plan.ready.get(self.aliases.get(n, n), -1) for n in wanted}
+        ready = {n: plan.ready.get(self.aliases.get(n, n), -1) for n in wanted}
         return ready if min(ready.values()) >= 0 else None
 
     def _frozen_forward(self, x: torch.Tensor, ready: dict[str, int]) -> dict[str, torch.Tensor]:
         assert self._plan is not None
-        x = (x - self.mean) / self.std
-        x = x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x
-        out, done = {}, 0
+        x, out, done = self._normalized(x), {}, 0
         for name, end in sorted(ready.items(), key=lambda item: item[1]):
             if end > done:  # one segment per wanted layer, so a deeper layer's gradient reaches a shallower one
                 x, done = FrozenSegment.apply(x, self._plan.steps[done:end]), end
