@@ -12,8 +12,7 @@ from torch import nn
 from engine.callbacks import Callback
 from engine.models import ModelView
 from engine.params import ImageFn
-from objectives.base import Objective
-from regularizers.penalties import INPUT
+from objectives.base import INPUT, Objective
 
 __all__ = ["STOP", "NormalizedGradient", "Tiling", "optimize"]
 

@@ -27,9 +27,8 @@ from engine.loop import Tiling, optimize
 from engine.models import LOGITS, ModelView, keep_freed_memory, layer_table, load_model
 from engine.octaves import octave_sizes, run_octaves
 from objectives.activation import channel_list
-from objectives.base import Objective
+from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
-from regularizers.penalties import INPUT
 from regularizers.transforms import Compose
 
 __all__ = [

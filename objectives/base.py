@@ -11,10 +11,13 @@ from numbers import Real
 
 import torch
 
-__all__ = ["Activations", "Objective", "batch_slice"]
+__all__ = ["INPUT", "Activations", "Objective", "batch_slice"]
 
 Activations = Mapping[str, torch.Tensor]
 """Layer name -> activation; ``"input"`` is the picture before transforms and ``"logits"`` the classifier output."""
+
+INPUT = "input"
+"""Name under which the loop hands objectives the picture before any transform."""
 
 
 def batch_slice(t: torch.Tensor, batch: int | None) -> torch.Tensor:

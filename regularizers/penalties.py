@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from objectives.base import Activations, Objective
+from objectives.base import INPUT, Activations, Objective
 
 __all__ = ["INPUT", "l1", "l2", "total_variation", "tv_map"]
-
-INPUT = "input"
-"""Name under which the loop hands objectives the picture before any transform."""
 
 
 def l1(constant: float = 0.5) -> Objective:

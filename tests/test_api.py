@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine import api
 from engine.errors import UserError
+
+
+def test_each_package_imports_first_on_its_own() -> None:
+    root = Path(__file__).resolve().parent.parent
+    packages = ["engine", "objectives", "regularizers", "recipes"]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", f"import {p}"], cwd=root, stderr=subprocess.PIPE, text=True)
+        for p in packages
+    ]
+    for package, proc in zip(packages, procs, strict=True):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"import {package}: {err[-500:]}"
 
 
 def test_every_recipe_is_a_function_with_its_keys_and_defaults() -> None:
