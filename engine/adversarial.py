@@ -128,6 +128,8 @@ def fool(
         logits = view(x, [LOGITS])[LOGITS]
         taken = step
         if float(logits.detach().softmax(-1)[0, target]) >= confidence:
+            for cb in callbacks:
+                cb.on_end(step, logit.sigmoid)
             break
         loss = F.cross_entropy(logits, label)
         optimizer.zero_grad()

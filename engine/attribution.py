@@ -167,8 +167,7 @@ def occlusion(
     if not 0 < patch <= min(h, w) or stride <= 0:
         raise UserError(f"patch={patch} stride={stride} do not fit a {h}x{w} picture; use 0 < patch <= {min(h, w)}")
     clean = view(x, [LOGITS])[LOGITS].softmax(-1)[0, target]
-    ys = list(range(0, h - patch + 1, stride)) or [0]
-    xs = list(range(0, w - patch + 1, stride)) or [0]
+    ys, xs = _starts(h, patch, stride), _starts(w, patch, stride)
     places = [(y, xx) for y in ys for xx in xs]
     drop = torch.zeros(h, w, device=x.device)
     count = torch.zeros(h, w, device=x.device)
@@ -187,3 +186,10 @@ def occlusion(
         if progress is not None:
             progress.on_step(start // batch, None, lambda: x)
     return drop / count.clamp_min(1)
+
+
+def _starts(n: int, patch: int, stride: int) -> list[int]:
+    """Where the squares start along a side of ``n`` pixels: every ``stride``, and one flush with the far edge when
+    the stride does not land there, so every pixel is covered."""
+    starts = list(range(0, n - patch + 1, stride))
+    return starts if starts[-1] == n - patch else [*starts, n - patch]

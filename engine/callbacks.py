@@ -24,26 +24,37 @@ class Callback:
     def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
         """Called after every optimizer step with the step's (detached) loss."""
 
+    def on_end(self, done: int, image_fn: ImageFn) -> None:
+        """Called by a loop that stops early (a goal reached) after ``done`` steps, before the steps it announced."""
+
 
 class Progress(Callback):
     """A progress bar on stderr: 50 redraws per loop on a terminal, four lines otherwise (reads the loss only then)."""
 
     def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30) -> None:
         self.label, self.stream, self.width = label, stream or sys.stderr, width
-        self.steps, self.t0 = 1, 0.0
+        self.steps, self.t0, self.shown = 1, 0.0, 0
 
     def on_start(self, steps: int, image_fn: ImageFn) -> None:
-        self.steps, self.t0 = steps, time.perf_counter()
+        self.steps, self.t0, self.shown = steps, time.perf_counter(), 0
 
     def on_step(self, step: int, loss: torch.Tensor | None, image_fn: ImageFn) -> None:
         done = step + 1
         tty = self.stream.isatty()
         if done != self.steps and done % max(1, self.steps // (50 if tty else 4)):
             return
+        self._draw(done, loss, tty, done == self.steps)
+
+    def on_end(self, done: int, image_fn: ImageFn) -> None:
+        if done != self.shown or self.stream.isatty():  # the bar so far, and a new line after it
+            self._draw(done, None, self.stream.isatty(), True)
+
+    def _draw(self, done: int, loss: torch.Tensor | None, tty: bool, last: bool) -> None:
+        self.shown = done
         filled = round(self.width * done / self.steps)
         rate = done / max(time.perf_counter() - self.t0, 1e-9)
         bar = "#" * filled + "." * (self.width - filled)
-        end = "\n" if done == self.steps or not tty else ""
+        end = "\n" if last or not tty else ""
         start = "\r" if tty else ""
         shown = "" if loss is None else f" loss {float(loss):.4g}"
         self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps}{shown} {rate:.1f} it/s{end}")
@@ -111,19 +122,36 @@ class Snapshots(Callback):
         self.every, self.max_side, self.max_frames = every, max_side, max(2, max_frames)
         self.stride = 1  # doubles each time the frames are thinned
         self.frames: list[Image.Image] = []
+        self.steps, self.taken = 0, 0  # the loop's length, and the step count at the newest frame
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        self.steps = steps
 
     def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
-        if self.every and (step % (self.every * self.stride) == 0):
-            with torch.no_grad():
-                frame = to_pil(image_fn()[0])
-            frame.thumbnail((self.max_side, self.max_side))
-            self.add(frame)
+        last = step + 1 == self.steps  # the finished picture ends the GIF
+        if self.every and (step % (self.every * self.stride) == 0 or last):
+            self._take(image_fn, step + 1, last)
 
-    def add(self, frame: Image.Image) -> None:
-        """Keep one more frame, thinning the frames (and halving how often they come) past ``max_frames``."""
+    def on_end(self, done: int, image_fn: ImageFn) -> None:
+        if self.every and self.taken != done:  # the picture the loop stopped at ends the GIF
+            self._take(image_fn, done, True)
+
+    def _take(self, image_fn: ImageFn, done: int, last: bool) -> None:
+        with torch.no_grad():
+            frame = to_pil(image_fn()[0])
+        frame.thumbnail((self.max_side, self.max_side))
+        self.add(frame, last)
+        self.taken = done
+
+    def add(self, frame: Image.Image, last: bool = False) -> None:
+        """Keep one more frame, thinning the frames (and halving how often they come) past ``max_frames``; a
+        ``last`` frame (a loop's final picture) stays through the thinning."""
         self.frames.append(frame)
         if len(self.frames) > self.max_frames:
-            self.frames, self.stride = self.frames[::2], self.stride * 2
+            kept = self.frames[::2]
+            if last and kept[-1] is not frame:
+                kept.append(frame)
+            self.frames, self.stride = kept, self.stride * 2
 
 
 class Diverged(Exception):

@@ -8,12 +8,14 @@ before anything is written.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -183,6 +185,10 @@ def _entry(cfg: DictConfig) -> None:
     except UserError as e:
         write_text(folder / "error.txt", f"{e}\n")
         print(f"{PROG}: error: job {hc.job.num} ({' '.join(hc.overrides.task)}): {e}", file=sys.stderr)
+        tally = os.environ.get(_FAILED_JOBS)
+        if tally:  # the jobs may run in other processes: tell the command through a file it made
+            with open(tally, "a", encoding="utf-8") as f:
+                f.write(f"{folder}\n")
 
 
 def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
@@ -324,7 +330,27 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _stopped(None)
     sys.argv = [PROG, *args]
+    with _failed_jobs() as failed:
+        try:
+            _entry()
+        except KeyboardInterrupt:  # while Hydra was still setting up the run folder
+            _stopped(run_dir)
+        if failed():
+            _fail(f"{len(failed())} job(s) of the sweep failed; each says why above and in its folder's error.txt")
+
+
+_FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"
+
+
+@contextlib.contextmanager
+def _failed_jobs() -> Iterator[Callable[[], list[str]]]:
+    """A file where a sweep's jobs note their failures, named to them through the environment; yields a reader."""
+    fd, name = tempfile.mkstemp(prefix="dreamloom-failed-", suffix=".txt")
+    os.close(fd)
+    os.environ[_FAILED_JOBS] = name
+    path = Path(name)
     try:
-        _entry()
-    except KeyboardInterrupt:  # while Hydra was still setting up the run folder
-        _stopped(run_dir)
+        yield lambda: path.read_text(encoding="utf-8").splitlines()
+    finally:
+        os.environ.pop(_FAILED_JOBS, None)
+        path.unlink(missing_ok=True)

@@ -113,5 +113,29 @@ def contact_sheet(
         x, y = pad + c * (w + pad), pad + r * (h + pad + caption)
         sheet.paste(to_pil(images[i]), (x, y))
         if labels:
-            draw.text((x + 2, y + h + 1), str(labels[i]), fill="black")
+            _caption(draw, (x + 2, y + h + 1), str(labels[i]), w - 2)
     return sheet
+
+
+_WORD_GAP = 4
+"""Pixels between a caption's words: the default font's own space is about 2 px and words run together."""
+
+
+def _caption(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, width: int) -> None:
+    """Draw ``text`` at ``at`` within ``width`` pixels, cutting characters from its middle (``…``) when it is too
+    long, so that both the start and the end (a file's extension, a percentage) stay readable."""
+
+    def size(t: str) -> float:
+        words = t.split(" ")
+        return sum(draw.textlength(word) for word in words) + _WORD_GAP * (len(words) - 1)
+
+    cut = 0
+    shown = text
+    while size(shown) > width and cut < len(text):
+        cut += 1
+        keep = len(text) - cut
+        shown = text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
+    x, y = at
+    for word in shown.split(" "):
+        draw.text((x, y), word, fill="black")
+        x += round(draw.textlength(word)) + _WORD_GAP

@@ -184,7 +184,7 @@ def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         x0 = round(min(max(cx - crop / 2, 0), side - crop))
         boxes.append([y0, x0, crop])
         patches.append(resize_to(pictures[i : i + 1, :, y0 : y0 + crop, x0 : x0 + crop], (96, 96)))
-    labels = [f"{names[i][:14]} {peaks[i][0]:.1f}" for i in order]
+    labels = [f"{names[i]} {peaks[i][0]:.1f}" for i in order]
     columns = math.ceil(math.sqrt(len(order)))
     sheet = contact_sheet(torch.cat(patches), columns, labels=labels)
     return _write(
@@ -270,15 +270,15 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view, names, pictures, skipped = _setup(cfg)
     if not cfg.query:
         raise UserError("recipe=neighbours compares one picture with the folder; pass query=photo.jpg")
-    query = _square(load_image(cfg.query), square_side(cfg))
+    query = _square(load_image(cfg.query, "query"), square_side(cfg))
     k = min(int(cfg.k), len(names))
     feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
     by_features = (feats[1:] @ feats[0]).topk(k).indices.tolist()
     tiny = resize_to(torch.cat([query, pictures]), (32, 32)).flatten(1)
     by_pixels = (tiny[1:] - tiny[0]).norm(dim=1).topk(k, largest=False).indices.tolist()
     rows = [query[0], *(pictures[i] for i in by_features), query[0], *(pictures[i] for i in by_pixels)]
-    labels = ["query", *(f"features {names[i][:12]}" for i in by_features)]
-    labels += ["query", *(f"pixels {names[i][:14]}" for i in by_pixels)]
+    labels = ["query", *(f"features {names[i]}" for i in by_features)]
+    labels += ["query", *(f"pixels {names[i]}" for i in by_pixels)]
     sheet = contact_sheet(resize_to(torch.stack(rows), (128, 128)), k + 1, labels=labels)
     return _write(
         cfg,

@@ -70,24 +70,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _read_file(path: Path) -> np.ndarray:
+def _read_file(path: Path, key: str = "input") -> np.ndarray:
     if path.is_dir():
-        raise UserError(f"input '{path}' is a folder, not a picture; pass a picture file such as input=photo.jpg")
+        raise UserError(f"{key} '{path}' is a folder, not a picture; pass a picture file such as {key}=photo.jpg")
     try:
         with Image.open(path) as img:
             img.load()
             return np.asarray(_to_rgb(img))
     except Image.DecompressionBombError as e:
-        raise UserError(f"input '{path}' is too large to read safely ({e}); shrink it below 89 megapixels") from None
+        raise UserError(f"{key} '{path}' is too large to read safely ({e}); shrink it below 89 megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         reason = (
             "is not a picture PIL can read" if isinstance(e, UnidentifiedImageError) else f"could not be read ({e})"
         )
-        raise UserError(f"input '{path}' {reason}; pass a PNG, JPEG or other common picture") from None
+        raise UserError(f"{key} '{path}' {reason}; pass a PNG, JPEG or other common picture") from None
 
 
-def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
+def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tensor:
     """Read a picture file or a sample name (``chelsea``, ``grace_hopper`` …) as RGB in [0, 1].
+
+    Args:
+        source: a file path or a sample name.
+        key: the config key the picture came from, named in the message when it cannot be read.
 
     Returns:
         A float tensor. Shape: ``(1, 3, H, W)``.
@@ -95,7 +99,7 @@ def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
     text = str(source)
     path = Path(text).expanduser()
     if path.exists():
-        arr = _read_file(path)
+        arr = _read_file(path, key)
     elif text in SAMPLES:
         arr = SAMPLES[text]()
         if arr.ndim == 2:
@@ -104,7 +108,7 @@ def load_image(source: str | os.PathLike[str]) -> torch.Tensor:
     else:
         hint = close_matches(text, SAMPLES)
         raise UserError(
-            f"input '{text}' does not exist; give a picture path or a sample name "
+            f"{key} '{text}' does not exist; give a picture path or a sample name "
             f"({', '.join(SAMPLES)}){' — ' + hint if hint else ''}"
         )
     return _tensor(arr)

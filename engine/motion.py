@@ -194,6 +194,11 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
         raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
     if not frames:
         raise UserError(f"input '{source}' holds no frames; pass a GIF or video with at least one frame")
+    if len(frames) == 1 and limit != 1:
+        raise UserError(
+            f"input '{source}' is a still picture, not a clip; pass a GIF or video with several frames "
+            "(recipe=style paints a single picture)"
+        )
     fps = meta.get("fps") or (1000 / meta["duration"] if meta.get("duration") else None)
     return frames, float(fps) if fps else None
 

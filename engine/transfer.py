@@ -88,7 +88,7 @@ def _start(cfg: DictConfig, content_picture: torch.Tensor | None) -> torch.Tenso
         return content_picture
     if cfg.init in ("noise", "zeros"):
         return None
-    return load_image(cfg.init)
+    return load_image(cfg.init, "init")
 
 
 def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -112,9 +112,9 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError("no style picture; pass style=painting.jpg (or style=[a.jpg,b.jpg])")
     blend = blend_weights([float(w) for w in _as_list(cfg.style_weights)] or None, len(sources))
     content_layer, layers, layer_weights = _style_layers(cfg, view)
-    photo = load_image(cfg.content) if cfg.content else None
+    photo = load_image(cfg.content, "content") if cfg.content else None
     hw = target_size(cfg.size, None if photo is None else (photo.shape[-2], photo.shape[-1]))
-    styles = [load_image(s) for s in sources]
+    styles = [load_image(s, "style") for s in sources]
     if photo is not None:
         photo = resize_to(photo, hw)
         if cfg.colors == "luminance":
@@ -128,7 +128,8 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if cfg.mask:
         colors = [str(c) for c in _as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders
-        masks = [resize_to(m, hw).to(view.device) for m in region_masks(load_image(cfg.mask), len(styles), colors)]
+        regions = region_masks(load_image(cfg.mask, "mask"), len(styles), colors)
+        masks = [resize_to(m, hw).to(view.device) for m in regions]
     smoothing = str(cfg.smoothing)
     dev = view.device
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from engine.adversarial import attack, fool, parse_eps
+from engine.callbacks import Progress, Snapshots
 from engine.errors import UserError
-from engine.images import load_image, resize_to
+from engine.images import load_image, resize_to, to_pil
 from engine.models import LOGITS, ModelView
 from engine.runner import run_recipe
 from recipes import CONFIG_DIR
@@ -52,10 +55,15 @@ def test_two_levels_per_pixel_turn_a_photo_into_a_toaster(mobilenet: ModelView, 
 @pytest.mark.slow
 def test_fooling_stops_at_the_confidence(mobilenet: ModelView) -> None:
     robin = mobilenet.categories.index("robin")
-    picture, taken = fool(mobilenet, robin, (96, 96), 0.9, 200, 0.05, torch.Generator().manual_seed(0))
+    bar, frames = io.StringIO(), Snapshots(every=50)
+    callbacks = [Progress(stream=bar), frames]
+    picture, taken = fool(mobilenet, robin, (96, 96), 0.9, 200, 0.05, torch.Generator().manual_seed(0), callbacks)
     with torch.no_grad():
         assert float(mobilenet(picture)[LOGITS].softmax(-1)[0, robin]) >= 0.85  # after 8-bit rounding
-    assert 0 < taken < 200
+    assert 0 < taken < 50
+    assert bar.getvalue().splitlines()[-1].split("]")[1].startswith(f" {taken}/200")  # where it stopped is shown
+    assert len(frames.frames) == 2  # step 0, and the picture it stopped at
+    assert np.array_equal(np.asarray(frames.frames[-1]), np.asarray(to_pil(picture[0])))
 
 
 @pytest.mark.slow

@@ -110,6 +110,8 @@ def test_saliency_and_occlusion_find_the_part_that_decides() -> None:
     drop = occlusion(view, x, 0, patch=4, stride=4, batch=3, progress=Heard())
     assert drop[:, :8].min() > 0 and drop[:, 8:].abs().max() < 1e-6
     assert seen[-1] == (6, 6) and len(seen) == 6  # 16 places, three per pass
+    uneven = occlusion(view, x, 0, patch=6, stride=4)  # starts 0, 4, 8 and one flush with the edge, 10
+    assert uneven[:, :8].min() > 0  # the last rows and columns are scored too
     with pytest.raises(UserError, match="patch=40"):
         occlusion(view, x, 0, patch=40, stride=4)
 

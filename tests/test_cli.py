@@ -209,7 +209,12 @@ ERRORS = [
         (*CHANNEL, "model.checkpoint={assets}/resnet18.pth"),
         ("resnet18.pth' does not fit model mobilenet_v2", "choose the model it came from"),
     ),
-    Case("style-missing", (*STYLE, "style={assets}/missing.png"), ("missing.png' does not exist", "picture path")),
+    Case(
+        "style-missing",
+        (*STYLE, "style={assets}/missing.png"),
+        ("style '", "missing.png' does not exist", "picture path"),
+    ),
+    Case("mask-missing", (*STYLE, "mask={assets}/missing.png"), ("mask '", "missing.png' does not exist")),
     Case(
         "style-weights-length",
         (*STYLE, "style=[ihc,brick]", "style_weights=[1]"),
@@ -361,6 +366,7 @@ ERRORS = [
     ),
     Case("video-unreadable", ("recipe=style_video", "input={assets}/notes.jpg"), ("could not be read as a GIF",)),
     Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),
+    Case("video-still", ("recipe=style_video", "input={assets}/whole.png"), ("is a still picture", "recipe=style")),
     Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
     Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(

@@ -42,9 +42,10 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     args = ["-m", "recipe=channel", "channel=0,1,2,9999", "size=32", "steps=3", f"hydra.sweep.dir={root}"]
     done = _dreamloom(*args, cwd=root.parent)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2, done.stderr  # the other jobs ran, but a script must see that one failed
     failed = [line for line in done.stderr.splitlines() if line.startswith("dreamloom: error: ")]
-    assert len(failed) == 1 and "job 3" in failed[0] and "channel=9999" in failed[0], done.stderr
+    assert len(failed) == 2 and "job 3" in failed[0] and "channel=9999" in failed[0], done.stderr
+    assert "1 job(s) of the sweep failed" in failed[1], done.stderr
     return root
 
 

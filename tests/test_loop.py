@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from engine.callbacks import Recorder, Snapshots
+from engine.images import to_pil
 from engine.loop import NormalizedGradient, Tiling, optimize
 from engine.models import ModelView
 from engine.params import fft, pixel
@@ -68,16 +70,18 @@ def test_early_layers_never_run_the_head(tiny: ModelView) -> None:
 def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
     params, image = pixel((1, 3, 20, 20))
     snaps = Snapshots(every=4)
-    optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 10, [snaps])
-    assert len(snaps.frames) == 3 and snaps.frames[0].size == (20, 20)
+    final = optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 10, [snaps])
+    assert len(snaps.frames) == 4 and snaps.frames[0].size == (20, 20)  # steps 0, 4 and 8, then the last one
+    assert np.array_equal(np.asarray(snaps.frames[-1]), np.asarray(to_pil(final[0])))  # the GIF ends on the result
 
 
 def test_snapshots_thin_out_past_their_cap_and_keep_an_even_pace(tiny: ModelView) -> None:
     params, image = pixel((1, 3, 40, 60))
     snaps = Snapshots(every=1, max_side=30, max_frames=4)
     optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 11, [snaps])
-    # steps 0-4 fill and overflow the cap (kept: 0, 2, 4), then every 2nd step until 8 overflows it (kept: 0, 4, 8)
-    assert len(snaps.frames) == 3 and snaps.stride == 4
+    # steps 0-4 fill and overflow the cap (kept: 0, 2, 4), then every 2nd step until 8 overflows it (kept: 0, 4, 8),
+    # then the last step (10)
+    assert len(snaps.frames) == 4 and snaps.stride == 4
     assert snaps.frames[0].size == (30, 20)  # shrunk to max_side on the long side
 
 

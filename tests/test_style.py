@@ -222,6 +222,16 @@ def test_contact_sheet_captions_add_a_strip_under_each_row() -> None:
     assert (text < 128).any()  # the captions are drawn in dark ink
 
 
+def test_a_long_caption_stays_under_its_own_picture_and_keeps_its_ends() -> None:
+    pictures = torch.ones(2, 3, 40, 60)
+    sheet = contact_sheet(pictures, 2, pad=4, labels=["features chelsea_3.png with a very long name", ""])
+    ink = (np.asarray(sheet)[-14:].min(axis=2) < 128).any(axis=0)
+    assert ink[:64].any() and not ink[64:].any()  # cut to fit: nothing spills under the next picture
+    two_words = contact_sheet(pictures[:1], 1, labels=["ab cd"])
+    columns = (np.asarray(two_words)[-14:].min(axis=2) < 128).any(axis=0).nonzero()[0]
+    assert np.diff(columns).max() >= 4  # the words are apart, not run together
+
+
 def test_grid_strength_finds_a_checkerboard() -> None:
     torch.manual_seed(0)
     smooth_picture = resize_to(torch.rand(1, 3, 8, 8), (64, 64))
@@ -324,7 +334,10 @@ def test_shallow_inversion_is_nearly_exact(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_inversion_sweep_lays_out_input_and_layers(tmp_path: Path) -> None:
-    metrics = _run(tmp_path, "inversion_sweep", "layers=[features.1,features.10]", "size=48", "steps=30")
+    layers = "layers=[features.1,features.10]"
+    metrics = _run(tmp_path, "inversion_sweep", layers, "size=48", "steps=30", "snapshot_every=10", "octaves=1")
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == 2 * 4  # steps 0, 10, 20 and the last, for each layer in turn
     errors = metrics["errors"]
     assert isinstance(errors, dict) and list(errors) == ["features.1", "features.10"]
     assert len(list((tmp_path / "images").glob("*.png"))) == 3  # the input and one picture per layer
