@@ -124,6 +124,7 @@ def preflight(args: list[str]) -> Path | None:
         The run folder the overrides ask for, or None when Hydra handles the flags itself.
     """
     if {"-m", "--multirun"} & set(args):
+        _check_sweep_overrides(args)
         _check_sweep_folder(args)
         return None
     if any(a.startswith("-") for a in args):
@@ -156,6 +157,45 @@ def _check_new_folder(folder: Path, what: str, key: str) -> None:
             problem = f"is not writable ({e.strerror})"
     if problem:
         raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
+
+
+def _check_sweep_overrides(args: list[str]) -> None:
+    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs.
+
+    Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
+    first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
+    each job as it runs.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [a for a in args if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except HydraException as e:
+        raise UserError(explain(e, lines)) from None
+    first: list[str] = []
+    tries: list[tuple[int, str]] = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            first.append(str(override.input_line))
+            continue
+        key = override.get_key_element()
+        values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        first.append(values[0])
+        if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
+            tries += [(len(first) - 1, value) for value in values[1:]]
+    combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
+    failure: tuple[Exception, list[str]] | None = None
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for combo in combos:
+            try:
+                compose("config", overrides=combo, return_hydra_config=True)
+            except (HydraException, OmegaConfBaseException, ValueError) as e:
+                failure = (e, combo)
+                break
+    if failure is not None:  # explained outside, since explaining composes again
+        raise UserError(explain(*failure))
 
 
 def _check_sweep_folder(args: list[str]) -> None:

@@ -218,9 +218,21 @@ def resolve_device(device: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise UserError(f"device='{device}' is not a device; use device=auto, cpu or cuda") from None
+    missing = None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        missing = "no CUDA GPU is available here"
+    elif dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        missing = f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        missing = "no Apple MPS device is available here"
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        missing = f"dreamloom runs on cpu, cuda or mps, not {dev.type}"
+    if missing:
+        raise UserError(f"device={device} cannot be used: {missing}; use device=auto (the best there is) or device=cpu")
+    return dev
 
 
 def packaged_weights() -> Path | None:

@@ -213,6 +213,8 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
                     raise RuntimeError("empty activation")
             objective(acts)
     except RuntimeError as e:
+        if _out_of_memory(e):
+            raise  # answered as memory, not size, by run_recipe
         raise UserError(
             f"size {list(hw)} is too small for {', '.join(layers)} of {view.name} ({str(e).splitlines()[0][:80]}); "
             "use a larger size= or fewer octaves="
@@ -527,6 +529,11 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             ) from None
         if not _out_of_memory(e):
             raise
+        batch = cfg.get("batch") or 1
+        if isinstance(batch, int) and batch > 1:
+            raise UserError(
+                f"batch={batch} at size={cfg.size} needs more memory than the device has; use a smaller batch= or size="
+            ) from None
         raise UserError(
             f"size={cfg.size} needs more memory than the device has; use a smaller size= (or a smaller batch=)"
         ) from None

@@ -69,6 +69,7 @@ class Case:
         expect: words the error line must contain: the problem and its fix.
         prepare: fills the working folder before the run (the run folder is ``folder / "run"``).
         file_limit: the largest file the command may write, in bytes: a disk that fills up under it.
+        memory_limit: the most address space the command may take, in bytes: a machine with less memory.
     """
 
     id: str
@@ -76,6 +77,7 @@ class Case:
     expect: tuple[str, ...] = ()
     prepare: Callable[[Path], None] | None = None
     file_limit: int | None = None
+    memory_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,15 +128,19 @@ def run_case(case: Case, assets: Path, folder: Path) -> Result:
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
-        preexec_fn=None if case.file_limit is None else lambda: _limit_files(case.file_limit),  # type: ignore[arg-type]
+        preexec_fn=lambda: _limit(case.file_limit, case.memory_limit),
     )
     return Result(proc.returncode, proc.stderr, folder, before)
 
 
-def _limit_files(size: int) -> None:
-    """In the child: writing past ``size`` bytes fails with "File too large", as a full disk fails a write."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+def _limit(file_size: int | None, memory: int | None) -> None:
+    """In the child: writing past ``file_size`` bytes fails with "File too large", as a full disk fails a write;
+    taking more than ``memory`` bytes fails to allocate, as on a smaller machine."""
+    if file_size is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    if memory is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
 def file_in_the_way(folder: Path) -> None:
@@ -161,6 +167,7 @@ ERRORS = [
     Case("input-folder", (*DREAM, "input={assets}/album"), ("album", "is a folder", "input=")),
     Case("unknown-recipe", ("recipe=nope",), ("unknown recipe 'nope'", "choose one of", "deepdream")),
     Case("unknown-model", ("model=nope",), ("unknown model 'nope'", "choose one of", "mobilenet_v2")),
+    Case("absent-device", (*CHANNEL, "device=cuda:99"), ("device=cuda:99 cannot be used", "device=auto")),
     Case(
         "unknown-layer",
         (*CHANNEL, "layer=features.99"),
@@ -303,6 +310,12 @@ ERRORS = [
         ("nothere.jpg' does not exist",),
     ),
     Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
+    Case(
+        "batch-huge",
+        (*CHANNEL, "batch=100000"),
+        ("batch=100000 at size=64 needs more memory", "smaller batch="),
+        memory_limit=8 << 30,
+    ),
     Case("input-huge-header", (*DREAM, "input={assets}/huge.png"), ("huge.png' is too large", "89 megapixels")),
     Case("unknown-optimizer", (*CHANNEL, "optimizer=adamw"), ("unknown optimizer 'adamw'", "adam, lbfgs")),
     Case("unknown-transforms", (*CHANNEL, "transforms=wobble"), ("unknown transforms 'wobble'", "robust")),
@@ -329,6 +342,17 @@ ERRORS = [
         ("sweep folder 'run' already exists", "choose another hydra.sweep.dir="),
         earlier_run,
     ),
+    Case(
+        "sweep-unknown-key",
+        ("-m", "recipe=channel", "stepz=2", "channel=0,1", "hydra.sweep.dir=sweep"),
+        ("no key 'stepz'", "did you mean steps?"),
+    ),
+    Case(
+        "sweep-unknown-option",
+        ("-m", "recipe=channel,deepdreem", "steps=2", "hydra.sweep.dir=sweep"),
+        ("unknown recipe 'deepdreem'", "did you mean deepdream?"),
+    ),
+    Case("sweep-bad-grammar", ("-m", "channel=range(0", "hydra.sweep.dir=sweep"), ("could not read the command line",)),
     Case("fooling-lr-overflows", ("recipe=fooling", "size=32", "lr=1e38"), ("lr=1e+38 is too high",)),
     Case("occlusion-chunk-zero", ("recipe=occlusion", "size=64", "chunk=0"), ("chunk=0 is not valid", "> 0")),
     Case("embedding-thumb-zero", ("recipe=embedding", "folder={assets}", "thumb=0"), ("thumb=0", "> 7")),

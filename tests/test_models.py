@@ -12,7 +12,7 @@ import torchvision
 
 from engine.errors import UserError
 from engine.images import load_image, resize_to
-from engine.models import IMAGENET_MEAN, IMAGENET_STD, ModelView, layer_table, load_model
+from engine.models import IMAGENET_MEAN, IMAGENET_STD, ModelView, layer_table, load_model, resolve_device
 
 
 def test_packaged_mobilenet_calls_chelsea_an_egyptian_cat(mobilenet: ModelView) -> None:
@@ -137,3 +137,10 @@ def test_a_step_reuses_its_memory_instead_of_faulting_in_fresh_pages(mobilenet: 
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
     # glibc's defaults give back the heap's top after each step: some 6000 page faults a step at this size
     assert faults < 1000, f"{faults:.0f} page faults a step: freed activations go back to the system"
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error() -> None:
+    for device in ["cuda:99", "meta"] + ([] if torch.backends.mps.is_available() else ["mps"]):
+        with pytest.raises(UserError, match=f"device={device} cannot be used.*device=auto"):
+            resolve_device(device)
+    assert resolve_device("cpu") == torch.device("cpu")
