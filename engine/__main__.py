@@ -1,5 +1,5 @@
 """``python -m engine recipe=NAME …`` runs the same command as ``dreamloom``."""
 
-from engine.cli import main
+from engine.launch import main
 
 main()

@@ -31,6 +31,8 @@ FORMAT = 1
 def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     """The checkpoint saved in a run folder; one :class:`UserError` line when there is none or it cannot be read."""
     path = Path(folder) / CHECKPOINT
+    if not Path(folder).is_dir():
+        raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
         raise UserError(
             f"resume={folder} holds no {CHECKPOINT}; runs save one every checkpoint_every steps "
@@ -38,9 +40,11 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # a truncated or foreign file: torch raises many kinds
-        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
-        raise UserError(f"{path} could not be read ({reason}); it is not a dreamloom checkpoint") from None
+    except Exception:  # a truncated or foreign file: torch raises many kinds, with long messages
+        raise UserError(
+            f"{path} is not a checkpoint dreamloom can read (damaged, or written by something else); run the recipe "
+            "again instead"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a dreamloom checkpoint of this version; start the run again")
     return state

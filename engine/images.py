@@ -136,6 +136,8 @@ def _sides(size: object) -> list[int]:
     sides = [_side(s) for s in items]
     if len(sides) in (1, 2) and None not in sides:
         return [s for s in sides if s is not None]
+    if size is None:
+        raise UserError("size=null (the picture's own size) does not apply here; give size=224 or size=[h,w]")
     shown = items if listed else size
     raise UserError(f"size={shown} is not a size; use a whole number of pixels such as size=224, or size=[h,w]")
 

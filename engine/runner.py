@@ -121,7 +121,8 @@ def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, 
     ok = ok and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if strict else value >= low)
     if not ok:
-        need = f"{'a whole number' if kind is int else 'a number'} {'>' if strict else '>='} {low:g}"
+        need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
+        need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
         raise UserError(f"{key}={value} is not valid; {key} must be {need}")
     return float(value)
 

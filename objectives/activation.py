@@ -29,7 +29,7 @@ def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torc
     if channel is not None and not 0 <= channel < t.shape[1]:
         raise UserError(
             f"channel {channel} is out of range for layer {layer}, which has {t.shape[1]} channels; "
-            f"use channel=0 to {t.shape[1] - 1}"
+            f"pick a channel from 0 to {t.shape[1] - 1}"
         )
     return t
 

@@ -185,6 +185,12 @@ ERRORS = [
     ),
     Case("channel-out-of-range", (*CHANNEL, "channel=5000"), ("channel 5000 is out of range", "64 channels")),
     Case("channel-not-a-number", (*CHANNEL, "channel=abc"), ("channel=abc", "whole number >= 0")),
+    Case(
+        "size-null-where-it-does-not-apply",
+        ("recipe=gradcam", "input={assets}/whole.png", "size=null"),
+        ("size=null", "does not apply", "size=224"),
+    ),
+    Case("zoom-rotate-infinite", ("recipe=dream_zoom", "rotate=inf"), ("rotate=inf is not valid", "a finite number")),
     Case("steps-zero", (*CHANNEL, "steps=0"), ("steps=0", "whole number > 0")),
     Case("steps-negative", (*CHANNEL, "steps=-3"), ("steps=-3", "whole number > 0")),
     Case("lr-zero", (*CHANNEL, "lr=0"), ("lr=0", "number > 0")),
@@ -392,6 +398,13 @@ ERRORS = [
     Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),
     Case("video-still", ("recipe=style_video", "input={assets}/whole.png"), ("is a still picture", "recipe=style")),
     Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
+    Case("resume-no-folder", ("resume={assets}/nothere",), ("resume=", "nothere is not a folder", "earlier run")),
+    Case(
+        "resume-foreign-checkpoint",
+        ("resume=run",),
+        ("checkpoint.pt is not a checkpoint dreamloom can read", "run the recipe again"),
+        lambda folder: (folder / "run").mkdir() or (folder / "run" / "checkpoint.pt").write_text("not torch\n"),
+    ),
     Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(
         "disk-full",
@@ -548,7 +561,7 @@ def test_bad_input_gets_one_line_and_writes_nothing(case: Case, runs: dict[str, 
 
 @pytest.mark.parametrize(
     ("case", "fix"),
-    [(BY_ID["channel-out-of-range"], "channel="), (BY_ID["checkpoint-not-torch"], ".pth")],
+    [(BY_ID["channel-out-of-range"], "from 0 to 63"), (BY_ID["checkpoint-not-torch"], ".pth")],
     ids=["channel-out-of-range", "checkpoint-not-torch"],
 )
 def test_error_line_names_the_fix(case: Case, fix: str, runs: dict[str, Future[Result]]) -> None:
@@ -686,4 +699,15 @@ def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in stderr, stderr
     assert live.proc.returncode == 130, stderr
     assert stderr.splitlines() == ["dreamloom: interrupted before any result was written; nothing was saved"], stderr
+    assert not run.exists()
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    live = _start(run)
+    time.sleep(0.5)  # torch is still loading: no handler of the command's own yet
+    stderr = live.stop()
+    assert "Traceback" not in stderr, stderr
+    assert live.proc.returncode == 130, stderr
+    assert stderr.splitlines()[-1].startswith("dreamloom: interrupted"), stderr
     assert not run.exists()

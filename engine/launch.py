@@ -1,0 +1,23 @@
+"""The ``dreamloom`` command's entry point: Ctrl-C while torch and the engine load ends quietly, with status 130."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+def _quit(signum: int, frame: object) -> None:
+    print("dreamloom: interrupted while starting; nothing was run or saved", file=sys.stderr)
+    sys.exit(130)
+
+
+def main() -> None:
+    """Load the command line with Ctrl-C answered by one line, then hand over to :func:`engine.cli.main`."""
+    quiet = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where Ctrl-C is ignored
+    if quiet:
+        signal.signal(signal.SIGINT, _quit)
+    from engine.cli import main as run
+
+    if quiet:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the command installs its own
+    run()
