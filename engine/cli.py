@@ -124,8 +124,7 @@ def preflight(args: list[str]) -> Path | None:
         The run folder the overrides ask for, or None when Hydra handles the flags itself.
     """
     if {"-m", "--multirun"} & set(args):
-        _check_sweep_overrides(args)
-        _check_sweep_folder(args)
+        _check_sweep(args)
         return None
     if any(a.startswith("-") for a in args):
         return None  # --help, --cfg …: Hydra handles these itself
@@ -159,12 +158,13 @@ def _check_new_folder(folder: Path, what: str, key: str) -> None:
         raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
 
 
-def _check_sweep_overrides(args: list[str]) -> None:
-    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs.
+def _check_sweep(args: list[str]) -> None:
+    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
+    and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
 
     Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
     first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
-    each job as it runs.
+    each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -174,6 +174,7 @@ def _check_sweep_overrides(args: list[str]) -> None:
         parsed = OverridesParser.create().parse_overrides(lines)
     except HydraException as e:
         raise UserError(explain(e, lines)) from None
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     first: list[str] = []
     tries: list[tuple[int, str]] = []
     for override in parsed:
@@ -194,22 +195,10 @@ def _check_sweep_overrides(args: list[str]) -> None:
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 failure = (e, combo)
                 break
+        else:
+            sweep_dir = Path(str(compose("config", overrides=fixed, return_hydra_config=True).hydra.sweep.dir))
     if failure is not None:  # explained outside, since explaining composes again
         raise UserError(explain(*failure))
-
-
-def _check_sweep_folder(args: list[str]) -> None:
-    """A sweep's folder must be new too: an earlier sweep's jobs would be overwritten one by one."""
-    from hydra import compose, initialize_config_dir
-
-    given = [a for a in args if a.startswith(("hydra.sweep.dir=", "name="))]
-    recipe = [a for a in args if a.startswith("recipe=") and "," not in a]  # one recipe names the folder
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=[*recipe, *given], return_hydra_config=True)
-            sweep_dir = Path(str(cfg.hydra.sweep.dir))
-    except (HydraException, OmegaConfBaseException, ValueError):
-        return  # the sweep's own jobs answer a bad command line, each in its own folder
     _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
 
 
@@ -370,13 +359,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _stopped(None)
     sys.argv = [PROG, *args]
-    with _failed_jobs() as failed:
+    sweep = bool({"-m", "--multirun"} & set(args))
+    with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed:
         try:
             _entry()
         except KeyboardInterrupt:  # while Hydra was still setting up the run folder
             _stopped(run_dir)
-        if failed():
-            _fail(f"{len(failed())} job(s) of the sweep failed; each says why above and in its folder's error.txt")
+        failures = failed()
+    if failures:
+        _fail(f"{len(failures)} job(s) of the sweep failed; each says why above and in its folder's error.txt")
 
 
 _FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"

@@ -531,12 +531,11 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         if not _out_of_memory(e):
             raise
         batch = cfg.get("batch") or 1
-        if isinstance(batch, int) and batch > 1:
-            raise UserError(
-                f"batch={batch} at size={cfg.size} needs more memory than the device has; use a smaller batch= or size="
-            ) from None
+        many = isinstance(batch, int) and batch > 1  # then the batch is the likelier culprit
         raise UserError(
-            f"size={cfg.size} needs more memory than the device has; use a smaller size= (or a smaller batch=)"
+            (f"batch={batch} at " if many else "")
+            + f"size={cfg.size} needs more memory than the device has; "
+            + ("use a smaller batch= or size=" if many else "use a smaller size= (or a smaller batch=)")
         ) from None
 
 
