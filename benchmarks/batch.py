@@ -10,19 +10,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from peers import network_rate  # this folder's peers.py
 
+from engine.configs import compose
 from engine.runner import run_recipe
-from recipes import CONFIG_DIR
 
 LAYER, CHANNELS = "features.10", list(range(8))
 
 
 def seconds(recipe: str, overrides: list[str]) -> float:
     """The optimization time of one run (model loading and writing excluded)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"recipe={recipe}", "snapshot_every=0", "device=cpu", *overrides])
+    cfg = compose([f"recipe={recipe}", "snapshot_every=0", "device=cpu", *overrides])
     with tempfile.TemporaryDirectory() as tmp:
         return float(run_recipe(cfg, Path(tmp), recipe).metrics["seconds"])
 

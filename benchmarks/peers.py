@@ -109,15 +109,13 @@ def run_peer(name: str, script: str, steps: int, threads: int) -> tuple[float, t
 
 
 def run_dreamloom(steps: int) -> tuple[float, torch.Tensor]:
-    from hydra import compose, initialize_config_dir
 
+    from engine.configs import compose
     from engine.images import load_image
     from engine.runner import run_recipe
-    from recipes import CONFIG_DIR
 
     overrides = ["recipe=channel", f"layer={LAYER}", f"channel={CHANNEL}", f"size={SIDE}", f"steps={steps}"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, "snapshot_every=0", "device=cpu"])
+    cfg = compose([*overrides, "snapshot_every=0", "device=cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         seconds = float(run_recipe(cfg, Path(tmp), "channel").metrics["seconds"])  # the optimization alone
         picture = load_image(Path(tmp) / "image.png")

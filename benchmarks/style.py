@@ -87,15 +87,13 @@ class PlainStyle:
 
 
 def run_dreamloom(steps: int) -> tuple[float, torch.Tensor]:
-    from hydra import compose, initialize_config_dir
 
+    from engine.configs import compose
     from engine.images import load_image
     from engine.runner import run_recipe
-    from recipes import CONFIG_DIR
 
     overrides = ["recipe=style", f"size={SIDE}", "octaves=1", f"steps={steps}", "smoothing=none", "transforms=none"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, "snapshot_every=0", "device=cpu"])
+    cfg = compose([*overrides, "snapshot_every=0", "device=cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         seconds = float(run_recipe(cfg, Path(tmp), "style").metrics["seconds"])
         picture = load_image(Path(tmp) / "image.png")

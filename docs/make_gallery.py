@@ -39,7 +39,7 @@ EXAMPLES: dict[str, list[str]] = {
     "style_blend": ["recipe=style", "style=[ihc,hubble_deep_field]", "style_weights=[0.5,0.5]"],
     "style_regions": ["recipe=style", "style=[hubble_deep_field,ihc]", "mask=docs/images/mask_split.png"],
     "texture": ["recipe=texture"],
-    "texture_tiled": ["recipe=texture", "style=brick", "size=256", "tile=true"],
+    "texture_tiled": ["recipe=texture", "style=brick", "size=256", "seamless=true"],
     "inversion_sweep": ["recipe=inversion_sweep"],
     "saliency": ["recipe=saliency", "smoothgrad=true"],
     "guided_backprop": ["recipe=guided_backprop"],

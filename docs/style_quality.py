@@ -24,14 +24,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from make_gallery import IMAGES, thumbnail
 
+from engine.configs import compose
 from engine.images import load_image, resize_to, target_size, to_pil
 from engine.measures import feature_distance, grid_strength, style_distance
 from engine.models import load_model
 from engine.runner import run_recipe
-from recipes import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 NAIVE = [
@@ -48,8 +47,7 @@ HELD_OUT = ["features.3.conv.1", "features.6.conv.1", "features.9.conv.1", "feat
 
 
 def render(content: str, style: str, overrides: list[str], folder: Path) -> dict[str, object]:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["recipe=style", f"content={content}", f"style=[{style}]", *overrides])
+    cfg = compose(["recipe=style", f"content={content}", f"style=[{style}]", *overrides])
     return run_recipe(cfg, folder, "style").metrics
 
 

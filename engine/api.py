@@ -27,17 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
 
+from engine.configs import GROUPS, compose, recipes
 from engine.errors import UserError
 from engine.images import load_image
-from recipes import CONFIG_DIR
 
 __all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
-GROUPS = ("model", "param", "transforms", "optimizer")
-RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
+RECIPES = recipes()
 """Every recipe; each is also a function of this module (``api.deepdream(...)``)."""
 
 
@@ -69,17 +66,9 @@ def _value(value: Any) -> str:
 
 def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
-    from hydra import compose, initialize_config_dir
-
-    from engine.cli import explain
     from engine.runner import run_recipe
 
-    args = [f"recipe={recipe}", *(f"{k}={_value(v)}" for k, v in keys.items()), *overrides]
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=args)
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise UserError(explain(e, args)) from None
+    cfg = compose([f"recipe={recipe}", *(f"{k}={_value(v)}" for k, v in keys.items()), *overrides])
     target = Path(out) if out is not None else Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     if target.is_dir() and any(target.iterdir()):
         raise UserError(f"run folder '{target}' already exists and is not empty; pass another out=")
@@ -101,15 +90,13 @@ render = run
 def _defaults(recipe: str) -> dict[str, Any]:
     """The recipe's top-level keys and defaults as Hydra composes them (its ``defaults:`` list included), with the
     option each config group takes and interpolations kept as written (``${layer}``)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"recipe={recipe}"], return_hydra_config=True)
-    choices = {g: cfg.hydra.runtime.choices.get(g) for g in GROUPS}
+    cfg = compose([f"recipe={recipe}"])
+    choices = {g: cfg.choices[g] for g in GROUPS[1:]}
     keys = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(keys, dict)
-    own = {str(k): v for k, v in keys.items() if k not in ("hydra", "objective", "task", "name", *GROUPS)}
+    own = {str(k): v for k, v in keys.items() if k not in ("choices", "objective", "run", "name", *GROUPS)}
     return {**choices, **own}
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
@@ -22,7 +21,7 @@ from engine.errors import UserError
 from engine.export import atomic_write
 from engine.params import ImageFn
 
-__all__ = ["CHECKPOINT", "Checkpointer", "load_checkpoint", "restore", "resumed_config"]
+__all__ = ["CHECKPOINT", "Checkpointer", "load_checkpoint", "restore"]
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
@@ -48,15 +47,6 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a dreamloom checkpoint of this version; start the run again")
     return state
-
-
-def resumed_config(cfg: DictConfig) -> DictConfig:
-    """The config saved in ``cfg.resume``'s checkpoint, still pointing at it (its other keys replace ``cfg``'s)."""
-    folder = str(cfg.resume)
-    saved = OmegaConf.create(load_checkpoint(folder)["config"])
-    assert isinstance(saved, DictConfig)
-    saved.resume = folder
-    return saved
 
 
 class Checkpointer(Callback):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sys
@@ -21,18 +20,18 @@ from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, open_dict
 
+from engine.configs import GROUPS, compose, explain, rebuild, recipes
 from engine.errors import UserError, close_matches
 from engine.export import write_text
 from engine.loop import STOP
-from engine.runner import Interrupted, all_tasks, run_recipe
+from engine.results import Interrupted
+from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "explain", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -78,45 +77,6 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-
-
-def explain(err: Exception, args: list[str]) -> str:
-    """Shorten a Hydra/OmegaConf composition error to the key or option and its close matches."""
-    text = str(err)
-    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
-    if missing:
-        group, option = missing.groups()
-        choices = _options(group)
-        hint = close_matches(option, choices)
-        extra = "; or model.name=ANY_TORCHVISION_CLASSIFIER" if group == "model" else ""
-        return (
-            f"unknown {group} '{option}'"
-            + (f"; {hint}" if hint else "")
-            + f" (choose one of {', '.join(choices)}{extra})"
-        )
-    key = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
-    if key:
-        from hydra import compose, initialize_config_dir
-
-        recipe = [a for a in args if a.startswith("recipe=")][-1:]
-        try:
-            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                keys = [str(k) for k in compose("config", overrides=recipe).keys()]
-        except (HydraException, OmegaConfBaseException):
-            keys = []
-        name = key.group(1)
-        hint = close_matches(name.split(".")[-1], [k for k in keys if k != name])
-        where = f"recipe {recipe[0].split('=', 1)[1]} has" if recipe else "the recipe has"
-        return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
-    first = next((line for line in text.splitlines() if line.strip()), text)
-    return (
-        f"could not read the command line: {first}; write each override as key=value "
-        "(lists as key=[a,b], text with spaces or commas in quotes)"
-    )
-
-
 def preflight(args: list[str]) -> Path | None:
     """Compose the config as Hydra will and refuse bad overrides or an existing run folder, writing nothing.
 
@@ -128,14 +88,10 @@ def preflight(args: list[str]) -> Path | None:
         return None
     if any(a.startswith("-") for a in args):
         return None  # --help, --cfg …: Hydra handles these itself
-    from hydra import compose, initialize_config_dir
-
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=args, return_hydra_config=True)
-            run_dir = Path(str(cfg.hydra.run.dir))
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise UserError(explain(e, args)) from None
+    cfg = compose(args, hydra=True)
+    if not cfg.get("resume"):
+        prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
+    run_dir = Path(str(cfg.hydra.run.dir))
     _check_new_folder(run_dir, "run", "hydra.run.dir=")
     return run_dir
 
@@ -166,13 +122,13 @@ def _check_sweep(args: list[str]) -> None:
     first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
     each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
     """
-    from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
 
     lines = [a for a in args if not a.startswith("-")]
     try:
         parsed = OverridesParser.create().parse_overrides(lines)
-    except HydraException as e:
+    except OverrideParseException as e:
         raise UserError(explain(e, lines)) from None
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     first: list[str] = []
@@ -187,24 +143,17 @@ def _check_sweep(args: list[str]) -> None:
         if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
             tries += [(len(first) - 1, value) for value in values[1:]]
     combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
-    failure: tuple[Exception, list[str]] | None = None
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        for combo in combos:
-            try:
-                compose("config", overrides=combo, return_hydra_config=True)
-            except (HydraException, OmegaConfBaseException, ValueError) as e:
-                failure = (e, combo)
-                break
-        else:
-            sweep_dir = Path(str(compose("config", overrides=fixed, return_hydra_config=True).hydra.sweep.dir))
-    if failure is not None:  # explained outside, since explaining composes again
-        raise UserError(explain(*failure))
+    for combo in combos:
+        compose(combo)
+    sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
     _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _entry(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
+    with open_dict(cfg):  # the picks, kept in the picture's config so a rerun picks the same options
+        cfg.choices = {group: hc.runtime.choices.get(group) for group in GROUPS}
     folder, recipe = Path(hc.runtime.output_dir), hc.runtime.choices.get("recipe") or str(cfg.name)
     if hc.mode != RunMode.MULTIRUN:
         _run_and_answer(cfg, folder, recipe)
@@ -236,9 +185,8 @@ def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
 
 
 def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
-    """The config a dreamloom PNG carries, with ``key=value`` changes, and the new run's folder."""
-    from omegaconf import OmegaConf
-
+    """The run an earlier picture carries, rebuilt from the project's configs with ``key=value`` changes, and the new
+    run's folder."""
     from engine.export import read_png_config
 
     if not args:
@@ -252,31 +200,15 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
         text = None
     if not text:
         raise UserError(f"'{source}' carries no dreamloom config; pass the image.png that a dreamloom run wrote")
-    cfg = OmegaConf.create(text)
-    assert isinstance(cfg, DictConfig)
-    folder: Path | None = None
-    changes = []
-    for arg in args[1:]:
-        key, eq, _ = arg.partition("=")
-        if not eq:
-            raise UserError(f"'{arg}' is not key=value; use: dreamloom rerun image.png steps=100")
-        if key == "hydra.run.dir":
-            folder = Path(arg.split("=", 1)[1])
-        elif OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-            hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
-            raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
-        else:
-            changes.append(arg)
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(changes))
-    assert isinstance(cfg, DictConfig)
+    folders = [a.split("=", 1)[1] for a in args[1:] if a.startswith("hydra.run.dir=")]
+    cfg = rebuild(text, str(source), [a for a in args[1:] if not a.startswith("hydra.run.dir=")])
+    folder = Path(folders[-1]) if folders else None
     if folder is None:
         folder = Path("outputs") / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"run folder '{folder}' already exists and is not empty; choose another hydra.run.dir=")
+    prepare_function(cfg)
     return cfg, folder
-
-
-_MISSING = object()
 
 
 def _resume_args(args: list[str]) -> list[str]:
@@ -302,7 +234,6 @@ def _resume_args(args: list[str]) -> list[str]:
 def rerun(args: list[str]) -> None:
     """``dreamloom rerun image.png [key=value ...]``: run again the config an earlier picture carries."""
     try:
-        all_tasks()
         cfg, folder = _rerun_config(args)
     except UserError as e:
         _fail(str(e))
@@ -315,18 +246,17 @@ def rerun(args: list[str]) -> None:
 def gallery(args: list[str]) -> None:
     """``dreamloom gallery [FOLDER] [recipe=NAME]``: write FOLDER/index.html for the runs below it (FOLDER defaults to
     outputs; with recipe=NAME, FOLDER/index_NAME.html for that recipe's runs only)."""
-    from engine.api import RECIPES
-    from engine.errors import close_matches
     from engine.gallery import write_gallery
 
-    recipes = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
+    names = recipes()
+    picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
     folders = [a for a in args if not a.startswith("recipe=")]
-    if len(folders) > 1 or len(recipes) > 1 or any("=" in f for f in folders):
+    if len(folders) > 1 or len(picked) > 1 or any("=" in f for f in folders):
         _fail("gallery takes one folder and at most one recipe=NAME; use: dreamloom gallery outputs/multirun/<date>")
-    recipe = recipes[0] if recipes else None
-    if recipe is not None and recipe not in RECIPES:
-        hint = close_matches(recipe, RECIPES)
-        _fail(f"unknown recipe '{recipe}'" + (f"; {hint}" if hint else "") + f" (recipes: {', '.join(RECIPES)})")
+    recipe = picked[0] if picked else None
+    if recipe is not None and recipe not in names:
+        hint = close_matches(recipe, names)
+        _fail(f"unknown recipe '{recipe}'" + (f"; {hint}" if hint else "") + f" (recipes: {', '.join(names)})")
     if not folders and recipe is None:
         _fail("gallery needs a folder or a recipe; use: dreamloom gallery outputs/multirun/<date>/<time>")
     try:
@@ -351,7 +281,6 @@ def main(argv: list[str] | None = None) -> None:
         gallery(args[1:])
         return
     try:
-        all_tasks()
         args = _resume_args(args)
         run_dir = preflight(args)
     except UserError as e:

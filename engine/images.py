@@ -14,7 +14,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserError, close_matches
 
-__all__ = ["SAMPLES", "from_pil", "load_image", "resize_to", "resize_wrapped", "target_size", "to_pil"]
+__all__ = [
+    "SAMPLES",
+    "colormap",
+    "from_pil",
+    "load_image",
+    "quantize",
+    "resize_to",
+    "resize_wrapped",
+    "target_size",
+    "to_pil",
+]
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -182,3 +192,22 @@ def to_pil(img: torch.Tensor) -> Image.Image:
         img = img[0]
     arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
     return Image.fromarray(arr)
+
+
+def quantize(picture: torch.Tensor) -> torch.Tensor:
+    """The picture as an 8-bit PNG holds it, so what is measured or carried on from is what was saved."""
+    return (picture * 255).round() / 255
+
+
+_STOPS = torch.tensor(
+    [[0.05, 0.05, 0.30], [0.10, 0.50, 0.95], [0.30, 0.95, 0.40], [1.00, 0.80, 0.10], [0.85, 0.10, 0.05]]
+)
+
+
+def colormap(values: torch.Tensor) -> torch.Tensor:
+    """Map values in [0, 1] to colours from dark blue through green and yellow to red. ``(H, W) -> (3, H, W)``."""
+    v = values.clamp(0, 1) * (len(_STOPS) - 1)
+    low = v.floor().long().clamp(max=len(_STOPS) - 2)
+    t = (v - low).unsqueeze(0)
+    stops = _STOPS.to(values.device)
+    return stops[low].permute(2, 0, 1) * (1 - t) + stops[low + 1].permute(2, 0, 1) * t

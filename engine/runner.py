@@ -1,76 +1,93 @@
-"""Turning a composed recipe config into built parts, running it, and writing the run folder."""
+"""Running a composed recipe: its function found by ``run._target_``, its keys checked, the optimization over
+octaves that every optimizing recipe shares, and one-line answers to what can go wrong on the way.
+
+A recipe function is ``fn(cfg, folder, recipe) -> RunResult``, marked with :func:`recipe`, which declares the keys it
+adds beyond the shared ones: those that name files and those that must be numbers.
+"""
 
 from __future__ import annotations
 
 import errno
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
-from PIL import Image
 
 from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
-from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore, resumed_config
+from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
+from engine.configs import GROUPS, rebuild
 from engine.errors import UserError
-from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png, write_text
 from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, optimize
-from engine.models import LOGITS, ModelView, keep_freed_memory, layer_table, load_model
-from engine.octaves import octave_sizes, run_octaves
-from objectives.activation import channel_list
+from engine.models import ModelView, keep_freed_memory, load_model
+from engine.octaves import run_octaves
+from engine.results import Rendered, RunResult, config_yaml
 from objectives.base import INPUT, Objective
+from recipes import CONFIG_DIR
 from regularizers import l1, l2, total_variation
 from regularizers.transforms import Compose
 
 __all__ = [
-    "Interrupted",
-    "Rendered",
-    "RunResult",
-    "all_tasks",
+    "PENALTIES",
+    "RecipeSpec",
     "build",
     "build_objective",
     "check_gif",
     "check_number",
     "check_numbers",
-    "config_yaml",
-    "finish",
     "input_picture",
     "load_view",
     "optimize_octaves",
-    "probabilities",
+    "penalized",
+    "penalty_terms",
+    "prepare_function",
+    "recipe",
     "run_recipe",
     "snapshots",
-    "top5",
-    "write_view",
 ]
 
 MIN_SIDE = 16
+PATH_KEYS = ("input", "init", "model.checkpoint")
+"""Shared keys that may name a file; a recipe adds its own with ``@recipe(paths=...)``."""
+PENALTIES = {"tv": total_variation, "l1": l1, "l2": l2}
+"""The penalty keys every optimizing recipe takes, each the weight of a term on the picture."""
 
 
-class Interrupted(Exception):
-    """The user pressed Ctrl-C; the partial results were written to ``folder``."""
+@dataclass(frozen=True)
+class RecipeSpec:
+    """What a recipe function declares about its own keys (see :func:`recipe`)."""
 
-    def __init__(self, folder: Path, steps: int, unit: str = "step") -> None:
-        done = f"{steps} {unit}" + ("" if steps == 1 else "s")
-        again = f"; carry on with: dreamloom resume={folder}" if (folder / "checkpoint.pt").is_file() else ""
-        super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}{again}")
+    paths: tuple[str, ...] = ()
+    numbers: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
+    penalties: bool = True
 
 
-@dataclass
-class RunResult:
-    """What a finished run wrote."""
+def recipe(
+    paths: tuple[str, ...] = (),
+    numbers: Mapping[str, tuple[type, float, bool]] | None = None,
+    penalties: bool = True,
+) -> Callable[[Callable[..., RunResult]], Callable[..., RunResult]]:
+    """Mark a recipe function and declare its keys.
 
-    folder: Path
-    metrics: dict[str, Any]
+    Args:
+        paths: keys that name files or folders; made absolute before the run, so a rerun finds them from anywhere.
+        numbers: keys that must be numbers, as ``(kind, low, strict)``: ``int`` or ``float``, above ``low``
+            (``strict``) or at least ``low``. Checked before the run when set (a ``null`` key is the recipe's).
+        penalties: whether the recipe honours ``tv``, ``l1`` and ``l2`` (every recipe that optimizes a picture
+            freely does); one that does not refuses them with one line.
+    """
+
+    def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
+        fn.recipe_spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
 def build(node: Any, **kwargs: Any) -> Any:
@@ -84,27 +101,6 @@ def build(node: Any, **kwargs: Any) -> Any:
         if isinstance(cause, UserError):
             raise cause from None
         raise UserError(str(e).splitlines()[0]) from None
-
-
-def config_yaml(cfg: DictConfig) -> str:
-    """The resolved config a picture carries (and a checkpoint saves): all that is needed to run it again from the
-    start, so without ``resume``, which a resumed run's own picture does not need."""
-    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    assert isinstance(plain, DictConfig)
-    with open_dict(plain):
-        if plain.get("resume") is not None:
-            plain.resume = None
-        for key in PATH_KEYS:  # files named from the working folder: found again from any folder
-            value = OmegaConf.select(plain, key)
-            if isinstance(value, ListConfig):
-                OmegaConf.update(plain, key, [_absolute(v) for v in value])
-            elif value is not None:
-                OmegaConf.update(plain, key, _absolute(value))
-    return OmegaConf.to_yaml(plain)
-
-
-PATH_KEYS = ("input", "content", "style", "mask", "init", "folder", "query", "model.checkpoint")
-"""Keys that may name a file or folder; a rerun from another working folder must still find it."""
 
 
 def _absolute(value: Any) -> Any:
@@ -143,27 +139,6 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, "tile_size", int, 63)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
-    for key in ("channel", "x", "y"):  # the channel and neuron recipes' indices
-        if cfg.get(key) is not None:
-            check_number(cfg, key, int, 0, strict=False)
-    for key, (kind, low, strict) in RECIPE_NUMBERS.items():
-        if cfg.get(key) is not None:
-            check_number(cfg, key, kind, low, strict)
-
-
-RECIPE_NUMBERS: dict[str, tuple[type, float, bool]] = {
-    "chunk": (int, 0, True),  # occlusion: copies per forward pass
-    "patch": (int, 0, True),
-    "stride": (int, 0, True),
-    "samples": (int, 0, True),  # SmoothGrad's noisy copies
-    "sigma": (float, 0, False),
-    "magnify": (float, 0, True),  # adversarial: how much the difference is enlarged
-    "top": (int, 0, True),  # max_patches
-    "k": (int, 0, True),  # neighbours
-    "thumb": (int, 7, True),  # embedding's cell size in pixels
-    "perplexity": (float, 0, True),
-}
-"""Keys some recipes have, with the kind of number each must be and its bound: ``(kind, low, strict)``."""
 
 
 GIF_MS = (20, 10_000)
@@ -184,16 +159,61 @@ def snapshots(cfg: DictConfig) -> Snapshots:
     return Snapshots(int(cfg.snapshot_every), int(cfg.gif_size), int(cfg.gif_frames))
 
 
+def penalty_terms(cfg: DictConfig) -> Objective | None:
+    """The recipe's ``tv``, ``l1`` and ``l2`` penalties on the picture (those set above 0), or None."""
+    terms = [float(cfg[key]) * factory() for key, factory in PENALTIES.items() if cfg.get(key)]
+    if not terms:
+        return None
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def penalized(cfg: DictConfig, objective: Objective) -> Objective:
+    """``objective`` plus the recipe's penalties (:func:`penalty_terms`)."""
+    extra = penalty_terms(cfg)
+    return objective if extra is None else objective + extra
+
+
 def build_objective(cfg: DictConfig, view: ModelView) -> Objective:
-    """The recipe's objective plus its tv, l1 and l2 penalties, its layers checked against the model."""
+    """The recipe's ``objective`` with its penalties, its layers checked against the model."""
     objective: Objective = build(cfg.objective)
     if not isinstance(objective, Objective):
         raise UserError("the recipe's objective does not build an Objective; check its _target_")
-    for key, factory in (("tv", total_variation), ("l1", l1), ("l2", l2)):
-        if cfg[key]:
-            objective = objective + float(cfg[key]) * factory()
+    objective = penalized(cfg, objective)
     view.check_layers(layer for layer in objective.layers if layer != INPUT)
     return objective
+
+
+def check_groups(cfg: DictConfig) -> None:
+    """Each key of the picked config groups (``optimizer.lr``, ``param.decay`` …) has the kind its option file
+    gives it: a finite number where the file has a number, true or false where it has a switch."""
+    picks = cfg.get("choices") or {}
+    for group in GROUPS[1:]:
+        option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
+        node = cfg.get(group)
+        if not option.is_file() or not isinstance(node, DictConfig):
+            continue
+        defaults = OmegaConf.load(option)
+        assert isinstance(defaults, DictConfig)
+        for key in map(str, defaults):
+            if key.startswith("_") or key not in node or OmegaConf.is_interpolation(node, key):
+                continue
+            default = defaults._get_node(key)._value()  # type: ignore[union-attr]
+            if OmegaConf.is_interpolation(defaults, key):  # ${lr}: the kind of the key it follows
+                default = OmegaConf.select(cfg, str(default)[2:-1], default=None)
+            _check_kind(f"{group}.{key}", node[key], default)
+
+
+def _check_kind(name: str, value: Any, default: Any) -> None:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{name}={value} is not valid; {name} is a switch: true or false")
+    elif isinstance(default, int | float):
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not number:
+            raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
 
 
 def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
@@ -220,82 +240,6 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
             f"size {list(hw)} is too small for {', '.join(layers)} of {view.name} ({str(e).splitlines()[0][:80]}); "
             "use a larger size= or fewer octaves="
         ) from None
-
-
-def top5(probs: torch.Tensor, categories: list[str]) -> list[list[Any]]:
-    """The five likeliest classes of one probability vector, as ``[name, probability]`` pairs."""
-    top = probs.topk(5)
-    return [[categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
-
-
-def probabilities(view: ModelView, picture: torch.Tensor) -> torch.Tensor:
-    """The model's class probabilities for the first picture of a batch, seen at most 1024 px on its long side (a
-    classifier reads a 4K picture no better, and would need gigabytes for it). Shape: ``(classes,)``."""
-    first = picture[:1]
-    if max(first.shape[-2:]) > 1024:
-        first = resize_to(first, target_size(1024, (first.shape[-2], first.shape[-1])))
-    with torch.no_grad():
-        return view(first.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
-
-
-def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], device: torch.device) -> dict[str, Any]:
-    return {
-        "recipe": recipe,
-        "model": cfg.model.name,
-        "steps": rec.steps,
-        "seconds": round(rec.seconds, 3),
-        "iterations_per_second": round(rec.steps / rec.seconds, 3) if rec.seconds else 0.0,
-        "loss_first": rec.loss_first,
-        "loss_last": rec.loss_last,
-        "seed": cfg.seed,
-        "image_size": list(hw),
-        "device": str(device),
-    }
-
-
-def _write(
-    folder: Path,
-    picture: torch.Tensor,
-    frames: Snapshots,
-    cfg: DictConfig,
-    metrics: dict[str, Any],
-    labels: list[str] | None = None,
-) -> None:
-    config_text = config_yaml(cfg)
-    if picture.shape[0] == 1:
-        save_png(folder / "image.png", picture[0], config_text)
-    else:
-        for i, single in enumerate(picture):
-            save_png(folder / "images" / f"{i:03d}.png", single, config_text)
-        # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
-        columns = len(labels) if labels and len(labels) <= 8 else None
-        save_png(folder / "image.png", contact_sheet(picture, columns, labels=labels), config_text)
-    save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
-    save_json(folder / "metrics.json", metrics)
-
-
-def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, int]]:
-    if cfg.init not in ("input", "noise", "zeros"):
-        raise UserError(f"init={cfg.init} is not valid; use init=input, noise or zeros")
-    picture = load_image(cfg.input) if cfg.get("input") else None
-    if picture is None:
-        if cfg.init == "input":
-            raise UserError("init=input needs a picture; pass input=photo.jpg or use init=noise")
-        return None, target_size(cfg.size if cfg.size is not None else 224)
-    h, w = picture.shape[-2:]
-    return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))
-
-
-@dataclass
-class Rendered:
-    """What :func:`optimize_octaves` hands back: the final picture and what the callbacks recorded."""
-
-    picture: torch.Tensor
-    record: Recorder
-    frames: Snapshots
-    interrupted: bool
-    stopped: str | None = None
-    """Why the numerical guard stopped the run (``picture`` is then the last good one), or None."""
 
 
 def optimize_octaves(
@@ -357,7 +301,7 @@ def optimize_octaves(
         return optimize(params, image_fn, objective, view, transforms, optimizer, steps, callbacks, tiling, first_step)
 
     try:
-        return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("tile"))), rec, frames, False)
+        return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless"))), rec, frames, False)
     except Diverged as e:
         if e.picture is None:
             raise UserError(f"{e} before any good picture; lower the learning rate (lr={cfg.lr})") from None
@@ -368,39 +312,6 @@ def optimize_octaves(
         if current is None:
             raise
         return Rendered(current, rec, frames, True)
-
-
-def finish(
-    cfg: DictConfig,
-    folder: Path,
-    recipe: str,
-    view: ModelView,
-    out: Rendered,
-    objective: str,
-    labels: list[str] | None = None,
-    **extra: Any,
-) -> RunResult:
-    """Write the picture, progress GIF and metrics of a rendered run; raise :class:`Interrupted` after Ctrl-C.
-
-    A batch of pictures is written one by one under ``images/`` and as a contact sheet captioned by ``labels``.
-    """
-    final = out.picture
-    metrics = _metrics(cfg, recipe, out.record, (final.shape[-2], final.shape[-1]), view.device)
-    metrics.update(
-        objective=objective,
-        interrupted=out.interrupted,
-        top5=top5(probabilities(view, final), view.categories),
-        **extra,
-    )
-    if out.stopped:
-        metrics["stopped"] = out.stopped
-    _write(folder, final.cpu(), out.frames, cfg, metrics, labels)
-    if out.interrupted:
-        raise Interrupted(folder, out.record.steps)
-    if out.stopped:
-        raise UserError(f"{out.stopped} and metrics.json are in {folder}")
-    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
-    return RunResult(folder, metrics)
 
 
 def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
@@ -418,104 +329,64 @@ def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.T
     return resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(device)
 
 
-def write_view(
-    cfg: DictConfig,
-    folder: Path,
-    recipe: str,
-    sheet: Image.Image,
-    arrays: dict[str, np.ndarray] | None = None,
-    gif: Snapshots | None = None,
-    **extra: Any,
-) -> RunResult:
-    """Write a view made outside the optimization loop (analysis, adversarial, folder views): ``image.png`` with the
-    config, each of ``arrays`` as ``NAME.npy``, ``progress.gif`` from ``gif`` and ``metrics.json`` (the run's
-    keys, then ``extra``)."""
-    save_png(folder / "image.png", sheet, config_yaml(cfg))
-    if gif is not None:
-        save_gif(folder / "progress.gif", gif.frames, int(cfg.gif_ms))
-    for name, data in (arrays or {}).items():
-        atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
-    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
+def _resumed(cfg: DictConfig) -> DictConfig:
+    """The run saved in ``cfg.resume``'s checkpoint, rebuilt from the project's configs, still pointing at it."""
+    folder = str(cfg.resume)
+    saved = rebuild(load_checkpoint(folder)["config"], str(Path(folder) / CHECKPOINT))
+    with open_dict(saved):
+        saved.resume = folder
+    return saved
 
 
-def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None) -> RunResult:
-    """Run an optimization recipe (deepdream, class, channel, neuron …) and write its run folder."""
-    check_numbers(cfg)
-    picture, hw = _picture_and_size(cfg)
-    view = load_view(cfg)
-    objective = build_objective(cfg, view)
-    sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
-    base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
-    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
-    return finish(cfg, folder, recipe, view, out, objective.name, labels)
+def prepare_function(cfg: DictConfig) -> tuple[Callable[..., RunResult], RecipeSpec]:
+    """The recipe function ``cfg.run`` names (its module read now) and what it declares about its keys."""
+    if not isinstance(cfg.get("run"), DictConfig):
+        raise UserError("the recipe names no function; its YAML needs run: {_target_: recipes.FAMILY.FUNCTION}")
+    fn = build(cfg.run)
+    spec = getattr(getattr(fn, "func", fn), "recipe_spec", None)
+    if not isinstance(spec, RecipeSpec):
+        raise UserError(f"run._target_={cfg.run.get('_target_')} is not a recipe function (marked with @recipe)")
+    return fn, spec
 
 
-def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Channel visualizations of one layer side by side: picture ``i`` of a batch maximizes the ``i``-th channel."""
-    picked = channel_list(cfg.channels if isinstance(cfg.channels, int | str) else list(cfg.channels))
-    if len(picked) > 256:
-        raise UserError(f"channels={cfg.channels} picks {len(picked)} channels; pick at most 256 per sheet")
+def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
+    """Check the recipe's own numbers and the groups' keys, refuse penalties where nothing is optimized, and make
+    the file keys absolute (so the picture's stored config finds them from any folder)."""
+    check_groups(cfg)
+    for key, (kind, low, strict) in spec.numbers.items():
+        if cfg.get(key) is not None:
+            check_number(cfg, key, kind, low, strict)
+    if not spec.penalties:
+        given = [f"{k}={cfg[k]}" for k in PENALTIES if cfg.get(k)]
+        if given:
+            raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
     with open_dict(cfg):
-        cfg.batch = len(picked)
-    return render(cfg, folder, recipe, [f"{cfg.layer}:{c}" for c in picked])
+        for key in (*PATH_KEYS, *spec.paths):
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, ListConfig):
+                OmegaConf.update(cfg, key, [_absolute(v) for v in value])
+            elif value is not None:
+                OmegaConf.update(cfg, key, _absolute(value))
 
 
-def list_layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Print every layer's name, type and output shape, and save the table as ``layers.txt``."""
-    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=False)
-    hw = target_size(cfg.size if cfg.size is not None else 224)
-    t0 = time.perf_counter()
-    rows = layer_table(view, hw)
-    width = max(len(n) for n, _, _ in rows)
-    lines = [f"{'layer'.ljust(width)}  {'type'.ljust(24)}  output shape (C, H, W) at {hw[0]}x{hw[1]}"]
-    lines += [f"{n.ljust(width)}  {t.ljust(24)}  {tuple(s)}" for n, t, s in rows]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    write_text(folder / "layers.txt", text)
-    metrics = {
-        "recipe": recipe,
-        "model": cfg.model.name,
-        "layers": len(rows),
-        "image_size": list(hw),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "seed": cfg.seed,
-        "steps": 0,
-    }
-    save_json(folder / "metrics.json", metrics)
-    return RunResult(folder, metrics)
+def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:
+    """Run a composed config into ``folder``: its function is the one ``run._target_`` names.
 
-
-TASKS: dict[str, Callable[[DictConfig, Path, str], RunResult]] = {
-    "render": render,
-    "layers": list_layers,
-    "layer_atlas": layer_atlas,
-}
-
-
-def all_tasks() -> dict[str, Callable[[DictConfig, Path, str], RunResult]]:
-    """Every task by name. The task modules import this one, so they are read on first use; the command line calls
-    this before Hydra makes the run folder, so that a Ctrl-C during those imports meets no half-made run."""
-    from engine.analysis import ANALYSIS_TASKS
-    from engine.folders import FOLDER_TASKS
-    from engine.motion import MOTION_TASKS
-    from engine.transfer import TRANSFER_TASKS
-
-    return {**TASKS, **TRANSFER_TASKS, **ANALYSIS_TASKS, **FOLDER_TASKS, **MOTION_TASKS}
-
-
-def run_recipe(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Dispatch a composed config to its task (``render``, ``layers``, ``style``, ``inversion`` …)."""
-    tasks = all_tasks()
+    Args:
+        cfg: the composed config (:func:`engine.configs.compose` or Hydra's); with ``resume``, the run saved there
+            is rebuilt from the project's configs instead.
+        folder: the run folder, made already.
+        recipe: the recipe's name for ``metrics.json`` (default: the recipe the config picked).
+    """
     if cfg.get("resume"):
-        cfg = resumed_config(cfg)
-        recipe = str(cfg.name)
-    task = tasks.get(str(cfg.task))
-    if task is None:
-        raise UserError(f"task={cfg.task} is not known; use one of {', '.join(tasks)}")
+        cfg = _resumed(cfg)
+        recipe = None
+    recipe = recipe or str((cfg.get("choices") or {}).get("recipe") or cfg.name)
+    fn, spec = prepare_function(cfg)
+    check_numbers(cfg)
+    _prepare(cfg, spec, recipe)
     try:
-        return task(cfg, folder, recipe)
+        return fn(cfg, folder, recipe)
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
             raise

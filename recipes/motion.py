@@ -24,24 +24,15 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
-from engine.images import from_pil, load_image, to_pil
+from engine.images import from_pil, load_image, quantize, to_pil
+from engine.models import ModelView
 from engine.octaves import octave_sizes
-from engine.runner import (
-    Interrupted,
-    Rendered,
-    RunResult,
-    build_objective,
-    check_number,
-    config_yaml,
-    finish,
-    input_picture,
-    load_view,
-    optimize_octaves,
-    render,
-    write_view,
-)
+from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish, write_view
+from engine.runner import build_objective, check_number, input_picture, load_view, optimize_octaves, recipe
+from recipes.transfer import paint, style_view
+from recipes.visualize import render
 
-__all__ = ["MOTION_TASKS", "dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "warp", "write_video"]
+__all__ = ["dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "write_video", "zoom_and_turn"]
 
 FPS = (0.1, 60.0)
 """The slowest and fastest frame rates a video may have (a GIF holds a frame at most 10 s here)."""
@@ -55,7 +46,7 @@ def check_fps(value: object, given: str = "fps") -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def warp(picture: torch.Tensor, zoom: float, degrees: float, shift: tuple[float, float]) -> torch.Tensor:
+def zoom_and_turn(picture: torch.Tensor, zoom: float, degrees: float, shift: tuple[float, float]) -> torch.Tensor:
     """Enlarge by ``zoom`` and turn by ``degrees`` about the centre, then move by ``shift`` pixels ``(x, y)``;
     the size stays and edges are reflected (one bilinear resampling). Shape: ``(B, 3, H, W)``."""
     b, _, h, w = picture.shape
@@ -117,11 +108,7 @@ def _start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     return copied
 
 
-def _quantize(picture: torch.Tensor) -> torch.Tensor:
-    """The picture as its 8-bit frame holds it, so a resumed run carries on from exactly what was written."""
-    return (picture * 255).round() / 255
-
-
+@recipe(numbers={"frames": (int, 0, True)})
 def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The zoom video: frame ``k + 1`` is frame ``k`` warped (zoom, rotate, shift), then dreamed on.
 
@@ -131,7 +118,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     frames, fps, zoom, rotate, shift = _motion_keys(cfg)
     view = load_view(cfg)
     objective = build_objective(cfg, view)
-    current = _quantize(input_picture(cfg, recipe, view.device))
+    current = quantize(input_picture(cfg, recipe, view.device))
     sizes = octave_sizes((current.shape[-2], current.shape[-1]), cfg.octaves, float(cfg.octave_scale))
     made = folder / "frames"
     pictures: list[Image.Image] = []
@@ -144,14 +131,14 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     record, stopped, interrupted = Recorder(), None, False
     try:
         for k in range(len(pictures), frames):
-            start = warp(current, zoom, rotate, shift) if k > 0 else current
+            start = zoom_and_turn(current, zoom, rotate, shift) if k > 0 else current
             generator = torch.Generator().manual_seed(int(cfg.seed) + k)
             out = optimize_octaves(each, view, sizes, lambda hw: objective, base=start, generator=generator)
             record.merge(out.record)
             if out.interrupted or out.stopped:
                 interrupted, stopped = out.interrupted, out.stopped
                 break
-            current = _quantize(out.picture)
+            current = quantize(out.picture)
             save_png(made / f"{k:04d}.png", current[0])
             pictures.append(to_pil(current[0]))
             print(f"frame {k + 1}/{frames} written", file=sys.stderr, flush=True)
@@ -162,6 +149,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return finish(cfg, folder, recipe, view, result, objective.name, frames=len(pictures), fps=fps, videos=videos)
 
 
+@recipe()
 def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A batch of ``frames`` pictures blending objective ``from`` into ``to`` (channels of ``layer``, channels of other
     layers as ``LAYER:CHANNEL``, or classes as ``class:NAME``): the contact sheet
@@ -171,7 +159,8 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         cfg.batch = frames
     labels = [f"{i / (frames - 1):.2f}" for i in range(frames)]
     result = render(cfg, folder, recipe, labels)
-    singles = [Image.open(p).convert("RGB") for p in sorted((folder / "images").glob("*.png"))]
+    assert result.picture is not None
+    singles = [to_pil(picture) for picture in quantize(result.picture)]
     save_gif(folder / "interpolation.gif", singles + singles[-2:0:-1], int(cfg.gif_ms) * 2)
     return result
 
@@ -209,12 +198,51 @@ def flicker(frames: list[torch.Tensor]) -> float:
     return sum(steps) / len(steps) if steps else 0.0
 
 
+def _paint_frames(
+    cfg: DictConfig,
+    view: ModelView,
+    clip: list[Image.Image],
+    pictures: list[Image.Image],
+    folder: Path,
+    steps_next: int,
+) -> tuple[float, str | None, bool]:
+    """Paint the frames of ``clip`` after those in ``pictures`` (appending to it and writing ``frames/``): the first
+    as ``recipe=style`` would, each later one from the painted frame before it, with one octave of ``steps_next``.
+
+    Returns the seconds spent optimizing, the objective's name and whether Ctrl-C or SIGTERM stopped it.
+    """
+    seconds, objective = 0.0, None
+    later = cfg.copy()
+    with open_dict(later):
+        later.snapshot_every, later.checkpoint_every, later.resume = 0, 0, None
+        first = later.copy()
+        later.octaves, later.steps = 1, steps_next
+    try:
+        for k, frame in enumerate(clip):
+            save_png(folder / "input" / f"{k:04d}.png", frame)
+            if k < len(pictures):
+                continue  # painted before the stop this run carries on from
+            torch.manual_seed(int(cfg.seed))
+            before = from_pil(pictures[-1]) if k > 0 else None  # the style stays where the clip stays
+            out, objective, _ = paint(first if k == 0 else later, view, from_pil(frame), before)
+            seconds += out.record.seconds
+            if out.interrupted:
+                return seconds, objective, True
+            if out.stopped:
+                raise UserError(f"frame {k + 1}: {out.stopped}")
+            save_png(folder / "frames" / f"{k:04d}.png", out.picture[0])
+            pictures.append(to_pil(out.picture[0]))
+            print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # between two frames: the video so far is written all the same
+        return seconds, objective, True
+    return seconds, objective, False
+
+
+@recipe(paths=("style", "mask"), numbers={"steps_next": (int, 0, True)})
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer frame by frame: each frame starts from the stylised frame before it (fewer steps, one octave),
     so the painting stays put where the clip does. Writes ``frames/``, ``video.gif``, ``video.mp4`` and the
     flicker of the input and of the result (mean frame-to-frame change) in ``metrics.json``."""
-    from engine.transfer import transfer
-
     if not cfg.get("input"):
         raise UserError(
             "recipe=style_video needs a clip; pass input=clip.gif (a GIF or MP4, such as a dream_zoom video)"
@@ -226,30 +254,10 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     else:  # the clip's own rate, within what a video can have (a GIF may claim 100 fps and more)
         fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
     steps_next = int(check_number(cfg, "steps_next", int, 0))
-    made, given, work = folder / "frames", folder / "input", folder / ".frame"
+    view = style_view(cfg, recipe)
     done = _start_frames(cfg, folder, len(clip))
     pictures = [Image.open(path).convert("RGB") for path in done]
-    seconds, interrupted = 0.0, False
-    try:
-        for k, frame in enumerate(clip):
-            save_png(given / f"{k:04d}.png", frame)
-            if k < len(done):
-                continue  # painted before the stop this run carries on from
-            each = cfg.copy()
-            with open_dict(each):
-                each.task, each.content = "style", str(given / f"{k:04d}.png")
-                each.snapshot_every, each.checkpoint_every, each.frames, each.resume = 0, 0, None, None
-                if k > 0:  # carry on from the stylised frame before: the style stays where the clip stays
-                    each.init, each.octaves, each.steps = str(made / f"{k - 1:04d}.png"), 1, steps_next
-            shutil.rmtree(work, ignore_errors=True)
-            seconds += float(transfer(each, work, "style").metrics["seconds"])
-            (work / "image.png").replace(made / f"{k:04d}.png")
-            shutil.rmtree(work, ignore_errors=True)
-            pictures.append(Image.open(made / f"{k:04d}.png").convert("RGB"))
-            print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
-    except (KeyboardInterrupt, Interrupted):  # Ctrl-C or SIGTERM: the video so far is written all the same
-        interrupted = True
-        shutil.rmtree(work, ignore_errors=True)
+    seconds, objective, interrupted = _paint_frames(cfg, view, clip, pictures, folder, steps_next)
     videos = write_video(folder, pictures, fps) if pictures else []
     painted = len(pictures)
     moves = {"input": 0.0, "output": 0.0}
@@ -273,6 +281,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         frames=painted,
         fps=fps,
         videos=videos,
+        objective=objective,
         flicker=moves,
         seconds=round(seconds, 3),
         interrupted=interrupted,
@@ -281,7 +290,3 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise Interrupted(folder, painted, "frame")
     (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
     return result
-
-
-MOTION_TASKS = {"dream_zoom": dream_zoom, "interpolate": interpolate, "style_video": style_video}
-"""Task name -> function, for the runner's dispatch table."""

@@ -328,6 +328,12 @@ ERRORS = [
     Case("lr-infinite", (*CHANNEL, "lr=inf"), ("lr=inf", "number > 0")),
     Case("tv-negative", (*CHANNEL, "tv=-1"), ("tv=-1", "number >= 0")),
     Case("tile-size-too-small", (*DREAM, "tile_size=8"), ("tile_size=8", "whole number > 63")),
+    Case("group-key-nan", (*CHANNEL, "optimizer.lr=nan"), ("optimizer.lr=nan is not valid", "finite number")),
+    Case("group-key-text", (*CHANNEL, "param.decay=abc"), ("param.decay=abc is not valid", "finite number")),
+    Case("group-key-switch", (*CHANNEL, "param.decorrelate=maybe"), ("param.decorrelate=maybe", "true or false")),
+    Case("renamed-thumb", ("recipe=activations", "tile=40"), ("no key 'tile'", "renamed", "thumb=")),
+    Case("renamed-seamless", (*STYLE, "tile=true"), ("no key 'tile'", "renamed", "seamless=")),
+    Case("penalty-on-a-view", ("recipe=saliency", "l1=5"), ("recipe=saliency takes no penalties", "l1=5", "drop it")),
     Case("style-in-tiles", (*STYLE, "tile_size=256"), ("recipe=style", "cannot run tile by tile", "drop tile_size=")),
     Case(
         "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way

@@ -24,9 +24,10 @@ from engine.errors import UserError
 from engine.export import contact_sheet, save_png
 from engine.images import SAMPLES, load_image, resize_to, target_size, to_pil
 from engine.models import ModelView
-from engine.runner import RunResult, load_view, write_view
+from engine.results import RunResult, write_view
+from engine.runner import load_view, recipe
 
-__all__ = ["FOLDER_TASKS", "load_folder", "make_samples", "penultimate", "receptive_field"]
+__all__ = ["embedding", "load_folder", "make_samples", "max_patches", "neighbours", "penultimate", "receptive_field"]
 
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -153,6 +154,7 @@ def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data:
     return result
 
 
+@recipe(paths=("folder",), numbers={"channel": (int, 0, False), "top": (int, 0, True)}, penalties=False)
 def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``top`` pictures where one channel fires most, each cropped to the receptive field of its strongest unit."""
     t0 = time.perf_counter()
@@ -227,6 +229,7 @@ def _grid_layout(points: np.ndarray, cells: int) -> list[tuple[int, int]]:
     return [spots[i] for i in range(len(points))]
 
 
+@recipe(paths=("folder",), numbers={"thumb": (int, 7, True), "perplexity": (float, 0, True)}, penalties=False)
 def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The pictures laid out by their classifier features, reduced to 2-D by PCA or t-SNE, one thumbnail per cell."""
     t0 = time.perf_counter()
@@ -239,7 +242,12 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if cfg.method == "pca" or len(names) < 4:
         points = _pca(features).numpy()
     else:
-        from sklearn.manifold import TSNE  # type: ignore[import-untyped]
+        try:
+            from sklearn.manifold import TSNE  # type: ignore[import-untyped]
+        except ImportError:
+            raise UserError(
+                "method=tsne needs scikit-learn, an optional part: pip install 'dreamloom[tsne]' (or use method=pca)"
+            ) from None
 
         perplexity = float(min(cfg.perplexity, (len(names) - 1) / 3))
         points = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg.seed)).fit_transform(features.numpy())
@@ -263,6 +271,7 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
+@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False)
 def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``k`` pictures nearest ``query`` in the classifier's feature space (cosine) and in pixel space (L2 on
     32-px copies), as two captioned rows."""
@@ -294,12 +303,8 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-FOLDER_TASKS = {"max_patches": max_patches, "embedding": embedding, "neighbours": neighbours}
-"""Task name -> function, for the runner's dispatch table."""
-
-
 def main(argv: list[str] | None = None) -> None:
-    """``python -m engine.folders [DIR]``: write the sample folder (default ``outputs/samples``)."""
+    """``python -m recipes.folders [DIR]``: write the sample folder (default ``outputs/samples``)."""
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0] if args else "outputs/samples")
     written = make_samples(target)

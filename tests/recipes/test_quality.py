@@ -14,7 +14,7 @@ from engine.images import load_image, resize_to
 from engine.measures import seam_strength
 from engine.models import ModelView
 from engine.runner import run_recipe
-from tests.test_recipes import compose_recipe
+from tests.helpers import compose_recipe
 
 pytestmark = pytest.mark.slow
 

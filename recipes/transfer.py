@@ -1,7 +1,7 @@
 """Recipes that match other pictures' features: style transfer, texture synthesis and feature inversion.
 
 Each builds its objective per octave size (the targets are computed once per size, without a graph), hands it to
-:func:`engine.runner.optimize_octaves`, and writes the run folder with :func:`engine.runner.finish`.
+:func:`engine.runner.optimize_octaves`, and writes the run folder with :func:`engine.results.finish`.
 """
 
 from __future__ import annotations
@@ -20,21 +20,12 @@ from engine.images import load_image, resize_to, target_size
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
-from engine.runner import (
-    Rendered,
-    RunResult,
-    check_number,
-    finish,
-    input_picture,
-    load_view,
-    optimize_octaves,
-    snapshots,
-)
+from engine.results import Rendered, RunResult, finish
+from engine.runner import check_number, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
-from regularizers import l2, total_variation
 
-__all__ = ["invert", "invert_sweep", "transfer"]
+__all__ = ["invert", "invert_sweep", "paint", "style_transfer", "style_view"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -54,14 +45,6 @@ def _cached(make: Callable[[tuple[int, int]], Objective]) -> Callable[[tuple[int
         return made[hw]
 
     return at
-
-
-def _priors(cfg: DictConfig, objective: Objective) -> Objective:
-    if cfg.tv:
-        objective = objective + float(cfg.tv) * total_variation()
-    if cfg.l2:
-        objective = objective + float(cfg.l2) * l2()
-    return objective
 
 
 def _style_layers(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[str], list[float] | None]:
@@ -91,47 +74,47 @@ def _start(cfg: DictConfig, content_picture: torch.Tensor | None) -> torch.Tenso
     return load_image(cfg.init, "init")
 
 
-def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Style transfer (with ``content``) or texture synthesis (without), following Gatys et al. (2016).
-
-    Keys: ``content``, ``style`` (one or a list), ``style_weights``, ``style_scale``, ``colors``, ``mask``,
-    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
-    ``style_weight`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
-    """
-    _untiled(cfg, recipe)
-    view = load_view(cfg)
-    if cfg.get("tile"):
-        view.wrap_edges()
-    style_scale = check_number(cfg, "style_scale")
-    content_weight = check_number(cfg, "content_weight", strict=False)
-    style_weight = check_number(cfg, "style_weight")
+def _style_pictures(
+    cfg: DictConfig, photo: torch.Tensor | None, hw: tuple[int, int], device: torch.device
+) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor] | None]:
+    """The style sources, their pictures (colours matched to ``photo`` when ``colors`` asks) and the masks."""
     if cfg.colors not in COLOR_MODES:
         raise UserError(f"colors={cfg.colors} is not known; use colors=style, luminance or histogram")
-    sources = _as_list(cfg.style)
+    sources = [str(s) for s in _as_list(cfg.style)]
     if not sources:
         raise UserError("no style picture; pass style=painting.jpg (or style=[a.jpg,b.jpg])")
-    blend = blend_weights([float(w) for w in _as_list(cfg.style_weights)] or None, len(sources))
-    content_layer, layers, layer_weights = _style_layers(cfg, view)
-    photo = load_image(cfg.content, "content") if cfg.content else None
-    hw = target_size(cfg.size, None if photo is None else (photo.shape[-2], photo.shape[-1]))
     styles = [load_image(s, "style") for s in sources]
     if photo is not None:
-        photo = resize_to(photo, hw)
         if cfg.colors == "luminance":
             styles = [match_luminance(s, photo) for s in styles]
         elif cfg.colors == "histogram":
             styles = [match_colors(s, photo) for s in styles]
     elif cfg.colors != "style":
         raise UserError(f"colors={cfg.colors} keeps a content picture's colours; pass content=photo.jpg")
-    seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     masks = None
     if cfg.mask:
         colors = [str(c) for c in _as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders
         regions = region_masks(load_image(cfg.mask, "mask"), len(styles), colors)
-        masks = [resize_to(m, hw).to(view.device) for m in regions]
-    smoothing = str(cfg.smoothing)
-    dev = view.device
+        masks = [resize_to(m, hw).to(device) for m in regions]
+    return sources, styles, masks
+
+
+def _transfer_objective(
+    cfg: DictConfig,
+    view: ModelView,
+    styles: list[torch.Tensor],
+    masks: list[torch.Tensor] | None,
+    seen: torch.Tensor | None,
+    blend: list[float],
+) -> Callable[[tuple[int, int]], Objective]:
+    """The style (and content) objective for each octave size, its targets made once per size."""
+    style_scale = check_number(cfg, "style_scale")
+    content_weight = check_number(cfg, "content_weight", strict=False)
+    style_weight = check_number(cfg, "style_weight")
+    content_layer, layers, layer_weights = _style_layers(cfg, view)
+    smoothing, dev = str(cfg.smoothing), view.device
+    weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
@@ -141,28 +124,76 @@ def transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         else:
             each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]
             grams = {layer: [g[layer] for g in each] for layer in layers}
-        objective = style_weight * style(
-            grams, dict(zip(layers, layer_weights, strict=True)) if layer_weights else None, smoothing, masks, blend
-        )
+        objective = style_weight * style(grams, weights, smoothing, masks, blend)
         if seen is not None and content_layer and content_weight > 0:
             target = feature_targets(view, resize_to(seen, size).to(dev), [content_layer])[content_layer]
             objective = objective + content(content_layer, target, content_weight)
-        return _priors(cfg, objective)
+        return penalized(cfg, objective)
 
+    return _cached(objective_at)
+
+
+def paint(
+    cfg: DictConfig,
+    view: ModelView,
+    photo: torch.Tensor | None,
+    init: torch.Tensor | None = None,
+    folder: Path | None = None,
+) -> tuple[Rendered, str, dict[str, Any]]:
+    """Style transfer of ``photo`` (texture synthesis without one), in memory, following Gatys et al. (2016).
+
+    Args:
+        cfg: the style keys (``style``, ``colors``, ``mask``, ``style_weight`` …) and the shared ones.
+        view: the model (with wrapped edges for a seamless result).
+        photo: the content picture ``(1, 3, H, W)``, or None.
+        init: the starting picture; None starts as ``cfg.init`` says.
+        folder: where checkpoints go (None: none).
+
+    Returns:
+        The rendered picture and its record, the objective's name and the keys ``metrics.json`` adds.
+    """
+    hw = target_size(cfg.size, None if photo is None else (photo.shape[-2], photo.shape[-1]))
+    photo = None if photo is None else resize_to(photo, hw)
+    sources, styles, masks = _style_pictures(cfg, photo, hw, view.device)
+    blend = blend_weights([float(w) for w in _as_list(cfg.style_weights)] or None, len(sources))
+    seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
+    objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend)
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
-    first = _start(cfg, seen)
-    start = None if first is None else first.to(dev)
-    out = optimize_octaves(cfg, view, sizes, _cached(objective_at), first=start, folder=folder)
+    first = init if init is not None else _start(cfg, seen)
+    start = None if first is None else first.to(view.device)
+    out = optimize_octaves(cfg, view, sizes, objective_at, first=start, folder=folder)
     if photo is not None and cfg.colors == "luminance":
-        out.picture = keep_chroma(out.picture, photo.to(dev).expand_as(out.picture))
-    extra = {"styles": [str(s) for s in sources], "style_weights": blend, "colors": cfg.colors}
-    return finish(cfg, folder, recipe, view, out, objective_at(sizes[-1]).name, **extra)
+        out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
+    return out, objective_at(sizes[-1]).name, {"styles": sources, "style_weights": blend, "colors": cfg.colors}
+
+
+def style_view(cfg: DictConfig, recipe: str) -> ModelView:
+    """The model for style transfer; with ``seamless=true`` its convolutions pad circularly."""
+    _untiled(cfg, recipe)
+    view = load_view(cfg)
+    if cfg.get("seamless"):
+        view.wrap_edges()
+    return view
+
+
+@recipe(paths=("content", "style", "mask"), numbers={"style_scale": (float, 0, True)})
+def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
+
+    Keys: ``content``, ``style`` (one or a list), ``style_weights``, ``style_scale``, ``colors``, ``mask``,
+    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
+    ``style_weight``, ``seamless`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
+    """
+    view = style_view(cfg, recipe)
+    photo = load_image(cfg.content, "content") if cfg.content else None
+    out, objective, extra = paint(cfg, view, photo, folder=folder)
+    return finish(cfg, folder, recipe, view, out, objective, **extra)
 
 
 def _inversion_at(cfg: DictConfig, view: ModelView, picture: torch.Tensor, layer: str) -> Callable:  # type: ignore[type-arg]
     def make(size: tuple[int, int]) -> Objective:
         target = feature_targets(view, resize_to(picture, size).to(view.device), [layer])[layer]
-        return _priors(cfg, inversion(layer, target))
+        return penalized(cfg, inversion(layer, target))
 
     return _cached(make)
 
@@ -187,6 +218,7 @@ def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Ten
     return view, picture, octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
 
 
+@recipe()
 def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Reconstruct ``input`` from one layer's activations (Mahendran & Vedaldi, 2015)."""
     view, picture, sizes = _inversion_setup(cfg, recipe)
@@ -197,6 +229,7 @@ def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return finish(cfg, folder, recipe, view, out, make(sizes[-1]).name, feature_error=error)
 
 
+@recipe()
 def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Inversions from shallow to deep layers side by side, after the picture itself, on one captioned sheet."""
     if cfg.get("resume"):
@@ -207,9 +240,11 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")
     view.check_layers(layers)
     pictures, errors, record, frames = [picture.to(view.device)], {}, Recorder(), snapshots(cfg)
-    interrupted, stopped = False, None
+    interrupted, stopped, names = False, None, []
     for layer in layers:
-        out = optimize_octaves(cfg, view, sizes, _inversion_at(cfg, view, picture, layer))
+        make = _inversion_at(cfg, view, picture, layer)
+        names.append(make(sizes[-1]).name)
+        out = optimize_octaves(cfg, view, sizes, make)
         pictures.append(out.picture)
         errors[layer] = _feature_error(view, picture, out.picture, layer)
         record.merge(out.record)
@@ -220,8 +255,4 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             break
     combined = Rendered(torch.cat(pictures), record, frames, interrupted, stopped)
     labels = ["input", *layers]
-    return finish(cfg, folder, recipe, view, combined, f"inversion sweep ({', '.join(layers)})", labels, errors=errors)
-
-
-TRANSFER_TASKS = {"style": transfer, "inversion": invert, "inversion_sweep": invert_sweep}
-"""Task name -> function, for the runner's dispatch table."""
+    return finish(cfg, folder, recipe, view, combined, "; ".join(names), labels, errors=errors)

@@ -19,21 +19,14 @@ from omegaconf import DictConfig
 from engine.callbacks import Callback, Diverged, Guard, Progress
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
-from engine.images import target_size
+from engine.images import quantize, target_size
 from engine.models import LOGITS, ModelView
-from engine.runner import (
-    RunResult,
-    config_yaml,
-    input_picture,
-    load_view,
-    probabilities,
-    snapshots,
-    top5,
-    write_view,
-)
+from engine.results import RunResult, config_yaml, probabilities, top5, write_view
+from engine.runner import input_picture, load_view, penalty_terms, recipe, snapshots
+from objectives.base import INPUT, Objective
 from objectives.classes import resolve_class
 
-__all__ = ["ATTACKS", "attack", "fool", "parse_eps"]
+__all__ = ["ATTACKS", "adversarial", "attack", "fool", "fooling", "parse_eps"]
 
 ATTACKS = ("fgsm", "iterative")
 
@@ -47,11 +40,6 @@ def parse_eps(value: Any) -> float:
     if not 0 < eps <= 1:
         raise UserError(f"eps={value} is not valid; eps is the largest change per pixel in (0, 1], e.g. eps=2/255")
     return eps
-
-
-def _quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round to the 8-bit levels a PNG holds, so what is measured is what is saved."""
-    return (x * 255).round() / 255
 
 
 def attack(
@@ -75,7 +63,7 @@ def attack(
     """
     if method not in ATTACKS:
         raise UserError(f"method={method} is not known; use method=fgsm or iterative")
-    x0 = _quantize(picture.to(view.device))
+    x0 = quantize(picture.to(view.device))
     with torch.no_grad():
         own = int(view(x0, [LOGITS])[LOGITS].argmax())
     label = torch.tensor([own if target is None else target], device=x0.device)
@@ -99,7 +87,7 @@ def attack(
             cb.on_step(step, loss.detach(), change)
     low = (((x0 - eps) * 255 - 1e-4).ceil() / 255).clamp(0, 1)  # the 8-bit levels inside the eps box
     high = (((x0 + eps) * 255 + 1e-4).floor() / 255).clamp(0, 1)
-    return torch.min(torch.max(_quantize(x.detach()), low), high)
+    return torch.min(torch.max(quantize(x.detach()), low), high)
 
 
 def fool(
@@ -111,8 +99,10 @@ def fool(
     lr: float,
     generator: torch.Generator | None = None,
     callbacks: Sequence[Callback] = (),
+    penalty: Objective | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Grow a picture from noise until the model gives ``target`` at least ``confidence`` (or ``steps`` run out).
+    """Grow a picture from noise until the model gives ``target`` at least ``confidence`` (or ``steps`` run out),
+    minimizing the target's cross-entropy plus ``penalty`` on the picture (tv, l1, l2).
 
     Returns the 8-bit picture ``(1, 3, H, W)`` and the number of steps taken.
     """
@@ -132,13 +122,15 @@ def fool(
                 cb.on_end(step, logit.sigmoid)
             break
         loss = F.cross_entropy(logits, label)
+        if penalty is not None:
+            loss = loss + penalty({INPUT: x})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         taken = step + 1
         for cb in callbacks:
             cb.on_step(step, loss.detach(), logit.sigmoid)
-    return _quantize(logit.detach().sigmoid()), taken
+    return quantize(logit.detach().sigmoid()), taken
 
 
 def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -147,12 +139,13 @@ def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
     return int(probs.argmax()), probs
 
 
+@recipe(numbers={"magnify": (float, 0, True)}, penalties=False)
 def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write the original, the difference ×``magnify`` and the adversarial picture, and their predictions."""
     view = load_view(cfg)
     eps = parse_eps(cfg.eps)
     target = None if cfg.target is None else resolve_class(cfg.target, view.categories)
-    x0 = _quantize(input_picture(cfg, recipe, view.device))
+    x0 = quantize(input_picture(cfg, recipe, view.device))
     t0 = time.perf_counter()
     frames = snapshots(cfg)
     adv = attack(view, x0, eps, target, str(cfg.method), int(cfg.steps), [Progress(), frames], float(cfg.magnify))
@@ -187,6 +180,7 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
+@recipe()
 def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write a picture grown from noise that the model calls ``target`` with ``confidence``."""
     view = load_view(cfg)
@@ -199,8 +193,10 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     generator = torch.Generator().manual_seed(int(cfg.seed))
     frames = snapshots(cfg)
     guard = [Progress(), frames, Guard()]
+    penalty = penalty_terms(cfg)
+    name = f"cross_entropy({view.categories[target]})" + (f" + {penalty.name}" if penalty is not None else "")
     try:
-        picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, guard)
+        picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, guard, penalty)
     except Diverged as e:
         raise UserError(f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}") from None
     seconds = time.perf_counter() - t0
@@ -215,12 +211,9 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         steps=taken,
         seconds=round(seconds, 3),
         image_size=list(hw),
+        objective=name,
         target=view.categories[target],
         target_probability=round(float(probs[target]), 4),
         reached=float(probs[target]) >= confidence,
         top5=top5(probs, view.categories),
     )
-
-
-ADVERSARIAL_TASKS = {"adversarial": adversarial, "fooling": fooling}
-"""Task name -> function, for the runner's dispatch table."""

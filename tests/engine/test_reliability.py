@@ -14,8 +14,9 @@ from PIL import Image
 import engine.callbacks
 from engine.checkpoints import CHECKPOINT
 from engine.cli import main as dreamloom_main
-from engine.runner import Interrupted, run_recipe
-from tests.test_recipes import compose_recipe
+from engine.results import Interrupted
+from engine.runner import run_recipe
+from tests.helpers import compose_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def test_an_analysis_view_reruns_from_another_folder(tmp_path: Path) -> None:
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
-    Image.open(Path(__file__).parent.parent / "docs" / "images" / "sample_chelsea.png").save(home / "cat.png")
+    Image.open(Path(__file__).parents[2] / "docs" / "images" / "sample_chelsea.png").save(home / "cat.png")
     first = subprocess.run(  # the picture named relative to where the run starts
         [sys.executable, "-m", "engine", "recipe=saliency", "input=cat.png", "size=64", "hydra.run.dir=run"],
         cwd=home, capture_output=True, text=True, timeout=300,
@@ -133,12 +134,12 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, mon
 def test_a_full_disk_is_answered_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import engine.runner
+    import engine.results
     from engine.errors import UserError
 
     def no_space(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(engine.runner, "save_png", no_space)
+    monkeypatch.setattr(engine.results, "save_png", no_space)
     with pytest.raises(UserError, match=r"could not write the results into .* \(No space left on device\); free some"):
         run_recipe(compose_recipe("channel", "size=32", "steps=1", "device=cpu"), tmp_path / "run", "channel")

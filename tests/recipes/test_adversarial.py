@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from engine.adversarial import attack, fool, parse_eps
 from engine.callbacks import Progress, Snapshots
+from engine.configs import compose
 from engine.errors import UserError
 from engine.images import load_image, resize_to, to_pil
 from engine.models import LOGITS, ModelView
 from engine.runner import run_recipe
-from recipes import CONFIG_DIR
+from recipes.adversarial import attack, fool, parse_eps
 
 
 def test_eps_accepts_fractions_and_refuses_the_impossible() -> None:
@@ -68,8 +67,7 @@ def test_fooling_stops_at_the_confidence(mobilenet: ModelView) -> None:
 
 @pytest.mark.slow
 def test_adversarial_recipe_writes_the_triptych_and_the_numbers(tmp_path: Path) -> None:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["recipe=adversarial", "device=cpu", "size=96"])
+    cfg = compose(["recipe=adversarial", "device=cpu", "size=96"])
     run_recipe(cfg, tmp_path, "adversarial")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["success"] is True and metrics["adversarial"]["class"] == "toaster"

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from engine.configs import compose
 from engine.errors import UserError
-from engine.folders import _grid_layout, load_folder, make_samples, penultimate, receptive_field
 from engine.models import ModelView, load_model
 from engine.runner import run_recipe
-from recipes import CONFIG_DIR
+from recipes.folders import _grid_layout, load_folder, make_samples, penultimate, receptive_field
 
 
 def _folder(root: Path, n: int = 5) -> Path:
@@ -82,8 +81,7 @@ def test_make_samples_writes_crops_of_every_sample(tmp_path: Path) -> None:
 
 
 def _run(tmp_path: Path, recipe: str, *overrides: str) -> dict[str, object]:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"recipe={recipe}", "device=cpu", *overrides])
+    cfg = compose([f"recipe={recipe}", "device=cpu", *overrides])
     run_recipe(cfg, tmp_path, recipe)
     return json.loads((tmp_path / "metrics.json").read_text())
 

@@ -1,25 +1,51 @@
 """Where a classifier looks: gradient saliency (with SmoothGrad), guided backprop and deconvnet, Grad-CAM and
-occlusion maps, each for one class of one picture.
+occlusion maps, each for one class of one picture, and the recipes that show them.
 
-Every function takes a :class:`~engine.models.ModelView` and a picture in [0, 1] of shape ``(1, 3, H, W)`` and
-returns a map at the picture's size; none changes the model it is given.
+Every map function takes a :class:`~engine.models.ModelView` and a picture in [0, 1] of shape ``(1, 3, H, W)`` and
+returns a map at the picture's size; none changes the model it is given. The recipes (``saliency_map``,
+``guided_backprop``, ``gradcam_map``, ``occlusion_map``) write the input, then one captioned panel per class (heat
+maps with a colour bar), ``maps.npy`` (the raw maps, one per class) and ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
 from engine.callbacks import Progress
 from engine.errors import UserError
+from engine.export import contact_sheet
+from engine.images import colormap
 from engine.models import LOGITS, ModelView
+from engine.results import RunResult, probabilities, top5, write_view
+from engine.runner import input_picture, load_view, recipe
+from objectives.classes import resolve_class
 
-__all__ = ["RULES", "conv_layer", "gradcam", "guided", "input_gradient", "occlusion", "rectifier_view", "saliency"]
+__all__ = [
+    "RULES",
+    "conv_layer",
+    "gradcam",
+    "gradcam_map",
+    "guided",
+    "guided_backprop",
+    "input_gradient",
+    "occlusion",
+    "occlusion_map",
+    "rectifier_view",
+    "saliency",
+    "saliency_map",
+]
 
 RULES = ("gradient", "guided", "deconvnet")
 """How gradients pass a ReLU on the way back: as the chain rule says; only where both the forward input and the
@@ -193,3 +219,143 @@ def _starts(n: int, patch: int, stride: int) -> list[int]:
     the stride does not land there, so every pixel is covered."""
     starts = list(range(0, n - patch + 1, stride))
     return starts if starts[-1] == n - patch else [*starts, n - patch]
+
+
+BAR = 10
+"""Width in pixels of the colour bar right of each heat map (low at the bottom, high at the top)."""
+
+
+def _scaled(heat: torch.Tensor) -> torch.Tensor:
+    """Divide by the 99.5th percentile, so a few hot pixels do not make the rest of the map dark."""
+    top = torch.quantile(heat.flatten().float(), 0.995).clamp_min(1e-12)
+    return (heat / top).clamp(0, 1)
+
+
+def _with_bar(panel: torch.Tensor) -> torch.Tensor:
+    h = panel.shape[-2]
+    ramp = torch.linspace(1, 0, h, device=panel.device).unsqueeze(1).expand(h, BAR)
+    gap = torch.ones(3, h, 3, device=panel.device)
+    return torch.cat([panel, gap, colormap(ramp)], dim=-1)
+
+
+def _targets(cfg: DictConfig, view: ModelView, probs: torch.Tensor) -> list[int]:
+    text = str(cfg.target).strip().lower()
+    match = re.fullmatch(r"top(\d+)", text)
+    if match:
+        k = int(match.group(1))
+        if not 1 <= k <= min(10, len(probs)):
+            raise UserError(f"target={cfg.target} is not valid; use top1 … top10, a class name or an index")
+        return probs.topk(k).indices.tolist()
+    return [resolve_class(cfg.target, view.categories)]
+
+
+Explain = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+"""``explain(picture, target) -> (panel, raw map)``: the class's panel for the sheet ``(3, H, W + bar)`` and its map
+before any scaling."""
+
+
+def _heat_panel(picture: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    overlay = 0.5 * picture[0].to(heat.device) + 0.5 * colormap(_scaled(heat.clamp_min(0)))
+    return _with_bar(overlay)
+
+
+def _saliency(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
+    samples = int(cfg.samples) if cfg.smoothgrad else 0
+
+    def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+        heat = saliency(view, picture, target, samples, float(cfg.sigma))
+        return _with_bar(colormap(_scaled(heat))), heat
+
+    return explain
+
+
+def _guided(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
+    if cfg.cam_layer:
+        conv_layer(view, str(cfg.cam_layer), hw)
+    rectified = rectifier_view(view, str(cfg.rule))  # one copy of the model for every class
+
+    def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+        grad = input_gradient(rectified, picture, target)
+        if cfg.cam_layer:
+            grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))
+        shown = (grad / (3 * grad.std().clamp_min(1e-12)) * 0.5 + 0.5).clamp(0, 1)
+        return torch.cat([shown, torch.ones(3, shown.shape[-2], 3 + BAR, device=shown.device)], dim=-1), grad
+
+    return explain
+
+
+def _gradcam(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
+    conv_layer(view, str(cfg.layer), hw)
+
+    def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+        heat = gradcam(view, picture, target, str(cfg.layer))
+        return _heat_panel(picture, heat), heat
+
+    return explain
+
+
+def _occlusion(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
+    def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+        bar = Progress("occlusion ")
+        heat = occlusion(view, picture, target, int(cfg.patch), int(cfg.stride), int(cfg.chunk), progress=bar)
+        return _heat_panel(picture, heat), heat
+
+    return explain
+
+
+@recipe(numbers={"samples": (int, 0, True), "sigma": (float, 0, False)}, penalties=False)
+def saliency_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Gradient saliency (Simonyan et al., 2014), or SmoothGrad (Smilkov et al., 2017) with ``smoothgrad=true``."""
+    return _attribute(cfg, folder, recipe, _saliency)
+
+
+@recipe(penalties=False)
+def guided_backprop(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Guided backprop (Springenberg et al., 2015) or deconvnet (``rule=``); guided Grad-CAM with ``cam_layer=``."""
+    return _attribute(cfg, folder, recipe, _guided)
+
+
+@recipe(penalties=False)
+def gradcam_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Grad-CAM (Selvaraju et al., 2017) at ``layer``; at the last conv layer it equals CAM (Zhou et al., 2016)."""
+    return _attribute(cfg, folder, recipe, _gradcam)
+
+
+@recipe(numbers={key: (int, 0, True) for key in ("patch", "stride", "chunk")}, penalties=False)
+def occlusion_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Occlusion (Zeiler & Fergus, 2014): the class probability's drop under a grey square slid over the picture."""
+    return _attribute(cfg, folder, recipe, _occlusion)
+
+
+def _attribute(cfg: DictConfig, folder: Path, recipe: str, explainer: Callable[..., Explain]) -> RunResult:
+    """Explain the model's answer on ``input`` for the classes ``target`` names with ``explainer(cfg, view, hw)``,
+    and write the sheet (the input, then one captioned panel per class), ``maps.npy`` and ``metrics.json``."""
+    view = load_view(cfg)
+    picture = input_picture(cfg, recipe, view.device)
+    hw = (picture.shape[-2], picture.shape[-1])
+    explain = explainer(cfg, view, hw)
+    probs = probabilities(view, picture)
+    targets = _targets(cfg, view, probs)
+    t0 = time.perf_counter()
+    panels, maps = zip(*(explain(picture, target) for target in targets), strict=True)
+    seconds = time.perf_counter() - t0
+    width = panels[0].shape[-1]
+    first = torch.cat([picture[0], torch.ones(3, hw[0], width - hw[1], device=picture.device)], dim=-1)
+    names = [view.categories[t] for t in targets]
+    labels = ["input", *(f"{n[:22]} {float(probs[t]):.0%}" for n, t in zip(names, targets, strict=True))]
+    sheet = contact_sheet(torch.stack([first, *panels]).cpu(), len(labels), labels=labels)
+    return write_view(
+        cfg,
+        folder,
+        recipe,
+        sheet,
+        {"maps": np.stack([m.detach().float().cpu().numpy() for m in maps])},
+        seconds=round(seconds, 3),
+        image_size=list(hw),
+        device=str(view.device),
+        targets=[
+            {"class": n, "index": t, "probability": round(float(probs[t]), 4)}
+            for n, t in zip(names, targets, strict=True)
+        ],
+        top5=top5(probs, view.categories),
+    )

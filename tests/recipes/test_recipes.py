@@ -7,23 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 from PIL import Image
 
+from engine.configs import recipes
 from engine.export import read_png_config
 from engine.runner import build, run_recipe
 from objectives.base import Objective
 from recipes import CONFIG_DIR
 from regularizers.transforms import Compose
+from tests.helpers import compose_recipe
 
-RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
-TASKS = {
-    r: yaml.safe_load((Path(CONFIG_DIR) / "recipe" / f"{r}.yaml").read_text()).get("task", "render") for r in RECIPES
-}
-RENDERING = [r for r in RECIPES if TASKS[r] in ("render", "style", "inversion", "inversion_sweep")]
-"""Recipes that optimize a picture (the analysis views have their own tests in test_attribution.py)."""
+RECIPES = recipes()
+RUNS = {r: compose_recipe(r).run._target_ for r in RECIPES}
+RENDERING = [r for r in RECIPES if RUNS[r].rsplit(".", 1)[1] in ("render", "style_transfer", "invert", "invert_sweep")]
+"""Recipes that optimize one picture for an objective (the others have their own tests beside their modules)."""
 FAST = {
     "style": ["size=48", "octaves=2"],
     "texture": ["size=48", "octaves=2"],
@@ -31,11 +28,6 @@ FAST = {
 }
 """Extra overrides that keep the end-to-end runs of the heavier recipes small."""
 CONTRACT = {"recipe", "model", "steps", "seconds", "iterations_per_second", "loss_first", "loss_last", "seed"}
-
-
-def compose_recipe(name: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("config", overrides=[f"recipe={name}", *overrides])
 
 
 def test_the_foundation_recipes_exist() -> None:
@@ -47,7 +39,7 @@ def test_the_foundation_recipes_exist() -> None:
 def test_recipe_composes_and_instantiates(name: str) -> None:
     cfg = compose_recipe(name)
     assert cfg.name == name
-    if cfg.task == "render":
+    if RUNS[name] == "recipes.visualize.render":
         assert isinstance(build(cfg.objective), Objective)
     else:
         assert cfg.objective is None  # built in code from the recipe's pictures (style, inversion)

@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch import nn
 
-from engine.analysis import colormap
-from engine.attribution import gradcam, guided, occlusion, rectifier_view, saliency
 from engine.callbacks import Progress
+from engine.configs import compose
 from engine.errors import UserError
-from engine.images import load_image, resize_to
+from engine.images import colormap, load_image, resize_to
 from engine.models import LOGITS, ModelView, load_model, packaged_weights
 from engine.runner import run_recipe
-from recipes import CONFIG_DIR
+from recipes.attribution import gradcam, guided, occlusion, rectifier_view, saliency
 
 
 class LeftRed(nn.Module):
@@ -160,8 +158,7 @@ def test_guided_backprop_outlines_the_cat(mobilenet: ModelView) -> None:
 
 
 def _run(tmp_path: Path, recipe: str, *overrides: str) -> dict[str, object]:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"recipe={recipe}", "device=cpu", "size=96", *overrides])
+    cfg = compose([f"recipe={recipe}", "device=cpu", "size=96", *overrides])
     run_recipe(cfg, tmp_path, recipe)
     return json.loads((tmp_path / "metrics.json").read_text())
 
@@ -206,7 +203,7 @@ def test_channel_lists() -> None:
 
 @pytest.mark.slow
 def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
-    metrics = _run(tmp_path / "acts", "activations", "layer=features.3", "tile=40")
+    metrics = _run(tmp_path / "acts", "activations", "layer=features.3", "thumb=40")
     acts = np.load(tmp_path / "acts" / "activations.npy")
     assert acts.shape == (24, 16, 24) and metrics["shape"] == [24, 16, 24]
     with Image.open(tmp_path / "acts" / "image.png") as sheet:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.runner import run_recipe
-from tests.test_recipes import compose_recipe
+from tests.helpers import compose_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

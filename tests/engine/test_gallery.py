@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from recipes import CONFIG_DIR
+from engine.configs import compose
 
 pytestmark = pytest.mark.slow
 
@@ -129,9 +128,8 @@ def test_a_gallery_of_one_recipe(sweep: Path) -> None:
 
 
 def test_a_slurm_launcher_config_composes() -> None:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["recipe=channel", "hydra/launcher=slurm"], return_hydra_config=True)
-        local = compose("config", overrides=["recipe=channel"], return_hydra_config=True)
+    cfg = compose(["recipe=channel", "hydra/launcher=slurm"], hydra=True)
+    local = compose(["recipe=channel"], hydra=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.gpus_per_node == 1
     assert local.hydra.launcher._target_.endswith("JoblibLauncher") and local.hydra.launcher.n_jobs >= 1
 

@@ -14,7 +14,7 @@ from engine.errors import UserError
 
 
 def test_each_package_imports_first_on_its_own() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     packages = ["engine", "objectives", "regularizers", "recipes"]
     procs = [
         subprocess.Popen([sys.executable, "-c", f"import {p}"], cwd=root, stderr=subprocess.PIPE, text=True)

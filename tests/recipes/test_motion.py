@@ -11,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-import engine.motion
+import recipes.motion
 from engine.checkpoints import CHECKPOINT
 from engine.cli import main as dreamloom_main
 from engine.errors import UserError
-from engine.motion import warp
-from engine.runner import Interrupted, run_recipe
-from tests.test_recipes import compose_recipe
+from engine.results import Interrupted
+from engine.runner import run_recipe
+from recipes.motion import zoom_and_turn
+from tests.helpers import compose_recipe
 
 SMALL = ("size=64", "frames=3", "octaves=1", "steps=2", "device=cpu")
 
@@ -29,18 +30,18 @@ def _pattern(h: int = 40, w: int = 60) -> torch.Tensor:
 
 def test_warp_without_motion_is_the_identity() -> None:
     picture = _pattern()
-    assert torch.allclose(warp(picture, 1.0, 0.0, (0.0, 0.0)), picture, atol=1e-5)
+    assert torch.allclose(zoom_and_turn(picture, 1.0, 0.0, (0.0, 0.0)), picture, atol=1e-5)
 
 
 def test_warp_shifts_by_whole_pixels() -> None:
     picture = _pattern()
-    moved = warp(picture, 1.0, 0.0, (3.0, -2.0))  # content moves 3 px right and 2 px up
+    moved = zoom_and_turn(picture, 1.0, 0.0, (3.0, -2.0))  # content moves 3 px right and 2 px up
     assert torch.allclose(moved[..., 4:30, 5:50], picture[..., 6:32, 2:47], atol=1e-4)
 
 
 def test_warp_zooms_about_the_centre() -> None:
     picture = _pattern(41, 61)
-    zoomed = warp(picture, 2.0, 0.0, (0.0, 0.0))
+    zoomed = zoom_and_turn(picture, 2.0, 0.0, (0.0, 0.0))
     assert torch.allclose(zoomed[..., 20, 30], picture[..., 20, 30], atol=1e-4)  # the centre stays
     # a point 10 px right of the centre shows what was 5 px right of it
     assert torch.allclose(zoomed[..., 20, 40], picture[..., 20, 35], atol=1e-4)
@@ -48,7 +49,7 @@ def test_warp_zooms_about_the_centre() -> None:
 
 def test_warp_turns_a_quarter_turn_like_rot90() -> None:
     picture = _pattern(31, 31)
-    turned = warp(picture, 1.0, 90.0, (0.0, 0.0))
+    turned = zoom_and_turn(picture, 1.0, 90.0, (0.0, 0.0))
     best = min(float((turned - torch.rot90(picture, k, dims=(-2, -1))).abs().max()) for k in (1, 3))
     assert best < 1e-4
 
@@ -76,17 +77,17 @@ def test_dream_zoom_writes_frames_gif_and_mp4(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_stopped_zoom_video_resumes_to_the_same_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "whole", "dream_zoom")
-    written = engine.motion.save_png
+    written = recipes.motion.save_png
 
     def stop_after_two(path, img, config_text=None):  # type: ignore[no-untyped-def]
         written(path, img, config_text)
         if Path(path).name == "0001.png":
             raise KeyboardInterrupt  # Ctrl-C just after the second frame
 
-    monkeypatch.setattr(engine.motion, "save_png", stop_after_two)
+    monkeypatch.setattr(recipes.motion, "save_png", stop_after_two)
     with pytest.raises(Interrupted, match="carry on with: dreamloom resume="):
         run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "cut", "dream_zoom")
-    monkeypatch.setattr(engine.motion, "save_png", written)
+    monkeypatch.setattr(recipes.motion, "save_png", written)
     assert sorted(p.name for p in (tmp_path / "cut" / "frames").iterdir()) == ["0000.png", "0001.png"]
     dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
     for name in ("0000.png", "0001.png", "0002.png"):
@@ -177,12 +178,10 @@ def test_style_video_paints_each_frame_without_more_flicker_than_the_clip(tmp_pa
 def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.transfer
-
     _moving_clip(tmp_path / "clip.gif", frames=3)
     keys = (f"input={tmp_path / 'clip.gif'}", "size=48", "octaves=1", "steps=6", "steps_next=3", "device=cpu")
     run_recipe(compose_recipe("style_video", *keys), tmp_path / "whole", "style_video")
-    paint = engine.transfer.transfer
+    paint = recipes.motion.paint
     calls: list[int] = []
 
     def stop_at_the_third_frame(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -191,11 +190,11 @@ def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
             raise KeyboardInterrupt  # Ctrl-C while the third frame is painted
         return paint(*args, **kwargs)
 
-    monkeypatch.setattr(engine.transfer, "transfer", stop_at_the_third_frame)
+    monkeypatch.setattr(recipes.motion, "paint", stop_at_the_third_frame)
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted, match=r"after 2 frames; .* carry on with: dreamloom resume="):
         run_recipe(compose_recipe("style_video", *keys), cut, "style_video")
-    monkeypatch.setattr(engine.transfer, "transfer", paint)
+    monkeypatch.setattr(recipes.motion, "paint", paint)
     assert sorted(p.name for p in (cut / "frames").iterdir()) == ["0000.png", "0001.png"]
     assert json.loads((cut / "metrics.json").read_text())["interrupted"] is True
     with Image.open(cut / "video.gif") as gif:

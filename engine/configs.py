@@ -1,0 +1,236 @@
+"""The one place dreamloom composes its Hydra configs, answers Hydra's failures, and rebuilds a stored config.
+
+A picture's or checkpoint's stored config is data, never code: :func:`rebuild` composes the recipe from the project's
+own YAML files and copies only plain values (numbers, text, lists of them) from the stored one. A stored ``_target_``
+the project's configs do not name, or an interpolation (``${...}``), is refused with one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from engine.errors import UserError, close_matches
+from recipes import CONFIG_DIR
+
+__all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "rebuild", "recipes"]
+
+GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
+"""The config groups a run picks one option of; the picks are kept in the config as ``choices``."""
+SPECIAL = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
+"""Hydra's instantiation keys: never copied from a stored config."""
+RENAMED = {
+    "tile": "thumb= (the thumbnail size of activations and filters) or seamless= (style and texture)",
+    "task": "run= names a recipe's function now; pick a recipe with recipe=NAME",
+}
+"""Keys that were renamed or retired, with the one-line hint an old command gets."""
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group, as their file names under ``recipes/GROUP/``."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def recipes() -> list[str]:
+    """Every recipe found on disk."""
+    return options("recipe")
+
+
+def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+    """The config of ``dreamloom`` with ``overrides``, its group picks kept as ``choices``.
+
+    Args:
+        overrides: command-line style ``key=value`` (``recipe=NAME`` picks the recipe).
+        hydra: keep Hydra's own node (``cfg.hydra``: run folders, launcher …).
+
+    Raises:
+        UserError: one line naming the unknown recipe, option or key, or the syntax error.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    args = list(overrides)
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside a run Hydra started: its config folder is this one
+            cfg = hydra_compose("config", overrides=args, return_hydra_config=True)
+        else:
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                cfg = hydra_compose("config", overrides=args, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        raise UserError(explain(e, args)) from None
+    picks = {g: cfg.hydra.runtime.choices.get(g) for g in GROUPS}
+    with open_dict(cfg):
+        cfg.choices = picks
+        if not hydra:
+            del cfg["hydra"]
+    return cfg
+
+
+def explain(err: Exception, args: Sequence[str]) -> str:
+    """One line for a Hydra or OmegaConf composition error, read from its type and its fields."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
+        group, option = err.missing_cfg_file.rsplit("/", 1)
+        if group == "hydra/launcher" and option.startswith("submitit"):
+            return (
+                "hydra/launcher=slurm needs Hydra's submitit launcher, an optional part: pip install 'dreamloom[slurm]'"
+            )
+        choices = err.options or options(group)
+        hint = close_matches(option, choices)
+        extra = "; or model.name=ANY_TORCHVISION_CLASSIFIER" if group == "model" else ""
+        hint = f"; {hint}" if hint else ""
+        return f"unknown {group} '{option}'{hint} (choose one of {', '.join(choices)}{extra})"
+    cause = err.__cause__ if isinstance(err, ConfigCompositionException) else err
+    if isinstance(cause, ConfigKeyError | OmegaConfBaseException) and getattr(cause, "full_key", None):
+        return _unknown_key(str(cause.full_key), args)
+    if isinstance(err, OverrideParseException):
+        first = f"'{err.override}' ({err.message.splitlines()[0]})"
+    else:
+        first = next((line for line in str(err).splitlines() if line.strip()), str(err))
+    return (
+        f"could not read the command line: {first}; write each override as key=value "
+        "(lists as key=[a,b], text with spaces or commas in quotes)"
+    )
+
+
+def _unknown_key(name: str, args: Sequence[str]) -> str:
+    recipe = [a for a in args if a.startswith("recipe=")][-1:]
+    try:
+        keys = [str(k) for k in compose(recipe).keys()]
+    except UserError:
+        keys = []
+    where = f"recipe {recipe[0].split('=', 1)[1]} has" if recipe else "the recipe has"
+    short = name.split(".")[-1]
+    if short in RENAMED and "." not in name:
+        return f"{where} no key '{name}'; it was renamed: use {RENAMED[short]}"
+    hint = close_matches(short, [k for k in keys if k != name])
+    return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
+
+
+def _refuse(source: str, path: str, what: str) -> UserError:
+    return UserError(
+        f"'{source}' stores {what} at {path or 'its top'}, which dreamloom's own configs do not name, so it was not "
+        "run; start the recipe by name instead (dreamloom recipe=NAME ...)"
+    )
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, left: list[str]) -> None:
+    """Copy the plain values of ``stored`` onto ``fresh`` where ``fresh`` has the same key; check the rest."""
+    for key, value in stored.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in SPECIAL:
+            if key == "_target_" and fresh.get("_target_") != value:
+                raise _refuse(source, where, f"the target '{value}'")
+            continue
+        if key not in fresh:
+            left.append(where)
+            continue
+        follows = OmegaConf.is_interpolation(fresh, key)  # it follows the key it names (optimizer.lr follows lr)
+        here = None if follows else fresh[key]
+        if isinstance(value, dict):
+            if not isinstance(here, DictConfig):
+                raise _refuse(source, where, "a mapping")
+            _overlay(here, value, source, where, left)
+            continue
+        if not _plain(value) or isinstance(here, DictConfig) or _holds_targets(here):
+            raise _refuse(source, where, "a structure")
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "${" in t for t in texts):
+            raise _refuse(source, where, "an interpolation")
+        if not follows:
+            fresh[key] = value
+
+
+def _holds_targets(node: Any) -> bool:
+    return isinstance(node, ListConfig) and any(isinstance(v, DictConfig) for v in node)
+
+
+def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
+    """The run a stored config describes, rebuilt from the project's own configs and the stored plain values.
+
+    Args:
+        text: the stored config (YAML), as a picture or checkpoint carries it.
+        source: where it came from, for the error lines.
+        changes: ``key=value`` to apply on top; a config group (``model=vgg16``) picks its option anew.
+
+    Raises:
+        UserError: the text is not a config, names an unknown recipe, a foreign target or an interpolation.
+    """
+    raw: Any = None
+    try:
+        raw = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except (OmegaConfBaseException, ValueError, TypeError):
+        pass
+    if not isinstance(raw, dict):
+        raise UserError(f"'{source}' carries no dreamloom config; pass what a dreamloom run wrote")
+    stored: dict[str, Any] = {str(k): v for k, v in raw.items()}
+    picks = stored.pop("choices", None)
+    picks = picks if isinstance(picks, dict) else _guess_choices(stored)
+    recipe = picks.get("recipe")
+    if recipe not in recipes():
+        raise UserError(f"'{source}' names no recipe dreamloom has ({recipe!r}); start the recipe by name instead")
+    changed = {c.split("=", 1)[0] for c in changes}
+    args = [f"recipe={recipe}"]
+    for group in GROUPS[1:]:
+        if group in changed:
+            stored.pop(group, None)  # picked anew: nothing of the stored option is kept
+        elif picks.get(group) in options(group):
+            args.append(f"{group}={picks[group]}")
+    groups = [c for c in changes if c.split("=", 1)[0] in GROUPS[1:]]
+    cfg = compose([*args, *groups])
+    left: list[str] = []
+    _overlay(cfg, stored, source, "", left)
+    stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
+    if stale:
+        print(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}", file=sys.stderr)
+    _apply(cfg, [c for c in changes if c not in groups])
+    return cfg
+
+
+def _guess_choices(stored: dict[str, Any]) -> dict[str, Any]:
+    """The group picks of a config stored before they were kept: the recipe by its ``name``, each group by the
+    option whose file has the stored target (and arguments; a model by its name)."""
+    picks: dict[str, Any] = {"recipe": stored.get("name")}
+    for group in GROUPS[1:]:
+        node = stored.get(group)
+        if not isinstance(node, dict):
+            continue
+        for option in options(group):
+            made = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml"), resolve=False)
+            assert isinstance(made, dict)
+            keys = ("name",) if group == "model" else ("_target_", "_args_")
+            if all(made.get(k) == node.get(k) for k in keys):
+                picks[group] = option
+                break
+    return picks
+
+
+def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
+    """``key=value`` changes to keys ``cfg`` has (an unknown key is one line with its close matches)."""
+    for change in changes:
+        key, eq, _ = change.partition("=")
+        if not eq:
+            raise UserError(f"'{change}' is not key=value; use: dreamloom rerun image.png steps=100")
+        if key.split(".")[-1] in SPECIAL or OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
+            raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
+    with open_dict(cfg):
+        merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(changes)))
+    assert isinstance(merged, DictConfig)
+    for name in merged:
+        cfg[str(name)] = merged[name]
+
+
+_MISSING = object()

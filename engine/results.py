@@ -1,0 +1,185 @@
+"""The run folder's contract: ``image.png`` with its config, ``progress.gif``, ``metrics.json`` and nothing half-made.
+
+Every recipe writes its results through :func:`finish` (an optimized picture) or :func:`write_view` (a view made
+outside the loop); both write ``metrics.json`` through :func:`save_metrics`, its one writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
+
+from engine.callbacks import Recorder, Snapshots
+from engine.checkpoints import CHECKPOINT
+from engine.errors import UserError
+from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png
+from engine.images import resize_to, target_size
+from engine.models import LOGITS, ModelView
+
+__all__ = [
+    "Interrupted",
+    "Rendered",
+    "RunResult",
+    "config_yaml",
+    "finish",
+    "probabilities",
+    "save_metrics",
+    "top5",
+    "write_view",
+]
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C; the partial results were written to ``folder``."""
+
+    def __init__(self, folder: Path, steps: int, unit: str = "step") -> None:
+        done = f"{steps} {unit}" + ("" if steps == 1 else "s")
+        again = f"; carry on with: dreamloom resume={folder}" if (folder / "checkpoint.pt").is_file() else ""
+        super().__init__(f"interrupted after {done}; the picture so far and metrics.json are in {folder}{again}")
+
+
+@dataclass
+class RunResult:
+    """What a finished run wrote."""
+
+    folder: Path
+    metrics: dict[str, Any]
+    picture: torch.Tensor | None = None
+    """The optimized picture or batch ``(B, 3, H, W)`` in [0, 1], for recipes that make one; None for views."""
+
+
+def save_metrics(folder: Path, metrics: dict[str, Any]) -> RunResult:
+    """Write ``metrics.json`` (atomically) and return the run's result: the one place that writes it."""
+    save_json(folder / "metrics.json", metrics)
+    return RunResult(folder, metrics)
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    """The resolved config a picture carries (and a checkpoint saves): all that is needed to run it again from the
+    start, so without ``resume``, which a resumed run's own picture does not need."""
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    assert isinstance(plain, DictConfig)
+    with open_dict(plain):
+        if plain.get("resume") is not None:
+            plain.resume = None
+    return OmegaConf.to_yaml(plain)
+
+
+def top5(probs: torch.Tensor, categories: list[str]) -> list[list[Any]]:
+    """The five likeliest classes of one probability vector, as ``[name, probability]`` pairs."""
+    top = probs.topk(5)
+    return [[categories[i], round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
+
+
+def probabilities(view: ModelView, picture: torch.Tensor) -> torch.Tensor:
+    """The model's class probabilities for the first picture of a batch, seen at most 1024 px on its long side (a
+    classifier reads a 4K picture no better, and would need gigabytes for it). Shape: ``(classes,)``."""
+    first = picture[:1]
+    if max(first.shape[-2:]) > 1024:
+        first = resize_to(first, target_size(1024, (first.shape[-2], first.shape[-1])))
+    with torch.no_grad():
+        return view(first.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
+
+
+def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    return {
+        "recipe": recipe,
+        "model": cfg.model.name,
+        "steps": rec.steps,
+        "seconds": round(rec.seconds, 3),
+        "iterations_per_second": round(rec.steps / rec.seconds, 3) if rec.seconds else 0.0,
+        "loss_first": rec.loss_first,
+        "loss_last": rec.loss_last,
+        "seed": cfg.seed,
+        "image_size": list(hw),
+        "device": str(device),
+    }
+
+
+def _write_pictures(
+    folder: Path, picture: torch.Tensor, frames: Snapshots, cfg: DictConfig, labels: list[str] | None = None
+) -> None:
+    config_text = config_yaml(cfg)
+    if picture.shape[0] == 1:
+        save_png(folder / "image.png", picture[0], config_text)
+    else:
+        for i, single in enumerate(picture):
+            save_png(folder / "images" / f"{i:03d}.png", single, config_text)
+        # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
+        columns = len(labels) if labels and len(labels) <= 8 else None
+        save_png(folder / "image.png", contact_sheet(picture, columns, labels=labels), config_text)
+    save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
+
+
+@dataclass
+class Rendered:
+    """What :func:`optimize_octaves` hands back: the final picture and what the callbacks recorded."""
+
+    picture: torch.Tensor
+    record: Recorder
+    frames: Snapshots
+    interrupted: bool
+    stopped: str | None = None
+    """Why the numerical guard stopped the run (``picture`` is then the last good one), or None."""
+
+
+def finish(
+    cfg: DictConfig,
+    folder: Path,
+    recipe: str,
+    view: ModelView,
+    out: Rendered,
+    objective: str,
+    labels: list[str] | None = None,
+    **extra: Any,
+) -> RunResult:
+    """Write the picture, progress GIF and metrics of a rendered run; raise :class:`Interrupted` after Ctrl-C.
+
+    A batch of pictures is written one by one under ``images/`` and as a contact sheet captioned by ``labels``.
+    """
+    final = out.picture
+    metrics = _metrics(cfg, recipe, out.record, (final.shape[-2], final.shape[-1]), view.device)
+    metrics.update(
+        objective=objective,
+        interrupted=out.interrupted,
+        top5=top5(probabilities(view, final), view.categories),
+        **extra,
+    )
+    if out.stopped:
+        metrics["stopped"] = out.stopped
+    _write_pictures(folder, final.cpu(), out.frames, cfg, labels)
+    save_metrics(folder, metrics)
+    if out.interrupted:
+        raise Interrupted(folder, out.record.steps)
+    if out.stopped:
+        raise UserError(f"{out.stopped} and metrics.json are in {folder}")
+    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
+    return RunResult(folder, metrics, final)
+
+
+def write_view(
+    cfg: DictConfig,
+    folder: Path,
+    recipe: str,
+    sheet: Image.Image,
+    arrays: dict[str, np.ndarray] | None = None,
+    gif: Snapshots | None = None,
+    **extra: Any,
+) -> RunResult:
+    """Write a view made outside the optimization loop (analysis, adversarial, folder views): ``image.png`` with the
+    config, each of ``arrays`` as ``NAME.npy``, ``progress.gif`` from ``gif`` and ``metrics.json`` (the run's
+    keys, then ``extra``)."""
+    save_png(folder / "image.png", sheet, config_yaml(cfg))
+    if gif is not None:
+        save_gif(folder / "progress.gif", gif.frames, int(cfg.gif_ms))
+    for name, data in (arrays or {}).items():
+        atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
+    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
+    return save_metrics(folder, metrics)

@@ -1,0 +1,64 @@
+"""The visualizations that optimize a picture for one objective: DeepDream, class, channel and neuron pictures
+(``render``), and a layer's atlas of channels (``layer_atlas``).
+
+A plain render names its objective in its YAML (``objective: {_target_: objectives.channel, ...}``); the penalties
+and transforms are the engine's, shared with every optimizing recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from engine.errors import UserError
+from engine.images import load_image, target_size
+from engine.octaves import octave_sizes
+from engine.results import RunResult, finish
+from engine.runner import build_objective, load_view, optimize_octaves, recipe
+from objectives.activation import channel_list
+
+__all__ = ["layer_atlas", "render"]
+
+INDICES = {key: (int, 0, False) for key in ("channel", "x", "y")}
+"""The channel and neuron recipes' indices: whole numbers from 0."""
+
+
+def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, int]]:
+    if cfg.init not in ("input", "noise", "zeros"):
+        raise UserError(f"init={cfg.init} is not valid; use init=input, noise or zeros")
+    picture = load_image(cfg.input) if cfg.get("input") else None
+    if picture is None:
+        if cfg.init == "input":
+            raise UserError("init=input needs a picture; pass input=photo.jpg or use init=noise")
+        return None, target_size(cfg.size if cfg.size is not None else 224)
+    h, w = picture.shape[-2:]
+    return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))
+
+
+@recipe(numbers=INDICES)
+def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None) -> RunResult:
+    """Optimize a picture (or a batch) for the recipe's ``objective`` over its octaves, and write the run folder.
+
+    With ``init=input`` the picture is dreamed on (DeepDream, Mordvintsev et al., 2015): only the added detail is
+    carried from octave to octave; otherwise it grows from noise (Olah et al., 2017).
+    """
+    picture, hw = _picture_and_size(cfg)
+    view = load_view(cfg)
+    objective = build_objective(cfg, view)
+    sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
+    base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
+    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
+    return finish(cfg, folder, recipe, view, out, objective.name, labels)
+
+
+@recipe()
+def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Channel visualizations of one layer side by side: picture ``i`` of a batch maximizes the ``i``-th channel."""
+    picked = channel_list(cfg.channels if isinstance(cfg.channels, int | str) else list(cfg.channels))
+    if len(picked) > 256:
+        raise UserError(f"channels={cfg.channels} picks {len(picked)} channels; pick at most 256 per sheet")
+    with open_dict(cfg):
+        cfg.batch = len(picked)
+    return render(cfg, folder, recipe, [f"{cfg.layer}:{c}" for c in picked])

@@ -1,0 +1,124 @@
+"""A picture's or checkpoint's stored config is data: a rerun or resume rebuilds the run from the project's own
+configs, keeps the stored plain values, and refuses anything that would build or resolve something else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from engine.checkpoints import CHECKPOINT, FORMAT
+from engine.cli import main
+from engine.configs import rebuild
+from engine.errors import UserError
+from engine.export import read_png_config, save_png
+from engine.runner import run_recipe
+from tests.helpers import compose_recipe, run
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("run")
+    run(folder, "channel", "steps=2", "size=32", "channel=3", "lr=0.07", "optimizer=sgd", "snapshot_every=0")
+    return folder / "image.png"
+
+
+def _stored(picture: Path) -> dict[str, Any]:
+    text = read_png_config(picture)
+    assert text is not None
+    return yaml.safe_load(text)
+
+
+def _tampered(picture: Path, folder: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    stored = _stored(picture)
+    change(stored)
+    out = folder / "shared.png"
+    save_png(out, torch.rand(3, 8, 8), yaml.safe_dump(stored))
+    return out
+
+
+def _rerun(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(["rerun", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("dreamloom: error: ")
+    return err
+
+
+def test_the_stored_plain_values_come_back_on_the_projects_own_configs(picture: Path) -> None:
+    cfg = rebuild(read_png_config(picture) or "", str(picture))
+    assert (cfg.channel, cfg.lr, cfg.steps, cfg.size) == (3, 0.07, 2, 32)
+    assert cfg.choices.optimizer == "sgd" and cfg.optimizer._target_ == "torch.optim.SGD"
+    assert cfg.run._target_ == "recipes.visualize.render"
+    changed = rebuild(read_png_config(picture) or "", str(picture), ["lr=0.5", "optimizer=adam"])
+    assert changed.optimizer._target_ == "torch.optim.Adam" and changed.optimizer.lr == 0.5  # follows lr again
+
+
+@pytest.mark.parametrize(
+    ("where", "change"),
+    [
+        ("objective", lambda c: c["objective"].update(_target_="builtins.open", _args_=["{victim}", "w"])),
+        ("run", lambda c: c["run"].update(_target_="pathlib.Path.write_text")),
+        ("objective.layer", lambda c: c["objective"].update(layer={"_target_": "builtins.open", "file": "{victim}"})),
+        ("optimizer", lambda c: c["optimizer"].update(_target_="builtins.open")),
+        ("layer", lambda c: c.update(layer="${oc.decode:'{_target_: builtins.open}'}")),
+        ("input", lambda c: c.update(input=["${oc.env:HOME}"])),
+        ("size", lambda c: c.update(size=[{"_target_": "builtins.open"}])),
+    ],
+)
+def test_a_hostile_picture_is_refused_and_touches_nothing(
+    picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, change: Callable[..., None]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+
+    def planted(stored: dict[str, Any]) -> None:
+        change(stored)
+        text = yaml.safe_dump(stored).replace("{victim}", str(victim))
+        stored.clear()
+        stored.update(yaml.safe_load(text))
+
+    shared = _tampered(picture, tmp_path, planted)
+    err = _rerun([str(shared), f"hydra.run.dir={tmp_path / 'out'}"], capsys)
+    assert f"at {where}" in err and "was not run" in err
+    assert victim.read_text() == "keep me" and not (tmp_path / "out").exists()
+
+
+def test_an_earlier_versions_picture_still_reruns(picture: Path, tmp_path: Path) -> None:
+    def older(stored: dict[str, Any]) -> None:  # before run= and choices: a task string named the code
+        del stored["choices"], stored["run"]
+        stored["task"] = "render"
+
+    shared = _tampered(picture, tmp_path, older)
+    cfg = rebuild(read_png_config(shared) or "", str(shared))
+    assert cfg.run._target_ == "recipes.visualize.render" and cfg.channel == 3 and "task" not in cfg
+
+
+def test_a_key_the_recipe_no_longer_has_is_named(
+    picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = _tampered(picture, tmp_path, lambda c: c.update(wobble=3))
+    rebuild(read_png_config(shared) or "", str(shared))
+    assert "left out: wobble" in capsys.readouterr().err
+
+
+def test_a_hostile_checkpoint_is_refused_before_anything_is_restored(picture: Path, tmp_path: Path) -> None:
+    stored = _stored(picture)
+    stored["objective"]["_target_"] = "builtins.exec"
+    folder = tmp_path / "stopped"
+    folder.mkdir()
+    torch.save({"format": FORMAT, "config": yaml.safe_dump(stored), "octave": 0}, folder / CHECKPOINT)
+    with pytest.raises(UserError, match=r"target 'builtins.exec' at objective"):
+        run_recipe(compose_recipe("channel", f"resume={folder}"), tmp_path / "resumed")
+
+
+def test_a_rerun_of_a_foreign_recipe_name_is_one_line(
+    picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = _tampered(picture, tmp_path, lambda c: c["choices"].update(recipe="../../etc/passwd"))
+    assert "names no recipe dreamloom has" in _rerun([str(shared)], capsys)

@@ -1,0 +1,61 @@
+"""The one compose helper: group picks kept, Hydra's failures answered from their types, optional parts named."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from engine.configs import compose, explain, options, recipes
+from engine.errors import UserError
+from tests.helpers import run
+
+
+def test_compose_keeps_the_picks_and_drops_hydras_node_unless_asked() -> None:
+    cfg = compose(["recipe=deepdream", "optimizer=adam"])
+    assert dict(cfg.choices) == {
+        "recipe": "deepdream",
+        "model": "mobilenet_v2",
+        "param": "pixel",
+        "transforms": "dream",
+        "optimizer": "adam",
+    }
+    assert "hydra" not in cfg and "hydra" in compose(["recipe=channel"], hydra=True)
+    assert set(recipes()) >= {"channel", "style", "layers"} and "adam" in options("optimizer")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["recipe=deepdreem"], ("unknown recipe 'deepdreem'", "did you mean", "deepdream")),
+        (["recipe=channel", "model=resnet5"], ("unknown model 'resnet5'", "model.name=ANY_TORCHVISION_CLASSIFIER")),
+        (["recipe=channel", "chanel=3"], ("recipe channel has no key 'chanel'", "channel")),
+        (["recipe=channel", "optimizer.lrr=3"], ("no key 'optimizer.lrr'",)),
+        (["recipe=filters", "tile=4"], ("no key 'tile'", "renamed", "thumb=")),
+        (["recipe=channel", "task=render"], ("no key 'task'", "run=")),
+        (["recipe=channel", "steps=["], ("could not read the command line", "'steps=['")),
+    ],
+)
+def test_a_composition_failure_is_one_line_naming_the_fix(args: list[str], words: tuple[str, ...]) -> None:
+    with pytest.raises(UserError) as caught:
+        compose(args)
+    message = str(caught.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_missing_optional_launcher_names_its_extra() -> None:
+    missing = MissingConfigException("not found", missing_cfg_file="hydra/launcher/submitit_slurm", options=[])
+    assert "pip install 'dreamloom[slurm]'" in explain(missing, [])
+
+
+@pytest.mark.slow
+def test_a_missing_optional_tsne_names_its_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recipes.folders import make_samples
+
+    make_samples(tmp_path / "pictures", per_picture=1, side=48)
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # as if scikit-learn were not installed
+    with pytest.raises(UserError, match=r"pip install 'dreamloom\[tsne\]' \(or use method=pca\)"):
+        run(tmp_path / "run", "embedding", f"folder={tmp_path / 'pictures'}", "size=48", "method=tsne")
+    assert run(tmp_path / "pca", "embedding", f"folder={tmp_path / 'pictures'}", "size=48", "method=pca")["steps"] == 0
