@@ -14,6 +14,7 @@ from torch import nn
 
 from engine.errors import UserError, close_matches
 from engine.frozen_pass import FrozenSegment, Plan, plan_of
+from objectives.classes import imagenet_categories
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -278,17 +279,13 @@ def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
         ) from None
 
 
-def _imagenet_categories() -> list[str]:
-    return list(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
-
-
 def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.Module, list[str]]:
     if checkpoint:
         model = torchvision.models.get_model(name, weights=None)
         _read_checkpoint(model, name, checkpoint)
-        return model, _imagenet_categories()
+        return model, imagenet_categories()
     if weights is None or str(weights).lower() in ("none", "random", "null"):
-        return torchvision.models.get_model(name, weights=None), _imagenet_categories()
+        return torchvision.models.get_model(name, weights=None), imagenet_categories()
     w = _weights_enum(name, str(weights))
     categories = list(w.meta["categories"])
     filename = w.url.rsplit("/", 1)[-1]

@@ -8,7 +8,6 @@ adds beyond the shared ones: those that name files and those that must be number
 from __future__ import annotations
 
 import errno
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
-from engine.configs import GROUPS, rebuild
+from engine.checks import check_groups, check_number, check_numbers
+from engine.configs import rebuild
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, optimize
@@ -29,7 +29,6 @@ from engine.models import ModelView, keep_freed_memory, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml
 from objectives.base import INPUT, Objective
-from recipes import CONFIG_DIR
 from regularizers import l1, l2, total_variation
 from regularizers.transforms import Compose
 
@@ -38,9 +37,7 @@ __all__ = [
     "RecipeSpec",
     "build",
     "build_objective",
-    "check_gif",
     "check_number",
-    "check_numbers",
     "input_picture",
     "load_view",
     "optimize_octaves",
@@ -110,50 +107,6 @@ def _absolute(value: Any) -> Any:
     return str(Path(value).expanduser().resolve())
 
 
-def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
-    """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``); else one :class:`UserError` line."""
-    value = cfg.get(key)
-    ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
-    ok = ok and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if strict else value >= low)
-    if not ok:
-        need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
-        need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
-        raise UserError(f"{key}={value} is not valid; {key} must be {need}")
-    return float(value)
-
-
-def check_numbers(cfg: DictConfig) -> None:
-    """Reject impossible numbers (zero steps, negative sizes, NaN rates …) with one line each."""
-    for key in ("steps", "batch", "octaves"):
-        check_number(cfg, key, int, 0)
-    check_number(cfg, "lr", float, 0)
-    check_number(cfg, "snapshot_every", int, 0, strict=False)
-    check_gif(cfg)
-    check_number(cfg, "checkpoint_every", int, 0, strict=False)
-    for key in ("tv", "l1", "l2"):
-        check_number(cfg, key, float, 0, strict=False)
-    if cfg.octaves > 1:
-        check_number(cfg, "octave_scale", float, 1)
-    if cfg.get("tile_size") is not None:
-        check_number(cfg, "tile_size", int, 63)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
-
-
-GIF_MS = (20, 10_000)
-"""The shortest and longest time a GIF frame may show, in milliseconds (browsers show faster frames at 100 ms)."""
-
-
-def check_gif(cfg: DictConfig) -> None:
-    """The progress GIF's keys: ``gif_ms`` per frame, at most ``gif_frames`` frames of ``gif_size`` pixels."""
-    ms = cfg.get("gif_ms")
-    if isinstance(ms, bool) or not isinstance(ms, int) or not GIF_MS[0] <= ms <= GIF_MS[1]:
-        raise UserError(f"gif_ms={ms} is not valid; use whole milliseconds per frame from {GIF_MS[0]} to {GIF_MS[1]}")
-    check_number(cfg, "gif_frames", int, 1)
-    check_number(cfg, "gif_size", int, 15)
-
-
 def snapshots(cfg: DictConfig) -> Snapshots:
     """The progress GIF's recorder, as the recipe's keys ask (``snapshot_every``, ``gif_size``, ``gif_frames``)."""
     return Snapshots(int(cfg.snapshot_every), int(cfg.gif_size), int(cfg.gif_frames))
@@ -186,36 +139,6 @@ def build_objective(cfg: DictConfig, view: ModelView) -> Objective:
     return objective
 
 
-def check_groups(cfg: DictConfig) -> None:
-    """Each key of the picked config groups (``optimizer.lr``, ``param.decay`` …) has the kind its option file
-    gives it: a finite number where the file has a number, true or false where it has a switch."""
-    picks = cfg.get("choices") or {}
-    for group in GROUPS[1:]:
-        option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
-        node = cfg.get(group)
-        if not option.is_file() or not isinstance(node, DictConfig):
-            continue
-        defaults = OmegaConf.load(option)
-        assert isinstance(defaults, DictConfig)
-        for key in map(str, defaults):
-            if key.startswith("_") or key not in node or OmegaConf.is_interpolation(node, key):
-                continue
-            default = defaults._get_node(key)._value()  # type: ignore[union-attr]
-            if OmegaConf.is_interpolation(defaults, key):  # ${lr}: the kind of the key it follows
-                default = OmegaConf.select(cfg, str(default)[2:-1], default=None)
-            _check_kind(f"{group}.{key}", node[key], default)
-
-
-def _check_kind(name: str, value: Any, default: Any) -> None:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"{name}={value} is not valid; {name} is a switch: true or false")
-    elif isinstance(default, int | float):
-        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if not number:
-            raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
-
-
 def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
     """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
     if min(hw) < MIN_SIDE:
@@ -240,6 +163,33 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
             f"size {list(hw)} is too small for {', '.join(layers)} of {view.name} ({str(e).splitlines()[0][:80]}); "
             "use a larger size= or fewer octaves="
         ) from None
+
+
+def _tiling(
+    cfg: DictConfig,
+    view: ModelView,
+    sizes: list[tuple[int, int]],
+    objective: Objective,
+    transforms: Compose,
+    generator: torch.Generator,
+) -> Tiling | None:
+    """The tiling ``tile_size`` asks for (None: whole pictures), after a probe of the smallest piece the model sees."""
+    tile = cfg.get("tile_size")
+    tiling = Tiling(tile, generator) if tile else None
+    if tiling is None or max(sizes[-1]) <= tile:  # a picture cut into tiles is there to bound memory
+        keep_freed_memory()  # every step allocates the same activations again: keep them in the heap
+    # the smallest piece a tiled run may hand the model is a quarter tile on a side that gets cut
+    h, w = sizes[0] if tiling is None else (n if n <= tile else tile // 4 for n in sizes[0])
+    _probe(view, objective, transforms, (h, w), cfg.batch)
+    return tiling
+
+
+def _diverged(cfg: DictConfig, e: Diverged, rec: Recorder, frames: Snapshots) -> Rendered:
+    """The last good picture of a run the numerical guard stopped; one error line when there is none."""
+    if e.picture is None:
+        raise UserError(f"{e} before any good picture; lower the learning rate (lr={cfg.lr})") from None
+    why = f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}"
+    return Rendered(e.picture, rec, frames, False, f"{why}; the picture as it was at step {e.good_step}")
 
 
 def optimize_octaves(
@@ -267,13 +217,7 @@ def optimize_octaves(
     """
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
-    tile = cfg.get("tile_size")
-    tiling = Tiling(tile, generator) if tile else None
-    if tiling is None or max(sizes[-1]) <= tile:  # a picture cut into tiles is there to bound memory
-        keep_freed_memory()  # every step allocates the same activations again: keep them in the heap
-    # the smallest piece a tiled run may hand the model is a quarter tile on a side that gets cut
-    h, w = sizes[0] if tiling is None else (n if n <= tile else tile // 4 for n in sizes[0])
-    _probe(view, objective_at(sizes[0]), transforms, (h, w), cfg.batch)
+    tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
     rec, frames = Recorder(), snapshots(cfg)
@@ -303,10 +247,7 @@ def optimize_octaves(
     try:
         return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless"))), rec, frames, False)
     except Diverged as e:
-        if e.picture is None:
-            raise UserError(f"{e} before any good picture; lower the learning rate (lr={cfg.lr})") from None
-        why = f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}"
-        return Rendered(e.picture, rec, frames, False, f"{why}; the picture as it was at step {e.good_step}")
+        return _diverged(cfg, e, rec, frames)
     except KeyboardInterrupt:
         current = rec.current_picture()
         if current is None:
