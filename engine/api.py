@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
-from engine.configs import GROUPS, compose, recipes
+from engine.configs import GROUPS, compose, override_value, recipes
 from engine.errors import UserError
 from engine.images import load_image
+from engine.results import claim, release
 
 __all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
@@ -51,34 +52,22 @@ class Result:
         return load_image(self.folder / "image.png")
 
 
-def _value(value: Any) -> str:
-    """A Python value as Hydra's override grammar writes it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_value(v) for v in value) + "]"
-    if isinstance(value, str) and any(c in value for c in " ,[]{}()=:'\"\\$"):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return str(value)
-
-
 def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
-    cfg = compose([f"recipe={recipe}", *(f"{k}={_value(v)}" for k, v in keys.items()), *overrides])
-    target = Path(out) if out is not None else Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
-    if target.is_dir() and any(target.iterdir()):
-        raise UserError(f"run folder '{target}' already exists and is not empty; pass another out=")
-    target.mkdir(parents=True, exist_ok=True)
+    cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
+    default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
+    target = claim(Path(out) if out is not None else default, out is not None, "out=")
     try:
         done = run_recipe(cfg, target, recipe)
     except UserError:
+        release(target)
         if not any(target.iterdir()):
             target.rmdir()  # nothing was written: leave no empty folder behind
         raise
+    finally:
+        release(target)
     return Result(done.folder, done.metrics)
 
 

@@ -8,6 +8,7 @@ carries on from the saved step, so it ends on the same picture as a run that was
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,13 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
             f"resume={folder} holds no {CHECKPOINT}; runs save one every checkpoint_every steps "
             "(pass the folder of a run that got that far)"
         )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # every entry's checksum, before anything of it is used
+    except (zipfile.BadZipFile, OSError):
+        damaged = "its archive"
+    if damaged:
+        raise UserError(f"{path} is damaged (a checksum fails in {damaged}); run the recipe again instead")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a truncated or foreign file: torch raises many kinds, with long messages

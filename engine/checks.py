@@ -7,13 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from engine.configs import GROUPS
 from engine.errors import UserError
 from recipes import CONFIG_DIR
 
-__all__ = ["GIF_MS", "check_gif", "check_groups", "check_number", "check_numbers"]
+__all__ = ["GIF_MS", "check_gif", "check_groups", "check_list", "check_number", "check_numbers"]
 
 
 def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
@@ -27,6 +27,23 @@ def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, 
         need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
         raise UserError(f"{key}={value} is not valid; {key} must be {need}")
     return float(value)
+
+
+def check_list(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> None:
+    """Each number of the list ``cfg[key]`` (or the one number it holds) as :func:`check_number` wants it; None
+    passes (the recipe's default)."""
+    value = cfg.get(key)
+    if value is None:
+        return
+    items = list(value) if isinstance(value, ListConfig) else [value]
+    for item in items:
+        try:
+            check_number(DictConfig({key: item}), key, kind, low, strict)
+        except UserError:
+            shown = "[" + ",".join(map(str, items)) + "]" if isinstance(value, ListConfig) else str(value)
+            need = "whole numbers" if kind is int else "finite numbers"
+            bound = "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
+            raise UserError(f"{key}={shown} is not valid; {key} must be a list of {need}{bound}") from None
 
 
 def check_numbers(cfg: DictConfig) -> None:
@@ -43,8 +60,8 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, "octave_scale", float, 1)
     if cfg.get("tile_size") is not None:
         check_number(cfg, "tile_size", int, 63)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not -(2**63) <= cfg.seed < 2**64:
+        raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number that fits in 64 bits")
 
 
 GIF_MS = (20, 10_000)

@@ -23,11 +23,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from engine.configs import GROUPS, compose, explain, rebuild, recipes
+from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
 from engine.errors import UserError, close_matches
 from engine.export import write_text
 from engine.loop import STOP
-from engine.results import Interrupted
+from engine.results import RESERVED, Interrupted, claim, release
 from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
@@ -36,8 +36,9 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PROG = "dreamloom"
-HYDRA_FILES = frozenset({".hydra", f"{PROG}.log"})
-"""What Hydra writes into a run folder before the run starts (``hydra.output_subdir`` and ``hydra.job.name``)."""
+HYDRA_FILES = frozenset({".hydra", f"{PROG}.log", RESERVED})
+"""What is in a run folder before the run writes anything: Hydra's files (``hydra.output_subdir`` and
+``hydra.job.name``) and the mark of the run that claimed it."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -53,6 +54,7 @@ def _discard(folder: Path | None) -> bool:
     """
     if folder is None or not folder.is_dir():
         return True
+    release(folder)
     if not {p.name for p in folder.iterdir()} <= HYDRA_FILES:
         return False
     shutil.rmtree(folder / ".hydra", ignore_errors=True)
@@ -93,17 +95,24 @@ def preflight(args: list[str]) -> Path | None:
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
     run_dir = Path(str(cfg.hydra.run.dir))
     _check_new_folder(run_dir, "run", "hydra.run.dir=")
-    return run_dir
+    chosen = any(a.startswith("hydra.run.dir=") for a in args)
+    return claim(run_dir, chosen, "hydra.run.dir=")
 
 
 def _check_new_folder(folder: Path, what: str, key: str) -> None:
-    """Refuse a results folder that already holds files, or one that cannot be made (a file in the way, a
-    read-only or forbidden place: tried for real, since permission bits say nothing to root)."""
-    if folder.is_dir() and any(folder.iterdir()):
+    """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
+    real, since permission bits say nothing to root), and a sweep folder that holds files (a run folder is claimed
+    with :func:`engine.results.claim`, which refuses one that holds files)."""
+    if what == "sweep" and folder.is_dir() and any(folder.iterdir()):
         raise UserError(
             f"{what} folder '{folder}' already exists and is not empty; choose another {key} or move it away"
         )
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except OSError as e:
+        raise UserError(
+            f"cannot make the {what} folder '{str(folder)[:60]}…' ({e.strerror}); choose another {key}"
+        ) from None
     problem = "is a file, not a folder" if not existing.is_dir() else None
     if problem is None:
         try:
@@ -177,10 +186,12 @@ def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
         _discard(folder)
         _fail(str(e))
     except Interrupted as e:
+        release(folder)
         print(f"{PROG}: {e}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         _stopped(folder)
+    release(folder)
     print(f"{PROG}: wrote {result.folder}", file=sys.stderr)
 
 
@@ -202,13 +213,11 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
         raise UserError(f"'{source}' carries no dreamloom config; pass the image.png that a dreamloom run wrote")
     folders = [a.split("=", 1)[1] for a in args[1:] if a.startswith("hydra.run.dir=")]
     cfg = rebuild(text, str(source), [a for a in args[1:] if not a.startswith("hydra.run.dir=")])
-    folder = Path(folders[-1]) if folders else None
-    if folder is None:
-        folder = Path("outputs") / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
-    if folder.exists() and any(folder.iterdir()):
-        raise UserError(f"run folder '{folder}' already exists and is not empty; choose another hydra.run.dir=")
     prepare_function(cfg)
-    return cfg, folder
+    default = Path("outputs") / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
+    folder = Path(folders[-1]) if folders else default
+    _check_new_folder(folder, "run", "hydra.run.dir=")
+    return cfg, claim(folder, bool(folders), "hydra.run.dir=")
 
 
 def _resume_args(args: list[str]) -> list[str]:
@@ -239,7 +248,6 @@ def rerun(args: list[str]) -> None:
         _fail(str(e))
     except KeyboardInterrupt:
         _stopped(None)
-    folder.mkdir(parents=True, exist_ok=True)
     _run_and_answer(cfg, folder, str(cfg.name))
 
 
@@ -287,6 +295,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(e))
     except KeyboardInterrupt:
         _stopped(None)
+    if run_dir is not None:  # the folder claimed for this run, even when Hydra's default would name another
+        args = [
+            *(a for a in args if not a.startswith("hydra.run.dir=")),
+            f"hydra.run.dir={override_value(str(run_dir))}",
+        ]
     sys.argv = [PROG, *args]
     sweep = bool({"-m", "--multirun"} & set(args))
     with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed:

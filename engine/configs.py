@@ -7,6 +7,7 @@ the project's configs do not name, or an interpolation (``${...}``), is refused 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from engine.errors import UserError, close_matches
 from recipes import CONFIG_DIR
 
-__all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "rebuild", "recipes"]
+__all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "override_value", "rebuild", "recipes"]
 
 GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
 """The config groups a run picks one option of; the picks are kept in the config as ``choices``."""
@@ -40,6 +41,27 @@ def options(group: str) -> list[str]:
 def recipes() -> list[str]:
     """Every recipe found on disk."""
     return options("recipe")
+
+
+def override_value(value: Any) -> str:
+    """A Python value as Hydra's override grammar writes it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    if isinstance(value, str) and (not re.fullmatch(r"[A-Za-z_./-][A-Za-z0-9_./+-]*", value) or _reads_as_other(value)):
+        text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)  # backslashes before a quote doubled
+        return "'" + re.sub(r"(\\+)$", r"\1\1", text) + "'"  # and at the end, before the closing quote
+    return str(value)
+
+
+def _reads_as_other(text: str) -> bool:
+    """Whether Hydra would read ``text`` written bare as something other than that text (a number, null, a switch)."""
+    return text.lower() in ("null", "true", "false", "nan", "inf", "-inf", "+inf") or bool(
+        re.fullmatch(r"[+-]?(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?", text)
+    )
 
 
 def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:

@@ -16,6 +16,7 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -36,15 +37,17 @@ class Run:
     def __init__(self, folder: Path, root: Path) -> None:
         self.folder, self.name = folder, str(folder.relative_to(root)) if folder != root else folder.name
         try:
-            self.metrics: dict[str, Any] = json.loads((folder / "metrics.json").read_text())
+            metrics = json.loads((folder / "metrics.json").read_text())
         except (OSError, ValueError):
-            self.metrics = {}
+            metrics = {}
+        self.metrics: dict[str, Any] = metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers
         overrides = folder / ".hydra" / "overrides.yaml"
         try:
             found = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
         except (OSError, yaml.YAMLError):
             found = []
-        self.overrides = [str(o) for o in found or [] if not str(o).startswith("hydra.")]
+        found = found if isinstance(found, list) else []
+        self.overrides = [str(o) for o in found if not str(o).startswith("hydra.")]
         failed = folder / "error.txt"
         self.error = failed.read_text().strip() if failed.is_file() else None
         self.numbers = dict(_numbers(self.metrics))
@@ -96,6 +99,14 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape('' if value is None else str(value))}</td>"
 
 
+def _url(path: Path, page: Path) -> str:
+    """``path`` as a link from ``page``: relative and percent-quoted below the page's folder (``./`` first, so no
+    folder name reads as a scheme such as ``javascript:``), a ``file:`` URI elsewhere."""
+    if page.parent in path.parents:
+        return "./" + quote(path.relative_to(page.parent).as_posix(), safe="/")
+    return path.resolve().as_uri()
+
+
 def _media(run: Run, page: Path) -> str:
     if run.error:
         return f"<em>failed: {html.escape(run.error)}</em>"
@@ -103,8 +114,8 @@ def _media(run: Run, page: Path) -> str:
     for name in PICTURES + MOVING:
         path = run.folder / name
         if path.is_file():
-            rel = html.escape(str(path.relative_to(page.parent)) if page.parent in path.parents else path.as_uri())
-            parts.append(f'<a href="{rel}"><img src="{rel}" alt="{html.escape(name)}" loading="eager"></a>')
+            link = html.escape(_url(path, page))
+            parts.append(f'<a href="{link}"><img src="{link}" alt="{html.escape(name)}" loading="eager"></a>')
     return "".join(parts) or "<em>no picture</em>"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from numbers import Integral
@@ -85,6 +86,9 @@ def _read_file(path: Path, key: str = "input") -> np.ndarray:
         raise UserError(f"{key} '{path}' is a folder, not a picture; pass a picture file such as {key}=photo.jpg")
     try:
         with Image.open(path) as img:
+            limit = Image.MAX_IMAGE_PIXELS or math.inf
+            if img.width * img.height > limit:  # refused from the header, before anything is decoded
+                raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
             img.load()
             return np.asarray(_to_rgb(img))
     except Image.DecompressionBombError as e:
@@ -108,7 +112,11 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
     """
     text = str(source)
     path = Path(text).expanduser()
-    if path.exists():
+    try:
+        found = path.exists()
+    except OSError as e:  # a name too long for the file system, and the like
+        raise UserError(f"{key} '{text[:60]}…' is not a usable path ({e.strerror}); give a shorter path") from None
+    if found:
         arr = _read_file(path, key)
     elif text in SAMPLES:
         arr = SAMPLES[text]()

@@ -8,16 +8,19 @@ import sys
 
 def _quit(signum: int, frame: object) -> None:
     print("dreamloom: interrupted while starting; nothing was run or saved", file=sys.stderr)
-    sys.exit(130)
+    sys.exit(130 if signum == signal.SIGINT else 128 + signum)
 
 
 def main() -> None:
-    """Load the command line with Ctrl-C answered by one line, then hand over to :func:`engine.cli.main`."""
+    """Load the command line with Ctrl-C and SIGTERM answered by one line, then hand over to
+    :func:`engine.cli.main` (which installs its own answers)."""
     quiet = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where Ctrl-C is ignored
     if quiet:
         signal.signal(signal.SIGINT, _quit)
+    signal.signal(signal.SIGTERM, _quit)
     from engine.cli import main as run
 
     if quiet:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the command installs its own
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     run()

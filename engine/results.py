@@ -6,6 +6,7 @@ outside the loop); both write ``metrics.json`` through :func:`save_metrics`, its
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,12 +25,15 @@ from engine.images import resize_to, target_size
 from engine.models import LOGITS, ModelView
 
 __all__ = [
+    "RESERVED",
     "Interrupted",
     "Rendered",
     "RunResult",
+    "claim",
     "config_yaml",
     "finish",
     "probabilities",
+    "release",
     "save_metrics",
     "top5",
     "write_view",
@@ -53,6 +57,52 @@ class RunResult:
     metrics: dict[str, Any]
     picture: torch.Tensor | None = None
     """The optimized picture or batch ``(B, 3, H, W)`` in [0, 1], for recipes that make one; None for views."""
+
+
+RESERVED = ".dreamloom-run"
+"""The file that marks a run folder as taken by a run in progress; made exclusively, so two runs never share one."""
+
+
+def _reserve(folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(p.name != RESERVED for p in folder.iterdir()):
+        return False  # it holds results, or anyone else's files
+    try:
+        os.close(os.open(folder / RESERVED, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False  # another run took it first
+    return True
+
+
+def claim(folder: Path, chosen: bool, key: str) -> Path:
+    """Take a run folder for this run alone, atomically, and return it.
+
+    Args:
+        folder: the folder the run asks for.
+        chosen: whether the user named it; a default name that is taken gets ``_2``, ``_3`` … instead.
+        key: the key that names the folder, for the error line (``hydra.run.dir=``, ``out=``).
+
+    Raises:
+        UserError: a folder the user named is taken or holds results.
+    """
+    if _reserve(folder):
+        return folder
+    if chosen:
+        if any(p.name != RESERVED for p in folder.iterdir()):
+            raise UserError(
+                f"run folder '{folder}' already exists and is not empty; choose another {key} or move it away"
+            )
+        raise UserError(f"run folder '{folder}' is in use by another run; choose another {key}")
+    for n in range(2, 10_000):
+        other = folder.with_name(f"{folder.name}_{n}")
+        if _reserve(other):
+            return other
+    raise UserError(f"no free run folder next to '{folder}'; choose one with {key}")
+
+
+def release(folder: Path) -> None:
+    """Hand a claimed run folder back: the run is over, whatever it wrote stays."""
+    (folder / RESERVED).unlink(missing_ok=True)
 
 
 def save_metrics(folder: Path, metrics: dict[str, Any]) -> RunResult:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
-from engine.checks import check_groups, check_number, check_numbers
+from engine.checks import check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
@@ -63,12 +63,14 @@ class RecipeSpec:
     paths: tuple[str, ...] = ()
     numbers: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
     penalties: bool = True
+    lists: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
 
 
 def recipe(
     paths: tuple[str, ...] = (),
     numbers: Mapping[str, tuple[type, float, bool]] | None = None,
     penalties: bool = True,
+    lists: Mapping[str, tuple[type, float, bool]] | None = None,
 ) -> Callable[[Callable[..., RunResult]], Callable[..., RunResult]]:
     """Mark a recipe function and declare its keys.
 
@@ -78,10 +80,12 @@ def recipe(
             (``strict``) or at least ``low``. Checked before the run when set (a ``null`` key is the recipe's).
         penalties: whether the recipe honours ``tv``, ``l1`` and ``l2`` (every recipe that optimizes a picture
             freely does); one that does not refuses them with one line.
+        lists: keys that hold a list of numbers, each checked as ``numbers`` are.
     """
 
     def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
-        fn.recipe_spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties)  # type: ignore[attr-defined]
+        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}))
+        fn.recipe_spec = spec  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -102,8 +106,11 @@ def build(node: Any, **kwargs: Any) -> Any:
 
 def _absolute(value: Any) -> Any:
     """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
-    if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
-        return value
+    try:
+        if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
+            return value
+    except OSError:
+        return value  # not a path this system can use: the key's own check names it
     return str(Path(value).expanduser().resolve())
 
 
@@ -184,6 +191,18 @@ def _tiling(
     return tiling
 
 
+def _optimizer(cfg: DictConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The recipe's optimizer on ``params``; one line when it refuses a value of its keys (``momentum=-1`` …)."""
+    try:
+        optimizer: torch.optim.Optimizer = build(cfg.optimizer)(params)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, UserError):
+            raise
+        pick = (cfg.get("choices") or {}).get("optimizer") or cfg.optimizer.get("_target_")
+        raise UserError(f"optimizer={pick} refuses its keys ({e}); fix the optimizer.* key it names") from None
+    return optimizer
+
+
 def _diverged(cfg: DictConfig, e: Diverged, rec: Recorder, frames: Snapshots) -> Rendered:
     """The last good picture of a run the numerical guard stopped; one error line when there is none."""
     if e.picture is None:
@@ -231,7 +250,7 @@ def optimize_octaves(
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
-        optimizer = build(cfg.optimizer)(params)
+        optimizer = _optimizer(cfg, params)
         first_step = 0
         if state is not None:
             first_step, state = restore(state, params, optimizer, generator, rec, frames), None
@@ -297,6 +316,8 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
     for key, (kind, low, strict) in spec.numbers.items():
         if cfg.get(key) is not None:
             check_number(cfg, key, kind, low, strict)
+    for key, (kind, low, strict) in spec.lists.items():
+        check_list(cfg, key, kind, low, strict)
     if not spec.penalties:
         given = [f"{k}={cfg[k]}" for k in PENALTIES if cfg.get(k)]
         if given:

@@ -29,7 +29,7 @@ from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish, write_view
 from engine.runner import build_objective, check_number, input_picture, load_view, optimize_octaves, recipe
-from recipes.transfer import paint, style_view
+from recipes.transfer import WEIGHTS, paint, style_view
 from recipes.visualize import render
 
 __all__ = ["dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "write_video", "zoom_and_turn"]
@@ -101,14 +101,17 @@ def _start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     made.mkdir(parents=True, exist_ok=True)
     copied = []
     if cfg.get("resume"):  # carry on after the last frame the stopped run wrote
-        for path in sorted((Path(str(cfg.resume)) / "frames").glob("*.png"))[:limit]:
+        frames = Path(str(cfg.resume)) / "frames"
+        for path in [frames / f"{k:04d}.png" for k in range(limit)]:  # 0000.png, 0001.png … up to the first gap
+            if not path.is_file():
+                break
             atomic_write(made / path.name, partial(shutil.copyfile, path))
             copied.append(made / path.name)
     atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
     return copied
 
 
-@recipe(numbers={"frames": (int, 0, True)})
+@recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)})
 def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The zoom video: frame ``k + 1`` is frame ``k`` warped (zoom, rotate, shift), then dreamed on.
 
@@ -238,7 +241,7 @@ def _paint_frames(
     return seconds, objective, False
 
 
-@recipe(paths=("style", "mask"), numbers={"steps_next": (int, 0, True)})
+@recipe(paths=("style", "mask"), numbers={"steps_next": (int, 0, True)}, lists=WEIGHTS)
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer frame by frame: each frame starts from the stylised frame before it (fewer steps, one octave),
     so the painting stays put where the clip does. Writes ``frames/``, ``video.gif``, ``video.mp4`` and the
@@ -256,7 +259,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     steps_next = int(check_number(cfg, "steps_next", int, 0))
     view = style_view(cfg, recipe)
     done = _start_frames(cfg, folder, len(clip))
-    pictures = [Image.open(path).convert("RGB") for path in done]
+    pictures = [to_pil(load_image(path, "resume")) for path in done]
     seconds, objective, interrupted = _paint_frames(cfg, view, clip, pictures, folder, steps_next)
     videos = write_video(folder, pictures, fps) if pictures else []
     painted = len(pictures)

@@ -25,7 +25,7 @@ from engine.runner import check_number, input_picture, load_view, optimize_octav
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 
-__all__ = ["invert", "invert_sweep", "paint", "style_transfer", "style_view"]
+__all__ = ["WEIGHTS", "invert", "invert_sweep", "paint", "style_transfer", "style_view"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -176,7 +176,11 @@ def style_view(cfg: DictConfig, recipe: str) -> ModelView:
     return view
 
 
-@recipe(paths=("content", "style", "mask"), numbers={"style_scale": (float, 0, True)})
+WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False)}
+"""The blend of the styles and the weights of the style layers: lists of numbers from 0."""
+
+
+@recipe(paths=("content", "style", "mask"), numbers={"style_scale": (float, 0, True)}, lists=WEIGHTS)
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
 

@@ -334,6 +334,12 @@ ERRORS = [
     Case("renamed-thumb", ("recipe=activations", "tile=40"), ("no key 'tile'", "renamed", "thumb=")),
     Case("renamed-seamless", (*STYLE, "tile=true"), ("no key 'tile'", "renamed", "seamless=")),
     Case("penalty-on-a-view", ("recipe=saliency", "l1=5"), ("recipe=saliency takes no penalties", "l1=5", "drop it")),
+    Case("seed-beyond-64-bits", (*CHANNEL, "seed=99999999999999999999999"), ("seed=", "fits in 64 bits")),
+    Case("style-weights-text", (*STYLE, "style_weights=[a,b]"), ("style_weights=[a,b] is not valid", "list of")),
+    Case("layer-weights-nan", (*STYLE, "layer_weights=[nan,1,1,1,1]"), ("layer_weights=", "finite numbers >= 0")),
+    Case("zoom-shift-text", ("recipe=dream_zoom", "shift=[a,1]"), ("shift=[a,1] is not valid", "finite numbers")),
+    Case("momentum-negative", (*CHANNEL, "optimizer=sgd", "optimizer.momentum=-1"), ("optimizer=sgd", "momentum")),
+    Case("input-path-too-long", (*DREAM, "input=" + "x" * 300 + ".png"), ("is not a usable path", "shorter path")),
     Case("style-in-tiles", (*STYLE, "tile_size=256"), ("recipe=style", "cannot run tile by tile", "drop tile_size=")),
     Case(
         "run-folder-is-a-file", CHANNEL, ("cannot make the run folder", "is a file", "hydra.run.dir="), file_in_the_way
@@ -708,12 +714,13 @@ def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
     assert not run.exists()
 
 
-def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path: Path, sig: int, code: int) -> None:
     run = tmp_path / "run"
     live = _start(run)
     time.sleep(0.5)  # torch is still loading: no handler of the command's own yet
-    stderr = live.stop()
+    stderr = live.stop(sig)
     assert "Traceback" not in stderr, stderr
-    assert live.proc.returncode == 130, stderr
+    assert live.proc.returncode == code, stderr
     assert stderr.splitlines()[-1].startswith("dreamloom: interrupted"), stderr
     assert not run.exists()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.cli import main
@@ -122,3 +123,28 @@ def test_a_rerun_of_a_foreign_recipe_name_is_one_line(
 ) -> None:
     shared = _tampered(picture, tmp_path, lambda c: c["choices"].update(recipe="../../etc/passwd"))
     assert "names no recipe dreamloom has" in _rerun([str(shared)], capsys)
+
+
+def test_a_damaged_checkpoint_is_refused(picture: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "stopped"
+    folder.mkdir()
+    state = {"format": FORMAT, "config": read_png_config(picture), "octave": 0, "weights": torch.zeros(4096)}
+    torch.save(state, folder / CHECKPOINT)
+    data = bytearray((folder / CHECKPOINT).read_bytes())
+    at = data.find(bytes(64))  # inside the tensor's bytes
+    data[at + 32] ^= 0xFF
+    (folder / CHECKPOINT).write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"checkpoint.pt is damaged \(a checksum fails in .*\); run the recipe again"):
+        run_recipe(compose_recipe("channel", f"resume={folder}"), tmp_path / "resumed")
+
+
+def test_resume_takes_only_the_frames_a_run_wrote(tmp_path: Path) -> None:
+    from recipes.motion import _start_frames
+
+    frames = tmp_path / "stopped" / "frames"
+    frames.mkdir(parents=True)
+    for name in ("0000.png", "0001.png", "0003.png", ".0002.png.tmp.png", "notes.png"):
+        Image.new("RGB", (8, 8), "red").save(frames / name)
+    cfg = compose_recipe("style_video", f"resume={tmp_path / 'stopped'}")
+    copied = _start_frames(cfg, tmp_path / "new", limit=10)
+    assert [p.name for p in copied] == ["0000.png", "0001.png"]  # up to the first gap; hidden and odd names ignored

@@ -64,7 +64,7 @@ def test_the_gallery_lists_every_job_with_its_overrides(sweep: Path) -> None:
     assert page.count("<tr>") == 1 + 4  # the header and one row a job
     assert "failed: channel 9999 is out of range" in page
     for job in range(3):
-        assert f"channel={job}" in page and f'src="{job}/image.png"' in page and f'src="{job}/progress.gif"' in page
+        assert f"channel={job}" in page and f'src="./{job}/image.png"' in page and f'src="./{job}/progress.gif"' in page
 
 
 def test_the_gallery_loads_its_thumbnails_in_chromium(sweep: Path, tmp_path: Path) -> None:
@@ -140,3 +140,36 @@ def test_a_gallery_of_a_folder_without_runs_is_refused(tmp_path: Path) -> None:
     assert "holds no runs" in done.stderr and len(done.stderr.splitlines()) == 1
     missing = _dreamloom("gallery", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 2 and "is not a folder" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+HOSTILE = ["javascript:alert(document.domain)", "a#b?c%d", "sp ace & é", "data:text,hi"]
+"""Run folder names that break or hijack links unless the gallery quotes them."""
+
+
+def test_hostile_folder_names_stay_relative_links_that_run_nothing(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    root = tmp_path / "outputs"
+    for i, name in enumerate(HOSTILE):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (24, 24), (60 * i, 120, 200)).save(root / name / "image.png")
+        (root / name / "metrics.json").write_text('{"recipe": "channel", "seconds": 1.0}')
+    (root / "listed" / "x").mkdir(parents=True)
+    (root / "listed" / "x" / "metrics.json").write_text("[1, 2]")  # a foreign metrics file: a row, no numbers
+    page = write_gallery(root)
+    links = re.findall(r'(?:href|src)="([^"]*)"', page.read_text())
+    assert len(links) == 2 * len(HOSTILE) and all(link.startswith("./") for link in links), links
+    assert not any(":" in link.split("/")[1] for link in links)  # no folder name reads as a scheme
+    # the browser resolves every link to a file beside the page, and finds every picture behind it
+    probe = page.with_name("probe.html")
+    script = """<script>window.addEventListener("load", () => {
+      const schemes = [...document.links].map(a => new URL(a.getAttribute("href"), location.href).protocol);
+      const shown = [...document.images].filter(i => i.naturalWidth > 0).length;
+      document.body.dataset.probe = [...new Set(schemes)].join(",") + "|" + shown + "/" + document.images.length;
+    });</script>"""
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
+    dom = subprocess.run([_chromium(), *flags, probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found is not None, dom[-2000:]
+    assert found.group(1) == f"file:|{len(HOSTILE)}/{len(HOSTILE)}"

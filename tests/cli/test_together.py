@@ -1,0 +1,67 @@
+"""Runs started at the same moment never share a folder: default names stay apart, a named folder goes to one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import api
+from engine.errors import UserError
+from engine.results import RESERVED
+
+pytestmark = pytest.mark.slow
+SMALL = ("recipe=channel", "steps=2", "size=32", "snapshot_every=0", "device=cpu")
+
+
+def _together(args: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "engine", *a], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+        for a in args
+    ]
+    return [
+        subprocess.CompletedProcess(p.args, p.wait(timeout=600), "", p.stderr.read() if p.stderr else "") for p in procs
+    ]
+
+
+def _whole(folder: Path) -> dict[str, object]:
+    assert (folder / "image.png").is_file() and not (folder / RESERVED).exists()
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_runs_started_together_keep_every_result(tmp_path: Path) -> None:
+    done = _together([[*SMALL, f"channel={c}"] for c in range(4)], tmp_path)
+    assert all(d.returncode == 0 for d in done), [d.stderr[-500:] for d in done]
+    folders = sorted(p.parent for p in (tmp_path / "outputs").rglob("metrics.json"))
+    assert len(folders) == 4
+    channels = sorted(str(_whole(f)["objective"]) for f in folders)
+    assert channels == [f"channel(features.10:{c})" for c in range(4)]
+
+
+def test_one_named_folder_goes_to_one_run(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    done = _together([[*SMALL, f"channel={c}", f"hydra.run.dir={shared}"] for c in range(3)], tmp_path)
+    won = [d for d in done if d.returncode == 0]
+    lost = [d for d in done if d.returncode == 2]
+    assert len(won) == 1 and len(lost) == 2, [d.stderr[-500:] for d in done]
+    assert all(("is in use by another run" in d.stderr) != ("is not empty" in d.stderr) for d in lost)
+    assert _whole(shared)["steps"] == 2 and len(list(shared.rglob("metrics.json"))) == 1
+
+
+@pytest.mark.parametrize("name", ["sp ace & co", "hash#tag?q=1%20", "été/ünï", "it's"])
+def test_the_python_api_takes_any_path(name: str, tmp_path: Path) -> None:
+    picture = tmp_path / f"{name} in.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "orange").save(picture)
+    out = tmp_path / name / "run"
+    result = api.deepdream(input=str(picture), out=out, size=32, steps=1, octaves=1, device="cpu", snapshot_every=0)
+    assert result.folder == out and _whole(out)["image_size"] == [24, 32]
+    with pytest.raises(UserError, match="already exists and is not empty; choose another out="):
+        api.channel(out=out, steps=1)
