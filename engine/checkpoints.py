@@ -38,20 +38,21 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
             f"resume={folder} holds no {CHECKPOINT}; runs save one every checkpoint_every steps "
             "(pass the folder of a run that got that far)"
         )
+    foreign = UserError(
+        f"{path} is not a checkpoint dreamloom can read (damaged, or written by something else); run the recipe "
+        "again instead"
+    )
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()  # every entry's checksum, before anything of it is used
     except (zipfile.BadZipFile, OSError):
-        damaged = "its archive"
+        raise foreign from None
     if damaged:
         raise UserError(f"{path} is damaged (a checksum fails in {damaged}); run the recipe again instead")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a truncated or foreign file: torch raises many kinds, with long messages
-        raise UserError(
-            f"{path} is not a checkpoint dreamloom can read (damaged, or written by something else); run the recipe "
-            "again instead"
-        ) from None
+        raise foreign from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a dreamloom checkpoint of this version; start the run again")
     return state

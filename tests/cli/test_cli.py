@@ -236,7 +236,7 @@ ERRORS = [
     Case(
         "style-weights-negative",
         (*STYLE, "style=[ihc,brick]", "style_weights=[-1,2]"),
-        ("style_weights=[-1.0, 2.0]", ">= 0 and add up to a positive number"),
+        ("style_weights=[-1,2] is not valid", "list of finite numbers >= 0"),
     ),
     Case(
         "style-weights-zero-sum",

@@ -120,11 +120,19 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, mon
     monkeypatch.setattr(engine.callbacks.Recorder, "on_step", stop)
     with pytest.raises(Interrupted, match="carry on with: dreamloom resume="):
         run_recipe(compose_recipe(recipe, *keys, "checkpoint_every=4", "device=cpu"), tmp_path / "cut", recipe)
-    monkeypatch.setattr(engine.callbacks.Recorder, "on_step", counted)
     assert (tmp_path / "cut" / CHECKPOINT).is_file()
 
+    taken: list[int] = []
+
+    def count(self, step, loss, image_fn):  # type: ignore[no-untyped-def]
+        taken.append(step)
+        counted(self, step, loss, image_fn)
+
+    monkeypatch.setattr(engine.callbacks.Recorder, "on_step", count)
     dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    total = json.loads((whole / "metrics.json").read_text())["steps"]
+    assert len(taken) == total - stop_after // 4 * 4  # only the steps after the last checkpoint were run again
     assert (resumed / "image.png").read_bytes() == (whole / "image.png").read_bytes()
     assert (resumed / "progress.gif").read_bytes() == (whole / "progress.gif").read_bytes()
     metrics = json.loads((resumed / "metrics.json").read_text())
