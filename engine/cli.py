@@ -27,7 +27,7 @@ from engine.configs import GROUPS, compose, explain, override_value, rebuild, re
 from engine.errors import UserError, close_matches
 from engine.export import write_text
 from engine.loop import STOP
-from engine.results import RESERVED, Interrupted, claim, release
+from engine.results import RESERVED, SAVING, Interrupted, claim, release
 from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
@@ -74,8 +74,12 @@ def _stopped(folder: Path | None) -> NoReturn:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    """Ctrl-C and SIGTERM: raise ``KeyboardInterrupt`` here, and leave word for the loop in case it gets lost."""
+    """Ctrl-C and SIGTERM: raise ``KeyboardInterrupt`` here, and leave word for the loop in case it gets lost; while
+    results are being written, only leave word, so that they are written whole."""
     STOP.set()
+    if SAVING.is_set():
+        print(f"{PROG}: saving the results first", file=sys.stderr, flush=True)
+        return
     raise KeyboardInterrupt
 
 

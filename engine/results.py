@@ -6,7 +6,10 @@ outside the loop); both write ``metrics.json`` through :func:`save_metrics`, its
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +29,7 @@ from engine.models import LOGITS, ModelView
 
 __all__ = [
     "RESERVED",
+    "SAVING",
     "Interrupted",
     "Rendered",
     "RunResult",
@@ -35,6 +39,7 @@ __all__ = [
     "probabilities",
     "release",
     "save_metrics",
+    "saving",
     "top5",
     "write_view",
 ]
@@ -103,6 +108,20 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
 def release(folder: Path) -> None:
     """Hand a claimed run folder back: the run is over, whatever it wrote stays."""
     (folder / RESERVED).unlink(missing_ok=True)
+
+
+SAVING = threading.Event()
+"""Set while a run's results are being written: a Ctrl-C or SIGTERM then waits until they are whole."""
+
+
+@contextlib.contextmanager
+def saving() -> Iterator[None]:
+    """Mark the results as being written (see :data:`SAVING`)."""
+    SAVING.set()
+    try:
+        yield
+    finally:
+        SAVING.clear()
 
 
 def save_metrics(folder: Path, metrics: dict[str, Any]) -> RunResult:
@@ -204,8 +223,9 @@ def finish(
     )
     if out.stopped:
         metrics["stopped"] = out.stopped
-    _write_pictures(folder, final.cpu(), out.frames, cfg, labels)
-    save_metrics(folder, metrics)
+    with saving():
+        _write_pictures(folder, final.cpu(), out.frames, cfg, labels)
+        save_metrics(folder, metrics)
     if out.interrupted:
         raise Interrupted(folder, out.record.steps)
     if out.stopped:
@@ -226,10 +246,11 @@ def write_view(
     """Write a view made outside the optimization loop (analysis, adversarial, folder views): ``image.png`` with the
     config, each of ``arrays`` as ``NAME.npy``, ``progress.gif`` from ``gif`` and ``metrics.json`` (the run's
     keys, then ``extra``)."""
-    save_png(folder / "image.png", sheet, config_yaml(cfg))
-    if gif is not None:
-        save_gif(folder / "progress.gif", gif.frames, int(cfg.gif_ms))
-    for name, data in (arrays or {}).items():
-        atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
-    metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
-    return save_metrics(folder, metrics)
+    with saving():
+        save_png(folder / "image.png", sheet, config_yaml(cfg))
+        if gif is not None:
+            save_gif(folder / "progress.gif", gif.frames, int(cfg.gif_ms))
+        for name, data in (arrays or {}).items():
+            atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
+        metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
+        return save_metrics(folder, metrics)
