@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo style-demo samples bench test test-fast lint format gallery clean
+.PHONY: setup demo style-demo samples bench test test-fast mutate lint format gallery clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ test: setup lint
 
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
+
+# Deliberate breaks of user-visible behaviour, each run against the tests that guard it (about 15 minutes).
+mutate: setup
+	$(PY) tests/mutations.py
 
 gallery: setup
 	$(PY) docs/make_gallery.py

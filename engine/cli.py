@@ -196,6 +196,7 @@ def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
     except KeyboardInterrupt:
         _stopped(folder)
     release(folder)
+    STOP.clear()  # a signal that came while the results were written waited for them; they are whole now
     print(f"{PROG}: wrote {result.folder}", file=sys.stderr)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import engine.results
 from engine.cli import main
+from engine.loop import STOP
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -34,3 +35,4 @@ def test_a_signal_while_saving_lets_the_results_finish(
     assert "saving the results first" in err and "wrote" in err
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "run" / "image.png").is_file()
+    assert not STOP.is_set()  # the next run in this process is not stopped by it

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import engine.export
-from engine.export import atomic_write, save_gif, save_json, save_png, write_text
+from engine.export import atomic_write, contact_sheet, read_png_config, save_gif, save_json, save_png, write_text
 
 
 def test_a_writer_that_fails_half_way_leaves_the_old_file(tmp_path: Path) -> None:
@@ -81,3 +81,21 @@ def test_a_writer_killed_mid_file_leaves_the_old_file(tmp_path: Path) -> None:
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     assert started.exists() and target.read_bytes() == b"old picture"
+
+
+def test_a_contact_sheet_puts_each_picture_in_its_own_cell() -> None:
+    colours = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1.0, 0]])
+    batch = colours[:, :, None, None].expand(4, 3, 10, 10)
+    sheet = contact_sheet(batch, columns=2, pad=4)
+    assert sheet.size == (2 * 14 + 4, 2 * 14 + 4)
+    for i, colour in enumerate(colours):
+        row, col = divmod(i, 2)
+        centre = (4 + col * 14 + 5, 4 + row * 14 + 5)
+        assert sheet.getpixel(centre) == tuple(int(255 * c) for c in colour.tolist())
+
+
+def test_a_picture_carries_its_config_and_a_plain_png_none(tmp_path: Path) -> None:
+    save_png(tmp_path / "with.png", torch.rand(3, 8, 8), "name: channel\nsteps: 3\n")
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    assert read_png_config(tmp_path / "with.png") == "name: channel\nsteps: 3\n"
+    assert read_png_config(tmp_path / "plain.png") is None

@@ -188,6 +188,20 @@ def test_analysis_recipes_write_picture_maps_and_metrics(
         assert sheet.width > (shape[0] + 1) * 96  # the input, then one panel per class
 
 
+@pytest.mark.slow
+def test_rule_and_cam_layer_change_the_guided_map(tmp_path: Path) -> None:
+    maps = {}
+    for name, extra in {"guided": [], "deconvnet": ["rule=deconvnet"], "cam": ["cam_layer=features.14"]}.items():
+        _run(tmp_path / name, "guided_backprop", *extra)
+        maps[name] = np.load(tmp_path / name / "maps.npy")
+    # deconvnet passes a gradient wherever it is positive, whatever the forward input was: another map
+    assert float(np.abs(maps["guided"] - maps["deconvnet"]).mean()) > 0.1 * float(np.abs(maps["guided"]).mean())
+    # guided Grad-CAM weighs the guided map by a class map in [0, 1] that is 1 only at its peak: never larger,
+    # and smaller on the whole
+    assert (np.abs(maps["cam"]) <= np.abs(maps["guided"]) + 1e-7).all()
+    assert float(np.abs(maps["cam"]).mean()) < 0.9 * float(np.abs(maps["guided"]).mean())
+
+
 # --- the model's insides: activations, filters, a layer atlas ---
 
 

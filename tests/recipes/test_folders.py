@@ -111,7 +111,13 @@ def test_max_patches_are_the_strongest_crops_inside_the_pictures(tmp_path: Path,
 def test_embedding_places_every_picture(tmp_path: Path, samples: Path, method: str) -> None:
     metrics = _run(tmp_path, "embedding", f"folder={samples}", "size=96", f"method={method}", "thumb=32")
     assert metrics["pictures"] == 20 and metrics["feature_size"] == 1280
-    assert np.load(tmp_path / "embedding.npy").shape == (20, 2)
+    points = np.load(tmp_path / "embedding.npy")  # rows in file-name order: the two crops of a sample side by side
+    assert points.shape == (20, 2)
+    apart = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(apart, np.inf)
+    partner = [i + 1 if i % 2 == 0 else i - 1 for i in range(20)]
+    near = [int((apart[i] < apart[i, partner[i]]).sum()) < 3 for i in range(20)]
+    assert np.mean(near) >= 0.7, near  # measured 0.9 (pca) and 1.0 (t-SNE); places drawn at random give about 0.16
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import recipes.motion
 from engine.checkpoints import CHECKPOINT
 from engine.cli import main as dreamloom_main
 from engine.errors import UserError
+from engine.images import load_image, resize_to
 from engine.results import Interrupted
 from engine.runner import run_recipe
 from recipes.motion import zoom_and_turn
@@ -72,6 +73,16 @@ def test_dream_zoom_writes_frames_gif_and_mp4(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["frames"] == 3 and metrics["videos"] == ["video.gif", "video.mp4"]
     assert not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_each_zoom_frame_is_dreamed_not_only_moved(tmp_path: Path) -> None:
+    run_recipe(compose_recipe("dream_zoom", *SMALL, "zoom=1.0"), tmp_path, "dream_zoom")
+    first = load_image(tmp_path / "frames" / "0000.png")
+    photo = resize_to(load_image("chelsea"), (first.shape[-2], first.shape[-1]))
+    last = load_image(tmp_path / "frames" / "0002.png")
+    assert float((first - photo).abs().mean()) * 255 > 0.5  # the first frame is the photo dreamed on (1.0)
+    assert float((last - first).abs().mean()) * 255 > 0.5  # at zoom=1 only the dream moves the rest (1.4)
 
 
 @pytest.mark.slow

@@ -32,6 +32,13 @@ def test_tv_of_a_step_edge() -> None:
     assert float(tv_map(img)) == pytest.approx(4 / 12)
 
 
+def test_tv_counts_edges_in_both_directions() -> None:
+    img = torch.zeros(1, 1, 4, 4)
+    img[..., 2:, :] = 1.0  # one horizontal edge: |dy| = 1 on 4 of the 12 vertical pairs
+    assert float(tv_map(img)) == pytest.approx(4 / 12)
+    assert float(tv_map(img.transpose(-1, -2))) == pytest.approx(4 / 12)
+
+
 def test_tv_gradcheck() -> None:
     img = torch.rand(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: tv_map(x, beta=2.0), (img,))

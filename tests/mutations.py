@@ -1,0 +1,169 @@
+"""``make mutate``: deliberate breaks of user-visible behaviour, each of which the named tests must catch.
+
+Each mutant changes one piece of code in a copy of the working tree and runs the tests that guard that behaviour
+(stopping at the first failure). A mutant the tests let pass is a hole in the tests. Not part of ``make test``:
+it takes about 15 minutes on two cores.
+
+    .venv/bin/python tests/mutations.py              # every mutant
+    .venv/bin/python tests/mutations.py channel      # the mutants whose name contains "channel"
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = "not slow"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A named break: in ``path``, ``old`` (which must occur) becomes ``new``; ``tests`` must then fail."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    marks: str = ""
+
+
+OBJ, REG, E, C = "tests/objectives", "tests/regularizers", "tests/engine", "tests/cli"
+RECIPES = "tests/recipes"
+MUTANTS = [
+    # objectives
+    Mutant("channel objective zeroed", "objectives/activation.py", "return -t[:, channel].mean(dim=(-2, -1)).sum()",
+           "return 0 * t[:, channel].mean(dim=(-2, -1)).sum()", (OBJ,)),
+    Mutant("channel objective minimizes", "objectives/activation.py", "return -t[:, channel].mean(dim=(-2, -1)).sum()",
+           "return t[:, channel].mean(dim=(-2, -1)).sum()", (OBJ,)),
+    Mutant("deepdream objective minimizes", "objectives/activation.py",
+           "return -t.pow(2).flatten(1).mean(dim=1).sum()", "return t.pow(2).flatten(1).mean(dim=1).sum()", (OBJ,)),
+    Mutant("class objective minimizes", "objectives/classes.py", 'return -batch_slice(acts["logits"], batch)',
+           'return batch_slice(acts["logits"], batch)', (OBJ,)),
+    Mutant("gram not averaged over positions", "objectives/transfer.py",
+           "return x @ x.transpose(1, 2) / x.shape[-1]", "return x @ x.transpose(1, 2)",
+           (f"{RECIPES}/test_transfer.py",)),
+    Mutant("content error not relative", "objectives/transfer.py",
+           "return (current - target).square().sum() / target.square().sum().clamp_min(1e-12)",
+           "return (current - target).square().sum()", (f"{RECIPES}/test_transfer.py",)),
+    # regularizers
+    Mutant("l1 ignores its centre", "regularizers/penalties.py", "return (acts[INPUT] - constant).abs().mean()",
+           "return acts[INPUT].abs().mean()", (REG,)),
+    Mutant("tv ignores vertical edges", "regularizers/penalties.py", "return dx.mean() + dy.mean()",
+           "return dx.mean() + 0 * dy.mean()", (REG,)),
+    Mutant("jitter never moves", "regularizers/transforms.py",
+           "dy, dx = self._randint(d + 1), self._randint(d + 1)\n        return x[..., dy : dy + x.shape[-2] - d, dx",
+           "dy, dx = 0, 0\n        return x[..., dy : dy + x.shape[-2] - d, dx", (REG,)),
+    # parameterizations and loop
+    Mutant("fft ignores its decay", "engine/params.py", "return freq.clamp_min(1.0 / max(h, w)).pow(-decay) / 4.0",
+           "return freq.clamp_min(1.0 / max(h, w)).pow(-1.0) / 4.0", (f"{E}/test_params.py",)),
+    Mutant("pixels leave [0, 1]", "engine/params.py", "    return torch.sigmoid(t)\n", "    return t\n",
+           (f"{E}/test_params.py",)),
+    Mutant("penalties never added", "engine/runner.py", "    objective = penalized(cfg, objective)\n",
+           "    objective = objective\n", (f"{RECIPES}/test_every_recipe.py",), "slow or not slow"),
+    # checkpoints and resume
+    Mutant("resume ignores the saved picture", "engine/checkpoints.py", "            p.copy_(s)",
+           "            p.copy_(p)", (f"{E}/test_reliability.py",), "slow"),
+    Mutant("resume starts from step 0", "engine/checkpoints.py", 'return int(state["step"])', "return 0",
+           (f"{E}/test_reliability.py",), "slow"),
+    Mutant("resume forgets the random state", "engine/checkpoints.py", 'generator.set_state(state["generator"])',
+           "generator.get_state()", (f"{E}/test_reliability.py",), "slow"),
+    # export and the run folder
+    Mutant("results written in place", "engine/export.py", "        write(tmp)\n",
+           "        write(str(target))\n", (f"{E}/test_export.py",)),
+    Mutant("contact sheet repeats the first picture", "engine/export.py", "sheet.paste(to_pil(images[i]), (x, y))",
+           "sheet.paste(to_pil(images[0]), (x, y))", (f"{E}/test_export.py", f"{RECIPES}/test_recipes.py")),
+    Mutant("picture carries no config", "engine/export.py", "    if config_text:\n        info.add_itxt(",
+           "    if False:\n        info.add_itxt(", (C, E)),
+    Mutant("run folders not claimed", "engine/results.py", "os.O_CREAT | os.O_EXCL | os.O_WRONLY",
+           "os.O_CREAT | os.O_WRONLY", (f"{C}/test_together.py",), "slow"),
+    # configs: reruns and checks
+    Mutant("rerun drops the stored values", "engine/configs.py",
+           "        if not follows:\n            fresh[key] = value",
+           "        if False:\n            fresh[key] = value", (f"{C}/test_trust.py",)),
+    Mutant("rerun trusts stored targets", "engine/configs.py",
+           'if key == "_target_" and fresh.get("_target_") != value:', "if False:", (f"{C}/test_trust.py",)),
+    Mutant("group keys unchecked", "engine/runner.py", "    check_groups(cfg)\n", "    pass\n",
+           (f"{C}/test_cli.py::test_bad_input_gets_one_line_and_writes_nothing",), "slow"),
+    Mutant("penalties accepted by views", "engine/runner.py", "    if not spec.penalties:", "    if False:",
+           (f"{C}/test_cli.py::test_bad_input_gets_one_line_and_writes_nothing",), "slow"),
+    # recipes
+    Mutant("guided backprop ignores rule", "recipes/attribution.py", "rectifier_view(view, str(cfg.rule))",
+           'rectifier_view(view, "guided")', (f"{RECIPES}/test_attribution.py",), "slow or not slow"),
+    Mutant("guided Grad-CAM ignores cam_layer", "recipes/attribution.py",
+           "            grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))", "            grad = grad",
+           (f"{RECIPES}/test_attribution.py",), "slow or not slow"),
+    Mutant("occlusion map upside down", "recipes/attribution.py", "+= clean - p", "+= p - clean",
+           (f"{RECIPES}/test_attribution.py",), "slow or not slow"),
+    Mutant("Grad-CAM keeps negative evidence", "recipes/attribution.py", ".sum(1, keepdim=True).relu()",
+           ".sum(1, keepdim=True).abs()", (f"{RECIPES}/test_attribution.py",), "slow or not slow"),
+    Mutant("luminance colours act as style colours", "recipes/transfer.py",
+           '    if photo is not None and cfg.colors == "luminance":\n        out.picture',
+           '    if False:\n        out.picture', (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
+    Mutant("dream zoom throws the dream away", "recipes/motion.py", "            current = quantize(out.picture)",
+           "            current = quantize(start)", (f"{RECIPES}/test_motion.py",), "slow or not slow"),
+    Mutant("style video forgets the frame before", "recipes/motion.py",
+           "before = from_pil(pictures[-1]) if k > 0 else None", "before = None",
+           (f"{RECIPES}/test_motion.py",), "slow or not slow"),
+    Mutant("embedding at random places", "recipes/folders.py", "points = _pca(features).numpy()",
+           "points = __import__('numpy').random.default_rng(0).random((len(names), 2))",
+           (f"{RECIPES}/test_folders.py",), "slow or not slow"),
+    Mutant("max patches keeps the weakest", "recipes/folders.py", "key=lambda i: -peaks[i][0]",
+           "key=lambda i: peaks[i][0]", (f"{RECIPES}/test_folders.py",), "slow or not slow"),
+    Mutant("neighbours are the farthest", "recipes/folders.py", "(feats[1:] @ feats[0]).topk(k)",
+           "(feats[1:] @ feats[0]).topk(k, largest=False)", (f"{RECIPES}/test_folders.py",), "slow or not slow"),
+]  # fmt: skip
+
+
+def _copy() -> Path:
+    """The working tree (tracked and new files, as they are now) in a fresh folder."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    target = Path(tempfile.mkdtemp(prefix="dreamloom-mutant-"))
+    for name in listed:
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
+
+
+def run(mutant: Mutant) -> tuple[bool, float]:
+    """Whether the tests catch ``mutant``, and how long they took."""
+    tree = _copy()
+    try:
+        source = tree / mutant.path
+        text = source.read_text()
+        if mutant.old not in text:
+            raise SystemExit(f"mutant '{mutant.name}': its code is no longer in {mutant.path}; update it")
+        source.write_text(text.replace(mutant.old, mutant.new))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        marks = ["-m", mutant.marks or FAST]
+        args = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *marks, *mutant.tests]
+        t0 = time.perf_counter()
+        done = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
+        return done.returncode == 1, time.perf_counter() - t0  # 1: a test failed (2-5: errors, no tests)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTANTS if not argv or any(a in m.name for a in argv)]
+    caught = 0
+    for mutant in chosen:
+        killed, seconds = run(mutant)
+        caught += killed
+        print(f"{'caught  ' if killed else 'SURVIVED'} {seconds:6.1f} s  {mutant.name}", flush=True)
+    print(f"{caught} of {len(chosen)} deliberate breaks caught ({100 * caught / max(1, len(chosen)):.0f}%)")
+    return 0 if caught == len(chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
