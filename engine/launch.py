@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
 def _quit(signum: int, frame: object) -> None:
-    print("dreamloom: interrupted while starting; nothing was run or saved", file=sys.stderr)
-    sys.exit(130 if signum == signal.SIGINT else 128 + signum)
+    """Leave at once: nothing was made yet, and an exit that unwinds a half-done import of torch can hang."""
+    print("dreamloom: interrupted while starting; nothing was run or saved", file=sys.stderr, flush=True)
+    os._exit(130 if signum == signal.SIGINT else 128 + signum)
 
 
 def main() -> None:
