@@ -154,7 +154,8 @@ def network_rate(repeats: int = 30, batch: int = 1, side: int = SIDE + 2 * 12 - 
     tool's step could reach with this model."""
     import time
 
-    from engine.models import keep_freed_memory, load_model
+    from engine.loop import keep_freed_memory
+    from engine.models import load_model
 
     view = load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
     keep_freed_memory()  # as dreamloom's loop does

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 
 from engine.configs import GROUPS, compose, override_value, recipes
-from engine.errors import UserError
 from engine.images import load_image
 from engine.results import claim, release
 
@@ -61,13 +60,10 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     target = claim(Path(out) if out is not None else default, out is not None, "out=")
     try:
         done = run_recipe(cfg, target, recipe)
-    except UserError:
+    finally:
         release(target)
         if not any(target.iterdir()):
             target.rmdir()  # nothing was written: leave no empty folder behind
-        raise
-    finally:
-        release(target)
     return Result(done.folder, done.metrics)
 
 

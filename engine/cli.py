@@ -105,12 +105,7 @@ def preflight(args: list[str]) -> Path | None:
 
 def _check_new_folder(folder: Path, what: str, key: str) -> None:
     """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
-    real, since permission bits say nothing to root), and a sweep folder that holds files (a run folder is claimed
-    with :func:`engine.results.claim`, which refuses one that holds files)."""
-    if what == "sweep" and folder.is_dir() and any(folder.iterdir()):
-        raise UserError(
-            f"{what} folder '{folder}' already exists and is not empty; choose another {key} or move it away"
-        )
+    real, since permission bits say nothing to root)."""
     try:
         existing = next(p for p in (folder, *folder.parents) if p.exists())
     except OSError as e:
@@ -159,6 +154,11 @@ def _check_sweep(args: list[str]) -> None:
     for combo in combos:
         compose(combo)
     sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
+    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):  # its jobs' folders would be written into one by one
+        raise UserError(
+            f"sweep folder '{sweep_dir}' already exists and is not empty; choose another hydra.sweep.dir= or move "
+            "it away"
+        )
     _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import urllib.error
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,6 @@ __all__ = [
     "ModelView",
     "classic_names",
     "fold_batchnorm",
-    "keep_freed_memory",
     "layer_table",
     "load_model",
     "packaged_weights",
@@ -303,34 +301,6 @@ def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.M
             f"could not get weights {w} ({reason}); connect to the internet once, copy {filename} into "
             f"{cached.parent}, pass model.checkpoint=path.pth, or use model.weights=none for random weights"
         ) from None
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_ALLOCATOR_TUNED = False
-
-
-def keep_freed_memory(block: int = 64 << 20, keep: int = 512 << 20) -> bool:
-    """Ask glibc to serve blocks up to ``block`` bytes from its heap (32 MB where glibc allows no more) and keep up to
-    ``keep`` freed bytes there, instead of mapping every activation afresh from the system and giving it back at
-    once; returns whether it took. The optimization loop asks for it unless it cuts the picture into tiles: a tiled
-    run is there to bound memory, and freed tiles kept in the heap would raise its peak (a 4K dream: 3.1 GB against
-    2.6 GB).
-
-    Each optimization step allocates the same activations again. By default glibc maps every block over 128 KB
-    with ``mmap`` and unmaps it when freed, so each step starts by faulting in fresh zeroed pages: on a 2-core CPU a
-    channel step to ``features.10`` of MobileNetV2 spends about a quarter of its time that way. Resident memory
-    then stays near the run's peak instead of dropping between steps. Done once per process, on Linux with glibc.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        served = bool(libc.mallopt(_M_MMAP_THRESHOLD, block)) or bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20))
-        _ALLOCATOR_TUNED = served and bool(libc.mallopt(_M_TRIM_THRESHOLD, keep))
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): its allocator as it is
-        return False
-    return _ALLOCATOR_TUNED
 
 
 def load_model(

@@ -24,8 +24,8 @@ from engine.checks import check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
-from engine.loop import Tiling, optimize
-from engine.models import ModelView, keep_freed_memory, load_model
+from engine.loop import Tiling, keep_freed_memory, optimize
+from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml
 from objectives.base import INPUT, Objective
@@ -37,7 +37,6 @@ __all__ = [
     "RecipeSpec",
     "build",
     "build_objective",
-    "check_number",
     "input_picture",
     "load_view",
     "optimize_octaves",
@@ -211,6 +210,14 @@ def _diverged(cfg: DictConfig, e: Diverged, rec: Recorder, frames: Snapshots) ->
     return Rendered(e.picture, rec, frames, False, f"{why}; the picture as it was at step {e.good_step}")
 
 
+def _interrupted(rec: Recorder, frames: Snapshots) -> Rendered:
+    """The picture so far after Ctrl-C or SIGTERM; the interrupt goes on when no step was taken yet."""
+    current = rec.current_picture()
+    if current is None:
+        raise KeyboardInterrupt
+    return Rendered(current, rec, frames, True)
+
+
 def optimize_octaves(
     cfg: DictConfig,
     view: ModelView,
@@ -268,15 +275,12 @@ def optimize_octaves(
     except Diverged as e:
         return _diverged(cfg, e, rec, frames)
     except KeyboardInterrupt:
-        current = rec.current_picture()
-        if current is None:
-            raise
-        return Rendered(current, rec, frames, True)
+        return _interrupted(rec, frames)
 
 
 def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
-    """The recipe's model, after its numbers were checked and the seed set (``fold``: see :func:`load_model`)."""
-    check_numbers(cfg)
+    """The recipe's model, with the seed set (``fold``: see :func:`load_model`); :func:`run_recipe` checked the
+    numbers before calling the recipe."""
     torch.manual_seed(cfg.seed)
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 

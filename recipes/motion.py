@@ -22,13 +22,14 @@ from PIL import Image
 
 from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT
+from engine.checks import check_number
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
 from engine.images import from_pil, load_image, quantize, to_pil
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish, write_view
-from engine.runner import build_objective, check_number, input_picture, load_view, optimize_octaves, recipe
+from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
 from recipes.transfer import WEIGHTS, paint, style_view
 from recipes.visualize import render
 

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from engine.callbacks import Recorder
+from engine.checks import check_number
 from engine.colors import COLOR_MODES, keep_chroma, luminance, match_colors, match_luminance, region_masks
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
@@ -21,7 +22,7 @@ from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import check_number, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.runner import input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 

@@ -120,7 +120,7 @@ def test_folded_batchnorm_and_channels_last_keep_every_activation() -> None:
 def test_a_step_reuses_its_memory_instead_of_faulting_in_fresh_pages(mobilenet: ModelView) -> None:
     import resource
 
-    from engine.models import keep_freed_memory
+    from engine.loop import keep_freed_memory
 
     if not keep_freed_memory():
         pytest.skip("not glibc: the allocator is left as it is")
