@@ -31,7 +31,11 @@ FORMAT = 1
 def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     """The checkpoint saved in a run folder; one :class:`UserError` line when there is none or it cannot be read."""
     path = Path(folder) / CHECKPOINT
-    if not Path(folder).is_dir():
+    try:
+        is_folder = Path(folder).is_dir()
+    except OSError:  # a name longer than the system allows
+        is_folder = False
+    if not is_folder:
         raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
         raise UserError(

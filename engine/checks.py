@@ -77,31 +77,72 @@ def check_gif(cfg: DictConfig) -> None:
     check_number(cfg, "gif_size", int, 15)
 
 
+ZERO_MEANS_NONE = frozenset({"pad", "shift", "shift_after"})
+"""Whole-number group keys where 0 turns a step off; every other positive whole number in an option file (a history,
+a size, a count) must stay at least 1."""
+
+
 def check_groups(cfg: DictConfig) -> None:
-    """Each key of the picked config groups (``optimizer.lr``, ``param.decay`` …) has the kind its option file
-    gives it: a finite number where the file has a number, true or false where it has a switch."""
+    """Each key of the picked config groups (``optimizer.lr``, ``transforms._args_.0.pad`` …) has the kind its option
+    file gives it: a finite number where the file has one (a whole number >= 1 where it has a positive whole number,
+    but see :data:`ZERO_MEANS_NONE`), true or false where it has a switch, a non-empty list where it has a list; and
+    the classes the file names (``_target_``) stay the ones it names, since only option files choose what is built."""
     picks = cfg.get("choices") or {}
     for group in GROUPS[1:]:
         option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
         node = cfg.get(group)
-        if not option.is_file() or not isinstance(node, DictConfig):
-            continue
-        defaults = OmegaConf.load(option)
-        assert isinstance(defaults, DictConfig)
-        for key in map(str, defaults):
-            if key.startswith("_") or key not in node or OmegaConf.is_interpolation(node, key):
-                continue
-            default = defaults._get_node(key)._value()  # type: ignore[union-attr]
-            if OmegaConf.is_interpolation(defaults, key):  # ${lr}: the kind of the key it follows
-                default = OmegaConf.select(cfg, str(default)[2:-1], default=None)
-            _check_kind(f"{group}.{key}", node[key], default)
+        if option.is_file() and isinstance(node, DictConfig):
+            _check_tree(cfg, group, node, OmegaConf.load(option), group)
+
+
+def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str) -> None:
+    """Check ``node`` (the key ``name``) against its option file's ``default``, a subtree or a value."""
+    if isinstance(default, DictConfig):
+        if not isinstance(node, DictConfig):
+            raise UserError(f"{name}={node} is not valid; {name} holds keys ({', '.join(map(str, default))})")
+        for key in map(str, default):
+            if key in node and not OmegaConf.is_interpolation(node, key):
+                _check_key(cfg, f"{name}.{key}", node, default, key, group)
+    elif isinstance(default, ListConfig):
+        if not isinstance(node, ListConfig) or not node:
+            raise UserError(f"{name}={node} is not valid; {name} must be a non-empty list like {default}")
+        if isinstance(default[0], DictConfig) and len(node) != len(default):
+            raise UserError(
+                f"{name} has {len(node)} parts where {group}={cfg.choices.get(group)} has {len(default)}; change "
+                f"the keys of its parts, or choose another {group}="
+            )
+        for k, item in enumerate(node):
+            _check_tree(cfg, f"{name}.{k}", item, default[min(k, len(default) - 1)], group)
+    else:
+        _check_kind(name, node, default)
+
+
+def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig, key: str, group: str) -> None:
+    if key.startswith("_"):  # _target_, _partial_, _args_: what gets built is the option file's choice alone
+        if key == "_args_":
+            _check_tree(cfg, name, node[key], default[key], group)
+        elif node[key] != default[key]:
+            options = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+            raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options)}")
+        return
+    if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows
+        value = default._get_node(key)._value()  # type: ignore[union-attr]
+        _check_kind(name, node[key], OmegaConf.select(cfg, str(value)[2:-1], default=None))
+        return
+    _check_tree(cfg, name, node[key], default[key], group)
 
 
 def _check_kind(name: str, value: Any, default: Any) -> None:
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UserError(f"{name}={value} is not valid; {name} is a switch: true or false")
+    elif isinstance(default, int) and default >= 0:
+        low = 0 if default == 0 or name.rsplit(".", 1)[-1] in ZERO_MEANS_NONE else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise UserError(f"{name}={value} is not valid; {name} must be a whole number >= {low} (default {default})")
     elif isinstance(default, int | float):
         number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not number:
             raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise UserError(f"{name}={value} is not valid; {name} must be a name like {default}")

@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -28,7 +29,7 @@ from engine.errors import UserError, close_matches
 from engine.export import write_text
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release
-from engine.runner import prepare_function, run_recipe
+from engine.runner import WRITE_ERRORS, prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
@@ -171,15 +172,27 @@ def _entry(cfg: DictConfig) -> None:
     if hc.mode != RunMode.MULTIRUN:
         _run_and_answer(cfg, folder, recipe)
         return
-    try:  # one job of a sweep: a mistake in its keys is reported and kept, and the other jobs go on
+    job = f"job {hc.job.num} ({' '.join(hc.overrides.task)})"
+    try:  # one job of a sweep: its failure is reported and kept, and the other jobs go on
         run_recipe(cfg, folder, recipe)
     except UserError as e:
-        write_text(folder / "error.txt", f"{e}\n")
-        print(f"{PROG}: error: job {hc.job.num} ({' '.join(hc.overrides.task)}): {e}", file=sys.stderr)
-        tally = os.environ.get(_FAILED_JOBS)
-        if tally:  # the jobs may run in other processes: tell the command through a file it made
-            with open(tally, "a", encoding="utf-8") as f:
-                f.write(f"{folder}\n")
+        _job_failed(folder, job, str(e), f"{e}\n")
+    except Interrupted:
+        raise
+    except Exception as e:  # a fault of ours in one job must not take down the others
+        why = f"{type(e).__name__}: {e}".splitlines()[0]
+        _job_failed(folder, job, f"failed unexpectedly ({why}); its traceback is in error.txt", traceback.format_exc())
+
+
+def _job_failed(folder: Path, job: str, line: str, record: str) -> None:
+    """Report a sweep job's failure in one line, keep ``record`` in its folder's ``error.txt`` and tally it."""
+    with contextlib.suppress(OSError):
+        write_text(folder / "error.txt", record)
+    print(f"{PROG}: error: {job}: {line}", file=sys.stderr)
+    tally = os.environ.get(_FAILED_JOBS)
+    if tally:  # the jobs may run in other processes: tell the command through a file it made
+        with open(tally, "a", encoding="utf-8") as f:
+            f.write(f"{folder}\n")
 
 
 def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
@@ -307,17 +320,40 @@ def main(argv: list[str] | None = None) -> None:
         ]
     sys.argv = [PROG, *args]
     sweep = bool({"-m", "--multirun"} & set(args))
-    with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed:
+    with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed, _hydra_errors_raised():
         try:
             _entry()
         except KeyboardInterrupt:  # while Hydra was still setting up the run folder
             _stopped(run_dir)
+        except OSError as e:  # Hydra's own files (.hydra/, the sweep's multirun.yaml) could not be written
+            if e.errno not in WRITE_ERRORS:
+                raise
+            _discard(run_dir)
+            key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+            _fail(
+                f"could not write the run's files ({e.strerror}); nothing was kept: free some space or choose "
+                f"another {key}"
+            )
         failures = failed()
     if failures:
         _fail(f"{len(failures)} job(s) of the sweep failed; each says why above and in its folder's error.txt")
 
 
 _FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"
+
+
+@contextlib.contextmanager
+def _hydra_errors_raised() -> Iterator[None]:
+    """Let an error in Hydra's own steps reach :func:`main` (Hydra otherwise prints it and exits 1)."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
 
 
 @contextlib.contextmanager

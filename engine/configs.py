@@ -85,9 +85,12 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
         else:
             with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
                 cfg = hydra_compose("config", overrides=args, return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as e:
         raise UserError(explain(e, args)) from None
     picks = {g: cfg.hydra.runtime.choices.get(g) for g in GROUPS}
+    for group, pick in picks.items():  # a list (param=[]) asks Hydra for several options or none
+        if not isinstance(pick, str):
+            raise UserError(f"{group} takes exactly one option; choose {group}= one of {', '.join(options(group))}")
     with open_dict(cfg):
         cfg.choices = picks
         if not hydra:
@@ -248,11 +251,14 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
         if key.split(".")[-1] in SPECIAL or OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
             hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
             raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
-    with open_dict(cfg):
-        merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(changes)))
-    assert isinstance(merged, DictConfig)
-    for name in merged:
-        cfg[str(name)] = merged[name]
+    for change in changes:
+        key, _, text = change.partition("=")
+        try:  # the value as the command line reads it, set at its path (list items too: transforms._args_.0.pad)
+            value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)["value"]
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, value, merge=False)
+        except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
+            raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
 
 
 _MISSING = object()

@@ -141,8 +141,12 @@ def from_pil(img: Image.Image) -> torch.Tensor:
     return _tensor(np.asarray(_to_rgb(img)))
 
 
+MAX_SIDE = 65_536
+"""The longest side a ``size`` may ask for (a 64K picture needs 48 GB as floats): beyond it, a size is a mistake."""
+
+
 def _side(value: object) -> int | None:
-    if isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 1:
+    if isinstance(value, Integral) and not isinstance(value, bool) and 1 <= int(value) <= MAX_SIDE:
         return int(value)
     return None
 
@@ -157,7 +161,9 @@ def _sides(size: object) -> list[int]:
     if size is None:
         raise UserError("size=null (the picture's own size) does not apply here; give size=224 or size=[h,w]")
     shown = items if listed else size
-    raise UserError(f"size={shown} is not a size; use a whole number of pixels such as size=224, or size=[h,w]")
+    raise UserError(
+        f"size={shown} is not a size; use a whole number of pixels up to {MAX_SIDE} such as size=224, or size=[h,w]"
+    )
 
 
 def target_size(size: int | Sequence[int], hw: tuple[int, int] | None = None) -> tuple[int, int]:

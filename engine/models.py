@@ -136,6 +136,8 @@ class ModelView(nn.Module):
     def check_layers(self, layers: Iterable[str]) -> None:
         """Raise :class:`UserError` naming close matches for any layer this model does not have."""
         for layer in layers:
+            if not isinstance(layer, str):
+                raise UserError(f"layer {layer} is not a layer name (list them with: dreamloom recipe=layers)")
             if layer != LOGITS and self.aliases.get(layer, layer) not in self._modules_by_name:
                 hint = close_matches(layer, [*self._modules_by_name, *self.aliases])
                 raise UserError(
@@ -210,6 +212,8 @@ class ModelView(nn.Module):
 
 def resolve_device(device: str) -> torch.device:
     """Turn ``auto`` into CUDA, then MPS, then CPU; pass any other torch device string through."""
+    if not isinstance(device, str):
+        raise UserError(f"device={device} is not a device; use device=auto, cpu or cuda")
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -275,6 +279,12 @@ def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
             f"model.checkpoint '{checkpoint}' does not fit model {name} (its keys or shapes differ); "
             f"pass a checkpoint saved from torchvision's {name}, or choose the model it came from"
         ) from None
+    broken = sum(int((~torch.isfinite(t)).sum()) for t in model.state_dict().values() if t.is_floating_point())
+    if broken:
+        raise UserError(
+            f"model.checkpoint '{checkpoint}' holds weights that are not numbers ({broken} NaN or infinite): the "
+            "training that saved it diverged; pass a checkpoint saved before that"
+        )
 
 
 def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.Module, list[str]]:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from engine.errors import UserError
+
 __all__ = ["COLOR_CORRELATION", "ImageFn", "fft", "pixel", "shared_fft"]
 
 ImageFn = Callable[[], torch.Tensor]
@@ -19,6 +21,13 @@ COLOR_CORRELATION = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27
 """Square root of ImageNet's RGB covariance (Olah et al., 2017): decorrelated coordinates -> RGB."""
 _COLOR = COLOR_CORRELATION / COLOR_CORRELATION.norm(dim=0).max()
 _EPS = 1e-3
+
+
+def _within(key: str, value: float, low: float, high: float) -> float:
+    """``value`` of ``param.KEY`` when it lies in [low, high]; else one line naming the key and its range."""
+    if not low <= value <= high:
+        raise UserError(f"param.{key}={value} is not valid; param.{key} must be from {low:g} to {high:g}")
+    return value
 
 
 def _to_rgb(t: torch.Tensor, decorrelate: bool) -> torch.Tensor:
@@ -43,7 +52,7 @@ def _start(
 ) -> torch.Tensor:
     if init is not None:
         return init.to(device=device, dtype=torch.float32).expand(shape).clone()
-    noise = torch.randn(shape, generator=generator) * sd
+    noise = torch.randn(shape, generator=generator) * _within("sd", sd, 0, 10)
     return (0.5 + noise).clamp(0, 1).to(device)
 
 
@@ -70,6 +79,7 @@ def pixel(
 
 
 def _frequency_scale(h: int, w: int, decay: float, device: torch.device | str) -> torch.Tensor:
+    _within("decay", decay, 0, 4)  # 1 is natural pictures' falloff; beyond 4 only the mean colour is left
     fy = torch.fft.fftfreq(h, device=device)[:, None]
     fx = torch.fft.rfftfreq(w, device=device)[None, :]
     freq = (fx.square() + fy.square()).sqrt()
@@ -102,7 +112,7 @@ def fft(
     b, c, h, w = shape
     scale = _frequency_scale(h, w, decay, device)
     if init is None:
-        spec = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator).to(device) * sd
+        spec = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator).to(device) * _within("sd", sd, 0, 10)
     else:
         t = _from_rgb(_start(shape, init, sd, generator, device), decorrelate)
         spec = torch.view_as_real(torch.fft.rfft2(t, norm="ortho") / scale)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "save_metrics",
     "saving",
     "top5",
+    "withdraw",
     "write_view",
 ]
 
@@ -108,6 +110,27 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
 def release(folder: Path) -> None:
     """Hand a claimed run folder back: the run is over, whatever it wrote stays."""
     (folder / RESERVED).unlink(missing_ok=True)
+
+
+RESUMABLE = frozenset({CHECKPOINT, "frames"})
+"""What a run keeps when its results cannot be written: the state ``resume=`` carries on from."""
+
+
+def withdraw(folder: Path) -> bool:
+    """Take back the results a run could not finish writing (a full disk), so the folder is never half complete:
+    everything goes but hidden files (Hydra's, the run's mark), logs and what ``resume=`` needs.
+
+    Returns:
+        Whether something to resume from was kept.
+    """
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or entry.name in RESUMABLE or entry.suffix == ".log":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    return (folder / CHECKPOINT).is_file()
 
 
 SAVING = threading.Event()

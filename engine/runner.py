@@ -27,7 +27,7 @@ from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
-from engine.results import Rendered, RunResult, config_yaml
+from engine.results import Rendered, RunResult, config_yaml, withdraw
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
 from regularizers.transforms import Compose
@@ -100,7 +100,9 @@ def build(node: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        raise UserError(str(e).splitlines()[0]) from None
+        what = str(e).splitlines()[0].removeprefix("Error in call to target ").rstrip(":")
+        why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
+        raise UserError(f"could not build {what}{why}; check the keys given to it") from None
 
 
 def _absolute(value: Any) -> Any:
@@ -356,9 +358,14 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
             raise
+        kept = withdraw(folder)
         raise UserError(
-            f"could not write the results into {folder} ({e.strerror}); free some space or choose another "
-            "hydra.run.dir="
+            f"could not write the results into {folder} ({e.strerror}); "
+            + (
+                f"the run so far is kept there: free some space, then dreamloom resume={folder}"
+                if kept
+                else "nothing was kept: free some space or choose another hydra.run.dir="
+            )
         ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if "converted to type float without overflow" in str(e):  # the optimizer's step size overflows

@@ -119,6 +119,18 @@ MUTANTS = [
            "key=lambda i: peaks[i][0]", (f"{RECIPES}/test_folders.py",), "slow or not slow"),
     Mutant("neighbours are the farthest", "recipes/folders.py", "(feats[1:] @ feats[0]).topk(k)",
            "(feats[1:] @ feats[0]).topk(k, largest=False)", (f"{RECIPES}/test_folders.py",), "slow or not slow"),
+    Mutant("pixel neighbours ranked by features", "recipes/folders.py",
+           "by_pixels = (tiny[1:] - tiny[0]).norm(dim=1).topk(k, largest=False).indices.tolist()",
+           "by_pixels = by_features", (f"{RECIPES}/test_folders.py",), "slow or not slow"),
+    Mutant("histogram colours act as style colours", "recipes/transfer.py",
+           "styles = [match_colors(s, photo) for s in styles]", "pass",
+           (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
+    Mutant("a full disk leaves half the results", "engine/runner.py", "kept = withdraw(folder)", "kept = False",
+           (f"{E}/test_reliability.py",), "slow or not slow"),
+    Mutant("a group option's class can be swapped", "engine/checks.py", "elif node[key] != default[key]:",
+           "elif False:", (f"{C}/test_fuzz_entries.py", f"{E}/test_configs.py"), "slow or not slow"),
+    Mutant("one faulty job ends the sweep", "engine/cli.py", "    except Exception as e:  # a fault of ours",
+           "    except ZeroDivisionError as e:  # a fault of ours", (f"{C}/test_together.py",), "slow or not slow"),
 ]  # fmt: skip
 
 

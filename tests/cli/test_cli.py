@@ -223,6 +223,11 @@ ERRORS = [
         ("resnet18.pth' does not fit model mobilenet_v2", "choose the model it came from"),
     ),
     Case(
+        "checkpoint-of-nan-weights",
+        (*CHANNEL, "model.checkpoint={assets}/diverged.pth"),
+        ("diverged.pth' holds weights that are not numbers (1 NaN", "saved before that"),
+    ),
+    Case(
         "style-missing",
         (*STYLE, "style={assets}/missing.png"),
         ("style '", "missing.png' does not exist", "picture path"),
@@ -424,6 +429,18 @@ ERRORS = [
         ("could not write the results", "File too large", "free some space"),
         file_limit=12_000,
     ),
+    Case(  # the picture fits, its 9-frame progress GIF does not: the picture must not stay without its metrics
+        "disk-full-after-the-picture",
+        ("recipe=deepdream", "steps=8", "octaves=1", "size=128", "snapshot_every=1"),
+        ("could not write the results", "File too large", "nothing was kept", "free some space"),
+        file_limit=50_000,
+    ),
+    Case(  # Hydra's own .hydra/config.yaml cannot be written
+        "disk-full-at-the-start",
+        (*CHANNEL,),
+        ("could not write the run's files", "File too large", "nothing was kept", "hydra.run.dir="),
+        file_limit=400,
+    ),
 ]
 BY_ID = {case.id: case for case in ERRORS}
 
@@ -528,6 +545,9 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
         with Image.open(root / name) as img:
             assert img.mode == mode, f"{name} was saved as {img.mode}, not {mode}"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), root / "resnet18.pth")
+    diverged = torchvision.models.mobilenet_v2(weights=None).state_dict()
+    diverged["features.0.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(diverged, root / "diverged.pth")
     shades = [Image.new("RGB", (HW[1], HW[0]), (40 * k, 90, 200 - 40 * k)) for k in range(3)]
     shades[0].save(root / "clip.gif", save_all=True, append_images=shades[1:], duration=100, loop=0)
     return Assets(root, expected, digest(root))
@@ -666,8 +686,8 @@ class Live:
 
 
 def _start(run: Path) -> Live:
-    """Start a long channel run writing into ``run``."""
-    args = ("recipe=channel", "steps=100000", "size=64")
+    """Start a long channel run writing into ``run``, with a checkpoint every 5 steps."""
+    args = ("recipe=channel", "steps=100000", "size=64", "checkpoint_every=5")
     with _ctrl_c_enabled():
         proc = subprocess.Popen(
             command(args, run, run.parent), cwd=run.parent, env=_env(), stderr=subprocess.PIPE, text=True
@@ -688,15 +708,15 @@ def _wait_for(ready: Callable[[], bool], seconds: float) -> None:
 def test_ctrl_c_saves_the_picture_so_far(tmp_path: Path, sig: int) -> None:
     run = tmp_path / "run"
     live = _start(run)
-    _wait_for(lambda: (run / ".hydra").is_dir(), TIMEOUT_S)
-    _wait_for(lambda: any("/100000" in line for line in live.lines), 8)
+    _wait_for((run / "checkpoint.pt").is_file, TIMEOUT_S)  # written at step 5: the loop is running
+    assert (run / "checkpoint.pt").is_file(), f"no checkpoint within {TIMEOUT_S} s: {''.join(live.lines)}"
     stderr = live.stop(sig)
     assert "Traceback" not in stderr, stderr
     assert live.proc.returncode == 130, stderr
     last = stderr.splitlines()[-1]
-    assert last.startswith("dreamloom: interrupted after") and str(run) in last, last
+    assert last.startswith("dreamloom: interrupted after") and last.endswith(f"dreamloom resume={run}"), last
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["interrupted"] is True and 1 <= metrics["steps"] < 100000
+    assert metrics["interrupted"] is True and 5 <= metrics["steps"] < 100000
     assert read_png_config(run / "image.png") is not None
     with Image.open(run / "progress.gif") as gif:  # the frames so far: one every 8 steps, at most 100
         taken = len(range(0, metrics["steps"], 8))

@@ -65,3 +65,33 @@ def test_the_python_api_takes_any_path(name: str, tmp_path: Path) -> None:
     assert result.folder == out and _whole(out)["image_size"] == [24, 32]
     with pytest.raises(UserError, match="already exists and is not empty; choose another out="):
         api.channel(out=out, steps=1)
+
+
+FAULTY_JOB = """
+import sys
+import engine.cli
+
+real = engine.cli.run_recipe
+
+
+def run_recipe(cfg, folder, recipe):
+    if cfg.channel == 1:
+        raise RuntimeError("a fault in one job")
+    return real(cfg, folder, recipe)
+
+
+engine.cli.run_recipe = run_recipe
+engine.cli.main(sys.argv[1:])
+"""
+
+
+def test_a_fault_in_one_job_of_a_sweep_spares_the_others(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", *SMALL, "channel=0,1,2", f"hydra.sweep.dir={sweep}"]
+    done = subprocess.run([sys.executable, "-c", FAULTY_JOB, *args], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-800:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("dreamloom: error: ")]
+    assert "job 1" in errors[0] and "failed unexpectedly (RuntimeError: a fault in one job)" in errors[0]
+    assert "1 job(s) of the sweep failed" in errors[1] and "Traceback" not in done.stderr
+    assert "Traceback" in (sweep / "1" / "error.txt").read_text()
+    assert [_whole(sweep / job)["objective"] for job in ("0", "2")] == [f"channel(features.10:{c})" for c in (0, 2)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -59,3 +60,31 @@ def test_a_missing_optional_tsne_names_its_extra(tmp_path: Path, monkeypatch: py
     with pytest.raises(UserError, match=r"pip install 'dreamloom\[tsne\]' \(or use method=pca\)"):
         run(tmp_path / "run", "embedding", f"folder={tmp_path / 'pictures'}", "size=48", "method=tsne")
     assert run(tmp_path / "pca", "embedding", f"folder={tmp_path / 'pictures'}", "size=48", "method=pca")["steps"] == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["optimizer._target_=builtins.open"], "optimizer._target_ cannot be changed; choose optimizer= one of adam"),
+        (["transforms._args_.0._target_=os.system"], "transforms._args_.0._target_ cannot be changed"),
+        (["param._partial_=false"], "param._partial_ cannot be changed"),
+        (["transforms._args_.0.pad=nan"], "transforms._args_.0.pad=nan is not valid; transforms._args_.0.pad must be"),
+        (["transforms._args_.0.angles=[1,inf]"], "transforms._args_.0.angles.1=inf is not valid"),
+        (["transforms._args_.0.scales=[]"], "transforms._args_.0.scales=[] is not valid; "),
+        (["optimizer=lbfgs", "optimizer.history_size=0"], "optimizer.history_size must be a whole number >= 1"),
+        (["param=shared", "param.shared=[8,0]"], "param.shared.1=0 is not valid"),
+        (["model.style=3"], "model.style=3 is not valid; model.style holds keys"),
+        (["model.style.style_layers=[1]"], "model.style.style_layers.0=1 is not valid"),
+    ],
+)
+def test_every_key_of_a_group_is_checked_down_to_list_items(overrides: list[str], words: str) -> None:
+    from engine.checks import check_groups
+
+    with pytest.raises(UserError, match=re.escape(words)):
+        check_groups(compose(["recipe=channel", *overrides]))
+
+
+def test_zero_turns_a_transform_step_off_rather_than_failing() -> None:
+    from engine.checks import check_groups
+
+    check_groups(compose(["recipe=channel", "transforms=dream", "transforms._args_.0.pad=0"]))

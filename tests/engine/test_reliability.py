@@ -139,7 +139,10 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, mon
     assert metrics["recipe"] == recipe and metrics["steps"] == json.loads((whole / "metrics.json").read_text())["steps"]
 
 
-def test_a_full_disk_is_answered_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("every", [0, 1], ids=["nothing-to-resume", "checkpoint-kept"])
+def test_a_full_disk_leaves_no_half_written_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: int
+) -> None:
     import errno
 
     import engine.results
@@ -148,6 +151,10 @@ def test_a_full_disk_is_answered_in_one_line(tmp_path: Path, monkeypatch: pytest
     def no_space(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(engine.results, "save_png", no_space)
-    with pytest.raises(UserError, match=r"could not write the results into .* \(No space left on device\); free some"):
-        run_recipe(compose_recipe("channel", "size=32", "steps=1", "device=cpu"), tmp_path / "run", "channel")
+    monkeypatch.setattr(engine.results, "save_json", no_space)  # the picture and GIF are written, the metrics fail
+    folder = tmp_path / "run"
+    keys = ("size=32", "steps=3", f"checkpoint_every={every}", "device=cpu")
+    fix = "the run so far is kept there: free some space, then dreamloom resume=" if every else "nothing was kept"
+    with pytest.raises(UserError, match=rf"could not write the results into .* \(No space left on device\); {fix}"):
+        run_recipe(compose_recipe("channel", *keys), folder, "channel")
+    assert sorted(p.name for p in folder.iterdir()) == ([CHECKPOINT] if every else [])

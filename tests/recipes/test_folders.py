@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from engine.configs import compose
 from engine.errors import UserError
@@ -125,3 +126,15 @@ def test_a_picture_is_its_own_nearest_neighbour(tmp_path: Path, samples: Path) -
     metrics = _run(tmp_path, "neighbours", f"folder={samples}", f"query={samples}/coffee_1.png", "size=96", "k=3")
     assert metrics["by_features"][0] == "coffee_1.png" and metrics["by_pixels"][0] == "coffee_1.png"
     assert metrics["by_features"][1].startswith("coffee")  # the other crop of the same cup
+
+
+@pytest.mark.slow
+def test_pixel_neighbours_follow_pixels_and_feature_neighbours_follow_content(tmp_path: Path, samples: Path) -> None:
+    folder = tmp_path / "pictures"
+    shutil.copytree(samples, folder)
+    with Image.open(samples / "coffee_1.png") as cup:
+        cup.filter(ImageFilter.GaussianBlur(3)).save(folder / "blurred.png")  # the same pixels, softer
+    query = f"query={samples}/coffee_1.png"
+    metrics = _run(tmp_path / "run", "neighbours", f"folder={folder}", query, "size=96", "k=4")
+    assert metrics["by_pixels"][:2] == ["coffee_1.png", "blurred.png"], metrics
+    assert metrics["by_features"][:2] == ["coffee_1.png", "coffee_0.png"], metrics  # the same cup, cropped apart

@@ -98,9 +98,16 @@ def test_a_stopped_zoom_video_resumes_to_the_same_frames(tmp_path: Path, monkeyp
     monkeypatch.setattr(recipes.motion, "save_png", stop_after_two)
     with pytest.raises(Interrupted, match="carry on with: dreamloom resume="):
         run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "cut", "dream_zoom")
-    monkeypatch.setattr(recipes.motion, "save_png", written)
     assert sorted(p.name for p in (tmp_path / "cut" / "frames").iterdir()) == ["0000.png", "0001.png"]
+    made: list[str] = []
+
+    def record(path, img, config_text=None):  # type: ignore[no-untyped-def]
+        made.append(Path(path).name)
+        written(path, img, config_text)
+
+    monkeypatch.setattr(recipes.motion, "save_png", record)
     dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
+    assert made == ["0002.png"]  # the two frames made before the stop are reused, not made again
     for name in ("0000.png", "0001.png", "0002.png"):
         whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
         assert whole.tobytes() == resumed.tobytes(), name
@@ -205,13 +212,15 @@ def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted, match=r"after 2 frames; .* carry on with: dreamloom resume="):
         run_recipe(compose_recipe("style_video", *keys), cut, "style_video")
-    monkeypatch.setattr(recipes.motion, "paint", paint)
+    calls.clear()
+    monkeypatch.setattr(recipes.motion, "paint", lambda *a, **k: calls.append(1) or paint(*a, **k))
     assert sorted(p.name for p in (cut / "frames").iterdir()) == ["0000.png", "0001.png"]
     assert json.loads((cut / "metrics.json").read_text())["interrupted"] is True
     with Image.open(cut / "video.gif") as gif:
         assert gif.n_frames == 2  # the video so far
     assert not (cut / ".frame").exists()
     dreamloom_main([f"resume={cut}", f"hydra.run.dir={tmp_path / 'resumed'}"])
+    assert len(calls) == 1  # only the third frame is painted: the first two are reused
     for name in ("0000.png", "0001.png", "0002.png"):
         whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
         assert whole.tobytes() == resumed.tobytes(), name
