@@ -320,7 +320,8 @@ ERRORS = [
         ("recipe=neighbours", "folder={assets}", "size=64", "query={assets}/nothere.jpg"),
         ("nothere.jpg' does not exist",),
     ),
-    Case("size-huge", (*STYLE, "size=200000"), ("size=200000 needs more memory", "smaller size=")),
+    Case("size-huge", (*STYLE, "size=60000"), ("size=60000 needs more memory", "smaller size="), memory_limit=8 << 30),
+    Case("size-absurd", (*STYLE, "size=200000"), ("size=200000 is not a size", "up to 65536")),
     Case(
         "batch-huge",
         (*CHANNEL, "batch=100000"),
