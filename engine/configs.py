@@ -254,7 +254,9 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
     for change in changes:
         key, _, text = change.partition("=")
         try:  # the value as the command line reads it, set at its path (list items too: transforms._args_.0.pad)
-            value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)["value"]
+            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
+            assert isinstance(parsed, dict)
+            value = parsed["value"]
             with open_dict(cfg):
                 OmegaConf.update(cfg, key, value, merge=False)
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:

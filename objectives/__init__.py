@@ -7,6 +7,7 @@ from objectives.activation import (
     deepdream,
     direction,
     diversity,
+    guided_dream,
     interpolation,
     neuron,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "diversity",
     "feature_targets",
     "gram",
+    "guided_dream",
     "imagenet_categories",
     "interpolation",
     "inversion",

@@ -18,6 +18,7 @@ __all__ = [
     "direction",
     "diversity",
     "endpoint",
+    "guided_dream",
     "interpolation",
     "neuron",
 ]
@@ -137,6 +138,31 @@ def deepdream(layer: str, batch: int | None = None) -> Objective:
         return -t.pow(2).flatten(1).mean(dim=1).sum()
 
     return Objective(fn, [layer], f"deepdream({layer})")
+
+
+def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None) -> Objective:
+    """DeepDream toward a guide picture: each position of the layer is pushed along the guide's feature vector it
+    matches best (largest dot product), so the guide's motifs grow where the picture already half shows them.
+
+    The loss is minus the mean, over positions, of the dot product with that best match; its gradient at each
+    position is the matched guide vector, as the DeepDream notebook's guide objective has it.
+
+    Shape: ``guide`` is ``(C, M)``, the guide picture's ``M`` feature vectors at ``layer``; ``acts[layer]`` is
+    ``(B, C, H, W)``.
+    """
+    if guide.dim() != 2 or guide.shape[1] == 0:
+        raise ValueError(f"guide features must be (C, M) with M > 0, got {tuple(guide.shape)}")
+    vectors = guide.detach().float()
+
+    def fn(acts: Activations) -> torch.Tensor:
+        x = batch_slice(acts[layer], batch).flatten(2)  # (B, C, N)
+        g = vectors.to(x)
+        with torch.no_grad():
+            best = torch.einsum("bcn,cm->bnm", x, g).argmax(dim=-1)  # (B, N): the guide vector each position matches
+        matched = g.t()[best].transpose(1, 2)  # (B, C, N)
+        return -(x * matched).sum(dim=1).mean(dim=1).sum()
+
+    return Objective(fn, [layer], f"guided_dream({layer}, {vectors.shape[1]} guide vectors)")
 
 
 def direction(layer: str, vector: Sequence[float] | torch.Tensor, batch: int | None = None) -> Objective:

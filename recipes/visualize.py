@@ -13,13 +13,13 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from engine.errors import UserError
-from engine.images import load_image, target_size
+from engine.images import load_image, resize_to, target_size
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
-from engine.runner import build_objective, load_view, optimize_octaves, recipe
-from objectives.activation import channel_list
+from engine.runner import build_objective, load_view, optimize_octaves, penalized, recipe
+from objectives.activation import channel_list, guided_dream
 
-__all__ = ["layer_atlas", "render"]
+__all__ = ["dream", "layer_atlas", "render"]
 
 INDICES = {key: (int, 0, False) for key in ("channel", "x", "y")}
 """The channel and neuron recipes' indices: whole numbers from 0."""
@@ -38,19 +38,41 @@ def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, 
 
 
 @recipe(numbers=INDICES)
-def render(cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None) -> RunResult:
+def render(
+    cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None, guide: torch.Tensor | None = None
+) -> RunResult:
     """Optimize a picture (or a batch) for the recipe's ``objective`` over its octaves, and write the run folder.
 
     With ``init=input`` the picture is dreamed on (DeepDream, Mordvintsev et al., 2015): only the added detail is
-    carried from octave to octave; otherwise it grows from noise (Olah et al., 2017).
+    carried from octave to octave; otherwise it grows from noise (Olah et al., 2017). With a ``guide`` picture the
+    objective is :func:`objectives.guided_dream` at ``layer`` instead of the recipe's own.
     """
     picture, hw = _picture_and_size(cfg)
     view = load_view(cfg)
-    objective = build_objective(cfg, view)
+    if guide is None:
+        objective = build_objective(cfg, view)
+    else:
+        view.check_layers([str(cfg.layer)])
+        gh, gw = guide.shape[-2:]
+        seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (gh, gw))).to(view.device)
+        with torch.no_grad():
+            features = view(seen, [str(cfg.layer)])[str(cfg.layer)][0].flatten(1)
+        objective = penalized(cfg, guided_dream(str(cfg.layer), features))
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
     return finish(cfg, folder, recipe, view, out, objective.name, labels)
+
+
+GUIDE_SIDE = 512
+"""The longest side the guide picture is seen at: its motifs at the scale they have in a picture of that size."""
+
+
+@recipe(paths=("guide",))
+def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture."""
+    guide = load_image(cfg.guide, "guide") if cfg.get("guide") else None
+    return render(cfg, folder, recipe, guide=guide)
 
 
 @recipe()

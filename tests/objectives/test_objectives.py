@@ -13,6 +13,7 @@ from objectives import (
     deepdream,
     direction,
     diversity,
+    guided_dream,
     imagenet_categories,
     neuron,
     resolve_class,
@@ -39,6 +40,19 @@ def test_neuron_defaults_to_centre(acts: dict[str, torch.Tensor]) -> None:
 def test_deepdream_is_negative_mean_square(acts: dict[str, torch.Tensor]) -> None:
     want = -acts["layer"].pow(2).flatten(1).mean(1).sum()
     assert torch.allclose(deepdream("layer")(acts), want)
+
+
+def test_a_guided_dream_pulls_each_position_along_its_best_matching_guide_vector() -> None:
+    guide = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # three guide vectors of two channels
+    x = torch.tensor([[[[2.0, 0.1]], [[1.0, 3.0]]]], requires_grad=True)  # (1, 2, 1, 2): positions (2, 1), (0.1, 3)
+    loss = guided_dream("layer", guide)({"layer": x})
+    # position 0 matches (1, 0) (dot 2 > 1 > -2), position 1 matches (0, 1) (dot 3): loss = -(2 + 3) / 2
+    assert torch.allclose(loss, torch.tensor(-2.5))
+    loss.backward()
+    assert x.grad is not None
+    assert torch.allclose(x.grad[0, :, 0], -torch.tensor([[1.0, 0.0], [0.0, 1.0]]) / 2)
+    with pytest.raises(ValueError, match=r"\(C, M\) with M > 0"):
+        guided_dream("layer", torch.zeros(2, 0))
 
 
 def test_direction_matches_channel_for_a_unit_vector(acts: dict[str, torch.Tensor]) -> None:

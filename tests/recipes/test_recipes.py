@@ -19,7 +19,9 @@ from tests.helpers import compose_recipe
 
 RECIPES = recipes()
 RUNS = {r: compose_recipe(r).run._target_ for r in RECIPES}
-RENDERING = [r for r in RECIPES if RUNS[r].rsplit(".", 1)[1] in ("render", "style_transfer", "invert", "invert_sweep")]
+RENDERING = [
+    r for r in RECIPES if RUNS[r].rsplit(".", 1)[1] in ("render", "dream", "style_transfer", "invert", "invert_sweep")
+]
 """Recipes that optimize one picture for an objective (the others have their own tests beside their modules)."""
 FAST = {
     "style": ["size=48", "octaves=2"],
@@ -39,7 +41,7 @@ def test_the_foundation_recipes_exist() -> None:
 def test_recipe_composes_and_instantiates(name: str) -> None:
     cfg = compose_recipe(name)
     assert cfg.name == name
-    if RUNS[name] == "recipes.visualize.render":
+    if RUNS[name] in ("recipes.visualize.render", "recipes.visualize.dream"):
         assert isinstance(build(cfg.objective), Objective)
     else:
         assert cfg.objective is None  # built in code from the recipe's pictures (style, inversion)
@@ -108,3 +110,22 @@ def test_batch_of_pictures_writes_a_contact_sheet(tmp_path: Path) -> None:
     run_recipe(cfg, tmp_path, "channel")
     assert len(list((tmp_path / "images").glob("*.png"))) == 3
     assert (tmp_path / "image.png").exists()
+
+
+@pytest.mark.slow
+def test_a_guided_dream_grows_the_guides_motifs(tmp_path: Path) -> None:
+    from engine.images import load_image, resize_to
+    from engine.measures import style_distance
+    from engine.models import load_model
+
+    keys = ("size=128", "octaves=2", "steps=10", "device=cpu")
+    run_recipe(compose_recipe("deepdream", *keys), tmp_path / "plain", "deepdream")
+    run_recipe(compose_recipe("deepdream", *keys, "guide=hubble_deep_field"), tmp_path / "guided", "deepdream")
+    metrics = json.loads((tmp_path / "guided" / "metrics.json").read_text())
+    assert metrics["objective"].startswith("guided_dream(features.10, ")
+    judge = load_model("mobilenet_v2", "IMAGENET1K_V1")  # on layers the dream never optimized
+    held_out = ["features.3.conv.1", "features.6.conv.1", "features.12.conv.1"]
+    guide = resize_to(load_image("hubble_deep_field"), (128, 128))
+    plain, guided = (load_image(tmp_path / run / "image.png") for run in ("plain", "guided"))
+    far = {run: style_distance(judge, held_out, pic, guide) for run, pic in (("plain", plain), ("guided", guided))}
+    assert far["guided"] < 0.7 * far["plain"], far
