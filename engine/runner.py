@@ -164,12 +164,14 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
                 if acts[layer].dim() == 4 and min(acts[layer].shape[-2:]) < 1:
                     raise RuntimeError("empty activation")
             objective(acts)
-    except RuntimeError as e:
+    except (RuntimeError, AssertionError, ValueError) as e:  # a model that takes one size only asserts it
         if _out_of_memory(e):
             raise  # answered as memory, not size, by run_recipe
+        what, why = ", ".join(layers) or "the output", str(e).splitlines()[0][:80]
+        if not isinstance(e, RuntimeError):
+            raise UserError(f"size {list(hw)} does not suit {view.name} ({why}); use the size it takes") from None
         raise UserError(
-            f"size {list(hw)} is too small for {', '.join(layers)} of {view.name} ({str(e).splitlines()[0][:80]}); "
-            "use a larger size= or fewer octaves="
+            f"size {list(hw)} is too small for {what} of {view.name} ({why}); use a larger size= or fewer octaves="
         ) from None
 
 

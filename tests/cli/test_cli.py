@@ -412,6 +412,11 @@ ERRORS = [
         (*CHANNEL, "model=alexnet", "model.weights=none", "layer=features.12", "size=24"),
         ("size [24, 24] is too small for features.12 of alexnet", "larger size="),
     ),
+    Case(
+        "model-of-one-size",
+        ("recipe=class", "steps=1", "size=32", "model.name=vit_b_16", "model.weights=none"),
+        ("size [32, 32] does not suit vit_b_16", "Expected 224", "use the size it takes"),
+    ),
     Case("video-unreadable", ("recipe=style_video", "input={assets}/notes.jpg"), ("could not be read as a GIF",)),
     Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),
     Case("video-still", ("recipe=style_video", "input={assets}/whole.png"), ("is a still picture", "recipe=style")),
