@@ -164,7 +164,7 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
                 if acts[layer].dim() == 4 and min(acts[layer].shape[-2:]) < 1:
                     raise RuntimeError("empty activation")
             objective(acts)
-    except (RuntimeError, AssertionError, ValueError) as e:  # a model that takes one size only asserts it
+    except (RuntimeError, AssertionError) as e:  # a model that takes one size only asserts it
         if _out_of_memory(e):
             raise  # answered as memory, not size, by run_recipe
         what, why = ", ".join(layers) or "the output", str(e).splitlines()[0][:80]
