@@ -20,6 +20,7 @@ from PIL import Image
 from engine.callbacks import Callback, Recorder, Snapshots
 from engine.errors import UserError
 from engine.export import atomic_write
+from engine.images import is_folder
 from engine.params import ImageFn
 
 __all__ = ["CHECKPOINT", "Checkpointer", "load_checkpoint", "restore"]
@@ -31,11 +32,7 @@ FORMAT = 1
 def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     """The checkpoint saved in a run folder; one :class:`UserError` line when there is none or it cannot be read."""
     path = Path(folder) / CHECKPOINT
-    try:
-        is_folder = Path(folder).is_dir()
-    except OSError:  # a name longer than the system allows
-        is_folder = False
-    if not is_folder:
+    if not is_folder(folder):
         raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
         raise UserError(

@@ -9,8 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from engine.configs import GROUPS
+from engine.configs import GROUPS, options
 from engine.errors import UserError
+from engine.images import MAX_SIDE
 from recipes import CONFIG_DIR
 
 __all__ = ["GIF_MS", "check_gif", "check_groups", "check_list", "check_number", "check_numbers"]
@@ -84,9 +85,10 @@ a size, a count) must stay at least 1."""
 
 def check_groups(cfg: DictConfig) -> None:
     """Each key of the picked config groups (``optimizer.lr``, ``transforms._args_.0.pad`` …) has the kind its option
-    file gives it: a finite number where the file has one (a whole number >= 1 where it has a positive whole number,
-    but see :data:`ZERO_MEANS_NONE`), true or false where it has a switch, a non-empty list where it has a list; and
-    the classes the file names (``_target_``) stay the ones it names, since only option files choose what is built."""
+    file gives it: a finite number where the file has one; a whole number from 1 to :data:`engine.images.MAX_SIDE`
+    where it has a positive one (from 0 for the keys of :data:`ZERO_MEANS_NONE`); true or false where it has a
+    switch; a non-empty list where it has a list. And the classes the file names (``_target_``) stay the ones it
+    names, since only option files choose what is built."""
     picks = cfg.get("choices") or {}
     for group in GROUPS[1:]:
         option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
@@ -122,8 +124,7 @@ def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig
         if key == "_args_":
             _check_tree(cfg, name, node[key], default[key], group)
         elif node[key] != default[key]:
-            options = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-            raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options)}")
+            raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options(group))}")
         return
     if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows
         value = default._get_node(key)._value()  # type: ignore[union-attr]
@@ -138,8 +139,11 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
             raise UserError(f"{name}={value} is not valid; {name} is a switch: true or false")
     elif isinstance(default, int) and default >= 0:
         low = 0 if default == 0 or name.rsplit(".", 1)[-1] in ZERO_MEANS_NONE else 1
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise UserError(f"{name}={value} is not valid; {name} must be a whole number >= {low} (default {default})")
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_SIDE:
+            raise UserError(
+                f"{name}={value} is not valid; {name} must be a whole number from {low} to {MAX_SIDE} "
+                f"(default {default})"
+            )
     elif isinstance(default, int | float):
         number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not number:

@@ -22,6 +22,7 @@ import yaml
 
 from engine.errors import UserError
 from engine.export import write_text
+from engine.images import is_folder
 
 __all__ = ["Run", "find_runs", "write_gallery"]
 
@@ -73,8 +74,10 @@ def _numbers(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, float
 
 def find_runs(root: Path, recipe: str | None = None) -> list[Run]:
     """Every run at or below ``root`` (of ``recipe`` only, when given), in folder order (a sweep's jobs by number)."""
-    if not root.is_dir():
-        raise UserError(f"'{root}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>")
+    if not is_folder(root):
+        raise UserError(
+            f"'{str(root)[:200]}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>"
+        )
     found = [*root.rglob("metrics.json"), *root.rglob("error.txt")]  # error.txt: a sweep's job that failed
     folders = sorted({p.parent for p in found}, key=_natural)
     runs = [Run(f, root) for f in folders]

@@ -19,6 +19,7 @@ __all__ = [
     "SAMPLES",
     "colormap",
     "from_pil",
+    "is_folder",
     "load_image",
     "quantize",
     "resize_to",
@@ -26,6 +27,14 @@ __all__ = [
     "target_size",
     "to_pil",
 ]
+
+
+def is_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder; False, not an error, for a name the system cannot use (one too long)."""
+    try:
+        return Path(path).expanduser().is_dir()
+    except OSError:
+        return False
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:

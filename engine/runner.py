@@ -137,9 +137,10 @@ def penalized(cfg: DictConfig, objective: Objective) -> Objective:
     return objective if extra is None else objective + extra
 
 
-def build_objective(cfg: DictConfig, view: ModelView) -> Objective:
-    """The recipe's ``objective`` with its penalties, its layers checked against the model."""
-    objective: Objective = build(cfg.objective)
+def build_objective(cfg: DictConfig, view: ModelView, objective: Objective | None = None) -> Objective:
+    """The recipe's ``objective`` (or ``objective``, made in code) with its penalties, its layers checked against
+    the model."""
+    objective = build(cfg.objective) if objective is None else objective
     if not isinstance(objective, Objective):
         raise UserError("the recipe's objective does not build an Objective; check its _target_")
     objective = penalized(cfg, objective)

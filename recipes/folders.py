@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
-from engine.images import SAMPLES, load_image, resize_to, target_size, to_pil
+from engine.images import SAMPLES, is_folder, load_image, resize_to, target_size, to_pil
 from engine.models import ModelView
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
@@ -70,7 +70,7 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
     if not folder:
         raise UserError("this recipe reads a folder of pictures; pass folder=DIR (make samples writes outputs/samples)")
     path = Path(str(folder)).expanduser()
-    if not path.is_dir():
+    if not is_folder(path):
         raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (make samples writes outputs/samples)")
     names, pictures, skipped = [], [], 0
     for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):

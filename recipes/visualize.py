@@ -7,6 +7,7 @@ and transforms are the engine's, shared with every optimizing recipe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -14,10 +15,12 @@ from omegaconf import DictConfig, open_dict
 
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
+from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
-from engine.runner import build_objective, load_view, optimize_octaves, penalized, recipe
+from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import channel_list, guided_dream
+from objectives.base import Objective
 
 __all__ = ["dream", "layer_atlas", "render"]
 
@@ -37,27 +40,23 @@ def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, 
     return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))
 
 
+ObjectiveMaker = Callable[[ModelView, tuple[int, int]], Objective]
+"""Makes a render's objective in code, from the model and the picture's final size, instead of from its YAML."""
+
+
 @recipe(numbers=INDICES)
 def render(
-    cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None, guide: torch.Tensor | None = None
+    cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None, make: ObjectiveMaker | None = None
 ) -> RunResult:
-    """Optimize a picture (or a batch) for the recipe's ``objective`` over its octaves, and write the run folder.
+    """Optimize a picture (or a batch) for the recipe's ``objective`` (or the one ``make`` makes) over its octaves,
+    and write the run folder.
 
     With ``init=input`` the picture is dreamed on (DeepDream, Mordvintsev et al., 2015): only the added detail is
-    carried from octave to octave; otherwise it grows from noise (Olah et al., 2017). With a ``guide`` picture the
-    objective is :func:`objectives.guided_dream` at ``layer`` instead of the recipe's own.
+    carried from octave to octave; otherwise it grows from noise (Olah et al., 2017).
     """
     picture, hw = _picture_and_size(cfg)
     view = load_view(cfg)
-    if guide is None:
-        objective = build_objective(cfg, view)
-    else:
-        view.check_layers([str(cfg.layer)])
-        gh, gw = guide.shape[-2:]
-        seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (gh, gw))).to(view.device)
-        with torch.no_grad():
-            features = view(seen, [str(cfg.layer)])[str(cfg.layer)][0].flatten(1)
-        objective = penalized(cfg, guided_dream(str(cfg.layer), features))
+    objective = build_objective(cfg, view, None if make is None else make(view, hw))
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
@@ -70,9 +69,21 @@ GUIDE_SIDE = 512
 
 @recipe(paths=("guide",))
 def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture."""
-    guide = load_image(cfg.guide, "guide") if cfg.get("guide") else None
-    return render(cfg, folder, recipe, guide=guide)
+    """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture
+    (:func:`objectives.guided_dream` at ``layer`` instead of the recipe's own objective)."""
+    if not cfg.get("guide"):
+        return render(cfg, folder, recipe)
+    guide = load_image(cfg.guide, "guide")
+    layer = str(cfg.layer)
+
+    def guided(view: ModelView, hw: tuple[int, int]) -> Objective:
+        view.check_layers([layer])
+        seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
+        with torch.no_grad():
+            features = view(seen.to(view.device), [layer])[layer][0].flatten(1)
+        return guided_dream(layer, features)
+
+    return render(cfg, folder, recipe, make=guided)
 
 
 @recipe()

@@ -4,9 +4,7 @@ stops with the one-line answer (exit status 2), never a traceback."""
 from __future__ import annotations
 
 import contextlib
-import io
 import math
-import re
 import tempfile
 from pathlib import Path
 
@@ -15,13 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.api import recipe_keys
-from engine.cli import main as dreamloom
-from engine.export import read_png_config
 from recipes import CONFIG_DIR
+from tests.helpers import assert_answered, command
 
 pytestmark = pytest.mark.slow
 
-PROGRESS = re.compile(r"^(octave \d+/\d+ )?\[[#.]+\] \d+/\d+ ")
 RECIPES = sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
 NUMBERS = st.sampled_from(["-1", "0", "1", "2", "0.5", "1e38", "nan", "inf", "-inf", "abc", "[]", "null"])
 COUNTS = st.sampled_from(["-1", "0", "1", "2", "2.5", "x", "nan", "null"])
@@ -77,18 +73,6 @@ SMALL = {"steps": "2", "size": "32", "frames": "2", "steps_next": "1", "samples"
 OWN_KEYS = {recipe: sorted(k for k in KEYS if k in recipe_keys(recipe)) for recipe in RECIPES}
 
 
-def run(args: list[str]) -> tuple[int, str]:
-    """The command in this process: its exit status and what it printed on stderr."""
-    err = io.StringIO()
-    code = 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            dreamloom(args)
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, err.getvalue()
-
-
 @settings(max_examples=90, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(recipe=st.sampled_from(RECIPES), data=st.data())
 def test_any_command_line_succeeds_or_gets_one_line(recipe: str, data: st.DataObject) -> None:
@@ -104,13 +88,5 @@ def test_any_command_line_succeeds_or_gets_one_line(recipe: str, data: st.DataOb
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         args = [f"recipe={recipe}", *(f"{k}={v}" for k, v in keys.items()), f"hydra.run.dir={run_dir}"]
-        code, stderr = run(args)
-        assert "Traceback" not in stderr, f"{' '.join(args)}\n{stderr}"
-        if code == 0:
-            assert (run_dir / "metrics.json").is_file(), " ".join(args)
-            if recipe != "layers":
-                assert read_png_config(run_dir / "image.png") is not None, " ".join(args)  # enough to rerun it
-            return
-        lines = [line for line in stderr.splitlines() if not PROGRESS.match(line)]
-        assert code == 2, f"exit {code}: {' '.join(args)}\n{stderr}"
-        assert len(lines) == 1 and lines[0].startswith("dreamloom: error: "), f"{' '.join(args)}\n{stderr}"
+        code, stderr = command(args)
+        assert_answered(code, stderr, args, run_dir, picture=recipe != "layers")

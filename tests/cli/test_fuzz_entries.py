@@ -3,7 +3,6 @@ gallery, Python API): each case exits 2 with one line (the API: raises UserError
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from engine import api
 from engine.errors import UserError
 from engine.export import read_png_config
 from recipes import CONFIG_DIR
-from tests.cli.test_fuzz import PROGRESS, run
+from tests.helpers import assert_answered, command
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +54,6 @@ def _group_keys() -> list[tuple[str, str]]:
     return found
 
 
-def _answered(code: int, stderr: str, args: list[str], folder: Path, picture: bool = True) -> None:
-    """Exit 0 with the contract files, or exit 2 with one error line and no traceback."""
-    shown = " ".join(a[:80] for a in args)
-    assert "Traceback" not in stderr, f"{shown}\n{stderr}"
-    if code == 0:
-        assert isinstance(json.loads((folder / "metrics.json").read_text()), dict), shown
-        if picture:
-            assert read_png_config(folder / "image.png") is not None, shown
-        return
-    lines = [line for line in stderr.splitlines() if not PROGRESS.match(line)]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("dreamloom: error: "), f"{code}: {shown}\n{stderr}"
-
-
 @fuzz(60)
 @given(picked=st.sampled_from(_group_keys()), value=st.sampled_from(HOSTILE))
 def test_any_group_key_succeeds_or_gets_one_line(picked: tuple[str, str], value: str) -> None:
@@ -75,15 +61,15 @@ def test_any_group_key_succeeds_or_gets_one_line(picked: tuple[str, str], value:
     recipe = "recipe=style" if key.startswith("model.style") else "recipe=channel"
     with tempfile.TemporaryDirectory() as tmp:
         args = [recipe, *SMALL, "octaves=1", option, f"{key}={value}", f"hydra.run.dir={tmp}/run"]
-        code, stderr = run(args)
-        _answered(code, stderr, args, Path(tmp) / "run")
+        code, stderr = command(args)
+        assert_answered(code, stderr, args, Path(tmp) / "run")
 
 
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run, for rerun and resume to start from."""
     folder = tmp_path_factory.mktemp("earlier") / "run"
-    code, stderr = run(["recipe=channel", *SMALL, "steps=2", "checkpoint_every=1", f"hydra.run.dir={folder}"])
+    code, stderr = command(["recipe=channel", *SMALL, "steps=2", "checkpoint_every=1", f"hydra.run.dir={folder}"])
     assert code == 0, stderr
     return folder
 
@@ -99,8 +85,8 @@ def test_rerun_with_any_change_succeeds_or_gets_one_line(earlier: Path, key: str
         folder = Path(tmp) / "again"
         where = [] if key == "hydra.run.dir" else [f"hydra.run.dir={folder}"]
         args = ["rerun", str(earlier / "image.png"), f"{key}={value}", *where]
-        code, stderr = run(args)
-        _answered(code, stderr, args, folder)
+        code, stderr = command(args)
+        assert_answered(code, stderr, args, folder)
 
 
 @fuzz(15)
@@ -108,15 +94,15 @@ def test_rerun_with_any_change_succeeds_or_gets_one_line(earlier: Path, key: str
 def test_resume_from_anything_gets_one_line(earlier: Path, value: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args = [f"resume={value.replace('{earlier}', str(earlier))}", f"hydra.run.dir={tmp}/run"]
-        code, stderr = run(args)
-        _answered(code, stderr, args, Path(tmp) / "run")
+        code, stderr = command(args)
+        assert_answered(code, stderr, args, Path(tmp) / "run")
 
 
 @fuzz(15)
 @given(value=st.sampled_from([*HOSTILE, "{earlier}/image.png", "{earlier}", "a=b", "recipe=nope", "recipe="]))
 def test_gallery_of_anything_succeeds_or_gets_one_line(earlier: Path, value: str) -> None:
     args = ["gallery", value.replace("{earlier}", str(earlier))]
-    code, stderr = run(args)
+    code, stderr = command(args)
     assert "Traceback" not in stderr, f"{args}\n{stderr}"
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("dreamloom: wrote " if code == 0 else "dreamloom: error: "), stderr
