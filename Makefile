@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo style-demo samples bench test test-fast mutate lint format gallery clean
+.PHONY: setup demo style-demo bench test test-fast mutate lint format gallery clean
 
 setup: $(STAMP)
 
@@ -25,10 +25,6 @@ demo: setup
 style-demo: setup
 	$(VENV)/bin/dreamloom recipe=style
 	$(VENV)/bin/dreamloom recipe=texture
-
-# Crops of the packaged sample pictures in outputs/samples/, the default folder of the folder views.
-samples: setup
-	$(PY) -m recipes.folders outputs/samples
 
 # Speed against the peers (makes .venv-peers on first use), batched against one-by-one rendering, a 4K DeepDream's
 # time and peak memory, style transfer against a plain implementation of the same losses, and resident memory over

@@ -1,4 +1,4 @@
-"""Render the README gallery: every picture recipe at its default settings, plus two extra examples.
+"""Render the README gallery: each picture from exactly the command the README shows beside it.
 
 Each example runs through the real command line (``python -m engine recipe=... hydra.run.dir=outputs/gallery/NAME``)
 so the gallery shows exactly what a user gets. The full-size results stay in ``outputs/gallery/NAME/``; small
@@ -28,37 +28,43 @@ THUMB_SIDE = 256
 MAX_BYTES = 150_000
 
 EXAMPLES: dict[str, list[str]] = {
-    "deepdream": ["recipe=deepdream"],
-    "class": ["recipe=class"],
-    "channel": ["recipe=channel"],
-    "neuron": ["recipe=neuron"],
+    "deepdream": ["recipe=deepdream", "input=chelsea", "layer=features.10", "octaves=4"],
     "deepdream_grace_hopper": ["recipe=deepdream", "layer=features.14", "input=grace_hopper", "lr=0.02"],
+    "dream_chelsea_guided_hubble_deep_field": [
+        "recipe=deepdream",
+        "input=chelsea",
+        "size=384",
+        "guide=hubble_deep_field",
+    ],
+    "class": ["recipe=class", "target=flamingo"],
+    "channel": ["recipe=channel", "layer=features.10", "channel=7"],
     "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],
-    "style": ["recipe=style"],
+    "neuron": ["recipe=neuron", "layer=features.10", "channel=7"],
+    "layer_atlas": ["recipe=layer_atlas", "layer=features.10", "channels=0:16"],
+    "dream_zoom": ["recipe=dream_zoom", "input=chelsea", "frames=48", "zoom=1.03"],
+    "interpolate": ["recipe=interpolate", "layer=features.10", "from=7", "to=42", "frames=8"],
+    "interpolate_classes": ["recipe=interpolate", "from=class:flamingo", "to=class:goldfish", "frames=6"],
+    "style": ["recipe=style", "content=grace_hopper", "style=ihc"],
     "style_luminance": ["recipe=style", "colors=luminance"],
     "style_blend": ["recipe=style", "style=[ihc,hubble_deep_field]", "style_weights=[0.5,0.5]"],
     "style_regions": ["recipe=style", "style=[hubble_deep_field,ihc]", "mask=docs/images/mask_split.png"],
-    "texture": ["recipe=texture"],
+    "texture": ["recipe=texture", "style=ihc"],
     "texture_tiled": ["recipe=texture", "style=brick", "size=256", "seamless=true"],
-    "inversion_sweep": ["recipe=inversion_sweep"],
-    "saliency": ["recipe=saliency", "smoothgrad=true"],
-    "guided_backprop": ["recipe=guided_backprop"],
-    "gradcam": ["recipe=gradcam"],
-    "occlusion": ["recipe=occlusion"],
-    "adversarial": ["recipe=adversarial"],
-    "fooling": ["recipe=fooling"],
-    "activations": ["recipe=activations"],
+    "inversion_sweep": ["recipe=inversion_sweep", "input=grace_hopper"],
+    "saliency": ["recipe=saliency", "input=chelsea", "smoothgrad=true"],
+    "guided_backprop": ["recipe=guided_backprop", "input=chelsea"],
+    "gradcam": ["recipe=gradcam", "input=chelsea", "target=top3"],
+    "occlusion": ["recipe=occlusion", "input=chelsea", "patch=64", "stride=16"],
+    "adversarial": ["recipe=adversarial", "input=chelsea", "target=toaster", "eps=2/255"],
+    "fooling": ["recipe=fooling", "target=robin", "confidence=0.99"],
+    "activations": ["recipe=activations", "input=chelsea", "layer=features.3"],
     "filters": ["recipe=filters"],
-    "layer_atlas": ["recipe=layer_atlas"],
-    "max_patches": ["recipe=max_patches"],  # these three read outputs/samples: run make samples first
-    "embedding": ["recipe=embedding"],
-    "neighbours": ["recipe=neighbours"],
-    "dream_zoom": ["recipe=dream_zoom"],
-    "interpolate": ["recipe=interpolate"],
-    "interpolate_classes": ["recipe=interpolate", "from=class:flamingo", "to=class:goldfish", "frames=6"],
+    "max_patches": ["recipe=max_patches", "folder=samples", "layer=features.6", "channel=3", "top=9"],
+    "embedding": ["recipe=embedding", "folder=samples", "method=tsne"],
+    "neighbours": ["recipe=neighbours", "folder=samples", "query=chelsea", "k=6"],
 }
-"""Gallery name -> command-line overrides. ``deepdream``, ``class``, ``channel``, ``neuron``, ``style``, ``texture``,
-``inversion_sweep`` and the analysis views are the recipes' defaults (saliency with SmoothGrad)."""
+"""Gallery name -> the command's keys. The README shows each picture beside ``dreamloom`` and exactly these keys
+(tests/test_readme.py checks it); most are the recipe's defaults written out, so the command says what it does."""
 WIDE = {
     "inversion_sweep": 768,
     "gradcam": 640,

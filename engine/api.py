@@ -2,11 +2,11 @@
 
     from engine import api
 
-    result = api.deepdream(input="photo.jpg", layer="features.14", octaves=4)
+    result = api.deepdream(input="chelsea", layer="features.14", octaves=4)
     result.picture            # (1, 3, H, W) tensor in [0, 1]
     result.metrics["seconds"]
     api.channel(layer="features.10", channel=7, model="vgg16", out="runs/v7")
-    api.run("style", content="me.jpg", style=["a.jpg", "b.jpg"], overrides=["model.weights=none"])
+    api.run("style", content="grace_hopper", style=["ihc", "hubble_deep_field"], overrides=["model.weights=none"])
 
 A key named after a config group (``model``, ``param``, ``transforms``, ``optimizer``) picks an option of it; deeper
 keys go in ``overrides`` as on the command line. Bad keys and values raise :class:`engine.errors.UserError` with the

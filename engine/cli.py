@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, open_dict
 from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
 from engine.errors import UserError, close_matches
 from engine.export import write_text
+from engine.help import answer_help
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release
 from engine.runner import WRITE_ERRORS, prepare_function, run_recipe
@@ -84,15 +86,19 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def preflight(args: list[str]) -> Path | None:
+def preflight(args: list[str], chosen: bool | None = None) -> Path | None:
     """Compose the config as Hydra will and refuse bad overrides or an existing run folder, writing nothing.
 
+    Args:
+        args: the command's arguments.
+        chosen: whether the user named the run folder (default: whether ``args`` hold ``hydra.run.dir=``); a
+            default name that is taken gets ``_2``, ``_3`` … instead of being refused.
+
     Returns:
-        The run folder the overrides ask for, or None when Hydra handles the flags itself.
+        The run or sweep folder the overrides ask for, or None when Hydra handles the flags itself.
     """
     if {"-m", "--multirun"} & set(args):
-        _check_sweep(args)
-        return None
+        return _check_sweep(args)
     if any(a.startswith("-") for a in args):
         return None  # --help, --cfg …: Hydra handles these itself
     cfg = compose(args, hydra=True)
@@ -100,7 +106,8 @@ def preflight(args: list[str]) -> Path | None:
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
     run_dir = Path(str(cfg.hydra.run.dir))
     _check_new_folder(run_dir, "run", "hydra.run.dir=")
-    chosen = any(a.startswith("hydra.run.dir=") for a in args)
+    if chosen is None:
+        chosen = any(a.startswith("hydra.run.dir=") for a in args)
     return claim(run_dir, chosen, "hydra.run.dir=")
 
 
@@ -123,7 +130,7 @@ def _check_new_folder(folder: Path, what: str, key: str) -> None:
         raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
 
 
-def _check_sweep(args: list[str]) -> None:
+def _check_sweep(args: list[str]) -> Path:
     """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
     and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
 
@@ -135,6 +142,11 @@ def _check_sweep(args: list[str]) -> None:
     from hydra.errors import OverrideParseException
 
     lines = [a for a in args if not a.startswith("-")]
+    if any(a.startswith("hydra.run.dir=") for a in lines):
+        raise UserError(
+            "hydra.run.dir= names one run's folder, and a sweep (-m) makes one folder per job; name the sweep's "
+            "folder with hydra.sweep.dir=DIR instead"
+        )
     try:
         parsed = OverridesParser.create().parse_overrides(lines)
     except OverrideParseException as e:
@@ -161,6 +173,7 @@ def _check_sweep(args: list[str]) -> None:
             "it away"
         )
     _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
+    return sweep_dir
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -239,8 +252,8 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
 
 
 def _resume_args(args: list[str]) -> list[str]:
-    """With ``resume=FOLDER``, refuse other keys (the run carries on with its own) and name the new run folder
-    after the resumed recipe."""
+    """With ``resume=FOLDER``, refuse other keys (the run carries on with its own) and put the new run beside the
+    one it resumes, as ``FOLDER_resumed`` (unless ``hydra.run.dir=`` names another)."""
     resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if not resume or resume[-1] in ("", "null"):
         return args
@@ -255,7 +268,12 @@ def _resume_args(args: list[str]) -> list[str]:
     from engine.checkpoints import load_checkpoint
 
     name = OmegaConf.create(load_checkpoint(resume[-1])["config"]).get("name", "run")
-    return [*args, f"name={name}_resumed"]
+    args = [*args, f"name={name}_resumed"]
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    source = Path(resume[-1].rstrip("/")).expanduser()
+    beside = source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
+    return [*args, f"hydra.run.dir={override_value(str(beside))}"]
 
 
 def rerun(args: list[str]) -> None:
@@ -296,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``dreamloom recipe=NAME [key=value ...]``, ``dreamloom rerun image.png [...]`` or
     ``dreamloom gallery FOLDER``."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if answer_help(args):
+        return
     STOP.clear()
     signal.signal(signal.SIGTERM, _terminated)  # a polite kill saves the picture so far, as Ctrl-C does
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (a background job)
@@ -306,37 +326,41 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["gallery"]:
         gallery(args[1:])
         return
+    chosen = any(a.startswith("hydra.run.dir=") for a in args)
     try:
         args = _resume_args(args)
-        run_dir = preflight(args)
+        run_dir = preflight(args, chosen)
     except UserError as e:
         _fail(str(e))
     except KeyboardInterrupt:
         _stopped(None)
-    if run_dir is not None:  # the folder claimed for this run, even when Hydra's default would name another
-        args = [
-            *(a for a in args if not a.startswith("hydra.run.dir=")),
-            f"hydra.run.dir={override_value(str(run_dir))}",
-        ]
-    sys.argv = [PROG, *args]
     sweep = bool({"-m", "--multirun"} & set(args))
+    key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+    if run_dir is not None:  # the folder claimed (or checked) for this run, even when Hydra's clock would name another
+        args = [*(a for a in args if not a.startswith(key)), f"{key}{override_value(str(run_dir))}"]
+    sys.argv = [PROG, *args]
     with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed, _hydra_errors_raised():
         try:
             _entry()
         except KeyboardInterrupt:  # while Hydra was still setting up the run folder
-            _stopped(run_dir)
+            _stopped(None if sweep else run_dir)
         except OSError as e:  # Hydra's own files (.hydra/, the sweep's multirun.yaml) could not be written
             if e.errno not in WRITE_ERRORS:
                 raise
-            _discard(run_dir)
-            key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+            _discard(None if sweep else run_dir)
             _fail(
                 f"could not write the run's files ({e.strerror}); nothing was kept: free some space or choose "
                 f"another {key}"
             )
         failures = failed()
     if failures:
-        _fail(f"{len(failures)} job(s) of the sweep failed; each says why above and in its folder's error.txt")
+        _fail(
+            f"{len(failures)} job(s) of the sweep failed; each says why above and in its folder's error.txt "
+            f"(the sweep's runs are in {run_dir})"
+        )
+    if sweep and run_dir is not None:
+        jobs = sum(1 for p in run_dir.iterdir() if p.is_dir() and p.name.isdigit()) if run_dir.is_dir() else 0
+        print(f"{PROG}: wrote {jobs} runs in {run_dir} (one folder per job)", file=sys.stderr)
 
 
 _FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"

@@ -54,6 +54,13 @@ def _grace_hopper() -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def _halves() -> np.ndarray:
+    """A two-region mask: black on the left, white on the right (``mask=halves`` gives two styles a side each)."""
+    mask = np.zeros((256, 256, 3), np.uint8)
+    mask[:, 128:] = 255
+    return mask
+
+
 SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     **{
         n: _skimage(n)
@@ -71,6 +78,7 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     },
     "ihc": _skimage("immunohistochemistry"),
     "grace_hopper": _grace_hopper,
+    "halves": _halves,
 }
 """Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""
 
@@ -92,7 +100,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def _read_file(path: Path, key: str = "input") -> np.ndarray:
     if path.is_dir():
-        raise UserError(f"{key} '{path}' is a folder, not a picture; pass a picture file such as {key}=photo.jpg")
+        raise UserError(
+            f"{key} '{path}' is a folder, not a picture; pass a picture file, or a sample such as {key}=chelsea"
+        )
     try:
         with Image.open(path) as img:
             limit = Image.MAX_IMAGE_PIXELS or math.inf

@@ -14,8 +14,12 @@ def _quit(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Load the command line with Ctrl-C and SIGTERM answered by one line, then hand over to
-    :func:`engine.cli.main` (which installs its own answers)."""
+    """Answer a request for help at once; otherwise load the command line with Ctrl-C and SIGTERM answered by one
+    line, then hand over to :func:`engine.cli.main` (which installs its own answers)."""
+    from engine.help import answer_help
+
+    if answer_help(sys.argv[1:]):
+        return
     quiet = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where Ctrl-C is ignored
     if quiet:
         signal.signal(signal.SIGINT, _quit)

@@ -22,7 +22,6 @@ __all__ = [
     "ModelView",
     "classic_names",
     "fold_batchnorm",
-    "layer_table",
     "load_model",
     "packaged_weights",
     "resolve_device",
@@ -367,27 +366,3 @@ def fold_batchnorm(model: nn.Module) -> int:
             setattr(seq, name, nn.Identity())
             folded += 1
     return folded
-
-
-def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Name, module type and output shape of every layer for one picture of size ``hw``."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, module in view.model.named_modules():
-        if not name:
-            continue
-
-        def fn(m: nn.Module, i: object, o: object, name: str = name) -> None:
-            if isinstance(o, torch.Tensor):
-                shapes.setdefault(name, tuple(o.shape[1:]))
-
-        handles.append(module.register_forward_hook(fn))
-    try:
-        with torch.no_grad():
-            view(torch.zeros(1, 3, *hw, device=view.device))
-    finally:
-        for h in handles:
-            h.remove()
-    modules = dict(view.model.named_modules())
-    alias = {module: a for a, module in view.aliases.items()}
-    return [(n, type(modules[n]).__name__ + (f" ({alias[n]})" if n in alias else ""), s) for n, s in shapes.items()]

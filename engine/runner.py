@@ -293,7 +293,9 @@ def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
 def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.Tensor:
     """The recipe's ``input`` picture at ``size`` (its long side), on ``device``; one error line when there is none."""
     if not cfg.get("input"):
-        raise UserError(f"recipe={recipe} needs a picture; pass input=photo.jpg")
+        raise UserError(
+            f"recipe={recipe} needs a picture; pass input=PICTURE (a path or a sample such as input=chelsea)"
+        )
     picture = load_image(cfg.input)
     return resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(device)
 

@@ -1,7 +1,7 @@
 """Views over a folder of pictures: max-activating patches, a feature-space embedding, nearest neighbours.
 
-``make samples`` fills ``outputs/samples/`` with crops of the packaged sample pictures, so every view here runs
-without a dataset: ``dreamloom recipe=embedding folder=outputs/samples``.
+Their default folder, ``folder=samples``, is 60 crops of the packaged sample pictures made on first use
+(:mod:`engine.samples`), so every view here runs without a dataset from any working folder.
 """
 
 from __future__ import annotations
@@ -21,37 +21,17 @@ from PIL import Image
 from torch import nn
 
 from engine.errors import UserError
-from engine.export import contact_sheet, save_png
-from engine.images import SAMPLES, is_folder, load_image, resize_to, target_size, to_pil
+from engine.export import contact_sheet
+from engine.images import is_folder, load_image, resize_to, target_size, to_pil
+from engine.layers import receptive_field
 from engine.models import ModelView
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
+from engine.samples import FOLDER, sample_folder
 
-__all__ = ["embedding", "load_folder", "make_samples", "max_patches", "neighbours", "penultimate", "receptive_field"]
+__all__ = ["embedding", "load_folder", "max_patches", "neighbours", "penultimate"]
 
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def make_samples(folder: Path, per_picture: int = 6, side: int = 160, seed: int = 0) -> list[Path]:
-    """Write ``per_picture`` random crops (with flips) of every sample picture as ``NAME_K.png``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    written = []
-    for name in SAMPLES:
-        if name == "immunohistochemistry":  # the same picture as ihc
-            continue
-        picture = load_image(name)[0]
-        h, w = picture.shape[-2:]
-        for k in range(per_picture):
-            crop = int(min(h, w) * rng.uniform(0.55, 1.0))
-            y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-            piece = resize_to(picture[None, :, y : y + crop, x : x + crop], (side, side))[0]
-            if rng.random() < 0.5:
-                piece = piece.flip(-1)
-            path = folder / f"{name}_{k}.png"
-            save_png(path, piece)
-            written.append(path)
-    return written
 
 
 def _square(picture: torch.Tensor, side: int) -> torch.Tensor:
@@ -68,10 +48,12 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
     Returns the file names, the pictures ``(N, 3, side, side)`` and how many files were skipped as not pictures.
     """
     if not folder:
-        raise UserError("this recipe reads a folder of pictures; pass folder=DIR (make samples writes outputs/samples)")
+        raise UserError("this recipe reads a folder of pictures; pass folder=DIR (or folder=samples)")
     path = Path(str(folder)).expanduser()
+    if str(folder) == FOLDER and not is_folder(path):
+        path = sample_folder()
     if not is_folder(path):
-        raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (make samples writes outputs/samples)")
+        raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (or folder=samples, the packaged samples)")
     names, pictures, skipped = [], [], 0
     for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
         if file.suffix.lower() not in PICTURE_SUFFIXES:
@@ -85,7 +67,8 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
         names.append(file.name)
     if not pictures:
         raise UserError(
-            f"folder '{folder}' holds no pictures ({skipped} other files); add PNG or JPEG files, or run make samples"
+            f"folder '{folder}' holds no pictures ({skipped} other files); add PNG or JPEG files, "
+            "or pass folder=samples"
         )
     return names, torch.cat(pictures), skipped
 
@@ -98,30 +81,6 @@ def square_side(cfg: DictConfig) -> int:
 def _batches(pictures: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
     for start in range(0, len(pictures), size):
         yield pictures[start : start + size]
-
-
-def receptive_field(view: ModelView, layer: str) -> tuple[int, int, float]:
-    """``(size, jump, start)`` of ``layer``'s units in input pixels: unit ``i`` sees the ``size`` pixels centred on
-    ``start + i * jump``. Walks the convolutions and poolings registered before the layer (the main path of a
-    sequential model such as MobileNetV2 or VGG; skip connections never widen it)."""
-    target = view.aliases.get(layer, layer)
-    size, jump, start, inside = 1, 1, 0.5, False
-    for name, module in view.model.named_modules():
-        if inside and not name.startswith(target + "."):
-            return size, jump, start  # the layer and everything in it were counted
-        inside = inside or name == target
-        if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
-            k, s, p, d = (_first(getattr(module, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation"))
-            size += (k - 1) * d * jump
-            start += ((k - 1) / 2 * d - p) * jump
-            jump *= s
-    if inside:
-        return size, jump, start
-    raise UserError(f"layer {layer} was not found in {view.name}'s modules (list them with: dreamloom recipe=layers)")
-
-
-def _first(value: Any) -> int:
-    return int(value[0] if isinstance(value, tuple | list) else value)
 
 
 def penultimate(view: ModelView, pictures: torch.Tensor) -> torch.Tensor:
@@ -278,7 +237,10 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     t0 = time.perf_counter()
     view, names, pictures, skipped = _setup(cfg)
     if not cfg.query:
-        raise UserError("recipe=neighbours compares one picture with the folder; pass query=photo.jpg")
+        raise UserError(
+            "recipe=neighbours compares one picture with the folder; pass query=PICTURE (a path or a sample such as "
+            "query=chelsea)"
+        )
     query = _square(load_image(cfg.query, "query"), square_side(cfg))
     k = min(int(cfg.k), len(names))
     feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
@@ -301,15 +263,3 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         by_features=[names[i] for i in by_features],
         by_pixels=[names[i] for i in by_pixels],
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m recipes.folders [DIR]``: write the sample folder (default ``outputs/samples``)."""
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0] if args else "outputs/samples")
-    written = make_samples(target)
-    print(f"wrote {len(written)} pictures to {target}")
-
-
-if __name__ == "__main__":
-    main()

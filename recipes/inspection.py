@@ -12,40 +12,66 @@ from omegaconf import DictConfig
 from engine.errors import UserError
 from engine.export import contact_sheet, write_text
 from engine.images import colormap, target_size
-from engine.models import layer_table, load_model
+from engine.layers import Layer, layer_rows
+from engine.models import load_model
 from engine.results import RunResult, save_metrics, write_view
 from engine.runner import input_picture, load_view, recipe
 from recipes.attribution import conv_layer
 
 __all__ = ["activations", "filters", "layers"]
 
+SCALES = ("each", "shared")
 THUMB = {"thumb": (int, 0, True)}
 """The side a small map or kernel is enlarged to on the sheet."""
 
 
 @recipe(penalties=False)
 def layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Print every layer's name, type and output shape, and save the table as ``layers.txt``."""
-    view = load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=False)
+    """Print the model's layers, the block outputs worth visualizing first (with output shape and receptive field),
+    then every other module, and save the table as ``layers.txt``. Only the architecture is built: no weights are
+    read or downloaded, since names and shapes do not depend on them."""
+    view = load_model(cfg.model.name, None, None, cfg.device, fold=False)
     hw = target_size(cfg.size if cfg.size is not None else 224)
     t0 = time.perf_counter()
-    rows = layer_table(view, hw)
-    width = max(len(n) for n, _, _ in rows)
-    lines = [f"{'layer'.ljust(width)}  {'type'.ljust(24)}  output shape (C, H, W) at {hw[0]}x{hw[1]}"]
-    lines += [f"{n.ljust(width)}  {t.ljust(24)}  {tuple(s)}" for n, t, s in rows]
-    text = "\n".join(lines) + "\n"
+    rows = layer_rows(view, hw)
+    blocks = [r for r in rows if r.block]
+    text = "\n".join([*_layers_intro(cfg.model.name, hw, len(blocks), len(rows)), *_layers_table(rows)]) + "\n"
     print(text, end="")
     write_text(folder / "layers.txt", text)
     metrics = {
         "recipe": recipe,
         "model": cfg.model.name,
         "layers": len(rows),
+        "blocks": [r.name for r in blocks],
         "image_size": list(hw),
         "seconds": round(time.perf_counter() - t0, 3),
         "seed": cfg.seed,
         "steps": 0,
     }
     return save_metrics(folder, metrics)
+
+
+def _layers_intro(model: str, hw: tuple[int, int], blocks: int, total: int) -> list[str]:
+    return [
+        f"{model} at {hw[0]}x{hw[1]}: {blocks} block outputs worth visualizing (marked *), then the other "
+        f"{total - blocks} modules.",
+        "Shallow layers (a small receptive field) show edges and colours, middle ones textures and patterns, deep "
+        "ones object parts; use a name as layer=.",
+        "",
+    ]
+
+
+def _layers_table(rows: list[Layer]) -> list[str]:
+    width = max(len(r.name) for r in rows) + 2
+    kind = max(len(r.kind) for r in rows) + 2
+    head = f"  {'layer'.ljust(width)}{'type'.ljust(kind)}{'output (C, H, W)'.ljust(20)}receptive field"
+    lines = [head]
+    for group in ([r for r in rows if r.block], [r for r in rows if not r.block]):
+        for r in group:
+            mark = "* " if r.block else "  "
+            lines.append(f"{mark}{r.name.ljust(width)}{r.kind.ljust(kind)}{str(r.shape).ljust(20)}{r.field} px")
+        lines.append("")
+    return lines[:-1]
 
 
 def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
@@ -83,7 +109,9 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 @recipe(numbers=THUMB, penalties=False)
 def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
-    (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0."""
+    (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0. ``scale=each``
+    stretches every kernel to full contrast (a few large kernels would leave the rest grey); ``shared`` keeps their
+    sizes comparable."""
     view = load_view(cfg, fold=False)  # the kernels as trained, batch norms not folded in
     layer = str(cfg.layer)
     view.check_layers([layer])
@@ -93,8 +121,11 @@ def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             f"layer {layer} is a {type(module).__name__}, not a convolution; filters shows a Conv2d's kernels "
             "(the first is features.0.0 on MobileNetV2; list them with: dreamloom recipe=layers)"
         )
+    if cfg.scale not in SCALES:
+        raise UserError(f"scale={cfg.scale} is not a choice; use scale=each (every kernel at full contrast) or shared")
     weight = module.weight.detach().float().cpu()
-    shown = 0.5 + weight / (2 * weight.abs().max().clamp_min(1e-12))
+    peak = weight.abs().amax(dim=(1, 2, 3), keepdim=True) if cfg.scale == "each" else weight.abs().max()
+    shown = 0.5 + weight / (2 * peak.clamp_min(1e-12))
     if weight.shape[1] == 3:
         tiles, columns = shown, None
     else:

@@ -30,6 +30,7 @@ from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish, write_view
 from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
+from engine.samples import CLIP, sample_clip
 from recipes.transfer import WEIGHTS, paint, style_view
 from recipes.visualize import render
 
@@ -175,8 +176,10 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
     import imageio.v2 as imageio
 
     path = Path(source).expanduser()
+    if source == CLIP and not path.exists():
+        path = sample_clip()
     if not path.is_file():
-        raise UserError(f"input '{source}' does not exist; pass a GIF or video file such as input=clip.gif")
+        raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")
     try:
         with imageio.get_reader(path) as reader:
             meta = reader.get_meta_data()  # type: ignore[attr-defined]
@@ -249,7 +252,8 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     flicker of the input and of the result (mean frame-to-frame change) in ``metrics.json``."""
     if not cfg.get("input"):
         raise UserError(
-            "recipe=style_video needs a clip; pass input=clip.gif (a GIF or MP4, such as a dream_zoom video)"
+            "recipe=style_video needs a clip; pass input=clip (the sample clip) or a GIF or MP4, such as a "
+            "dream_zoom video"
         )
     limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
     clip, clip_fps = read_clip(str(cfg.input), limit)

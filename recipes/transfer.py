@@ -68,7 +68,10 @@ def _style_layers(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[st
 def _start(cfg: DictConfig, content_picture: torch.Tensor | None) -> torch.Tensor | None:
     if cfg.init == "content":
         if content_picture is None:
-            raise UserError("init=content needs a content picture; pass content=photo.jpg or use init=noise")
+            raise UserError(
+                "init=content needs a content picture; pass content=PICTURE (a path or a sample such as "
+                "content=grace_hopper) or use init=noise"
+            )
         return content_picture
     if cfg.init in ("noise", "zeros"):
         return None
@@ -83,7 +86,10 @@ def _style_pictures(
         raise UserError(f"colors={cfg.colors} is not known; use colors=style, luminance or histogram")
     sources = [str(s) for s in _as_list(cfg.style)]
     if not sources:
-        raise UserError("no style picture; pass style=painting.jpg (or style=[a.jpg,b.jpg])")
+        raise UserError(
+            "no style picture; pass style=PICTURE (a path or a sample such as style=ihc), or a list: "
+            "style=[ihc,hubble_deep_field]"
+        )
     styles = [load_image(s, "style") for s in sources]
     if photo is not None:
         if cfg.colors == "luminance":
@@ -91,7 +97,10 @@ def _style_pictures(
         elif cfg.colors == "histogram":
             styles = [match_colors(s, photo) for s in styles]
     elif cfg.colors != "style":
-        raise UserError(f"colors={cfg.colors} keeps a content picture's colours; pass content=photo.jpg")
+        raise UserError(
+            f"colors={cfg.colors} keeps a content picture's colours; pass content=PICTURE (a path or a sample "
+            "such as content=grace_hopper)"
+        )
     masks = None
     if cfg.mask:
         colors = [str(c) for c in _as_list(cfg.mask_colors)] or None

@@ -34,7 +34,10 @@ def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, 
     picture = load_image(cfg.input) if cfg.get("input") else None
     if picture is None:
         if cfg.init == "input":
-            raise UserError("init=input needs a picture; pass input=photo.jpg or use init=noise")
+            raise UserError(
+                "init=input needs a picture; pass input=PICTURE (a path or a sample such as input=chelsea) or "
+                "use init=noise"
+            )
         return None, target_size(cfg.size if cfg.size is not None else 224)
     h, w = picture.shape[-2:]
     return picture, target_size(cfg.size if cfg.size is not None else max(h, w), (h, w))

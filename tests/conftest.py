@@ -38,3 +38,11 @@ def tiny() -> ModelView:
 @pytest.fixture(scope="session")
 def mobilenet() -> ModelView:
     return load_model("mobilenet_v2", "IMAGENET1K_V1", device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sample_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The sample folder and clip are made once per test session in a folder of its own, not in the user's cache."""
+    import os
+
+    os.environ["DREAMLOOM_CACHE"] = str(tmp_path_factory.mktemp("dreamloom-cache"))

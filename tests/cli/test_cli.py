@@ -112,7 +112,7 @@ def _env() -> dict[str, str]:
 def command(args: tuple[str, ...], run: Path, assets: Path) -> list[str]:
     """The real CLI as a user starts it, writing into ``run`` (unless the case names its own run folder)."""
     given = [a.format(assets=assets) for a in args]
-    own = any(a.startswith("hydra.run.dir=") for a in given)
+    own = any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in given)
     return [sys.executable, "-m", "engine", *given, *([] if own else [f"hydra.run.dir={run}"])]
 
 
@@ -302,9 +302,13 @@ ERRORS = [
         ("recipe=layer_atlas", "size=32", "steps=1", "channels=60:70"),
         ("channel 64 is out of range", "features.10"),
     ),
-    Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=photo.jpg",)),
-    Case("folder-missing", ("recipe=embedding",), ("folder 'outputs/samples' is not a folder", "make samples")),
-    Case("folder-empty", ("recipe=embedding", "folder={assets}/album"), ("holds no pictures", "make samples")),
+    Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=PICTURE", "input=chelsea")),
+    Case(
+        "folder-missing",
+        ("recipe=embedding", "folder=pictures"),
+        ("folder 'pictures' is not a folder", "folder=samples"),
+    ),
+    Case("folder-empty", ("recipe=embedding", "folder={assets}/album"), ("holds no pictures", "folder=samples")),
     Case(
         "embedding-method-unknown",
         ("recipe=embedding", "folder={assets}", "method=umap"),
@@ -375,6 +379,11 @@ ERRORS = [
         "sweep-unknown-option",
         ("-m", "recipe=channel,deepdreem", "steps=2", "hydra.sweep.dir=sweep"),
         ("unknown recipe 'deepdreem'", "did you mean deepdream?"),
+    ),
+    Case(
+        "sweep-with-run-dir",
+        ("-m", "recipe=channel", "channel=1,2", "hydra.run.dir=sweep"),
+        ("hydra.run.dir= names one run's folder", "hydra.sweep.dir=DIR"),
     ),
     Case("sweep-bad-grammar", ("-m", "channel=range(0", "hydra.sweep.dir=sweep"), ("could not read the command line",)),
     Case("fooling-lr-overflows", ("recipe=fooling", "size=32", "lr=1e38"), ("lr=1e+38 is too high",)),

@@ -92,6 +92,16 @@ def test_a_fault_in_one_job_of_a_sweep_spares_the_others(tmp_path: Path) -> None
     assert done.returncode == 2, done.stderr[-800:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("dreamloom: error: ")]
     assert "job 1" in errors[0] and "failed unexpectedly (RuntimeError: a fault in one job)" in errors[0]
-    assert "1 job(s) of the sweep failed" in errors[1] and "Traceback" not in done.stderr
+    assert "1 job(s) of the sweep failed" in errors[1] and f"the sweep's runs are in {sweep}" in errors[1]
+    assert "Traceback" not in done.stderr
     assert "Traceback" in (sweep / "1" / "error.txt").read_text()
     assert [_whole(sweep / job)["objective"] for job in ("0", "2")] == [f"channel(features.10:{c})" for c in (0, 2)]
+
+
+def test_a_sweep_ends_by_naming_its_folder(tmp_path: Path) -> None:
+    (done,) = _together([["-m", *SMALL, "channel=0,1"]], tmp_path)
+    assert done.returncode == 0, done.stderr[-800:]
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("dreamloom: wrote 2 runs in outputs/multirun/") and last.endswith(" (one folder per job)")
+    sweep = tmp_path / last.split(" in ", 1)[1].split(" (")[0]
+    assert [_whole(sweep / job)["objective"] for job in ("0", "1")] == [f"channel(features.10:{c})" for c in (0, 1)]

@@ -53,7 +53,7 @@ def test_a_missing_optional_launcher_names_its_extra() -> None:
 
 @pytest.mark.slow
 def test_a_missing_optional_tsne_names_its_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recipes.folders import make_samples
+    from engine.samples import make_samples
 
     make_samples(tmp_path / "pictures", per_picture=1, side=48)
     monkeypatch.setitem(sys.modules, "sklearn.manifold", None)  # as if scikit-learn were not installed

@@ -12,7 +12,8 @@ import torchvision
 
 from engine.errors import UserError
 from engine.images import load_image, resize_to
-from engine.models import IMAGENET_MEAN, IMAGENET_STD, ModelView, layer_table, load_model, resolve_device
+from engine.layers import layer_table
+from engine.models import IMAGENET_MEAN, IMAGENET_STD, ModelView, load_model, resolve_device
 
 
 def test_packaged_mobilenet_calls_chelsea_an_egyptian_cat(mobilenet: ModelView) -> None:

@@ -129,8 +129,8 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, mon
         counted(self, step, loss, image_fn)
 
     monkeypatch.setattr(engine.callbacks.Recorder, "on_step", count)
-    dreamloom_main([f"resume={tmp_path / 'cut'}", f"hydra.run.dir={tmp_path / 'resumed'}"])
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    dreamloom_main([f"resume={tmp_path / 'cut'}"])
+    whole, resumed = tmp_path / "whole", tmp_path / "cut_resumed"  # beside the run it carries on
     total = json.loads((whole / "metrics.json").read_text())["steps"]
     assert len(taken) == total - stop_after // 4 * 4  # only the steps after the last checkpoint were run again
     assert (resumed / "image.png").read_bytes() == (whole / "image.png").read_bytes()

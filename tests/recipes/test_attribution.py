@@ -227,6 +227,13 @@ def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
     assert kernels.shape == (32, 3, 3, 3)
     trained = torch.load(packaged_weights(), map_location="cpu", weights_only=True)["features.0.0.weight"]
     assert np.allclose(kernels, trained.numpy())  # as trained: the batch norm is not folded into what is shown
+    with Image.open(tmp_path / "filters" / "image.png") as sheet:  # every kernel at full contrast, 48-px tiles
+        tiles = [np.asarray(sheet.crop((x, y, x + 48, y + 48)), float) for y in (2, 52) for x in (2, 52, 102)]
+    assert all(np.abs(t - 127.5).max() > 120 for t in tiles)
+    _run(tmp_path / "shared", "filters", "scale=shared")
+    with Image.open(tmp_path / "shared" / "image.png") as sheet:
+        tiles = [np.asarray(sheet.crop((x, y, x + 48, y + 48)), float) for y in (2, 52) for x in (2, 52, 102)]
+    assert min(np.abs(t - 127.5).max() for t in tiles) < 100  # one scale: weak kernels stay near grey
     metrics = _run(tmp_path / "atlas", "layer_atlas", "channels=[3,5,9]", "size=48", "steps=4")
     assert "channels(features.10: [3, 5, 9])" in str(metrics["objective"])
     assert len(list((tmp_path / "atlas" / "images").glob("*.png"))) == 3

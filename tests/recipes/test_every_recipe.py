@@ -14,7 +14,7 @@ from engine.configs import recipes
 from engine.errors import UserError
 from engine.export import read_png_config
 from engine.runner import prepare_function, run_recipe
-from recipes.folders import make_samples
+from engine.samples import make_samples
 from tests.helpers import compose_recipe
 
 SMALL: dict[str, Any] = {

@@ -13,9 +13,11 @@ from PIL import Image, ImageFilter
 
 from engine.configs import compose
 from engine.errors import UserError
+from engine.layers import receptive_field
 from engine.models import ModelView, load_model
 from engine.runner import run_recipe
-from recipes.folders import _grid_layout, load_folder, make_samples, penultimate, receptive_field
+from engine.samples import make_samples
+from recipes.folders import _grid_layout, load_folder, penultimate
 
 
 def _folder(root: Path, n: int = 5) -> Path:

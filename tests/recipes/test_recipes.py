@@ -99,8 +99,12 @@ def test_every_optimizing_recipe_writes_a_progress_gif(name: str, extra: list[st
 def test_layers_recipe_lists_names_and_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_recipe(compose_recipe("layers", "device=cpu"), tmp_path, "layers")
     out = capsys.readouterr().out
-    assert "features.10" in out and "(64, 14, 14)" in out
-    assert "features.0.1          BatchNorm2d" in out  # the model as torchvision defines it, nothing folded
+    rows = out.splitlines()
+    assert rows[0].startswith("mobilenet_v2 at 224x224: 19 block outputs worth visualizing")
+    marked = [r.split()[1] for r in rows if r.startswith("* ")]
+    assert marked == [f"features.{i}" for i in range(19)]  # the blocks first, shallow to deep
+    assert any(r.split()[:4] == ["*", "features.10", "InvertedResidual", "(64,"] and r.endswith("171 px") for r in rows)
+    assert any(r.split()[:2] == ["features.0.1", "BatchNorm2d"] for r in rows)  # as torchvision defines it, unfolded
     assert (tmp_path / "layers.txt").read_text() == out
 
 

@@ -1,0 +1,52 @@
+"""Layer listings: block outputs, receptive fields checked by hand, and no weights needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.layers import layer_rows, receptive_field
+from engine.models import load_model
+from tests.helpers import run
+
+
+@pytest.fixture(scope="module")
+def resnet18():  # type: ignore[no-untyped-def]
+    return load_model("resnet18", None, fold=False)
+
+
+def test_receptive_fields_of_a_residual_network_by_hand(resnet18) -> None:  # type: ignore[no-untyped-def]
+    """conv1 7x7/2 -> 7, maxpool 3x3/2 -> 11 (jump 4); each 3x3 at jump j adds 2j. layer2.0's 1x1/2 projection
+    shortcut runs beside the main path and must not double the jump."""
+    assert receptive_field(resnet18, "layer1.0")[:2] == (27, 4)
+    assert receptive_field(resnet18, "layer2.0")[:2] == (51 + 16, 8)  # 3x3/2 at jump 4 (+8), then 3x3 at jump 8
+    assert receptive_field(resnet18, "layer4.1")[:2] == (435, 32)
+
+
+def test_inception_branches_run_side_by_side() -> None:
+    """GoogLeNet's inception3a: after maxpool2 (27 px, jump 8) its widest branch is 1x1 then 3x3 (+16): 43, not the
+    sum over its four branches."""
+    view = load_model("googlenet", None, fold=False)
+    assert receptive_field(view, "inception3a")[:2] == (43, 8)
+
+
+def test_blocks_are_the_main_path_modules(resnet18) -> None:  # type: ignore[no-untyped-def]
+    rows = layer_rows(resnet18, (224, 224))
+    blocks = [r.name for r in rows if r.block]
+    assert blocks == [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
+    vgg = layer_rows(load_model("vgg11", None, fold=False), (64, 64))
+    assert [r.kind.split()[0] for r in vgg if r.block] == ["ReLU"] * 8  # a flat network: its activations
+
+
+@pytest.mark.slow
+def test_listing_reads_no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """recipe=layers builds only the architecture: named weights that would need a download are never fetched."""
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recipe=layers tried to fetch weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    metrics = run(tmp_path, "layers", "model=resnet50", "model.weights=IMAGENET1K_V2")
+    assert metrics["blocks"][0] == "layer1.0" and len(metrics["blocks"]) == 16
