@@ -1,5 +1,6 @@
 """Where a classifier looks: gradient saliency (with SmoothGrad), guided backprop and deconvnet, Grad-CAM and
-occlusion maps, each for one class of one picture, and the recipes that show them.
+occlusion maps, each for one class of one picture, and the recipes that show them (the input gradients themselves
+are in :mod:`recipes.gradients`).
 
 Every map function takes a :class:`~engine.models.ModelView` and a picture in [0, 1] of shape ``(1, 3, H, W)`` and
 returns a map at the picture's size; none changes the model it is given. The recipes (``saliency_map``,
@@ -9,19 +10,16 @@ maps with a colour bar), ``maps.npy`` (the raw maps, one per class) and ``metric
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from torch import nn
 
 from engine.callbacks import Progress
 from engine.errors import UserError
@@ -31,6 +29,7 @@ from engine.models import LOGITS, ModelView
 from engine.results import RunResult, probabilities, top5, write_view
 from engine.runner import input_picture, load_view, recipe
 from objectives.classes import resolve_class
+from recipes.gradients import RULES, guided, input_gradient, rectifier_view, saliency, shifted_gradients
 
 __all__ = [
     "RULES",
@@ -45,105 +44,11 @@ __all__ = [
     "rectifier_view",
     "saliency",
     "saliency_map",
+    "shifted_gradients",
 ]
 
-RULES = ("gradient", "guided", "deconvnet")
-"""How gradients pass a ReLU on the way back: as the chain rule says; only where both the forward input and the
-gradient are positive (guided backprop, Springenberg et al., 2015); only where the gradient is positive, whatever
-the forward input was (deconvnet, Zeiler & Fergus, 2014)."""
-
-
-def _score(view: ModelView, x: torch.Tensor, target: int) -> torch.Tensor:
-    return view(x, [LOGITS])[LOGITS][:, target].sum()
-
-
-def saliency(
-    view: ModelView,
-    picture: torch.Tensor,
-    target: int,
-    samples: int = 0,
-    sigma: float = 0.15,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """``|∂ logit / ∂ pixel|``, the largest over the colour channels (Simonyan et al., 2014).
-
-    With ``samples > 0`` it is SmoothGrad (Smilkov et al., 2017): the mean over noisy copies of the picture, the
-    noise's spread ``sigma`` times the picture's range. Shape: returns ``(H, W)``.
-    """
-    x = picture.to(view.device)
-    if samples > 0:
-        noise = torch.randn((samples, *x.shape[1:]), generator=generator).to(x.device)
-        x = x + sigma * (x.max() - x.min()) * noise
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_score(view, x, target), x)
-    return grad.abs().amax(1).mean(0)
-
-
-class _Rectify(torch.autograd.Function):
-    """``clamp(x, 0, high)`` whose backward pass follows one of :data:`RULES`."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, high: float, rule: str) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.high, ctx.rule = high, rule
-        return x.clamp(0, high)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (x,) = ctx.saved_tensors
-        passed = (x > 0) & (x < ctx.high)
-        if ctx.rule == "deconvnet":
-            return grad.clamp_min(0), None, None
-        if ctx.rule == "guided":
-            return grad.clamp_min(0) * passed, None, None
-        return grad * passed, None, None
-
-
-class _Rectifier(nn.Module):
-    def __init__(self, high: float, rule: str) -> None:
-        super().__init__()
-        self.high, self.rule = high, rule
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Rectify.apply(x, self.high, self.rule)  # type: ignore[no-any-return]
-
-
-def rectifier_view(view: ModelView, rule: str) -> ModelView:
-    """A copy of ``view`` whose ``ReLU`` and ``ReLU6`` modules pass gradients back by ``rule``; ``view`` is left as
-    it is. Raises :class:`UserError` when the model has no such modules (its rectifiers are functional calls)."""
-    if rule not in RULES:
-        raise UserError(f"rule={rule} is not known; use one of {', '.join(RULES)}")
-    model = copy.deepcopy(view.model)
-    swapped = 0
-    for parent in model.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, nn.ReLU6 | nn.ReLU):
-                setattr(parent, name, _Rectifier(6.0 if isinstance(child, nn.ReLU6) else math.inf, rule))
-                swapped += 1
-    if swapped == 0:
-        raise UserError(
-            f"model {view.name} has no ReLU modules to apply the {rule} rule to; use model=mobilenet_v2, vgg16 or "
-            "resnet18"
-        )
-    out = ModelView(
-        model, view.categories, view.name, view.aliases, view.mean.flatten().tolist(), view.std.flatten().tolist()
-    ).to(view.device)
-    return out.channels_last() if view.is_channels_last else out
-
-
-def input_gradient(view: ModelView, picture: torch.Tensor, target: int) -> torch.Tensor:
-    """``∂ logit[target] / ∂ picture`` through ``view`` as it is. Shape: ``(1, 3, H, W) -> (3, H, W)``."""
-    x = picture.to(view.device).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_score(view, x, target), x)
-    return grad[0]
-
-
-def guided(view: ModelView, picture: torch.Tensor, target: int, rule: str = "guided") -> torch.Tensor:
-    """The input gradient of the class logit through rectifiers that follow ``rule``. Shape: ``(3, H, W)``.
-
-    Each call copies the model; for several classes make :func:`rectifier_view` once and use :func:`input_gradient`.
-    """
-    return input_gradient(rectifier_view(view, rule), picture, target)
+MAX_SHIFTS = 8
+"""The most pixels copies are moved by (``shifts=``): 64 passes per class."""
 
 
 def conv_layer(view: ModelView, layer: str, hw: tuple[int, int]) -> None:
@@ -259,12 +164,28 @@ def _heat_panel(picture: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     return _with_bar(overlay)
 
 
+def _shifts(cfg: DictConfig) -> int:
+    shifts = int(cfg.shifts)
+    if not 1 <= shifts <= MAX_SHIFTS:
+        raise UserError(f"shifts={shifts} is not valid; use 1 (no moved copies) to {MAX_SHIFTS} (4 is the default)")
+    return shifts
+
+
+def _over_photo(picture: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """A sparse map over the photo: the photo greyed and dimmed, the map's colour laid on as strongly as it is high."""
+    scaled = _scaled(heat)
+    grey = picture[0].to(heat.device).mean(0, keepdim=True).expand(3, -1, -1) * 0.6 + 0.2
+    alpha = scaled.unsqueeze(0)
+    return _with_bar(grey * (1 - alpha) + colormap(scaled) * alpha)
+
+
 def _saliency(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
     samples = int(cfg.samples) if cfg.smoothgrad else 0
+    shifts = _shifts(cfg)
 
     def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-        heat = saliency(view, picture, target, samples, float(cfg.sigma))
-        return _with_bar(colormap(_scaled(heat))), heat
+        heat = saliency(view, picture, target, samples, float(cfg.sigma), shifts=shifts)
+        return _over_photo(picture, heat), heat
 
     return explain
 
@@ -273,9 +194,10 @@ def _guided(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
     if cfg.cam_layer:
         conv_layer(view, str(cfg.cam_layer), hw)
     rectified = rectifier_view(view, str(cfg.rule))  # one copy of the model for every class
+    shifts = _shifts(cfg)
 
     def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-        grad = input_gradient(rectified, picture, target)
+        grad = input_gradient(rectified, picture, target, shifts)
         if cfg.cam_layer:
             grad = grad * gradcam(view, picture, target, str(cfg.cam_layer))
         shown = (grad / (3 * grad.std().clamp_min(1e-12)) * 0.5 + 0.5).clamp(0, 1)
@@ -303,13 +225,13 @@ def _occlusion(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain
     return explain
 
 
-@recipe(numbers={"samples": (int, 0, True), "sigma": (float, 0, False)}, penalties=False)
+@recipe(numbers={"samples": (int, 0, True), "sigma": (float, 0, False), "shifts": (int, 0, True)}, penalties=False)
 def saliency_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Gradient saliency (Simonyan et al., 2014), or SmoothGrad (Smilkov et al., 2017) with ``smoothgrad=true``."""
     return _attribute(cfg, folder, recipe, _saliency)
 
 
-@recipe(penalties=False)
+@recipe(numbers={"shifts": (int, 0, True)}, penalties=False)
 def guided_backprop(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Guided backprop (Springenberg et al., 2015) or deconvnet (``rule=``); guided Grad-CAM with ``cam_layer=``."""
     return _attribute(cfg, folder, recipe, _guided)
