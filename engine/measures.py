@@ -10,7 +10,14 @@ from engine.images import resize_to
 from engine.models import ModelView
 from objectives.transfer import gram, relative_error
 
-__all__ = ["feature_distance", "grid_strength", "seam_strength", "style_distance"]
+__all__ = [
+    "color_distance",
+    "edge_strength",
+    "feature_distance",
+    "grid_strength",
+    "seam_strength",
+    "style_distance",
+]
 
 
 @torch.no_grad()
@@ -64,3 +71,29 @@ def seam_strength(picture: torch.Tensor, reference: torch.Tensor) -> float:
     for jumps in (change.diff(dim=1).abs().mean(0), change.diff(dim=0).abs().mean(1)):
         ratios.append(float(jumps.max() / jumps.median().clamp_min(1e-12)))
     return max(ratios)
+
+
+def edge_strength(picture: torch.Tensor, band: int = 8) -> float:
+    """How much a frame stands out along the picture's four edges: the largest distance, over the bands
+    ``band`` pixels wide along each edge, between the band's mean colour and the mean colour of the picture inside a
+    margin of ``4 * band``, in units of that inside's colour spread. A pale frame scores near 1 and more; a
+    stationary texture near 0. Shape: ``(1, 3, H, W)`` in [0, 1].
+    """
+    x = picture[0].float()
+    margin = 4 * band
+    inside = x[:, margin:-margin, margin:-margin].reshape(3, -1)
+    mean, spread = inside.mean(1), inside.std(1).norm().clamp_min(1e-12)
+    bands = (x[:, :band], x[:, -band:], x[:, :, :band], x[:, :, -band:])
+    return max(float((b.reshape(3, -1).mean(1) - mean).norm() / spread) for b in bands)
+
+
+def color_distance(picture: torch.Tensor, reference: torch.Tensor, bins: int = 8) -> float:
+    """Total-variation distance between the two pictures' colour histograms (``bins`` per channel): 0 for the same
+    colours in the same amounts, 1 for no colour in common. Shape: both ``(1, 3, H, W)`` in [0, 1]."""
+
+    def histogram(x: torch.Tensor) -> torch.Tensor:
+        q = (x[0].float().clamp(0, 1) * (bins - 1e-6)).long().reshape(3, -1)
+        index = (q[0] * bins + q[1]) * bins + q[2]
+        return torch.bincount(index, minlength=bins**3).float() / index.numel()
+
+    return float((histogram(picture) - histogram(reference)).abs().sum() / 2)
