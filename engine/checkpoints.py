@@ -35,6 +35,12 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     if not is_folder(folder):
         raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
+        finished = (Path(folder) / "metrics.json").is_file() and (Path(folder) / "image.png").is_file()
+        if finished and '"interrupted": false' in (Path(folder) / "metrics.json").read_text(errors="replace"):
+            raise UserError(
+                f"resume={folder} is a run that finished (a finished run keeps no {CHECKPOINT}); to run it again, "
+                f"with any keys changed: dreamloom rerun {folder}"
+            )
         raise UserError(
             f"resume={folder} holds no {CHECKPOINT}; runs save one every checkpoint_every steps "
             "(pass the folder of a run that got that far)"

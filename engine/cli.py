@@ -29,6 +29,7 @@ from engine.configs import GROUPS, compose, explain, override_value, rebuild, re
 from engine.errors import UserError, close_matches
 from engine.export import write_text
 from engine.help import answer_help
+from engine.images import is_folder
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release
 from engine.runner import WRITE_ERRORS, prepare_function, run_recipe
@@ -234,8 +235,14 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
     if not args:
         raise UserError("rerun needs a picture; use: dreamloom rerun outputs/…/image.png [key=value ...]")
     source = Path(args[0])
+    if is_folder(source) and (source / "image.png").is_file():  # a run folder: its picture
+        source = source / "image.png"
     if not source.is_file():
-        raise UserError(f"'{source}' does not exist; pass the image.png of an earlier run")
+        raise UserError(f"'{source}' does not exist; pass the image.png of an earlier run (or its folder)")
+    if any(a.startswith("resume=") for a in args[1:]):
+        raise UserError(
+            "rerun starts the run again from its picture; to carry on a stopped run use dreamloom resume=FOLDER"
+        )
     try:
         text = read_png_config(source)
     except OSError:
@@ -245,7 +252,7 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
     folders = [a.split("=", 1)[1] for a in args[1:] if a.startswith("hydra.run.dir=")]
     cfg = rebuild(text, str(source), [a for a in args[1:] if not a.startswith("hydra.run.dir=")])
     prepare_function(cfg)
-    default = Path("outputs") / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
+    default = Path("outputs").absolute() / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
     folder = Path(folders[-1]) if folders else default
     _check_new_folder(folder, "run", "hydra.run.dir=")
     return cfg, claim(folder, bool(folders), "hydra.run.dir=")

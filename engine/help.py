@@ -7,6 +7,7 @@ meaning is the comment at the end of its line, or, for a key every recipe shares
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -36,7 +37,7 @@ _KEY_LINE = re.compile(r"^([a-z_][a-z0-9_]*):\s*(.*?)\s*(?:#\s*(.*))?$")
 _DEFAULT = re.compile(r"^\s*-\s*(?:override\s+/)?(\w+)\s*:?\s*(\w*)")
 
 RERUN_HELP = """\
-usage: dreamloom rerun PICTURE [key=value ...]
+usage: dreamloom rerun PICTURE|FOLDER [key=value ...]
 
 Run again the config an earlier run's image.png carries (its dreamloom-config text chunk), rebuilt from the
 project's own configs, with any keys changed:
@@ -45,10 +46,10 @@ project's own configs, with any keys changed:
 The new run goes to outputs/<date>/<time>_NAME_rerun/ (or hydra.run.dir=DIR)."""
 
 GALLERY_HELP = """\
-usage: dreamloom gallery FOLDER [recipe=NAME]
+usage: dreamloom gallery [FOLDER] [recipe=NAME]
 
 Write FOLDER/index.html: every run below FOLDER with its picture, keys and metrics, sortable by any metric.
-With recipe=NAME, FOLDER/index_NAME.html holds that recipe's runs only.
+With recipe=NAME, FOLDER/index_NAME.html holds that recipe's runs only (FOLDER defaults to outputs then).
   dreamloom gallery outputs/multirun/2026-11-22/19-30-05_channel
   dreamloom gallery outputs recipe=class"""
 
@@ -166,7 +167,8 @@ def page() -> str:
                 ("dreamloom recipe=NAME --help", "that recipe's keys, their defaults and meanings"),
                 ("dreamloom rerun PICTURE [key=value ...]", "run again what an earlier image.png carries"),
                 ("dreamloom resume=FOLDER", "carry on a stopped run from its checkpoint.pt"),
-                ("dreamloom gallery FOLDER [recipe=NAME]", "an index.html of the runs below FOLDER"),
+                ("dreamloom gallery [FOLDER] [recipe=NAME]", "an index.html of the runs below FOLDER (outputs)"),
+                ("dreamloom --version", "the installed version"),
                 ("dreamloom -m recipe=NAME key=a,b,c", "a sweep: one run per value (hydra.sweep.dir=DIR)"),
             ]
         ),
@@ -185,7 +187,7 @@ def page() -> str:
         "",
         "results: each run writes outputs/<date>/<time>_NAME/ (or hydra.run.dir=DIR): image.png (its config inside),",
         "progress.gif, metrics.json; the command ends by naming the folder. Ctrl-C saves the picture so far.",
-        "more: README.md and docs/ (recipes.md, errors.md, python.md) in the repository.",
+        "more: README.md and docs/ (recipes.md, layers.md, errors.md, python.md, speed.md) in the repository.",
     ]
     return "\n".join(lines)
 
@@ -232,21 +234,36 @@ def asks_for_help(args: list[str]) -> str | None:
             hint = close_matches(wanted[-1], recipe_names())
             raise UserError(
                 f"unknown recipe '{wanted[-1]}'"
-                + (f"; {hint}" if hint else "")
-                + " dreamloom --help lists every recipe"
+                + (f" ({hint})" if hint else "")
+                + "; dreamloom --help lists every recipe"
             )
         return recipe_page(wanted[-1])
     return None
 
 
-def answer_help(args: list[str]) -> bool:
-    """Print the help page ``args`` ask for (without loading torch), or a one-line error; False for a run."""
+def version() -> str:
+    """dreamloom's installed version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
     try:
-        text = asks_for_help(args)
+        return installed("dreamloom")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def answer_help(args: list[str]) -> bool:
+    """Print the help page or version ``args`` ask for (without loading torch), or a one-line error; False for a
+    run."""
+    try:
+        text = f"dreamloom {version()}" if args[:1] == ["--version"] else asks_for_help(args)
     except UserError as e:
         print(f"dreamloom: error: {e}", file=sys.stderr)
         sys.exit(2)
     if text is None:
         return False
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # dreamloom --help | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return True

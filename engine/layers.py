@@ -31,8 +31,9 @@ class Layer:
     name: str
     kind: str
     shape: tuple[int, ...]
-    field: int
-    """The receptive field's side in input pixels along the network's main path."""
+    field: int | None
+    """The receptive field's side in input pixels along the network's main path (None for a module that runs
+    several times, whose field differs from call to call)."""
     block: bool
     """Whether it is a block output, a layer worth visualizing."""
 
@@ -40,6 +41,7 @@ class Layer:
 def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tuple[int, ...]]]:
     """Name, module type and output shape of every layer for one picture of size ``hw``, in the order they run."""
     shapes: dict[str, tuple[int, ...]] = {}
+    calls: dict[str, int] = {}
     handles = []
     for name, module in view.model.named_modules():
         if not name:
@@ -48,6 +50,7 @@ def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tu
         def fn(m: nn.Module, i: object, o: object, name: str = name) -> None:
             if isinstance(o, torch.Tensor):
                 shapes.setdefault(name, tuple(o.shape[1:]))
+                calls[name] = calls.get(name, 0) + 1
 
         handles.append(module.register_forward_hook(fn))
     try:
@@ -58,7 +61,14 @@ def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tu
             h.remove()
     modules = dict(view.model.named_modules())
     alias = {module: a for a, module in view.aliases.items()}
-    return [(n, type(modules[n]).__name__ + (f" ({alias[n]})" if n in alias else ""), s) for n, s in shapes.items()]
+    return [
+        (n, type(modules[n]).__name__ + (f" ({alias[n]})" if n in alias else "") + _reused(calls[n]), s)
+        for n, s in shapes.items()
+    ]
+
+
+def _reused(calls: int) -> str:
+    return f" (runs {calls}x)" if calls > 1 else ""
 
 
 def _first(value: Any) -> int:
@@ -143,5 +153,5 @@ def layer_rows(view: ModelView, hw: tuple[int, int]) -> list[Layer]:
     rows = []
     for name, kind, shape in layer_table(view, hw):
         block = len(shape) == 3 and _is_block(name, modules[name], modules)
-        rows.append(Layer(name, kind, shape, fields[name][0], block))
+        rows.append(Layer(name, kind, shape, None if "(runs " in kind else fields[name][0], block))
     return rows

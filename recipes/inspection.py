@@ -69,7 +69,8 @@ def _layers_table(rows: list[Layer]) -> list[str]:
     for group in ([r for r in rows if r.block], [r for r in rows if not r.block]):
         for r in group:
             mark = "* " if r.block else "  "
-            lines.append(f"{mark}{r.name.ljust(width)}{r.kind.ljust(kind)}{str(r.shape).ljust(20)}{r.field} px")
+            field = "-" if r.field is None else f"{r.field} px"
+            lines.append(f"{mark}{r.name.ljust(width)}{r.kind.ljust(kind)}{str(r.shape).ljust(20)}{field}")
         lines.append("")
     return lines[:-1]
 

@@ -73,8 +73,10 @@ def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str
         with imageio.get_writer(
             tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=2, pixelformat="yuv420p"
         ) as writer:
-            for frame in frames:
-                writer.append_data(np.asarray(frame.convert("RGB")))  # type: ignore[attr-defined]
+            for frame in frames:  # H.264 in yuv420p needs even sides: an odd one gets its last row or column again
+                rgb = np.asarray(frame.convert("RGB"))
+                rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+                writer.append_data(rgb)  # type: ignore[attr-defined]
 
     atomic_write(folder / "video.mp4", write_mp4)
     return ["video.gif", "video.mp4"]

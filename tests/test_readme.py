@@ -80,3 +80,15 @@ def test_the_examples_in_each_recipe_file_compose(name: str) -> None:
     for example in read_recipe(name).examples:
         args = [a for a in shlex.split(example.split("#")[0].split("  (")[0])[1:] if "=" in a]
         compose(args)
+
+
+def test_the_help_page_shows_the_readme_example_of_each_recipe() -> None:
+    """``dreamloom recipe=NAME --help`` and the README table lead with the same command for each recipe."""
+    first: dict[str, str] = {}
+    for line in re.findall(r"^\| (?:`(\w+)`)? \| `(dreamloom [^`]*)`", README, re.M):
+        name = line[0] or re.search(r"recipe=(\w+)", line[1]).group(1)  # type: ignore[union-attr]
+        first.setdefault(name, line[1])
+    assert len(first) >= 24
+    for name, shown in first.items():
+        examples = [e.split("#")[0].split("  (")[0].strip() for e in read_recipe(name).examples]
+        assert shown in examples, f"recipes/recipe/{name}.yaml: its examples {examples} lack the README's {shown}"

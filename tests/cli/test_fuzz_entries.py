@@ -3,6 +3,7 @@ gallery, Python API): each case exits 2 with one line (the API: raises UserError
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from pathlib import Path
@@ -85,7 +86,8 @@ def test_rerun_with_any_change_succeeds_or_gets_one_line(earlier: Path, key: str
         folder = Path(tmp) / "again"
         where = [] if key == "hydra.run.dir" else [f"hydra.run.dir={folder}"]
         args = ["rerun", str(earlier / "image.png"), f"{key}={value}", *where]
-        code, stderr = command(args)
+        with contextlib.chdir(tmp):  # a relative hydra.run.dir= lands here, not in the repository
+            code, stderr = command(args)
         assert_answered(code, stderr, args, folder)
 
 
@@ -102,7 +104,8 @@ def test_resume_from_anything_gets_one_line(earlier: Path, value: str) -> None:
 @given(value=st.sampled_from([*HOSTILE, "{earlier}/image.png", "{earlier}", "a=b", "recipe=nope", "recipe="]))
 def test_gallery_of_anything_succeeds_or_gets_one_line(earlier: Path, value: str) -> None:
     args = ["gallery", value.replace("{earlier}", str(earlier))]
-    code, stderr = command(args)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        code, stderr = command(args)
     assert "Traceback" not in stderr, f"{args}\n{stderr}"
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("dreamloom: wrote " if code == 0 else "dreamloom: error: "), stderr

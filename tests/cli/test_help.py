@@ -73,7 +73,7 @@ def test_runs_and_hydras_own_flags_are_not_help() -> None:
 def test_help_for_an_unknown_recipe_is_one_line() -> None:
     code, err = command(["recipe=stlye", "--help"])
     assert code == 2 and err.strip() == (
-        "dreamloom: error: unknown recipe 'stlye'; did you mean style? dreamloom --help lists every recipe"
+        "dreamloom: error: unknown recipe 'stlye' (did you mean style?); dreamloom --help lists every recipe"
     )
 
 
@@ -87,3 +87,20 @@ def test_help_loads_neither_torch_nor_hydra() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "recipes (" in done.stdout
     assert "LOADED []" in done.stderr
+
+
+def test_the_input_key_names_every_sample() -> None:
+    """The help page's list of samples is written in config.yaml; it must name each one dreamloom has."""
+    from engine.images import SAMPLES
+
+    meaning = next(k.meaning for k in shared_keys() if k.name == "input")
+    assert all(name in meaning for name in SAMPLES if name != "immunohistochemistry"), meaning
+
+
+def test_the_version_and_a_closed_pipe() -> None:
+    done = subprocess.run([sys.executable, "-m", "engine", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("dreamloom ") and "Hydra" not in done.stdout
+    piped = subprocess.run(
+        f"{sys.executable} -m engine --help | head -1", shell=True, capture_output=True, text=True, timeout=60
+    )
+    assert piped.stdout.startswith("dreamloom:") and "Traceback" not in piped.stderr, piped.stderr

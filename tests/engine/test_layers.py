@@ -50,3 +50,9 @@ def test_listing_reads_no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
     metrics = run(tmp_path, "layers", "model=resnet50", "model.weights=IMAGENET1K_V2")
     assert metrics["blocks"][0] == "layer1.0" and len(metrics["blocks"]) == 16
+
+
+def test_a_module_that_runs_twice_says_so(resnet18) -> None:  # type: ignore[no-untyped-def]
+    rows = {r.name: r for r in layer_rows(resnet18, (64, 64))}
+    assert rows["layer1.0.relu"].kind == "ReLU (runs 2x)" and rows["layer1.0.relu"].field is None
+    assert rows["layer1.0.conv2"].field == 27 and "runs" not in rows["layer1.0.conv2"].kind

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -225,3 +226,13 @@ def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
         whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
         assert whole.tobytes() == resumed.tobytes(), name
     assert not (tmp_path / "resumed" / CHECKPOINT).exists()
+
+
+def test_an_odd_sized_clip_is_written_whole_and_quietly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """H.264 needs even sides: a 33x21 clip is padded by its own edge, not resized (which imageio warns about)."""
+    frames = [Image.new("RGB", (33, 21), (40 * k, 90, 160)) for k in range(3)]
+    recipes.motion.write_video(tmp_path, frames, 10)
+    with imageio.get_reader(tmp_path / "video.mp4") as reader:
+        first = np.asarray(reader.get_data(0))  # type: ignore[attr-defined]
+    assert first.shape == (22, 34, 3)
+    assert "WARNING" not in capfd.readouterr().err
