@@ -199,3 +199,9 @@ def diversity(layer: str) -> Objective:
         return (sim.sum() - sim.diagonal().sum()) / (b * (b - 1))
 
     return Objective(fn, [layer], f"diversity({layer})")
+
+
+def diversified(objective: Objective, weight: float = 0.0, layer: str = "features.10") -> Objective:
+    """``objective`` plus ``weight`` × :func:`diversity` at ``layer``, so the pictures of a batch (``batch=4``) find
+    different ways to satisfy it (Olah et al., 2017); at weight 0 the objective is returned as it is."""
+    return objective + float(weight) * diversity(layer) if weight else objective
