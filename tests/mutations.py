@@ -131,6 +131,17 @@ MUTANTS = [
            "elif False:", (f"{C}/test_fuzz_entries.py", f"{E}/test_configs.py"), "slow or not slow"),
     Mutant("one faulty job ends the sweep", "engine/cli.py", "    except Exception as e:  # a fault of ours",
            "    except ZeroDivisionError as e:  # a fault of ours", (f"{C}/test_together.py",), "slow or not slow"),
+    # the newcomer's path and the maps without a grid
+    Mutant("moved copies not put back", "recipes/gradients.py", "acc[:, dy : dy + h, dx : dx + w] += per[k]",
+           "acc[:, pad : pad + h, pad : pad + w] += per[k]", (f"{RECIPES}/test_gradients.py",), "slow or not slow"),
+    Mutant("layers marks no blocks", "engine/layers.py",
+           "    if any(True for _ in module.children()):\n        return True",
+           "    if any(True for _ in module.children()):\n        return False", (f"{E}/test_layers.py",)),
+    Mutant("help leaves shared keys unexplained", "engine/help.py", "k.meaning or shared.get(k.name, \"\")",
+           "k.meaning", (f"{C}/test_help.py",)),
+    Mutant("diversity ignored", "objectives/activation.py",
+           "return objective + float(weight) * diversity(layer) if weight else objective", "return objective",
+           (f"{RECIPES}/test_recipes.py::test_diversity_pushes_a_batch_apart",), "slow"),
 ]  # fmt: skip
 
 
