@@ -8,6 +8,7 @@ carries on from the saved step, so it ends on the same picture as a run that was
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,14 +30,22 @@ CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
 
 
+def _finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a run that ended normally (its metrics say it was not interrupted)."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and metrics.get("interrupted") is False and (folder / "image.png").is_file()
+
+
 def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     """The checkpoint saved in a run folder; one :class:`UserError` line when there is none or it cannot be read."""
     path = Path(folder) / CHECKPOINT
     if not is_folder(folder):
         raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
-        finished = (Path(folder) / "metrics.json").is_file() and (Path(folder) / "image.png").is_file()
-        if finished and '"interrupted": false' in (Path(folder) / "metrics.json").read_text(errors="replace"):
+        if _finished(Path(folder)):
             raise UserError(
                 f"resume={folder} is a run that finished (a finished run keeps no {CHECKPOINT}); to run it again, "
                 f"with any keys changed: dreamloom rerun {folder}"

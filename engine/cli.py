@@ -87,13 +87,9 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def preflight(args: list[str], chosen: bool | None = None) -> Path | None:
+def preflight(args: list[str], chosen: bool) -> Path | None:
     """Compose the config as Hydra will and refuse bad overrides or an existing run folder, writing nothing.
-
-    Args:
-        args: the command's arguments.
-        chosen: whether the user named the run folder (default: whether ``args`` hold ``hydra.run.dir=``); a
-            default name that is taken gets ``_2``, ``_3`` … instead of being refused.
+    ``chosen``: whether the user named the run folder (a default name that is taken gets ``_2`` … instead).
 
     Returns:
         The run or sweep folder the overrides ask for, or None when Hydra handles the flags itself.
@@ -107,8 +103,6 @@ def preflight(args: list[str], chosen: bool | None = None) -> Path | None:
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
     run_dir = Path(str(cfg.hydra.run.dir))
     _check_new_folder(run_dir, "run", "hydra.run.dir=")
-    if chosen is None:
-        chosen = any(a.startswith("hydra.run.dir=") for a in args)
     return claim(run_dir, chosen, "hydra.run.dir=")
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from engine.errors import UserError, close_matches
-from recipes import CONFIG_DIR
+from recipes import CONFIG_DIR, options
 
 __all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "override_value", "rebuild", "recipes"]
 
@@ -31,11 +31,6 @@ RENAMED = {
     "task": "run= names a recipe's function now; pick a recipe with recipe=NAME",
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
-
-
-def options(group: str) -> list[str]:
-    """The options of a config group, as their file names under ``recipes/GROUP/``."""
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
 def recipes() -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError, close_matches
-from recipes import CONFIG_DIR
+from recipes import CONFIG_DIR, options
 
 __all__ = [
     "GALLERY_HELP",
@@ -125,11 +125,6 @@ def read_recipe(name: str) -> RecipeDoc:
     return RecipeDoc(name, about, examples, keys, picks)
 
 
-def recipe_names() -> list[str]:
-    """Every recipe found on disk."""
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / "recipe").glob("*.yaml"))
-
-
 def _width() -> int:
     return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
 
@@ -154,9 +149,9 @@ def _shown(default: str) -> str:
 
 def page() -> str:
     """The whole help page: what the command does, its forms, every recipe, the shared keys, where results go."""
-    names = recipe_names()
+    names = options("recipe")
     recipes = [read_recipe(n) for n in names]
-    groups = {g: sorted(p.stem for p in (Path(CONFIG_DIR) / g).glob("*.yaml")) for g in _GROUP_NAMES}
+    groups = {g: options(g) for g in _GROUP_NAMES}
     lines = [
         "dreamloom: neural-network art and feature visualization for PyTorch image classifiers.",
         "",
@@ -230,8 +225,8 @@ def asks_for_help(args: list[str]) -> str | None:
         wanted = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")] + args[1:2] * (args[:1] == ["help"])
         if not wanted:
             return page()
-        if wanted[-1] not in recipe_names():
-            hint = close_matches(wanted[-1], recipe_names())
+        if wanted[-1] not in options("recipe"):
+            hint = close_matches(wanted[-1], options("recipe"))
             raise UserError(
                 f"unknown recipe '{wanted[-1]}'"
                 + (f" ({hint})" if hint else "")

@@ -9,6 +9,12 @@ CONFIG_DIR = str(Path(__file__).resolve().parent)
 """Absolute path of this folder, the Hydra config directory."""
 
 
+def options(group: str) -> list[str]:
+    """The options of a config group, as their file names under ``recipes/GROUP/`` (``options("recipe")``: every
+    recipe)."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
 def parallel_jobs() -> int:
     """Jobs a local sweep runs at once: one per two cores (each job's torch uses two threads), at least one."""
     return max(1, (os.cpu_count() or 2) // 2)
@@ -16,4 +22,4 @@ def parallel_jobs() -> int:
 
 OmegaConf.register_new_resolver("dreamloom_jobs", parallel_jobs, replace=True)
 
-__all__ = ["CONFIG_DIR", "parallel_jobs"]
+__all__ = ["CONFIG_DIR", "options", "parallel_jobs"]
