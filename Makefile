@@ -27,13 +27,14 @@ style-demo: setup
 	$(VENV)/bin/dreamloom recipe=texture
 
 # Speed against the peers (makes .venv-peers on first use), batched against one-by-one rendering, a 4K DeepDream's
-# time and peak memory, style transfer against a plain implementation of the same losses, and resident memory over
-# 200 renders in one process (about 15 minutes).
+# time and peak memory, style transfer against a plain implementation of the same losses, the parameterizations' step
+# costs against an FFT step, and resident memory over 200 renders in one process (about 17 minutes).
 bench: setup
 	$(PY) benchmarks/peers.py
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/large.py
 	$(PY) benchmarks/style.py
+	$(PY) benchmarks/params.py
 	$(PY) benchmarks/memory.py
 
 lint: setup

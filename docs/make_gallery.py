@@ -37,6 +37,9 @@ EXAMPLES: dict[str, list[str]] = {
         "guide=hubble_deep_field",
     ],
     "class": ["recipe=class", "target=flamingo"],
+    "class_maco": ["recipe=class", "target=flamingo", "param=maco"],
+    "class_cppn": ["recipe=class", "target=flamingo", "param=cppn"],
+    "neuron_alpha": ["recipe=neuron", "layer=features.10", "channel=7", "param=alpha"],
     "channel": ["recipe=channel", "layer=features.10", "channel=7"],
     "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],
     "neuron": ["recipe=neuron", "layer=features.10", "channel=7"],
@@ -110,6 +113,8 @@ def thumbnail(picture: Path, out: Path, side: int = THUMB_SIDE, max_bytes: int =
     If the PNG is larger than ``max_bytes`` it is re-saved with an adaptive 256-colour palette.
     """
     with Image.open(picture) as img:
+        if img.mode == "RGBA":  # a transparent picture, shown over the usual checkerboard as its run's preview is
+            img = Image.open(picture.with_name("on_checkerboard.png"))
         img = img.convert("RGB")
         scale = side / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from engine.configs import GROUPS, compose, override_value, recipes
 from engine.images import load_image
@@ -47,7 +49,11 @@ class Result:
 
     @property
     def picture(self) -> torch.Tensor:
-        """The run's picture in [0, 1]. Shape: ``(1, 3, H, W)``."""
+        """The run's picture in [0, 1]. Shape: ``(1, 3, H, W)``, or ``(1, 4, H, W)`` for a transparent one
+        (``param=alpha``)."""
+        with Image.open(self.folder / "image.png") as img:
+            if img.mode == "RGBA":
+                return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
         return load_image(self.folder / "image.png")
 
 

@@ -9,7 +9,7 @@ from typing import TextIO
 import torch
 from PIL import Image
 
-from engine.images import to_pil
+from engine.images import checkerboard, composite, to_pil
 from engine.params import ImageFn
 
 __all__ = ["Callback", "Diverged", "Guard", "Progress", "Recorder", "Snapshots"]
@@ -138,7 +138,8 @@ class Snapshots(Callback):
 
     def _take(self, image_fn: ImageFn, done: int, last: bool) -> None:
         with torch.no_grad():
-            frame = to_pil(image_fn()[0])
+            picture = image_fn()[:1]
+            frame = to_pil(composite(picture, checkerboard(*picture.shape[-2:])))
         frame.thumbnail((self.max_side, self.max_side))
         self.add(frame, last)
         self.taken = done

@@ -103,7 +103,7 @@ def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str)
         if not isinstance(node, DictConfig):
             raise UserError(f"{name}={node} is not valid; {name} holds keys ({', '.join(map(str, default))})")
         for key in map(str, default):
-            if key in node and not OmegaConf.is_interpolation(node, key):
+            if key in node and (key.startswith("_") or not OmegaConf.is_interpolation(node, key)):
                 _check_key(cfg, f"{name}.{key}", node, default, key, group)
     elif isinstance(default, ListConfig):
         if not isinstance(node, ListConfig) or not node:
@@ -121,9 +121,11 @@ def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str)
 
 def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig, key: str, group: str) -> None:
     if key.startswith("_"):  # _target_, _partial_, _args_: what gets built is the option file's choice alone
+        if OmegaConf.is_interpolation(node, key) and not OmegaConf.is_interpolation(default, key):
+            raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options(group))}")
         if key == "_args_":
             _check_tree(cfg, name, node[key], default[key], group)
-        elif node[key] != default[key]:
+        elif node[key] != default[key] or type(node[key]) is not type(default[key]):  # 1 == True, yet not a flag
             raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options(group))}")
         return
     if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows

@@ -278,8 +278,12 @@ def _resume_args(args: list[str]) -> list[str]:
 
 
 def rerun(args: list[str]) -> None:
-    """``dreamloom rerun image.png [key=value ...]``: run again the config an earlier picture carries."""
+    """``dreamloom rerun image.png [key=value ...]``, or ``render FOLDER size=…`` (:mod:`engine.render`)."""
     try:
+        if args[:1] == ["render"]:
+            from engine.render import render_folder
+
+            return print(*(f"{PROG}: wrote {p}" for p in render_folder(args[1:])), sep="\n", file=sys.stderr)
         cfg, folder = _rerun_config(args)
     except UserError as e:
         _fail(str(e))
@@ -321,8 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)  # a polite kill saves the picture so far, as Ctrl-C does
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (a background job)
         signal.signal(signal.SIGINT, _terminated)
-    if args[:1] == ["rerun"]:
-        rerun(args[1:])
+    if args[:1] in (["rerun"], ["render"]):
+        rerun(args[1:] if args[0] == "rerun" else args)
         return
     if args[:1] == ["gallery"]:
         gallery(args[1:])

@@ -45,6 +45,16 @@ project's own configs, with any keys changed:
   dreamloom rerun outputs/2026-11-22/19-30-05_channel/image.png steps=512 seed=3
 The new run goes to outputs/<date>/<time>_NAME_rerun/ (or hydra.run.dir=DIR)."""
 
+RENDER_HELP = """\
+usage: dreamloom render FOLDER size=N|[h,w]
+
+Draw a param=cppn run's picture again at another size, without optimizing: its picture is a small network of
+pixel coordinates, so it has no size of its own. size=N is the long side (the run's aspect ratio); size=[h,w] may
+be wider or taller, and then shows more of the picture at the same scale. The picture goes beside the run's own, as
+FOLDER/image_WxH.png, with the run's config inside:
+  dreamloom recipe=class target=flamingo param=cppn hydra.run.dir=outputs/flamingo
+  dreamloom render outputs/flamingo size=[2160,3840]"""
+
 GALLERY_HELP = """\
 usage: dreamloom gallery [FOLDER] [recipe=NAME]
 
@@ -162,6 +172,7 @@ def page() -> str:
                 ("dreamloom recipe=NAME --help", "that recipe's keys, their defaults and meanings"),
                 ("dreamloom rerun PICTURE [key=value ...]", "run again what an earlier image.png carries"),
                 ("dreamloom resume=FOLDER", "carry on a stopped run from its checkpoint.pt"),
+                ("dreamloom render FOLDER size=N", "draw a param=cppn run's picture again at any size"),
                 ("dreamloom gallery [FOLDER] [recipe=NAME]", "an index.html of the runs below FOLDER (outputs)"),
                 ("dreamloom --version", "the installed version"),
                 ("dreamloom -m recipe=NAME key=a,b,c", "a sweep: one run per value (hydra.sweep.dir=DIR)"),
@@ -182,7 +193,7 @@ def page() -> str:
         "",
         "results: each run writes outputs/<date>/<time>_NAME/ (or hydra.run.dir=DIR): image.png (its config inside),",
         "progress.gif, metrics.json; the command ends by naming the folder. Ctrl-C saves the picture so far.",
-        "more: README.md and docs/ (recipes.md, layers.md, errors.md, python.md, speed.md) in the repository.",
+        "more: README.md and docs/ (recipes.md, parameterizations.md, layers.md, errors.md, python.md, speed.md).",
     ]
     return "\n".join(lines)
 
@@ -221,6 +232,8 @@ def asks_for_help(args: list[str]) -> str | None:
         return RERUN_HELP
     if args[:1] == ["gallery"] and HELP_FLAGS & set(args):
         return GALLERY_HELP
+    if args[:1] == ["render"] and HELP_FLAGS & set(args):
+        return RENDER_HELP
     if args[:1] == ["help"] or HELP_FLAGS & set(args):
         wanted = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")] + args[1:2] * (args[:1] == ["help"])
         if not wanted:

@@ -17,7 +17,9 @@ from engine.errors import UserError, close_matches
 
 __all__ = [
     "SAMPLES",
+    "checkerboard",
     "colormap",
+    "composite",
     "from_pil",
     "is_folder",
     "load_image",
@@ -225,6 +227,21 @@ def to_pil(img: torch.Tensor) -> Image.Image:
         img = img[0]
     arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
     return Image.fromarray(arr)
+
+
+def composite(picture: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """A picture with an alpha channel laid over ``background``; a picture without one as it is.
+    Shape: ``(B, 4, H, W)`` over ``(B or 1, 3, H, W)`` -> ``(B, 3, H, W)``."""
+    if picture.shape[-3] != 4:
+        return picture
+    a = picture[..., 3:, :, :]
+    return picture[..., :3, :, :] * a + background.to(picture) * (1 - a)
+
+
+def checkerboard(h: int, w: int, cell: int = 16) -> torch.Tensor:
+    """Light and mid grey squares of ``cell`` pixels, the usual backdrop that shows transparency. ``(1, 3, h, w)``."""
+    ys, xs = torch.arange(h)[:, None] // cell, torch.arange(w)[None, :] // cell
+    return (0.6 + 0.3 * ((ys + xs) % 2).float()).expand(1, 3, h, w).clone()
 
 
 def quantize(picture: torch.Tensor) -> torch.Tensor:

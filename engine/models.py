@@ -336,6 +336,8 @@ def load_model(
     if name not in known:
         hint = close_matches(name, known)
         raise UserError(f"unknown model '{name}'" + (f"; {hint}" if hint else f"; choose one of {', '.join(known)}"))
+    if checkpoint is not None and not isinstance(checkpoint, str):
+        raise UserError(f"model.checkpoint={checkpoint} is not a path; give model.checkpoint=path/to/weights.pth")
     model, categories = _build(name, weights, checkpoint)
     if fold:
         fold_batchnorm(model)

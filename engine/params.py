@@ -12,13 +12,12 @@ from collections.abc import Callable
 import torch
 
 from engine.errors import UserError
+from engine.spectrum import COLOR_CORRELATION, load_spectrum
 
-__all__ = ["COLOR_CORRELATION", "ImageFn", "fft", "pixel", "shared_fft"]
+__all__ = ["COLOR_CORRELATION", "ImageFn", "alpha", "fft", "maco", "pixel", "shared_fft"]
 
 ImageFn = Callable[[], torch.Tensor]
 
-COLOR_CORRELATION = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
-"""Square root of ImageNet's RGB covariance (Olah et al., 2017): decorrelated coordinates -> RGB."""
 _COLOR = COLOR_CORRELATION / COLOR_CORRELATION.norm(dim=0).max()
 _EPS = 1e-3
 
@@ -154,3 +153,94 @@ def shared_fft(
         return _to_rgb(t, decorrelate)
 
     return [spectrum, *grids], image
+
+
+def maco(
+    shape: tuple[int, int, int, int],
+    init: torch.Tensor | None = None,
+    sd: float = 0.01,
+    contrast: float = 2.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[list[torch.Tensor], ImageFn]:
+    """MACO (Fel et al., 2023): only the Fourier phase is optimized; the magnitude is natural photos' own.
+
+    The picture is ``irfft2(M * exp(i * phase))`` in decorrelated colour, with ``M`` the packaged photos' mean
+    magnitude spectrum (:mod:`engine.spectrum`) resampled to the picture's size, then mapped to RGB and through a
+    sigmoid (which is about ``0.5 + x`` at a photo's contrast). Its power spectrum stays a photo's whatever the
+    objective asks, so the picture cannot fill with high-frequency patterns; the objective only chooses where the
+    structure goes.
+
+    Args:
+        shape: ``(B, 3, H, W)``.
+        init: a starting picture in [0, 1] whose phase is kept (its magnitude is replaced), or None.
+        sd: 0 starts from zero phase (a symmetric picture); any other value from uniformly random phases.
+        contrast: the magnitudes' scale, as a multiple of the photos' mean (whose contrast is a dull photo's).
+        generator: random source of the start.
+        device: where the parameters live.
+    """
+    b, c, h, w = shape
+    magnitude = load_spectrum(h, w, device) * _within("contrast", contrast, 0.1, 10)
+    if init is not None:
+        t = _from_rgb(_start(shape, init, sd, generator, device), True) / _MACO_GAIN
+        phase = torch.angle(torch.fft.rfft2(t, norm="ortho"))
+    elif _within("sd", sd, 0, 10) == 0:
+        phase = torch.zeros((b, c, h, w // 2 + 1), device=device)
+    else:
+        phase = ((torch.rand((b, c, h, w // 2 + 1), generator=generator) * 2 - 1) * torch.pi).to(device)
+    phase = phase.contiguous().requires_grad_(True)
+
+    def image() -> torch.Tensor:
+        t = torch.fft.irfft2(torch.polar(magnitude.expand_as(phase), phase), s=(h, w), norm="ortho")
+        return _to_rgb(t * _MACO_GAIN, True)
+
+    return [phase], image
+
+
+_MACO_GAIN = 4.0 * float(COLOR_CORRELATION.norm(dim=0).max())
+"""From the spectrum's units (pixels in [0, 1], in :data:`COLOR_CORRELATION`'s whitened coordinates) to the
+sigmoid's input: ``sigmoid(4 x)`` is about ``0.5 + x``, and :func:`_to_rgb` mixes colour with the matrix scaled to
+a largest column of 1."""
+
+
+def alpha(
+    shape: tuple[int, int, int, int],
+    init: torch.Tensor | None = None,
+    decay: float = 1.0,
+    decorrelate: bool = True,
+    sd: float = 0.01,
+    opacity: float = 0.5,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[list[torch.Tensor], ImageFn]:
+    """An :func:`fft` picture with a fourth, alpha channel (Mordvintsev et al., 2018, "Differentiable Image
+    Parameterizations", transparency): the picture is ``(B, 4, H, W)``.
+
+    The transforms show the model the picture over a new random background every step
+    (:class:`regularizers.transforms.Compose`), so only opaque parts can carry the objective; the mean opacity of
+    each picture is held at most at ``opacity`` (alpha is scaled down when its mean is higher), so the optimizer
+    must spend the opacity where it pays. This bound stands in for Lucid's penalty on mean opacity, whose weight
+    would have to match each objective's scale.
+
+    Args:
+        shape: ``(B, 3, H, W)``; the alpha channel is added.
+        init: a starting picture in [0, 1] with 3 channels (alpha starts at ``opacity``) or 4.
+        decay, decorrelate, sd, generator, device: as :func:`fft`, for the colour and (uncorrelated) alpha alike.
+        opacity: the most mean opacity a picture may have, above 0 and at most 1.
+    """
+    if not 0 < opacity <= 1:
+        raise UserError(f"param.opacity={opacity} is not valid; param.opacity must be above 0 and at most 1")
+    b, _, h, w = shape
+    colour_init = alpha_init = None
+    if init is not None:
+        colour_init = init[:, :3]
+        alpha_init = init[:, 3:] if init.shape[1] == 4 else torch.full_like(init[:, :1], opacity)
+    colour, colour_fn = fft(shape, colour_init, decay, decorrelate, sd, generator, device)
+    opaque, opaque_fn = fft((b, 1, h, w), alpha_init, decay, False, sd, generator, device)
+
+    def image() -> torch.Tensor:
+        a = opaque_fn()
+        a = a * (opacity / a.mean(dim=(1, 2, 3), keepdim=True).clamp_min(opacity))
+        return torch.cat([colour_fn(), a], dim=1)
+
+    return [*colour, *opaque], image

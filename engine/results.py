@@ -25,12 +25,13 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT
 from engine.errors import UserError
 from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png
-from engine.images import resize_to, target_size
+from engine.images import checkerboard, composite, resize_to, target_size
 from engine.models import LOGITS, ModelView
 
 __all__ = [
     "RESERVED",
     "SAVING",
+    "WEIGHTS",
     "Interrupted",
     "Rendered",
     "RunResult",
@@ -199,15 +200,25 @@ def _write_pictures(
     folder: Path, picture: torch.Tensor, frames: Snapshots, cfg: DictConfig, labels: list[str] | None = None
 ) -> None:
     config_text = config_yaml(cfg)
+    # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
+    columns = len(labels) if labels and len(labels) <= 8 else None
     if picture.shape[0] == 1:
         save_png(folder / "image.png", picture[0], config_text)
     else:
         for i, single in enumerate(picture):
             save_png(folder / "images" / f"{i:03d}.png", single, config_text)
-        # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
-        columns = len(labels) if labels and len(labels) <= 8 else None
-        save_png(folder / "image.png", contact_sheet(picture, columns, labels=labels), config_text)
+        sheet = contact_sheet(composite(picture, checkerboard(*picture.shape[-2:])), columns, labels=labels)
+        save_png(folder / "image.png", sheet, config_text)
+    if picture.shape[1] == 4:  # transparent: how it looks on black, on white and over the usual checkerboard
+        h, w = picture.shape[-2:]
+        for name, background in (("black", torch.zeros(1, 3, h, w)), ("white", torch.ones(1, 3, h, w))):
+            save_png(folder / f"on_{name}.png", _sheet_or_one(composite(picture, background), columns))
+        save_png(folder / "on_checkerboard.png", _sheet_or_one(composite(picture, checkerboard(h, w)), columns))
     save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
+
+
+def _sheet_or_one(picture: torch.Tensor, columns: int | None) -> torch.Tensor | Image.Image:
+    return picture[0] if picture.shape[0] == 1 else contact_sheet(picture, columns)
 
 
 @dataclass
@@ -220,6 +231,12 @@ class Rendered:
     interrupted: bool
     stopped: str | None = None
     """Why the numerical guard stopped the run (``picture`` is then the last good one), or None."""
+    weights: list[torch.Tensor] | None = None
+    """The finished parameters of a picture that renders at any size (``param=cppn``), written as ``WEIGHTS``."""
+
+
+WEIGHTS = "cppn.pt"
+"""A ``param=cppn`` run's network weights, for ``dreamloom render FOLDER size=…``: a plain list of tensors."""
 
 
 def finish(
@@ -241,13 +258,15 @@ def finish(
     metrics.update(
         objective=objective,
         interrupted=out.interrupted,
-        top5=top5(probabilities(view, final), view.categories),
+        top5=top5(probabilities(view, composite(final, checkerboard(*final.shape[-2:]))), view.categories),
         **extra,
     )
     if out.stopped:
         metrics["stopped"] = out.stopped
     with saving():
         _write_pictures(folder, final.cpu(), out.frames, cfg, labels)
+        if out.weights is not None and not out.interrupted and not out.stopped:
+            atomic_write(folder / WEIGHTS, partial(torch.save, out.weights))
         save_metrics(folder, metrics)
     if out.interrupted:
         raise Interrupted(folder, out.record.steps)

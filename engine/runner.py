@@ -48,6 +48,7 @@ __all__ = [
     "snapshots",
 ]
 
+ALPHA, CPPN = "engine.params.alpha", "engine.cppn.cppn"  # treated apart: transparent, and drawn at any size
 MIN_SIDE = 16
 PATH_KEYS = ("input", "init", "model.checkpoint")
 """Shared keys that may name a file; a recipe adds its own with ``@recipe(paths=...)``."""
@@ -246,6 +247,8 @@ def optimize_octaves(
         folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
     """
+    if base is not None and cfg.param.get("_target_") == ALPHA:
+        raise UserError("param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
@@ -254,7 +257,7 @@ def optimize_octaves(
     rec, frames = Recorder(), snapshots(cfg)
     state = load_checkpoint(cfg.resume) if cfg.get("resume") else None
     every = int(cfg.get("checkpoint_every") or 0) if folder is not None else 0
-    config_text = config_yaml(cfg)
+    config_text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
         nonlocal state
@@ -262,6 +265,7 @@ def optimize_octaves(
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
+        last[:] = params
         optimizer = _optimizer(cfg, params)
         first_step = 0
         if state is not None:
@@ -269,14 +273,16 @@ def optimize_octaves(
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
         callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
         if every and folder is not None:
-            saver = Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)
-            callbacks.append(saver)
-        objective = objective_at(sizes[i])
-        steps = cfg.steps
+            callbacks.append(
+                Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)
+            )
+        objective, steps = objective_at(sizes[i]), cfg.steps
         return optimize(params, image_fn, objective, view, transforms, optimizer, steps, callbacks, tiling, first_step)
 
     try:
-        return Rendered(run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless"))), rec, frames, False)
+        picture = run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless")))
+        weights = [p.detach().cpu() for p in last] if cfg.param.get("_target_") == CPPN else None
+        return Rendered(picture, rec, frames, False, weights=weights)
     except Diverged as e:
         return _diverged(cfg, e, rec, frames)
     except KeyboardInterrupt:

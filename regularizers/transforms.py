@@ -14,16 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.images import composite
+
 __all__ = [
     "Compose",
     "GaussianBlur",
     "Jitter",
     "Pad",
     "RandomAffine",
+    "RandomCrop",
     "RandomRotate",
     "RandomScale",
     "Roll",
     "Transform",
+    "random_backgrounds",
     "warp",
 ]
 
@@ -164,6 +168,27 @@ class RandomAffine(Transform):
         return warp(x, (to_out @ place @ from_out)[:2], (oh, ow))
 
 
+class RandomCrop(Transform):
+    """A random box of ``low`` to ``high`` of each side, anywhere in the picture, resized back to the picture's size
+    (bilinear): the model sees parts of the picture at up to ``1 / low`` times their size, as MACO's crops do
+    (Fel et al., 2023), so every part must hold the objective up close as well as from afar.
+    """
+
+    def __init__(self, low: float = 0.5, high: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop sides must satisfy 0 < low <= high <= 1, got low={low}, high={high}")
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        f = self.low + (self.high - self.low) * float(torch.rand((), generator=self.generator))
+        ch, cw = max(1, round(h * f)), max(1, round(w * f))
+        top, left = self._randint(h - ch + 1), self._randint(w - cw + 1)
+        box = x[..., top : top + ch, left : left + cw]
+        return F.interpolate(box, size=(h, w), mode="bilinear", align_corners=False)
+
+
 def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resampling of ``x`` at ``theta @ (u, v, 1)`` for every output place, in ``F.affine_grid``'s
     coordinates (``align_corners=False``), with reflected edges: ``grid_sample(x, affine_grid(theta))``, cheaper.
@@ -216,6 +241,9 @@ class GaussianBlur(Transform):
 class Compose(nn.Sequential):
     """Apply transforms in order, all drawing from one generator.
 
+    A picture with an alpha channel (``param=alpha``) is transformed whole, then laid over a new random background
+    (:func:`random_backgrounds`), so the model sees only what is opaque consistently (Mordvintsev et al., 2018).
+
     Args:
         transforms: the transforms, in order.
         generator: source of randomness for every random transform; a fresh unseeded one when None.
@@ -227,7 +255,26 @@ class Compose(nn.Sequential):
 
     def set_generator(self, generator: torch.Generator) -> Compose:
         """Hand ``generator`` to every transform; returns self."""
+        self.generator = generator
         for t in self:
             if isinstance(t, Transform):
                 t.generator = generator
         return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        if x.shape[1] == 4:
+            x = composite(x, random_backgrounds(x.shape[0], x.shape[-2], x.shape[-1], self.generator).to(x))
+        return x
+
+
+def random_backgrounds(b: int, h: int, w: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``b`` random backgrounds for transparent pictures: a flat colour, large soft blotches of other colours and
+    fine grain, each in random measure, so no one colour or texture can stand in for the picture's opaque parts.
+    Shape: ``(b, 3, h, w)`` in [0, 1], on the CPU."""
+    flat = torch.rand((b, 3, 1, 1), generator=generator)
+    amounts = torch.rand((b, 2, 1, 1), generator=generator)
+    blotches = torch.rand((b, 3, 4, 4), generator=generator) - 0.5
+    blotches = F.interpolate(blotches, size=(h, w), mode="bicubic", align_corners=False)
+    grain = torch.rand((b, 3, h, w), generator=generator) - 0.5
+    return (flat + amounts[:, :1] * blotches + 0.5 * amounts[:, 1:] * grain).clamp(0, 1)

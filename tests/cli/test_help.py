@@ -11,7 +11,7 @@ from engine.configs import compose, recipes
 from engine.help import asks_for_help, page, read_recipe, recipe_page, shared_keys
 from tests.helpers import command
 
-SUBCOMMANDS = ("rerun", "gallery", "resume=", "-m", "--help")
+SUBCOMMANDS = ("rerun", "gallery", "resume=", "render", "-m", "--help")
 
 
 def test_the_page_lists_every_recipe_with_its_purpose_and_example() -> None:
@@ -57,6 +57,7 @@ def test_a_recipe_page_explains_each_of_its_keys(name: str) -> None:
         (["help", "texture"], "dreamloom recipe=texture:"),
         (["rerun", "--help"], "usage: dreamloom rerun"),
         (["gallery", "-h"], "usage: dreamloom gallery"),
+        (["render", "--help"], "usage: dreamloom render"),
     ],
 )
 def test_each_form_of_help_answers(args: list[str], first: str) -> None:

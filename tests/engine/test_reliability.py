@@ -21,8 +21,11 @@ from tests.helpers import compose_recipe
 pytestmark = pytest.mark.slow
 
 SMALL = {
-    "channel": ("size=64", "steps=6"),
-    "deepdream": ("size=[96,128]", "octaves=2", "steps=3", "tile_size=64"),  # tiled: random cuts, seeded too
+    "channel": ("channel", ("size=64", "steps=6")),
+    "deepdream": ("deepdream", ("size=[96,128]", "octaves=2", "steps=3", "tile_size=64")),  # tiled: seeded cuts too
+    "maco": ("channel", ("size=64", "steps=6", "param=maco")),
+    "alpha": ("channel", ("size=64", "steps=6", "param=alpha")),  # new random backgrounds each step, seeded
+    "cppn": ("class", ("size=48", "octaves=2", "steps=3", "param=cppn", "param.fit_steps=5")),  # fitted to octave 1
 }
 
 
@@ -30,20 +33,21 @@ def _dreamloom(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("recipe", list(SMALL))
-def test_the_same_keys_and_seed_give_the_same_bytes(tmp_path: Path, recipe: str) -> None:
+@pytest.mark.parametrize("case", list(SMALL))
+def test_the_same_keys_and_seed_give_the_same_bytes(tmp_path: Path, case: str) -> None:
+    recipe, keys = SMALL[case]
     pictures = []
     for run in ("first", "second"):
-        run_recipe(compose_recipe(recipe, *SMALL[recipe], "device=cpu"), tmp_path / run, recipe)
+        run_recipe(compose_recipe(recipe, *keys, "device=cpu"), tmp_path / run, recipe)
         pictures.append((tmp_path / run / "image.png").read_bytes())
     assert pictures[0] == pictures[1]
-    run_recipe(compose_recipe(recipe, *SMALL[recipe], "device=cpu", "seed=1"), tmp_path / "seed1", recipe)
+    run_recipe(compose_recipe(recipe, *keys, "device=cpu", "seed=1"), tmp_path / "seed1", recipe)
     assert (tmp_path / "seed1" / "image.png").read_bytes() != pictures[0]
 
 
 def test_rerun_repeats_a_run_from_its_picture_alone(tmp_path: Path) -> None:
     first = tmp_path / "first"
-    run_recipe(compose_recipe("channel", *SMALL["channel"], "device=cpu"), first, "channel")
+    run_recipe(compose_recipe("channel", *SMALL["channel"][1], "device=cpu"), first, "channel")
     again = _dreamloom("rerun", str(first / "image.png"), f"hydra.run.dir={tmp_path / 'again'}")
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again" / "image.png").read_bytes() == (first / "image.png").read_bytes()
@@ -98,15 +102,18 @@ def test_rerun_answers_bad_input_in_one_line(tmp_path: Path, make: str | None, a
 
 
 RESUMABLE = {
-    "channel": (("size=64", "steps=12"), 10),  # Adam's moments must come back too
-    "deepdream": (("size=[64,96]", "octaves=3", "steps=4"), 9),  # stopped in the third octave
-    "style": (("size=48", "octaves=2", "steps=4"), 5),
+    "channel": ("channel", ("size=64", "steps=12"), 10),  # Adam's moments must come back too
+    "deepdream": ("deepdream", ("size=[64,96]", "octaves=3", "steps=4"), 9),  # stopped in the third octave
+    "style": ("style", ("size=48", "octaves=2", "steps=4"), 5),
+    "maco": ("channel", ("size=48", "steps=8", "param=maco"), 6),
+    "alpha": ("channel", ("size=48", "steps=8", "param=alpha"), 6),
+    "cppn": ("channel", ("size=48", "octaves=2", "steps=4", "param=cppn", "param.fit_steps=5"), 5),
 }
 
 
-@pytest.mark.parametrize("recipe", list(RESUMABLE))
-def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, recipe: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    keys, stop_after = RESUMABLE[recipe]
+@pytest.mark.parametrize("case", list(RESUMABLE))
+def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe, keys, stop_after = RESUMABLE[case]
     run_recipe(compose_recipe(recipe, *keys, "checkpoint_every=4", "device=cpu"), tmp_path / "whole", recipe)
     assert not (tmp_path / "whole" / CHECKPOINT).exists()  # a finished run keeps no checkpoint
 

@@ -1,0 +1,94 @@
+"""``dreamloom render FOLDER size=…``: a ``param=cppn`` run's picture drawn again at another size, without
+optimizing (its network of coordinates has no size of its own; see :mod:`engine.cppn`).
+
+The run's config is rebuilt from the project's own configs and the plain values its picture carries, and the
+weights are read as plain tensors (``torch.load(weights_only=True)``): nothing in the folder chooses code to run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import yaml
+from PIL import Image
+
+from engine.configs import rebuild
+from engine.errors import UserError
+from engine.export import read_png_config, save_png
+from engine.images import is_folder, target_size
+
+__all__ = ["USAGE", "render_folder"]
+
+USAGE = "dreamloom render FOLDER size=3840 (the long side) or size=[2160,3840]"
+
+
+def _size(args: list[str]) -> object:
+    """The ``size=`` value among ``args``; one line for anything else."""
+    sizes = [a.split("=", 1)[1] for a in args if a.startswith("size=")]
+    others = [a for a in args if not a.startswith("size=")]
+    if others or len(sizes) != 1:
+        raise UserError(f"render takes a run folder and one size=; use: {USAGE}")
+    try:
+        return yaml.safe_load(sizes[0])
+    except yaml.YAMLError:
+        return sizes[0]
+
+
+def _weights(path: Path, source: str) -> list[torch.Tensor]:
+    """The run's CPPN weights as plain tensors; one line when the file is missing or not what a run writes."""
+    if not path.is_file():
+        raise UserError(f"'{source}' holds no {path.name}; only finished param=cppn runs can be rendered again")
+    try:
+        with warnings.catch_warnings():  # torch's notes on a foreign file's pickle protocol: the line below says it
+            warnings.simplefilter("ignore")
+            weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged or foreign file: whatever torch raised, it is not a run's weights
+        raise UserError(
+            f"'{path}' could not be read as a run's weights ({type(e).__name__}); run the recipe again"
+        ) from None
+    if not isinstance(weights, list) or len(weights) < 4 or not all(isinstance(t, torch.Tensor) for t in weights):
+        raise UserError(f"'{path}' is not a param=cppn run's weights; run the recipe again")
+    return [t.float() for t in weights]
+
+
+def render_folder(args: list[str]) -> list[Path]:
+    """Render the ``param=cppn`` run in ``args[0]`` at the ``size=`` in ``args[1:]``; returns the pictures written
+    beside its ``image.png`` (``image_WxH.png``, or ``image_WxH_N.png`` for each picture of a batch)."""
+    from engine.cppn import render_large
+    from engine.results import WEIGHTS
+
+    if not args or "=" in args[0]:
+        raise UserError(f"render needs the folder of a param=cppn run; use: {USAGE}")
+    folder = Path(args[0]).expanduser()
+    picture = folder / "image.png"
+    if not is_folder(folder) or not picture.is_file():
+        raise UserError(f"'{folder}' is not a run folder (it has no image.png); use: {USAGE}")
+    size = _size(args[1:])
+    cfg = rebuild(read_png_config(picture) or "", str(picture))
+    if cfg.param.get("_target_") != "engine.cppn.cppn":
+        raise UserError(
+            f"'{folder}' was not made with param=cppn, so its picture has a fixed size; run it again at that size: "
+            f"dreamloom rerun {folder} size=…"
+        )
+    weights = _weights(folder / WEIGHTS, str(folder))
+    first = picture if weights[0].shape[0] == 1 else folder / "images" / "000.png"
+    with Image.open(first) as img:  # the run's own aspect ratio, for a size given as the long side
+        h, w = target_size(size, (img.height, img.width))  # type: ignore[arg-type]
+    names = (
+        [f"image_{w}x{h}.png"]
+        if weights[0].shape[0] == 1
+        else [f"image_{w}x{h}_{i}.png" for i in range(len(weights[0]))]
+    )
+    taken = [n for n in names if (folder / n).exists()]
+    if taken:
+        raise UserError(f"'{folder / taken[0]}' exists already; move it away to render that size again")
+    try:
+        pictures = render_large(weights, h, w)
+    except RuntimeError as e:
+        raise UserError(
+            f"'{folder / WEIGHTS}' does not fit the run's keys ({str(e)[:60]}); run the recipe again"
+        ) from None
+    text = read_png_config(picture)
+    return [save_png(folder / name, one, text) for name, one in zip(names, pictures, strict=True)]
