@@ -22,7 +22,7 @@ from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 
@@ -226,6 +226,8 @@ def _untiled(cfg: DictConfig, recipe: str) -> None:
 
 def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
     _untiled(cfg, recipe)
+    if cfg.param.get("_target_") == ALPHA:
+        raise UserError(f"recipe={recipe} rebuilds a whole photo, which has no transparent parts; drop param=alpha")
     view = load_view(cfg)
     picture = input_picture(cfg, recipe, view.device)
     hw = (picture.shape[-2], picture.shape[-1])

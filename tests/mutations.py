@@ -127,8 +127,8 @@ MUTANTS = [
            (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
     Mutant("a full disk leaves half the results", "engine/runner.py", "kept = withdraw(folder)", "kept = False",
            (f"{E}/test_reliability.py",), "slow or not slow"),
-    Mutant("a group option's class can be swapped", "engine/checks.py", "elif node[key] != default[key]:",
-           "elif False:", (f"{C}/test_fuzz_entries.py", f"{E}/test_configs.py"), "slow or not slow"),
+    Mutant("a group option's class can be swapped", "engine/checks.py",
+           "elif node[key] != default[key] or type(node[key]) is not type(default[key]):", "elif False:", (f"{C}/test_fuzz_entries.py", f"{E}/test_configs.py"), "slow or not slow"),
     Mutant("one faulty job ends the sweep", "engine/cli.py", "    except Exception as e:  # a fault of ours",
            "    except ZeroDivisionError as e:  # a fault of ours", (f"{C}/test_together.py",), "slow or not slow"),
     # the newcomer's path and the maps without a grid
@@ -142,6 +142,21 @@ MUTANTS = [
     Mutant("diversity ignored", "objectives/activation.py",
            "return objective + float(weight) * diversity(layer) if weight else objective", "return objective",
            (f"{RECIPES}/test_recipes.py::test_diversity_pushes_a_batch_apart",), "slow"),
+    # parameterizations
+    Mutant("maco's magnitude not fixed", "engine/params.py", "torch.polar(magnitude.expand_as(phase), phase)",
+           "torch.polar(magnitude.expand_as(phase) * (1 + phase.cos()), phase)", (f"{E}/test_parameterizations.py",)),
+    Mutant("alpha's opacity unbounded", "engine/params.py",
+           "a = a * (opacity / a.mean(dim=(1, 2, 3), keepdim=True).clamp_min(opacity))", "a = a",
+           (f"{E}/test_parameterizations.py",)),
+    Mutant("transparent pictures seen over one background", "regularizers/transforms.py",
+           "x = composite(x, random_backgrounds(x.shape[0], x.shape[-2], x.shape[-1], self.generator).to(x))",
+           "x = composite(x, torch.zeros_like(x[:, :3]))", (f"{E}/test_parameterizations.py",)),
+    Mutant("a wider cppn render is stretched", "engine/cppn.py", "w / 2) / side * 2 * RADIUS", "w / 2) / w * 2 * RADIUS",
+           (f"{E}/test_parameterizations.py",)),
+    Mutant("render overwrites a picture", "engine/render.py", "    if taken:", "    if False:",
+           (f"{E}/test_parameterizations.py",), "slow"),
+    Mutant("render unpickles code", "engine/render.py", "weights_only=True", "weights_only=False",
+           (f"{E}/test_parameterizations.py",), "slow"),
 ]  # fmt: skip
 
 

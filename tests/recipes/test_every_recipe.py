@@ -84,3 +84,28 @@ def test_every_recipe_runs_and_honours_the_penalties(name: str, assets: dict[str
     if "tv=0.01" in args:
         for term in ("tv(beta=1)", "l1(0.5)", "l2(0.5)"):
             assert f"0.01 * ({term})" in metrics["objective"], metrics["objective"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("param", ["maco", "alpha", "cppn"])
+@pytest.mark.parametrize("name", recipes())
+def test_every_optimizing_recipe_takes_each_parameterization(
+    name: str, param: str, assets: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = compose_recipe(name)
+    if not prepare_function(cfg)[1].penalties or "param" not in cfg:  # a view: it optimizes no picture
+        return
+    args = ["device=cpu", "snapshot_every=0", f"param={param}", *_overrides(name, assets)[:-3], "steps=1"]
+    args += ["param.fit_steps=2"] if param == "cppn" else []
+    if "input" in cfg and cfg.get("input") is None and "frames" in cfg and "style" in cfg:
+        args.append(f"input={assets['clip']}")
+    try:
+        result = run_recipe(compose_recipe(name, *args), tmp_path / "run", name)
+    except UserError as e:  # a transparent picture where the recipe works on a photo: refused in one line
+        assert param == "alpha" and "param=alpha" in str(e) and "\n" not in str(e), e
+        return
+    if result.picture is not None and name != "inversion_sweep":  # the sweep shows the photo beside its results
+        assert result.picture.shape[1] == (4 if param == "alpha" else 3), name
+        if "frames" not in cfg:  # a video's frames are each a picture of their own, with no weights kept
+            assert (result.folder / "cppn.pt").is_file() == (param == "cppn"), name
+    assert (result.folder / "image.png").is_file() or (result.folder / "video.mp4").is_file()
