@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 from skimage.metrics import structural_similarity
 
 from engine.images import load_image, resize_to
+from engine.measures import random_views
 from engine.models import LOGITS, ModelView, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,28 +61,9 @@ def label(path: Path) -> str:
 
 
 def crops_and_shifts(img: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` random resized crops (area 0.5-1.0, aspect 3/4-4/3) shifted by up to ``SHIFT`` px, at ``SIDE`` px.
-
-    Shape: ``(1, 3, H, W) -> (n, 3, SIDE, SIDE)``.
-    """
-    _, _, h, w = img.shape
-    out = []
-
-    def uniform(low: float, high: float) -> float:
-        return low + (high - low) * float(torch.rand((), generator=generator))
-
-    for _ in range(n):
-        area = uniform(0.5, 1.0) * h * w
-        ratio = math.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
-        cw = min(w, round(math.sqrt(area * ratio)))
-        ch = min(h, round(math.sqrt(area / ratio)))
-        y = int(torch.randint(h - ch + 1, (), generator=generator))
-        x = int(torch.randint(w - cw + 1, (), generator=generator))
-        crop = resize_to(img[..., y : y + ch, x : x + cw], (SIDE, SIDE))
-        dy, dx = (int(torch.randint(2 * SHIFT + 1, (), generator=generator)) for _ in range(2))
-        padded = F.pad(crop, (SHIFT, SHIFT, SHIFT, SHIFT), mode="reflect")
-        out.append(padded[..., dy : dy + SIDE, dx : dx + SIDE])
-    return torch.cat(out)
+    """``n`` random resized crops (area 0.5-1.0, aspect 3/4-4/3) shifted by up to ``SHIFT`` px, at ``SIDE`` px
+    (:func:`engine.measures.random_views`). Shape: ``(1, 3, H, W) -> (n, 3, SIDE, SIDE)``."""
+    return random_views(img, n, generator, SIDE, SHIFT)
 
 
 def class_robustness(view: ModelView, path: Path, target: int, seed: int = 0) -> tuple[float, float, float, float]:

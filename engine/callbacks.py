@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 import torch
@@ -12,7 +13,7 @@ from PIL import Image
 from engine.images import checkerboard, composite, to_pil
 from engine.params import ImageFn
 
-__all__ = ["Callback", "Diverged", "Guard", "Progress", "Recorder", "Snapshots"]
+__all__ = ["Callback", "Diverged", "Goal", "Guard", "Progress", "Recorder", "Snapshots"]
 
 
 class Callback:
@@ -190,3 +191,26 @@ class Guard(Callback):
             if not bool(torch.isfinite(value).all()):
                 raise Diverged(done, what, self.good, self.good_step, self.label)
         self.good, self.good_step = picture, done
+
+
+class Goal(Callback):
+    """Ends the loop once the picture is good enough: every ``every`` steps ``reached(picture)`` is asked (without
+    gradients), and when it answers True the loop stops after that step and calls every callback's ``on_end``.
+
+    Args:
+        reached: the test, on the picture as it stands.
+        every: steps between tests (each costs what the test costs, so not every step).
+    """
+
+    def __init__(self, reached: Callable[[torch.Tensor], bool], every: int = 8) -> None:
+        self.reached, self.every = reached, max(1, every)
+        self.done_at: int | None = None
+
+    def on_start(self, steps: int, image_fn: ImageFn) -> None:
+        self.done_at = None
+
+    def on_step(self, step: int, loss: torch.Tensor, image_fn: ImageFn) -> None:
+        if (step + 1) % self.every == 0:
+            with torch.no_grad():
+                if self.reached(image_fn()):
+                    self.done_at = step + 1

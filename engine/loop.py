@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from engine.callbacks import Callback
+from engine.callbacks import Callback, Goal
 from engine.models import ModelView
 from engine.params import ImageFn
 from objectives.base import INPUT, Objective
@@ -141,6 +141,10 @@ def optimize(
         loss = optimizer.step(closure)  # type: ignore[arg-type]
         for cb in callbacks:
             cb.on_step(step, loss, image_fn)  # type: ignore[arg-type]
+        if any(isinstance(cb, Goal) and cb.done_at is not None for cb in callbacks):  # good enough: stop here
+            for cb in callbacks:
+                cb.on_end(step + 1, image_fn)
+            break
     with torch.no_grad():
         return image_fn().detach()
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from engine.images import resize_to
 from engine.models import ModelView
@@ -16,6 +18,7 @@ __all__ = [
     "edge_strength",
     "feature_distance",
     "grid_strength",
+    "random_views",
     "seam_strength",
     "spectral_slope",
     "style_distance",
@@ -122,3 +125,28 @@ def spectral_slope(picture: torch.Tensor, low: float = 1 / 64, high: float = 1 /
     x, y = torch.tensor(xs), torch.tensor(ys)
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / x.square().sum())
+
+
+def random_views(
+    picture: torch.Tensor, n: int, generator: torch.Generator, side: int = 224, shift: int = 16
+) -> torch.Tensor:
+    """``n`` random resized crops of one picture (area 50-100 %, aspect 3/4-4/3), each moved by up to ``shift`` px
+    with reflected borders, at ``side`` px: how a picture that truly shows something is still seen when framed
+    differently. Shape: ``(1, 3, H, W) -> (n, 3, side, side)``."""
+    h, w = picture.shape[-2:]
+    out = []
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=generator))
+
+    for _ in range(n):
+        area = uniform(0.5, 1.0) * h * w
+        ratio = math.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = min(w, round(math.sqrt(area * ratio))), min(h, round(math.sqrt(area / ratio)))
+        y = int(torch.randint(h - ch + 1, (), generator=generator))
+        x = int(torch.randint(w - cw + 1, (), generator=generator))
+        crop = resize_to(picture[..., y : y + ch, x : x + cw], (side, side))
+        dy, dx = (int(torch.randint(2 * shift + 1, (), generator=generator)) for _ in range(2))
+        padded = F.pad(crop, (shift, shift, shift, shift), mode="reflect")
+        out.append(padded[..., dy : dy + side, dx : dx + side])
+    return torch.cat(out)

@@ -18,7 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from engine.callbacks import Callback, Diverged, Guard, Progress, Recorder, Snapshots
+from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
 from engine.checks import check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
@@ -233,6 +233,7 @@ def optimize_octaves(
     first: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     folder: Path | None = None,
+    goal: Goal | None = None,
 ) -> Rendered:
     """Run the configured parameterization, transforms and optimizer over ``sizes``, smallest first.
 
@@ -246,6 +247,7 @@ def optimize_octaves(
         generator: the seeded random source of the transforms and the random start.
         folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
+        goal: ends the last octave early once its test holds (``stop_at``).
     """
     if base is not None and cfg.param.get("_target_") == ALPHA:
         raise UserError("param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
@@ -272,6 +274,7 @@ def optimize_octaves(
             first_step, state = restore(state, params, optimizer, generator, rec, frames), None
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
         callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
+        callbacks += [goal] if goal is not None and i == len(sizes) - 1 else []
         if every and folder is not None:
             callbacks.append(
                 Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)

@@ -13,14 +13,17 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, open_dict
 
+from engine.callbacks import Goal
 from engine.errors import UserError
-from engine.images import load_image, resize_to, target_size
-from engine.models import ModelView
+from engine.images import checkerboard, composite, load_image, resize_to, target_size
+from engine.measures import random_views
+from engine.models import LOGITS, ModelView
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import channel_list, guided_dream
 from objectives.base import Objective
+from objectives.classes import resolve_class
 
 __all__ = ["dream", "layer_atlas", "render"]
 
@@ -62,8 +65,35 @@ def render(
     objective = build_objective(cfg, view, None if make is None else make(view, hw))
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
-    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder)
+    goal = _class_goal(cfg, view) if cfg.get("stop_at") is not None else None
+    out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder, goal=goal)
     return finish(cfg, folder, recipe, view, out, objective.name, labels)
+
+
+STOP_VIEWS, STOP_SHARE = 16, 0.9
+"""``stop_at``'s test: the share of random views of the picture that must each give the class that confidence."""
+
+
+def _class_goal(cfg: DictConfig, view: ModelView) -> Goal:
+    """The class recipe's ``stop_at``: stop once the model gives ``target`` at least ``stop_at`` on most of
+    :data:`STOP_VIEWS` random crops of every picture of the batch (new crops each time, from their own seeded
+    source, so the run's own randomness is untouched), tested every 8 steps."""
+    confidence = cfg.stop_at
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise UserError(f"stop_at={confidence} is not valid; stop_at is a confidence between 0 and 1, like 0.9")
+    target = resolve_class(cfg.target, view.categories)
+    generator = torch.Generator().manual_seed(int(cfg.seed) + 1)
+
+    def reached(picture: torch.Tensor) -> bool:
+        flat = composite(picture, checkerboard(*picture.shape[-2:]).to(picture))
+        for one in flat:
+            views = random_views(one[None], STOP_VIEWS, generator, side=min(224, *one.shape[-2:]))
+            sure = view(views, [LOGITS])[LOGITS].softmax(-1)[:, target] >= confidence
+            if float(sure.float().mean()) < STOP_SHARE:
+                return False
+        return True
+
+    return Goal(reached)
 
 
 GUIDE_SIDE = 512

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.callbacks import Recorder, Snapshots
+from engine.callbacks import Goal, Recorder, Snapshots
 from engine.images import to_pil
 from engine.loop import NormalizedGradient, Tiling, optimize
 from engine.models import ModelView
@@ -83,6 +83,20 @@ def test_snapshots_thin_out_past_their_cap_and_keep_an_even_pace(tiny: ModelView
     # then the last step (10)
     assert len(snaps.frames) == 4 and snaps.stride == 4
     assert snaps.frames[0].size == (30, 20)  # shrunk to max_side on the long side
+
+
+def test_a_goal_reached_ends_the_loop_and_closes_the_gif(tiny: ModelView) -> None:
+    params, image = pixel((1, 3, 16, 16))
+    rec, snaps, asked = Recorder(), Snapshots(every=5), []
+
+    def reached(picture: torch.Tensor) -> bool:
+        asked.append(picture.requires_grad)
+        return len(asked) == 3  # the third test: after step 12
+
+    final = optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 40,
+                     [rec, snaps, Goal(reached, every=4)])  # fmt: skip
+    assert rec.steps == 12 and asked == [False, False, False]  # tested every 4 steps, without gradients
+    assert np.array_equal(np.asarray(snaps.frames[-1]), np.asarray(to_pil(final[0])))  # the GIF ends on the result
 
 
 def test_a_stop_request_ends_the_loop_before_its_next_step(tiny: ModelView) -> None:

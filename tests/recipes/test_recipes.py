@@ -155,3 +155,22 @@ def test_diversity_pushes_a_batch_apart(tmp_path: Path, mobilenet) -> None:  # t
     alike, diverse = spread(0), spread(10)
     assert diverse < alike - 0.1, (alike, diverse)
     assert "diversity(features.10)" in json.loads((tmp_path / "d10" / "metrics.json").read_text())["objective"]
+
+
+@pytest.mark.slow
+def test_stop_at_ends_a_class_picture_once_the_model_is_sure(tmp_path: Path, mobilenet) -> None:  # type: ignore[no-untyped-def]
+    """stop_at=0.9 ends the flamingo as soon as 15 of 16 random crops give it 0.9 (step 24 at 224 px); the picture
+    it stops at passes the same test on crops it never drew; without stop_at all the steps run."""
+    from engine.images import load_image
+    from engine.measures import random_views
+    from engine.models import LOGITS
+
+    keys = ("target=flamingo", "size=160", "steps=96", "snapshot_every=0", "device=cpu")
+    stopped = run_recipe(compose_recipe("class", *keys, "stop_at=0.9"), tmp_path / "stop", "class").metrics
+    assert 0 < stopped["steps"] < 96 and stopped["steps"] % 8 == 0
+    views = random_views(load_image(tmp_path / "stop" / "image.png"), 32, torch.Generator().manual_seed(7), side=160)
+    with torch.no_grad():
+        sure = mobilenet(views, [LOGITS])[LOGITS].softmax(-1)[:, 130] >= 0.9
+    assert float(sure.float().mean()) >= 0.8
+    whole = run_recipe(compose_recipe("class", *keys, "steps=20"), tmp_path / "all", "class").metrics
+    assert whole["steps"] == 20
