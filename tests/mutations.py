@@ -156,6 +156,9 @@ MUTANTS = [
            "w / 2) / w * 2 * RADIUS", (f"{E}/test_parameterizations.py",)),
     Mutant("render overwrites a picture", "engine/render.py", "    if taken:", "    if False:",
            (f"{E}/test_parameterizations.py",), "slow"),
+    Mutant("a reached goal does not stop the loop", "engine/loop.py",
+           "if any(isinstance(cb, Goal) and cb.done_at is not None for cb in callbacks):", "if False:",
+           (f"{E}/test_loop.py",)),
     Mutant("render unpickles code", "engine/render.py", "weights_only=True", "weights_only=False",
            (f"{E}/test_parameterizations.py",), "slow"),
 ]  # fmt: skip
