@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from engine.configs import GROUPS, compose, override_value, recipes
+from engine.errors import UserError
 from engine.images import load_image
 from engine.results import claim, release
 
@@ -61,7 +62,10 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
-    cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
+    try:
+        cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
+    except UserError as e:  # the command line's advice, in the API's terms
+        raise UserError(str(e).replace("prefix it with + to add", "overrides=['+KEY=VALUE'] adds")) from None
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(out) if out is not None else default, out is not None, "out=")
     try:

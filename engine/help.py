@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 HELP_FLAGS = frozenset({"--help", "-h"})
+FLAGS = HELP_FLAGS | {"--version", "-m", "--multirun", "--hydra-help", "--cfg", "-c", "--resolve", "--package", "-p"}
+"""The options the command takes (its own and Hydra's that make sense here); any other is answered in one line."""
 INTERNAL = frozenset({"defaults", "run", "name", "objective", "hydra"})
 """Top-level keys that are wiring, not settings a user changes."""
 _KEY_LINE = re.compile(r"^([a-z_][a-z0-9_]*):\s*(.*?)\s*(?:#\s*(.*))?$")
@@ -228,6 +230,10 @@ def asks_for_help(args: list[str]) -> str | None:
     Raises:
         UserError: help asked for a recipe that does not exist.
     """
+    unknown = [a for a in args if a.startswith("-") and a.split("=")[0] not in FLAGS]
+    if unknown:
+        hint = close_matches(unknown[0], sorted(FLAGS))
+        raise UserError(f"unknown option '{unknown[0]}'" + (f" ({hint})" if hint else "") + "; see dreamloom --help")
     if args[:1] == ["rerun"] and HELP_FLAGS & set(args):
         return RERUN_HELP
     if args[:1] == ["gallery"] and HELP_FLAGS & set(args):

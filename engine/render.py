@@ -48,7 +48,8 @@ def _weights(path: Path, source: str) -> list[torch.Tensor]:
         raise UserError(
             f"'{path}' could not be read as a run's weights ({type(e).__name__}); run the recipe again"
         ) from None
-    if not isinstance(weights, list) or len(weights) < 4 or not all(isinstance(t, torch.Tensor) for t in weights):
+    plain = isinstance(weights, list) and all(isinstance(t, torch.Tensor) and t.dim() >= 2 for t in weights)
+    if not plain or len(weights) < 4:
         raise UserError(f"'{path}' is not a param=cppn run's weights; run the recipe again")
     return [t.float() for t in weights]
 
@@ -66,7 +67,11 @@ def render_folder(args: list[str]) -> list[Path]:
     if not is_folder(folder) or not picture.is_file():
         raise UserError(f"'{folder}' is not a run folder (it has no image.png); use: {USAGE}")
     size = _size(args[1:])
-    cfg = rebuild(read_png_config(picture) or "", str(picture))
+    try:
+        text = read_png_config(picture)
+    except (OSError, ValueError, SyntaxError):  # not a picture PIL can read: it carries no config either
+        text = None
+    cfg = rebuild(text or "", str(picture))
     if cfg.param.get("_target_") != "engine.cppn.cppn":
         raise UserError(
             f"'{folder}' was not made with param=cppn, so its picture has a fixed size; run it again at that size: "
@@ -87,8 +92,9 @@ def render_folder(args: list[str]) -> list[Path]:
     try:
         pictures = render_large(weights, h, w)
     except RuntimeError as e:
+        if "memory" in str(e):
+            raise UserError(f"size={size} needs more memory than this machine has; use a smaller size=") from None
         raise UserError(
             f"'{folder / WEIGHTS}' does not fit the run's keys ({str(e)[:60]}); run the recipe again"
         ) from None
-    text = read_png_config(picture)
     return [save_png(folder / name, one, text) for name, one in zip(names, pictures, strict=True)]

@@ -30,6 +30,7 @@ from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
+from regularizers.periodic import KEYS, periodic
 from regularizers.transforms import Compose
 
 __all__ = [
@@ -275,6 +276,7 @@ def optimize_octaves(
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
         callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
         callbacks += [goal] if goal is not None and i == len(sizes) - 1 else []
+        callbacks += [c for c in [periodic(cfg, params, int(cfg.steps))] if c is not None]
         if every and folder is not None:
             callbacks.append(
                 Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)
@@ -339,7 +341,7 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
     for key, (kind, low, strict) in spec.lists.items():
         check_list(cfg, key, kind, low, strict)
     if not spec.penalties:
-        given = [f"{k}={cfg[k]}" for k in PENALTIES if cfg.get(k)]
+        given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
     with open_dict(cfg):

@@ -214,13 +214,14 @@ def _paint_frames(
     pictures: list[Image.Image],
     folder: Path,
     steps_next: int,
-) -> tuple[float, str | None, bool]:
+) -> tuple[float, int, str | None, bool]:
     """Paint the frames of ``clip`` after those in ``pictures`` (appending to it and writing ``frames/``): the first
     as ``recipe=style`` would, each later one from the painted frame before it, with one octave of ``steps_next``.
 
-    Returns the seconds spent optimizing, the objective's name and whether Ctrl-C or SIGTERM stopped it.
+    Returns the seconds spent optimizing, the optimizer steps taken, the objective's name and whether Ctrl-C or
+    SIGTERM stopped it.
     """
-    seconds, objective = 0.0, None
+    seconds, steps, objective = 0.0, 0, None
     later = cfg.copy()
     with open_dict(later):
         later.snapshot_every, later.checkpoint_every, later.resume = 0, 0, None
@@ -234,17 +235,17 @@ def _paint_frames(
             torch.manual_seed(int(cfg.seed))
             before = from_pil(pictures[-1]) if k > 0 else None  # the style stays where the clip stays
             out, objective, _ = paint(first if k == 0 else later, view, from_pil(frame), before)
-            seconds += out.record.seconds
+            seconds, steps = seconds + out.record.seconds, steps + out.record.steps
             if out.interrupted:
-                return seconds, objective, True
+                return seconds, steps, objective, True
             if out.stopped:
                 raise UserError(f"frame {k + 1}: {out.stopped}")
             save_png(folder / "frames" / f"{k:04d}.png", out.picture[0])
             pictures.append(to_pil(out.picture[0]))
             print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # between two frames: the video so far is written all the same
-        return seconds, objective, True
-    return seconds, objective, False
+        return seconds, steps, objective, True
+    return seconds, steps, objective, False
 
 
 @recipe(paths=("style", "mask"), numbers={"steps_next": (int, 0, True)}, lists=WEIGHTS)
@@ -267,7 +268,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view = style_view(cfg, recipe)
     done = _start_frames(cfg, folder, len(clip))
     pictures = [to_pil(load_image(path, "resume")) for path in done]
-    seconds, objective, interrupted = _paint_frames(cfg, view, clip, pictures, folder, steps_next)
+    seconds, steps, objective, interrupted = _paint_frames(cfg, view, clip, pictures, folder, steps_next)
     videos = write_video(folder, pictures, fps) if pictures else []
     painted = len(pictures)
     moves = {"input": 0.0, "output": 0.0}
@@ -294,6 +295,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         objective=objective,
         flicker=moves,
         seconds=round(seconds, 3),
+        steps=steps,
         interrupted=interrupted,
     )
     if interrupted:

@@ -159,6 +159,11 @@ MUTANTS = [
     Mutant("a reached goal does not stop the loop", "engine/loop.py",
            "if any(isinstance(cb, Goal) and cb.done_at is not None for cb in callbacks):", "if False:",
            (f"{E}/test_loop.py",)),
+    Mutant("periodic blur does nothing", "regularizers/periodic.py", "p.copy_(GaussianBlur(sigma)(p))", "pass",
+           (f"{REG}/test_periodic.py",)),
+    Mutant("the centre region never grows", "regularizers/periodic.py",
+           "self._hold_outside(min(1.0, done / (self.centre * self.steps)))", "self._hold_outside(0.0)",
+           (f"{REG}/test_periodic.py",)),
     Mutant("render unpickles code", "engine/render.py", "weights_only=True", "weights_only=False",
            (f"{E}/test_parameterizations.py",), "slow"),
 ]  # fmt: skip

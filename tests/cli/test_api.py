@@ -58,11 +58,12 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("call", "words"),
     [
-        (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps")),
+        (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps", "overrides=['+KEY")),
         (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
         (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
+        (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "add init=input")),
     ],
-    ids=["mistyped-key", "impossible-number", "unknown-model"],
+    ids=["mistyped-key", "impossible-number", "unknown-model", "input-without-init"],
 )
 def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError) as caught:

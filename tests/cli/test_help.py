@@ -105,3 +105,10 @@ def test_the_version_and_a_closed_pipe() -> None:
         f"{sys.executable} -m engine --help | head -1", shell=True, capture_output=True, text=True, timeout=60
     )
     assert piped.stdout.startswith("dreamloom:") and "Traceback" not in piped.stderr, piped.stderr
+
+
+@pytest.mark.parametrize(("args", "words"), [(["--hlep"], "did you mean --help"), (["recipe=class", "-x"], "'-x'")])
+def test_an_unknown_option_gets_one_line(args: list[str], words: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
+    assert "torch" not in done.stdout

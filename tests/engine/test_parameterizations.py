@@ -171,6 +171,8 @@ def test_render_draws_a_cppn_run_again_at_another_size(tmp_path: Path) -> None:
         ("code-in-weights", "could not be read as a run's weights"),
         ("bad-size", "is not a size"),
         ("no-size", "render takes a run folder and one size="),
+        ("scalar-weights", "is not a param=cppn run's weights"),
+        ("garbage-picture", "carries no dreamloom config"),
     ],
 )
 def test_render_answers_bad_input_in_one_line(tmp_path: Path, case: str, words: str) -> None:
@@ -182,6 +184,10 @@ def test_render_answers_bad_input_in_one_line(tmp_path: Path, case: str, words: 
         Image.new("RGB", (40, 40)).save(run / "image_40x40.png")
     if case == "no-weights":
         (run / "cppn.pt").unlink()
+    if case == "scalar-weights":
+        torch.save([torch.tensor(1.0)] * 4, run / "cppn.pt")
+    if case == "garbage-picture":
+        (run / "image.png").write_bytes(b"not a picture")
     if case == "code-in-weights":  # a shared folder whose weights would run code when unpickled
         (run / "cppn.pt").write_bytes(pickle.dumps(_Touch(str(marker))))
     size = {"bad-size": ["size=big"], "no-size": []}.get(case, ["size=40"])

@@ -186,6 +186,7 @@ def test_style_video_paints_each_frame_without_more_flicker_than_the_clip(tmp_pa
     assert sorted(p.name for p in (run / "frames").iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["fps"] == pytest.approx(10) and metrics["videos"] == ["video.gif", "video.mp4"]
+    assert metrics["steps"] == 30 + 3 * 10  # the first frame's steps, then each later frame's
     moves = metrics["flicker"]
     assert 0 < moves["output"] <= moves["input"], moves  # the painting moves no more than the clip does
     first = torch.from_numpy(imageio.imread(run / "frames" / "0000.png")).float()
