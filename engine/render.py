@@ -71,7 +71,9 @@ def render_folder(args: list[str]) -> list[Path]:
         text = read_png_config(picture)
     except (OSError, ValueError, SyntaxError):  # not a picture PIL can read: it carries no config either
         text = None
-    cfg = rebuild(text or "", str(picture))
+    if not text:
+        raise UserError(f"'{picture}' carries no dreamloom config; pass the folder of a param=cppn run")
+    cfg = rebuild(text, str(picture))
     if cfg.param.get("_target_") != "engine.cppn.cppn":
         raise UserError(
             f"'{folder}' was not made with param=cppn, so its picture has a fixed size; run it again at that size: "
