@@ -87,7 +87,7 @@ def _class_goal(cfg: DictConfig, view: ModelView) -> Goal:
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
         raise UserError(f"stop_at={confidence} is not valid; stop_at is a confidence between 0 and 1, like 0.9")
     target = resolve_class(cfg.target, view.categories)
-    generator = torch.Generator().manual_seed(int(cfg.seed) + 1)
+    generator = torch.Generator().manual_seed((int(cfg.seed) + 1) % 2**63)  # apart from the run's own source
 
     def reached(picture: torch.Tensor) -> bool:
         flat = composite(picture, checkerboard(*picture.shape[-2:]).to(picture))

@@ -25,6 +25,9 @@ def test_a_signal_while_saving_lets_the_results_finish(
 
     monkeypatch.setattr(engine.results, "save_metrics", pressed_while_saving)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # as at a terminal, even when the tests run in the background
     try:
         main(["recipe=channel", "steps=2", "size=32", "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"])
     finally:
