@@ -26,13 +26,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
-from engine.errors import UserError, close_matches
+from engine.errors import WRITE_ERRORS, UserError, close_matches
 from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release
-from engine.runner import WRITE_ERRORS, prepare_function, run_recipe
+from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]

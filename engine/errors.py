@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
-__all__ = ["UserError", "close_matches", "edit_distance"]
+__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "edit_distance", "out_of_memory"]
 
 
 class UserError(ValueError):
@@ -33,3 +34,13 @@ def close_matches(word: str, choices: Iterable[str], n: int = 5) -> str:
     if not near:
         near = [c for _, c in scored if key in c.lower()]
     return f"did you mean {', '.join(near[:n])}?" if near else ""
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
+"""The errors of a write that the user can fix: disk full, file too large, quota, read-only or forbidden place."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is torch or the system running out of memory (told by name: this module loads no torch)."""
+    text = str(error)
+    return type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text

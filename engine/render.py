@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from engine.configs import rebuild
-from engine.errors import UserError
+from engine.errors import UserError, out_of_memory
 from engine.export import read_png_config, save_png
 from engine.images import is_folder, target_size
 
@@ -94,7 +94,7 @@ def render_folder(args: list[str]) -> list[Path]:
     try:
         pictures = render_large(weights, h, w)
     except RuntimeError as e:
-        if "memory" in str(e):
+        if out_of_memory(e):
             raise UserError(f"size={size} needs more memory than this machine has; use a smaller size=") from None
         raise UserError(
             f"'{folder / WEIGHTS}' does not fit the run's keys ({str(e)[:60]}); run the recipe again"

@@ -7,7 +7,6 @@ adds beyond the shared ones: those that name files and those that must be number
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
 from engine.checks import check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
-from engine.errors import UserError
+from engine.errors import WRITE_ERRORS, UserError, out_of_memory
 from engine.images import load_image, resize_to, target_size
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
@@ -168,7 +167,7 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
                     raise RuntimeError("empty activation")
             objective(acts)
     except (RuntimeError, AssertionError) as e:  # a model that takes one size only asserts it
-        if _out_of_memory(e):
+        if out_of_memory(e):
             raise  # answered as memory, not size, by run_recipe
         what, why = ", ".join(layers) or "the output", str(e).splitlines()[0][:80]
         if not isinstance(e, RuntimeError):
@@ -240,11 +239,10 @@ def optimize_octaves(
 
     Args:
         cfg: the composed recipe (``param``, ``transforms``, ``optimizer``, ``steps``, ``batch``, ``init`` …).
-        view: the model.
-        sizes: octave sizes from :func:`engine.octaves.octave_sizes`.
+        view, sizes: the model, and the octave sizes from :func:`engine.octaves.octave_sizes`.
         objective_at: the objective for one octave's size (targets that depend on the size are made here).
-        base: a picture to dream on, carrying only the added detail upward (DeepDream).
-        first: without ``base``, the first octave's starting picture; later octaves start from the one before.
+        base, first: a picture to dream on, carrying only the added detail upward (DeepDream); or else the first
+            octave's starting picture (later octaves start from the one before).
         generator: the seeded random source of the transforms and the random start.
         folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
@@ -256,11 +254,10 @@ def optimize_octaves(
     transforms = build(cfg.transforms).set_generator(generator)
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
     make_param: Callable[..., Any] = build(cfg.param)
-    param_args = {"sd": 0.0} if cfg.init == "zeros" else {}
-    rec, frames = Recorder(), snapshots(cfg)
-    state = load_checkpoint(cfg.resume) if cfg.get("resume") else None
+    param_args = {"sd": 0.0} if cfg.init == "zeros" else {}  # a flat start
+    rec, frames, state = Recorder(), snapshots(cfg), load_checkpoint(cfg.resume) if cfg.get("resume") else None
     every = int(cfg.get("checkpoint_every") or 0) if folder is not None else 0
-    config_text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
+    text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
         nonlocal state
@@ -270,24 +267,21 @@ def optimize_octaves(
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
         last[:] = params
         optimizer = _optimizer(cfg, params)
-        first_step = 0
-        if state is not None:
-            first_step, state = restore(state, params, optimizer, generator, rec, frames), None
+        first_step = 0 if state is None else restore(state, params, optimizer, generator, rec, frames)
+        state = None
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
         callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
-        callbacks += [goal] if goal is not None and i == len(sizes) - 1 else []
-        callbacks += [c for c in [periodic(cfg, params, int(cfg.steps))] if c is not None]
+        extra: list[Callback | None] = [goal if i == len(sizes) - 1 else None, periodic(cfg, params, int(cfg.steps))]
         if every and folder is not None:
-            callbacks.append(
-                Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, config_text)
-            )
+            extra.append(Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, text))
+        callbacks += [c for c in extra if c is not None]
         objective, steps = objective_at(sizes[i]), cfg.steps
         return optimize(params, image_fn, objective, view, transforms, optimizer, steps, callbacks, tiling, first_step)
 
     try:
         picture = run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless")))
-        weights = [p.detach().cpu() for p in last] if cfg.param.get("_target_") == CPPN else None
-        return Rendered(picture, rec, frames, False, weights=weights)
+        keep = cfg.param.get("_target_") == CPPN  # a picture drawn again at any size: its weights are kept
+        return Rendered(picture, rec, frames, False, weights=[p.detach().cpu() for p in last] if keep else None)
     except Diverged as e:
         return _diverged(cfg, e, rec, frames)
     except KeyboardInterrupt:
@@ -388,7 +382,7 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
             raise UserError(
                 f"lr={cfg.lr} is too high: the optimizer's step overflowed; try lr={float(cfg.lr) / 1e6:g} or lower"
             ) from None
-        if not _out_of_memory(e):
+        if not out_of_memory(e):
             raise
         batch = cfg.get("batch") or 1
         many = isinstance(batch, int) and batch > 1  # then the batch is the likelier culprit
@@ -397,12 +391,3 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
             + f"size={cfg.size} needs more memory than the device has; "
             + ("use a smaller batch= or size=" if many else "use a smaller size= (or a smaller batch=)")
         ) from None
-
-
-WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
-"""The errors of a write that the user can fix: disk full, file too large, quota, read-only or forbidden place."""
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    text = str(error)
-    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text

@@ -12,6 +12,7 @@ same file again from the same photos::
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,16 @@ def make_spectrum() -> np.ndarray:
     return spectrum.numpy().astype(np.float32)
 
 
+@functools.cache
+def _stored() -> torch.Tensor:
+    """The stored spectrum, read once per process (every octave and frame of a run resamples it)."""
+    return torch.from_numpy(np.load(SPECTRUM_FILE, allow_pickle=False)).float()
+
+
 def load_spectrum(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The stored spectrum resampled to an ``h`` by ``w`` picture's ``rfft2`` grid, at the same frequencies in
     cycles per pixel (bilinear in log magnitude, since it falls off as a power). Shape: ``(3, h, w // 2 + 1)``."""
-    stored = torch.from_numpy(np.load(SPECTRUM_FILE, allow_pickle=False)).float()
+    stored = _stored().clone()
     if tuple(stored.shape) != (3, SIDE, SIDE // 2 + 1):
         raise ValueError(f"{SPECTRUM_FILE} has shape {tuple(stored.shape)}; run python -m engine.spectrum to remake it")
     stored[:, 0, 0] = (stored[:, 0, 1] + stored[:, 1, 0]) / 2  # a neighbour's level, so DC's zero is not smeared
