@@ -36,6 +36,7 @@ bench: setup
 	$(PY) benchmarks/style.py
 	$(PY) benchmarks/params.py
 	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/cam_memory.py
 
 lint: setup
 	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs benchmarks

@@ -146,7 +146,8 @@ def _rows(pairs: list[tuple[str, str]], indent: int = 2) -> list[str]:
     left = max((len(a) for a, _ in pairs), default=0) + 2
     lines = []
     for a, b in pairs:
-        wrapped = [b] if b.startswith("dreamloom ") else textwrap.wrap(b, _width() - indent - left) or [""]
+        room = max(30, _width() - indent - left)  # a long default still leaves its meaning a readable column
+        wrapped = [b] if b.startswith("dreamloom ") else textwrap.wrap(b, room) or [""]
         lines.append(" " * indent + a.ljust(left) + wrapped[0])
         lines += [" " * (indent + left) + w for w in wrapped[1:]]
     return lines
@@ -195,7 +196,8 @@ def page() -> str:
         "",
         "results: each run writes outputs/<date>/<time>_NAME/ (or hydra.run.dir=DIR): image.png (its config inside),",
         "progress.gif, metrics.json; the command ends by naming the folder. Ctrl-C saves the picture so far.",
-        "more: README.md and docs/ (recipes.md, parameterizations.md, layers.md, errors.md, python.md, speed.md).",
+        "more: README.md and docs/ (recipes.md, parameterizations.md, attribution.md, layers.md, errors.md,",
+        "python.md, speed.md).",
     ]
     return "\n".join(lines)
 

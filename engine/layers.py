@@ -32,8 +32,9 @@ class Layer:
     kind: str
     shape: tuple[int, ...]
     field: int | None
-    """The receptive field's side in input pixels along the network's main path (None for a module that runs
-    several times, whose field differs from call to call)."""
+    """The receptive field's side in input pixels along the network's main path (None for a transformer's layer,
+    which sees the whole picture, and for a module that runs several times, whose field differs from call to
+    call)."""
     block: bool
     """Whether it is a block output, a layer worth visualizing."""
 
@@ -42,14 +43,16 @@ def layer_table(view: ModelView, hw: tuple[int, int]) -> list[tuple[str, str, tu
     """Name, module type and output shape of every layer for one picture of size ``hw``, in the order they run."""
     shapes: dict[str, tuple[int, ...]] = {}
     calls: dict[str, int] = {}
+    seen = view.layout.input_size or hw  # the size the model is given
     handles = []
     for name, module in view.model.named_modules():
         if not name:
             continue
 
         def fn(m: nn.Module, i: object, o: object, name: str = name) -> None:
-            if isinstance(o, torch.Tensor):
-                shapes.setdefault(name, tuple(o.shape[1:]))
+            shaped = view.layout.as_map(m, o, seen)  # a transformer's tokens as the map every recipe reads
+            if isinstance(shaped, torch.Tensor):
+                shapes.setdefault(name, tuple(shaped.shape[1:]))
                 calls[name] = calls.get(name, 0) + 1
 
         handles.append(module.register_forward_hook(fn))
@@ -137,6 +140,7 @@ def _is_block(name: str, module: nn.Module, modules: dict[str, nn.Module]) -> bo
     parent_name = name.rsplit(".", 1)[0] if "." in name else ""
     parent = modules[parent_name]
     on_path = parent_name == "" or (isinstance(parent, nn.Sequential) and "." not in parent_name)
+    on_path = on_path or parent_name.endswith("encoder.layers")  # a vision transformer's blocks
     if not on_path or (parent_name == "" and isinstance(module, nn.Sequential)):
         return False  # a stage of the network (ResNet's layer1) is listed as its blocks
     if any(True for _ in module.children()):
@@ -153,5 +157,6 @@ def layer_rows(view: ModelView, hw: tuple[int, int]) -> list[Layer]:
     rows = []
     for name, kind, shape in layer_table(view, hw):
         block = len(shape) == 3 and _is_block(name, modules[name], modules)
-        rows.append(Layer(name, kind, shape, None if "(runs " in kind else fields[name][0], block))
+        attends = view.layout.kind != "nchw" and not isinstance(modules[name], nn.Conv2d)  # its field: the picture
+        rows.append(Layer(name, kind, shape, None if "(runs " in kind or attends else fields[name][0], block))
     return rows

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import urllib.error
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from engine.errors import UserError, close_matches
-from engine.frozen_pass import FrozenSegment, Plan, plan_of
+from engine.frozen_pass import FrozenSegment, Plan, fold_batchnorm, plan_of
+from engine.tokens import Layout, layout_of
 from objectives.classes import imagenet_categories
 
 __all__ = [
@@ -75,6 +77,8 @@ class ModelView(nn.Module):
         aliases: other names for layers (VGG's ``relu4_2`` …), alias -> dotted module name.
         mean: per-channel mean of the normalization.
         std: per-channel standard deviation of the normalization.
+        layout: how the model's layers lay out their outputs (:class:`~engine.tokens.Layout`); token and
+            channels-last outputs are handed out as ``(B, C, H, W)`` maps.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class ModelView(nn.Module):
         aliases: dict[str, str] | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        layout: Layout | None = None,
     ) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
@@ -103,7 +108,8 @@ class ModelView(nn.Module):
         self.frozen_pass = True
         """Run the layers :mod:`engine.frozen_pass` covers without autograd's per-layer bookkeeping (the same
         activations and gradients, faster); ``False`` always goes through autograd."""
-        self._plan: Plan | None = plan_of(self.model)
+        self.layout = layout or Layout()
+        self._plan: Plan | None = plan_of(self.model) if self.layout.kind == "nchw" else None
 
     def channels_last(self) -> ModelView:
         """Keep weights and inputs in channels-last memory order (faster convolutions on CPU and GPU)."""
@@ -145,34 +151,48 @@ class ModelView(nn.Module):
                     + " (list them with: dreamloom recipe=layers)"
                 )
 
-    def forward(self, x: torch.Tensor, layers: Iterable[str] = (LOGITS,)) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        layers: Iterable[str] = (LOGITS,),
+        edits: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Run the model only as deep as the deepest wanted layer.
 
         Args:
             x: pixels in [0, 1]. Shape: ``(B, 3, H, W)``.
             layers: dotted layer names or aliases, and ``"logits"`` for the classifier output.
+            edits: layer -> function applied to that layer's map before the model reads on (it may return more
+                copies than it was given: the deeper layers then run on all of them).
 
         Returns:
-            A mapping from each wanted name to its activation.
+            A mapping from each wanted name to its activation (a transformer's as a ``(B, C, H, W)`` map).
         """
-        wanted = set(layers)
+        wanted, edits = set(layers), edits or {}
         inner = wanted - {LOGITS}
-        ready = self._frozen_ready(wanted, x)
+        ready = None if edits else self._frozen_ready(wanted, x)
         if ready is not None:
             return self._frozen_forward(x, ready)
         out: dict[str, torch.Tensor] = {}
+        xn = self._normalized(x)
+        hw = (xn.shape[-2], xn.shape[-1])
 
         def hook(name: str):  # type: ignore[no-untyped-def]
-            def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-                out[name] = output
+            def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+                mapped = self.layout.as_map(module, output, hw)
+                shaped: Any = edits[name](mapped) if name in edits else mapped  # type: ignore[arg-type]
+                out[name] = shaped
                 if LOGITS not in wanted and inner.issubset(out):
                     raise _Captured
+                if shaped is output:
+                    return None
+                return self.layout.as_output(shaped, output) if mapped is not output else shaped
 
             return fn
 
-        handles = [self._modules_by_name[self.aliases.get(n, n)].register_forward_hook(hook(n)) for n in inner]
+        handles = [self.module(n).register_forward_hook(hook(n)) for n in inner | set(edits)]
         try:
-            out[LOGITS] = self.model(self._normalized(x))
+            out[LOGITS] = self.model(xn)
         except _Captured:
             pass
         finally:
@@ -180,8 +200,15 @@ class ModelView(nn.Module):
                 h.remove()
         return {k: v for k, v in out.items() if k in wanted}
 
+    def module(self, layer: str) -> nn.Module:
+        """The module behind a layer name or alias."""
+        return self._modules_by_name[self.aliases.get(layer, layer)]
+
     def _normalized(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] as the model was trained on them, in the memory order of its weights."""
+        size = self.layout.input_size
+        if size is not None and tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.is_channels_last else x
 
@@ -292,7 +319,11 @@ def _build(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.M
         _read_checkpoint(model, name, checkpoint)
         return model, imagenet_categories()
     if weights is None or str(weights).lower() in ("none", "random", "null"):
-        return torchvision.models.get_model(name, weights=None), imagenet_categories()
+        model = torchvision.models.get_model(name, weights=None)
+        for layer in model.modules():  # a zero head (ViT's) would make every class score constant
+            if isinstance(layer, nn.Linear) and not layer.weight.any():
+                nn.init.normal_(layer.weight, std=0.02)
+        return model, imagenet_categories()
     w = _weights_enum(name, str(weights))
     categories = list(w.meta["categories"])
     filename = w.url.rsplit("/", 1)[-1]
@@ -342,29 +373,6 @@ def load_model(
     if fold:
         fold_batchnorm(model)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    view = ModelView(model, categories, name=name, aliases=classic_names(model) if name.startswith("vgg") else None)
+    aliases = classic_names(model) if name.startswith("vgg") else None
+    view = ModelView(model, categories, name=name, aliases=aliases, layout=layout_of(name, model))
     return view.to(dev).channels_last()
-
-
-@torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> int:
-    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in a ``Sequential`` into that
-    convolution's weights and bias, and put an ``Identity`` in its place (so layer names stay). A frozen model then
-    computes the same activations with one op less per layer, forward and backward. Returns how many were folded."""
-    folded = 0
-    for seq in model.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        kids = list(seq.named_children())
-        for (_, conv), (name, bn) in itertools.pairwise(kids):
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
-                continue
-            assert bn.running_var is not None and bn.running_mean is not None
-            scale = (bn.weight if bn.affine else 1.0) / torch.sqrt(bn.running_var + bn.eps)
-            shift = bn.bias if bn.affine else 0.0
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
-            setattr(seq, name, nn.Identity())
-            folded += 1
-    return folded

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from engine.callbacks import Progress
@@ -29,7 +28,17 @@ from engine.models import LOGITS, ModelView
 from engine.results import RunResult, probabilities, top5, write_view
 from engine.runner import input_picture, load_view, recipe
 from objectives.classes import resolve_class
-from recipes.gradients import RULES, guided, input_gradient, rectifier_view, saliency, shifted_gradients
+from recipes.cams import CAM_METHODS, cam
+from recipes.gradients import (
+    BASELINES,
+    RULES,
+    SALIENCY_METHODS,
+    guided,
+    input_gradient,
+    rectifier_view,
+    saliency,
+    shifted_gradients,
+)
 
 __all__ = [
     "RULES",
@@ -64,16 +73,9 @@ def conv_layer(view: ModelView, layer: str, hw: tuple[int, int]) -> None:
 
 
 def gradcam(view: ModelView, picture: torch.Tensor, target: int, layer: str) -> torch.Tensor:
-    """Grad-CAM (Selvaraju et al., 2017): the layer's channels weighted by the mean gradient of the class logit,
-    summed, rectified and enlarged to the picture. On a global-pooling + linear head at the last conv layer this is
-    CAM (Zhou et al., 2016) up to a constant. Shape: ``(H, W)``, in [0, 1]."""
-    x = picture.to(view.device).detach().requires_grad_(True)  # the weights are frozen: the graph starts here
-    acts = view(x, [layer, LOGITS])
-    a = acts[layer]
-    (grad,) = torch.autograd.grad(acts[LOGITS][:, target].sum(), a)
-    cam = (grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True).relu()
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    return (cam / cam.max().clamp_min(1e-12)).detach()
+    """Grad-CAM (Selvaraju et al., 2017); on a global-pooling + linear head at the last conv layer this is CAM (Zhou
+    et al., 2016) up to a constant. The other methods of the family are in :mod:`recipes.cams`. Shape: ``(H, W)``."""
+    return cam(view, picture, target, layer, "gradcam")
 
 
 @torch.no_grad()
@@ -179,13 +181,22 @@ def _over_photo(picture: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     return _with_bar(grey * (1 - alpha) + colormap(scaled) * alpha)
 
 
+def _choice(cfg: DictConfig, key: str, choices: Iterable[str]) -> str:
+    value = str(cfg[key])
+    if value not in choices:
+        raise UserError(f"{key}={cfg[key]} is not known; use one of {', '.join(choices)}")
+    return value
+
+
 def _saliency(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
-    samples = int(cfg.samples) if cfg.smoothgrad else 0
+    method, baseline = _choice(cfg, "method", SALIENCY_METHODS), _choice(cfg, "baseline", BASELINES)
     shifts = _shifts(cfg)
 
     def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-        heat = saliency(view, picture, target, samples, float(cfg.sigma), shifts=shifts)
-        return _over_photo(picture, heat), heat
+        heat = saliency(
+            view, picture, target, method, int(cfg.samples), float(cfg.sigma), None, shifts, int(cfg.steps), baseline
+        )
+        return _over_photo(picture, heat.abs()), heat
 
     return explain
 
@@ -208,9 +219,10 @@ def _guided(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
 
 def _gradcam(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
     conv_layer(view, str(cfg.layer), hw)
+    method = _choice(cfg, "method", CAM_METHODS)
 
     def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-        heat = gradcam(view, picture, target, str(cfg.layer))
+        heat = cam(view, picture, target, str(cfg.layer), method, int(cfg.chunk))
         return _heat_panel(picture, heat), heat
 
     return explain
@@ -225,9 +237,13 @@ def _occlusion(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain
     return explain
 
 
-@recipe(numbers={"samples": (int, 0, True), "sigma": (float, 0, False), "shifts": (int, 0, True)}, penalties=False)
+@recipe(
+    numbers={key: (int, 0, True) for key in ("samples", "shifts", "steps")} | {"sigma": (float, 0, False)},
+    penalties=False,
+)
 def saliency_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Gradient saliency (Simonyan et al., 2014), or SmoothGrad (Smilkov et al., 2017) with ``smoothgrad=true``."""
+    """Gradient saliency (Simonyan et al., 2014) and its kin by ``method=``: SmoothGrad, VarGrad, input × gradient,
+    Integrated Gradients (see :func:`recipes.gradients.saliency`)."""
     return _attribute(cfg, folder, recipe, _saliency)
 
 
@@ -237,9 +253,10 @@ def guided_backprop(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return _attribute(cfg, folder, recipe, _guided)
 
 
-@recipe(penalties=False)
+@recipe(numbers={"chunk": (int, 0, True)}, penalties=False)
 def gradcam_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Grad-CAM (Selvaraju et al., 2017) at ``layer``; at the last conv layer it equals CAM (Zhou et al., 2016)."""
+    """The CAM family at ``layer`` by ``method=`` (Grad-CAM by default; at the last conv layer it equals CAM, Zhou et
+    al., 2016): see :mod:`recipes.cams`."""
     return _attribute(cfg, folder, recipe, _gradcam)
 
 

@@ -15,11 +15,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.functional import gaussian_blur
 
 from engine.errors import UserError
 from engine.models import LOGITS, ModelView
 
-__all__ = ["RULES", "guided", "input_gradient", "rectifier_view", "saliency", "score", "shifted_gradients"]
+__all__ = [
+    "BASELINES",
+    "RULES",
+    "SALIENCY_METHODS",
+    "baseline_picture",
+    "guided",
+    "input_gradient",
+    "integrated_gradients",
+    "rectifier_view",
+    "saliency",
+    "score",
+    "shifted_gradients",
+]
 
 GRADIENT_BATCH = 8
 """Moved or noisy copies of a picture sent through the model at once."""
@@ -33,24 +46,81 @@ def score(view: ModelView, x: torch.Tensor, target: int) -> torch.Tensor:
     return view(x, [LOGITS])[LOGITS][:, target].sum()
 
 
+SALIENCY_METHODS = ("gradient", "smoothgrad", "vargrad", "inputxgrad", "integrated")
+"""What ``saliency(method=)`` computes; see :func:`saliency`."""
+BASELINES = ("black", "grey", "white", "blur")
+"""The pictures Integrated Gradients can start its path from."""
+
+
 def saliency(
     view: ModelView,
     picture: torch.Tensor,
     target: int,
-    samples: int = 0,
+    method: str = "gradient",
+    samples: int = 25,
     sigma: float = 0.15,
     generator: torch.Generator | None = None,
     shifts: int = 1,
+    steps: int = 32,
+    baseline: str = "black",
 ) -> torch.Tensor:
-    """``|∂ logit / ∂ pixel|``, the largest over the colour channels (Simonyan et al., 2014).
+    """A map of how much each pixel counts for the class logit, by ``method``:
 
-    With ``samples > 0`` it is SmoothGrad (Smilkov et al., 2017): the mean over noisy copies of the picture, the
-    noise's spread ``sigma`` times the picture's range. ``shifts`` > 1 averages over copies moved by 0 … shifts-1
-    pixels (see :func:`shifted_gradients`). Shape: returns ``(H, W)``.
+    - ``gradient``: ``|∂ logit / ∂ pixel|``, the largest over the colour channels (Simonyan et al., 2014);
+    - ``smoothgrad``: that, averaged over ``samples`` noisy copies of the picture, the noise's spread ``sigma``
+      times the picture's range (Smilkov et al., 2017);
+    - ``vargrad``: the gradient's variance over those noisy copies, largest over colours (Adebayo et al., 2018);
+    - ``inputxgrad``: picture times gradient, summed over colours (Shrikumar et al., 2016); signed;
+    - ``integrated``: Integrated Gradients (Sundararajan et al., 2017) along ``steps`` points of the straight path
+      from a ``baseline`` picture, summed over colours; signed, and its sum is the logit's change along the path.
+
+    ``shifts`` > 1 averages the plain gradient over moved copies (:func:`shifted_gradients`). Shape: ``(H, W)``.
     """
-    return shifted_gradients(
-        view, picture, target, shifts, samples, sigma, generator, lambda g: g.abs().amax(1, keepdim=True)
-    )[0]
+    largest = lambda g: g.abs().amax(1, keepdim=True)  # noqa: E731
+    if method == "gradient":
+        return shifted_gradients(view, picture, target, shifts, reduce=largest)[0]
+    if method == "smoothgrad":
+        return shifted_gradients(view, picture, target, shifts, max(1, samples), sigma, generator, largest)[0]
+    if method == "vargrad":
+        both = shifted_gradients(
+            view, picture, target, shifts, max(2, samples), sigma, generator, lambda g: torch.cat([g, g * g], 1)
+        )
+        return (both[3:] - both[:3].pow(2)).clamp_min(0).amax(0)
+    if method == "inputxgrad":
+        return (picture[0].to(view.device) * shifted_gradients(view, picture, target, shifts)).sum(0)
+    if method == "integrated":
+        return integrated_gradients(view, picture, target, steps, baseline).sum(0)
+    raise UserError(f"method={method} is not a saliency method; use one of {', '.join(SALIENCY_METHODS)}")
+
+
+def baseline_picture(picture: torch.Tensor, baseline: str) -> torch.Tensor:
+    """The start of Integrated Gradients' path: a flat picture, or the picture blurred past recognition."""
+    flat = {"black": 0.0, "grey": 0.5, "white": 1.0}
+    if baseline in flat:
+        return torch.full_like(picture, flat[baseline])
+    if baseline == "blur":
+        sigma = max(picture.shape[-2:]) / 16
+        return gaussian_blur(picture, [2 * math.ceil(2 * sigma) + 1] * 2, [sigma, sigma])
+    raise UserError(f"baseline={baseline} is not known; use one of {', '.join(BASELINES)}")
+
+
+def integrated_gradients(
+    view: ModelView, picture: torch.Tensor, target: int, steps: int = 32, baseline: str = "black"
+) -> torch.Tensor:
+    """``(x - x0) ·`` the mean gradient at ``steps`` midpoints of the path from ``x0`` (the ``baseline`` picture)
+    to ``x``. Shape: ``(1, 3, H, W) -> (3, H, W)``; summed, it is ``logit(x) - logit(x0)`` up to the midpoint rule's
+    error."""
+    if steps < 1:
+        raise UserError(f"steps={steps} is not valid; Integrated Gradients needs at least 1 step (32 is usual)")
+    x = picture.to(view.device)
+    start = baseline_picture(x, baseline)
+    alphas = (torch.arange(steps, device=x.device, dtype=x.dtype) + 0.5) / steps
+    total = torch.zeros_like(x)
+    for part in alphas.split(GRADIENT_BATCH):
+        batch = (start + part.view(-1, 1, 1, 1) * (x - start)).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(score(view, batch, target), batch)
+        total += grad.sum(0, keepdim=True)
+    return ((x - start) * total / steps)[0]
 
 
 def shifted_gradients(

@@ -422,9 +422,9 @@ ERRORS = [
         ("size [24, 24] is too small for features.12 of alexnet", "larger size="),
     ),
     Case(
-        "model-of-one-size",
-        ("recipe=class", "steps=1", "size=32", "model.name=vit_b_16", "model.weights=none"),
-        ("size [32, 32] does not suit vit_b_16", "Expected 224", "use the size it takes"),
+        "model-of-larger-sizes",  # a ViT takes any size now (resized on the way in); MaxViT still needs room
+        ("recipe=class", "steps=1", "size=32", "model.name=maxvit_t", "model.weights=none"),
+        ("size [32, 32] is too small for logits of maxvit_t", "use a larger size="),
     ),
     Case("video-unreadable", ("recipe=style_video", "input={assets}/notes.jpg"), ("could not be read as a GIF",)),
     Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),

@@ -97,7 +97,7 @@ def test_saliency_and_occlusion_find_the_part_that_decides() -> None:
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.2 + 0.8
     sal = saliency(view, x, 0)
     assert sal[:, 8:].max() == 0 and sal[:, :8].min() > 0
-    smooth = saliency(view, x, 0, samples=8, generator=torch.Generator().manual_seed(0))
+    smooth = saliency(view, x, 0, "smoothgrad", samples=8, generator=torch.Generator().manual_seed(0))
     assert smooth.shape == (16, 16)
     seen: list[tuple[int, int]] = []
 
@@ -167,7 +167,7 @@ def _run(tmp_path: Path, recipe: str, *overrides: str) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("recipe", "overrides", "shape"),
     [
-        ("saliency", ["smoothgrad=true", "samples=4"], (1, 64, 96)),
+        ("saliency", ["method=smoothgrad", "samples=4"], (1, 64, 96)),
         ("guided_backprop", ["cam_layer=features.14"], (1, 3, 64, 96)),
         ("guided_backprop", ["rule=deconvnet"], (1, 3, 64, 96)),
         ("gradcam", ["target=top3"], (3, 64, 96)),

@@ -31,6 +31,10 @@ SMALL: dict[str, Any] = {
     "patch": 24,
     "stride": 24,
     "snapshot_every": 1,
+    "methods": "[gradcam,gradient]",
+    "random_maps": 1,
+    "points": 4,
+    "fractions": "[0.5]",
 }
 """Small values for the keys a recipe has, so that every run takes seconds."""
 PENALTIES = ("tv=0.01", "l1=0.01", "l2=0.01")

@@ -1,0 +1,50 @@
+"""Vision transformers in the recipes that read a layer: ViT-B/16 and Swin-T with random weights (none can be
+downloaded here), at picture sizes the ViT does not take, so the resize on the way in is exercised too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import run
+
+VIT_BLOCK = "layer=encoder.layers.encoder_layer_5"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "recipe", "args"),
+    [
+        ("vit_b_16", "channel", [VIT_BLOCK, "channel=7", "steps=2"]),
+        ("vit_b_16", "neuron", [VIT_BLOCK, "channel=7", "steps=2"]),
+        ("vit_b_16", "class", ["steps=2"]),
+        ("vit_b_16", "deepdream", [VIT_BLOCK, "steps=2", "octaves=2"]),
+        ("vit_b_16", "style", ["steps=2"]),
+        ("vit_b_16", "activations", [VIT_BLOCK]),
+        ("vit_b_16", "saliency", ["method=integrated", "steps=4"]),
+        ("vit_b_16", "gradcam", ["method=gradcam++"]),
+        ("swin_t", "channel", ["layer=features.5", "channel=3", "steps=2"]),
+        ("swin_t", "gradcam", ["method=layercam"]),
+        ("swin_t", "style", ["steps=2"]),
+    ],
+)
+def test_transformers_run_in_every_recipe_that_reads_a_layer(
+    tmp_path: Path, model: str, recipe: str, args: list[str]
+) -> None:
+    metrics = run(tmp_path, recipe, f"model={model}", "model.weights=none", "size=[72,96]", *args)
+    assert metrics["model"] == model
+    assert (tmp_path / "image.png").is_file()
+    if recipe == "activations":
+        assert np.load(tmp_path / "activations.npy").shape == (768, 14, 14)  # the patch grid at ViT's 224 px
+    if recipe in ("gradcam", "saliency"):
+        maps = np.load(tmp_path / "maps.npy")
+        assert maps.shape[-2:] == (72, 96) and np.isfinite(maps).all() and np.abs(maps).max() > 0
+
+
+@pytest.mark.slow
+def test_layers_lists_a_vit_s_blocks(tmp_path: Path) -> None:
+    run(tmp_path, "layers", "model=vit_b_16")
+    text = (tmp_path / "layers.txt").read_text()
+    assert "* encoder.layers.encoder_layer_11" in text and "(768, 14, 14)" in text
