@@ -125,6 +125,11 @@ def receptive_field(view: ModelView, layer: str) -> tuple[int, int, float]:
     """``(size, jump, start)`` of ``layer``'s units in input pixels: unit ``i`` sees the ``size`` pixels centred on
     ``start + i * jump``. Walks the convolutions and poolings registered up to the layer's end (the main path of a
     sequential model such as MobileNetV2 or VGG; skip connections never widen it)."""
+    if view.layout.kind != "nchw":
+        raise UserError(
+            f"{view.name} is a transformer: every unit of layer {layer} sees the whole picture, so there is no "
+            "receptive field to cut a patch by; use a convolutional model such as model=mobilenet_v2"
+        )
     fields = _fields(view.model)
     target = view.aliases.get(layer, layer)
     if target not in fields or not target:

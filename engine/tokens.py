@@ -51,7 +51,13 @@ class Layout:
         if self.kind == "tokens":
             tokens = shaped.flatten(2).transpose(1, 2)
             if output.shape[1] > tokens.shape[1]:  # the class token rides along unchanged
-                tokens = torch.cat([output[:, :1].expand(len(tokens), -1, -1), tokens], dim=1)
+                first = output[:, :1]
+                first = (
+                    first.expand(len(tokens), -1, -1)
+                    if len(first) == 1
+                    else first.repeat_interleave(len(tokens) // len(first), 0)
+                )
+                tokens = torch.cat([first, tokens], dim=1)
             return tokens.contiguous()
         return shaped.permute(0, 2, 3, 1).contiguous()
 

@@ -67,7 +67,7 @@ def _gradcampp(r: LayerReading) -> torch.Tensor:
     gradient weighted by ``g² / (2g² + Σ A · g³)``."""
     g2, g3 = r.g.pow(2), r.g.pow(3)
     denom = 2 * g2 + r.acts.sum((1, 2), keepdim=True) * g3
-    alpha = g2 / torch.where(denom.abs() > EPS, denom, torch.ones_like(denom))
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)  # g's scale cancels out
     return _weighted((alpha * r.g.relu()).sum((1, 2)), r.acts)
 
 

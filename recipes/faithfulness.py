@@ -86,8 +86,8 @@ def curve(
     batch: int = 32,
 ) -> torch.Tensor:
     """The class probability as pixels change from ``start`` to ``end`` in the order of ``place``, at ``points`` + 1
-    even fractions from none to all. Deletion: start = the picture, end = black; insertion: start = a blurred copy,
-    end = the picture. Shape: ``(1, 3, H, W)`` twice -> ``(points + 1,)``."""
+    even fractions from none to all. Deletion: start = the picture, end = its mean colour; insertion: start = a
+    blurred copy, end = the picture. Shape: ``(1, 3, H, W)`` twice -> ``(points + 1,)``."""
     count = place.numel()
     taken = torch.round(torch.linspace(0, count, points + 1)).long().view(-1, 1, 1, 1)
     masks = place.view(1, 1, *place.shape) < taken
@@ -149,7 +149,7 @@ def road(
     count = place.numel()
     filled = []
     for fraction in fractions:
-        n = round(fraction * count)
+        n = min(round(fraction * count), count - 1)  # a tiny picture keeps at least one pixel to fill from
         removed = place < n if most_first else place >= count - n
         filled.append(impute(picture, removed, noise, generator))
     return _probability(view, torch.cat(filled), target, len(filled))
@@ -167,7 +167,8 @@ def attribution(view: ModelView, picture: torch.Tensor, target: int, method: str
 def scores(
     view: ModelView, picture: torch.Tensor, heat: torch.Tensor, target: int, cfg: DictConfig, seed: int
 ) -> dict[str, object]:
-    """The four areas and the curves of one map: deletion to black, insertion onto a blur, ROAD both ways."""
+    """The four areas and the curves of one map: deletion to the mean colour, insertion onto a blur, ROAD both
+    ways."""
     generator = torch.Generator().manual_seed(seed)
     place = ranking(heat, generator)
     x = picture.cpu()
@@ -281,7 +282,13 @@ def _random_scores(
 
 
 def _target(cfg: DictConfig, view: ModelView, picture: torch.Tensor) -> int:
-    if str(cfg.target).strip().lower() != "top1":
+    text = str(cfg.target).strip().lower()
+    if text.startswith("top") and text != "top1":
+        raise UserError(
+            f"target={cfg.target}: faithfulness scores one class per picture; use target=top1 (each picture's top "
+            "class), a class name or an index"
+        )
+    if text != "top1":
         return resolve_class(cfg.target, view.categories)
     with torch.no_grad():
         return int(view(picture.to(view.device), [LOGITS])[LOGITS][0].argmax())

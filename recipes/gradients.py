@@ -100,7 +100,8 @@ def baseline_picture(picture: torch.Tensor, baseline: str) -> torch.Tensor:
         return torch.full_like(picture, flat[baseline])
     if baseline == "blur":
         sigma = max(picture.shape[-2:]) / 16
-        return gaussian_blur(picture, [2 * math.ceil(2 * sigma) + 1] * 2, [sigma, sigma])
+        side = min(2 * math.ceil(2 * sigma) + 1, 2 * min(picture.shape[-2:]) - 1)  # reflection needs a wider side
+        return gaussian_blur(picture, [side, side], [sigma, sigma])
     raise UserError(f"baseline={baseline} is not known; use one of {', '.join(BASELINES)}")
 
 
@@ -212,9 +213,8 @@ def rectifier_view(view: ModelView, rule: str) -> ModelView:
             f"model {view.name} has no ReLU modules to apply the {rule} rule to; use model=mobilenet_v2, vgg16 or "
             "resnet18"
         )
-    out = ModelView(
-        model, view.categories, view.name, view.aliases, view.mean.flatten().tolist(), view.std.flatten().tolist()
-    ).to(view.device)
+    mean, std = view.mean.flatten().tolist(), view.std.flatten().tolist()
+    out = ModelView(model, view.categories, view.name, view.aliases, mean, std, view.layout).to(view.device)
     return out.channels_last() if view.is_channels_last else out
 
 

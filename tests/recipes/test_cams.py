@@ -104,6 +104,27 @@ def test_eigencam_is_the_first_principal_axis_with_the_activation_s_sign() -> No
     assert got.flatten().tolist() == pytest.approx([0.5, 0.0, 1.0], abs=1e-5)
 
 
+def test_gradcam_plus_plus_keeps_small_gradients() -> None:
+    """Its weights g^2 / (2 g^2 + sum(A) g^3) = 1 / (2 + sum(A) g): gradients of 1e-4 (a pooled head's size) count."""
+
+    class Faint(Weighed):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 1e-4
+
+    got = cam(_view(Faint(), 2), torch.tensor(A).view(1, 2, 1, 3), 0, "features", "gradcam++")
+    weights = [sum(max(g, 0.0) / (2 + sum(A[k]) * g) for g in (1e-4 * v for v in V[k])) for k in range(2)]
+    assert got.flatten().tolist() == pytest.approx(_combine(weights), abs=1e-4)
+
+
+def test_blur_baseline_fits_any_picture_shape() -> None:
+    from recipes.gradients import baseline_picture
+
+    for shape in ((1, 3, 1, 1), (1, 3, 16, 224), (1, 3, 224, 16)):
+        picture = torch.rand(shape)
+        blurred = baseline_picture(picture, "blur")
+        assert blurred.shape == picture.shape
+
+
 def test_cam_methods_differ_on_the_worked_case() -> None:
     worked = _worked()
     assert len({tuple(round(v, 4) for v in m) for m in worked.values()}) >= 5  # the case tells the methods apart

@@ -130,6 +130,7 @@ def test_faithfulness_writes_its_table_csv_and_plot(tmp_path: Path) -> None:
         (["methods=[]"], "names no method"),
         (["fractions=[0.5,1.0]"], "fractions=[0.5, 1.0] is not valid"),
         (["input=/no/such/picture.png"], "input"),
+        (["target=top3"], "faithfulness scores one class per picture"),
     ],
 )
 def test_faithfulness_refuses_bad_keys_in_one_line(tmp_path: Path, args: list[str], says: str) -> None:

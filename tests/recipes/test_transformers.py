@@ -48,3 +48,12 @@ def test_layers_lists_a_vit_s_blocks(tmp_path: Path) -> None:
     run(tmp_path, "layers", "model=vit_b_16")
     text = (tmp_path / "layers.txt").read_text()
     assert "* encoder.layers.encoder_layer_11" in text and "(768, 14, 14)" in text
+
+
+@pytest.mark.slow
+def test_max_patches_refuses_a_transformer_in_one_line(tmp_path: Path) -> None:
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match="no receptive field to cut a patch by") as caught:
+        run(tmp_path, "max_patches", "model=swin_t", "model.weights=none", "layer=features.7", "size=64")
+    assert "\n" not in str(caught.value)
