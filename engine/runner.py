@@ -224,6 +224,26 @@ def _interrupted(rec: Recorder, frames: Snapshots) -> Rendered:
     return Rendered(current, rec, frames, True)
 
 
+def _listeners(
+    cfg: DictConfig,
+    label: str,
+    goal: Goal | None,
+    params: list[torch.Tensor],
+    rec: Recorder,
+    frames: Snapshots,
+    saver: Checkpointer | None,
+) -> list[Callback]:
+    """One octave's callbacks, in the order they hear each step: recorder, snapshots, progress bar, divergence
+    guard, the goal (last octave only), the periodic regularizers and the checkpointer."""
+    listed = [rec, frames, Progress(label), Guard(label=label.strip()), goal, periodic(cfg, params, int(cfg.steps))]
+    return [c for c in [*listed, saver] if c is not None]
+
+
+def _refuse_alpha_dream(cfg: DictConfig, base: torch.Tensor | None) -> None:
+    if base is not None and cfg.param.get("_target_") == ALPHA:
+        raise UserError("param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
+
+
 def optimize_octaves(
     cfg: DictConfig,
     view: ModelView,
@@ -248,8 +268,7 @@ def optimize_octaves(
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
         goal: ends the last octave early once its test holds (``stop_at``).
     """
-    if base is not None and cfg.param.get("_target_") == ALPHA:
-        raise UserError("param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
+    _refuse_alpha_dream(cfg, base)
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
@@ -270,13 +289,12 @@ def optimize_octaves(
         first_step = 0 if state is None else restore(state, params, optimizer, generator, rec, frames)
         state = None
         label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
-        callbacks: list[Callback] = [rec, frames, Progress(label), Guard(label=label.strip())]
-        extra: list[Callback | None] = [goal if i == len(sizes) - 1 else None, periodic(cfg, params, int(cfg.steps))]
+        saver = None
         if every and folder is not None:
-            extra.append(Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, text))
-        callbacks += [c for c in extra if c is not None]
+            saver = Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, text)
+        kept = _listeners(cfg, label, goal if i == len(sizes) - 1 else None, params, rec, frames, saver)
         objective, steps = objective_at(sizes[i]), cfg.steps
-        return optimize(params, image_fn, objective, view, transforms, optimizer, steps, callbacks, tiling, first_step)
+        return optimize(params, image_fn, objective, view, transforms, optimizer, steps, kept, tiling, first_step)
 
     try:
         picture = run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless")))
