@@ -46,6 +46,8 @@ EXAMPLES: dict[str, list[str]] = {
     "neuron": ["recipe=neuron", "layer=features.10", "channel=7"],
     "layer_atlas": ["recipe=layer_atlas", "layer=features.10", "channels=0:16"],
     "dream_zoom": ["recipe=dream_zoom", "input=chelsea", "frames=48", "zoom=1.03"],
+    "style_video": ["recipe=style_video", "input=clip", "style=hubble_deep_field"],
+    "dream_video": ["recipe=dream_video", "input=clip"],
     "interpolate": ["recipe=interpolate", "layer=features.10", "from=7", "to=42", "frames=8"],
     "interpolate_classes": ["recipe=interpolate", "from=class:flamingo", "to=class:goldfish", "frames=6"],
     "style": ["recipe=style", "content=grace_hopper", "style=ihc"],
@@ -82,7 +84,7 @@ WIDE = {
 """Sheets of several panels get a longer side than :data:`THUMB_SIDE`, so each panel stays readable."""
 REPEAT = {"texture_tiled": 2}
 """Examples shown repeated n × n, so that a seamless tile shows it has no seam."""
-MOVING = {"dream_zoom": 160}
+MOVING = {"dream_zoom": 160, "style_video": 160, "dream_video": 160}
 """Examples whose ``video.gif`` is also shown, shrunk to this long side, as ``docs/images/NAME.gif``."""
 
 

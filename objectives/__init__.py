@@ -14,7 +14,17 @@ from objectives.activation import (
 )
 from objectives.base import Activations, Objective
 from objectives.classes import class_logit, imagenet_categories, resolve_class
-from objectives.transfer import blend_weights, content, feature_targets, gram, inversion, smooth, style, style_grams
+from objectives.transfer import (
+    blend_weights,
+    content,
+    feature_targets,
+    gram,
+    inversion,
+    smooth,
+    style,
+    style_grams,
+    temporal,
+)
 
 __all__ = [
     "Activations",
@@ -40,4 +50,5 @@ __all__ = [
     "smooth",
     "style",
     "style_grams",
+    "temporal",
 ]

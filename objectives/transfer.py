@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import UserError
-from objectives.base import Activations, Objective
+from objectives.base import INPUT, Activations, Objective
 
 __all__ = [
     "SMOOTHING",
@@ -27,6 +27,7 @@ __all__ = [
     "smooth",
     "style",
     "style_grams",
+    "temporal",
 ]
 
 SMOOTHING = ("none", "softmax")
@@ -94,6 +95,27 @@ def content(layer: str, target: torch.Tensor, weight: float = 1.0, smoothing: st
         return weight * relative_error(smooth(acts[layer], smoothing), target.expand_as(acts[layer]))
 
     return Objective(fn, [layer], f"content({layer})")
+
+
+def temporal(previous: torch.Tensor, mask: torch.Tensor, weight: float = 1.0) -> Objective:
+    """Keep the picture where ``mask`` is 1 close to ``previous``: ``weight × mean(mask · (x − previous)²)``, the
+    short-term temporal loss of Ruder et al. (2016), with ``previous`` the frame before warped along the flow.
+
+    Shape: ``previous`` is ``(1, 3, H, W)`` and ``mask`` ``(1, 1, H, W)`` (1: follow, 0: free), both resized to the
+    picture when its size differs.
+    """
+    if previous.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"a {tuple(mask.shape[-2:])} mask for a {tuple(previous.shape[-2:])} picture")
+
+    def fn(acts: Activations) -> torch.Tensor:
+        x = acts[INPUT]
+        target, where = previous, mask
+        if x.shape[-2:] != target.shape[-2:]:
+            target = F.interpolate(target, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            where = F.interpolate(where, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return weight * (where * (x - target).square()).mean()
+
+    return Objective(fn, [INPUT], "temporal")
 
 
 def inversion(layer: str, target: torch.Tensor) -> Objective:

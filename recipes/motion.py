@@ -7,7 +7,6 @@ stopped part way resumes from its last written frame (``resume=FOLDER``) and end
 
 from __future__ import annotations
 
-import itertools
 import math
 import shutil
 import sys
@@ -25,16 +24,13 @@ from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.checks import check_number
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
-from engine.images import from_pil, load_image, quantize, to_pil
-from engine.models import ModelView
+from engine.images import load_image, quantize, to_pil
 from engine.octaves import octave_sizes
-from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish, write_view
+from engine.results import Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
-from engine.samples import CLIP, sample_clip
-from recipes.transfer import WEIGHTS, paint, style_view
 from recipes.visualize import render
 
-__all__ = ["dream_zoom", "flicker", "interpolate", "read_clip", "style_video", "write_video", "zoom_and_turn"]
+__all__ = ["FPS", "check_fps", "dream_zoom", "interpolate", "start_frames", "write_video", "zoom_and_turn"]
 
 FPS = (0.1, 60.0)
 """The slowest and fastest frame rates a video may have (a GIF holds a frame at most 10 s here)."""
@@ -97,7 +93,7 @@ def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float
     return frames, fps, zoom, rotate, (float(shift[0]), float(shift[1]))
 
 
-def _start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
+def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     """Make ``folder/frames``, copy into it the frames (up to ``limit``) that the run named by ``resume`` wrote, and
     leave a ``checkpoint.pt`` holding this run's keys (what ``resume=`` reads, as the step checkpoints of the other
     recipes are); returns the copied frames."""
@@ -129,7 +125,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     sizes = octave_sizes((current.shape[-2], current.shape[-1]), cfg.octaves, float(cfg.octave_scale))
     made = folder / "frames"
     pictures: list[Image.Image] = []
-    for path in _start_frames(cfg, folder, frames):
+    for path in start_frames(cfg, folder, frames):
         current = load_image(path).to(view.device)
         pictures.append(to_pil(current[0]))
     each = cfg.copy()  # one frame's optimization: no GIF of its steps, no step checkpoints
@@ -169,136 +165,4 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     assert result.picture is not None
     singles = [to_pil(picture) for picture in quantize(result.picture)]
     save_gif(folder / "interpolation.gif", singles + singles[-2:0:-1], int(cfg.gif_ms) * 2)
-    return result
-
-
-def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:
-    """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg), the first ``limit`` of them
-    (None: all; the rest are not decoded), and its frame rate if it says."""
-    import imageio.v2 as imageio
-
-    path = Path(source).expanduser()
-    if source == CLIP and not path.exists():
-        path = sample_clip()
-    if not path.is_file():
-        raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")
-    try:
-        with imageio.get_reader(path) as reader:
-            meta = reader.get_meta_data()  # type: ignore[attr-defined]
-            decoded = itertools.islice(reader, limit)  # type: ignore[call-overload]
-            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in decoded]
-    except Exception as e:  # imageio raises many kinds for a file it cannot decode
-        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
-        raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
-    if not frames:
-        raise UserError(f"input '{source}' holds no frames; pass a GIF or video with at least one frame")
-    if len(frames) == 1 and limit != 1:
-        raise UserError(
-            f"input '{source}' is a still picture, not a clip; pass a GIF or video with several frames "
-            "(recipe=style paints a single picture)"
-        )
-    fps = meta.get("fps") or (1000 / meta["duration"] if meta.get("duration") else None)
-    return frames, float(fps) if fps else None
-
-
-def flicker(frames: list[torch.Tensor]) -> float:
-    """Mean absolute change from one frame to the next, in 8-bit levels (0 for a single frame)."""
-    steps = [float((b - a).abs().mean()) * 255 for a, b in itertools.pairwise(frames)]
-    return sum(steps) / len(steps) if steps else 0.0
-
-
-def _paint_frames(
-    cfg: DictConfig,
-    view: ModelView,
-    clip: list[Image.Image],
-    pictures: list[Image.Image],
-    folder: Path,
-    steps_next: int,
-) -> tuple[float, int, str | None, bool]:
-    """Paint the frames of ``clip`` after those in ``pictures`` (appending to it and writing ``frames/``): the first
-    as ``recipe=style`` would, each later one from the painted frame before it, with one octave of ``steps_next``.
-
-    Returns the seconds spent optimizing, the optimizer steps taken, the objective's name and whether Ctrl-C or
-    SIGTERM stopped it.
-    """
-    seconds, steps, objective = 0.0, 0, None
-    later = cfg.copy()
-    with open_dict(later):
-        later.snapshot_every, later.checkpoint_every, later.resume = 0, 0, None
-        first = later.copy()
-        later.octaves, later.steps = 1, steps_next
-    try:
-        for k, frame in enumerate(clip):
-            save_png(folder / "input" / f"{k:04d}.png", frame)
-            if k < len(pictures):
-                continue  # painted before the stop this run carries on from
-            torch.manual_seed(int(cfg.seed))
-            before = from_pil(pictures[-1]) if k > 0 else None  # the style stays where the clip stays
-            out, objective, _ = paint(first if k == 0 else later, view, from_pil(frame), before)
-            seconds, steps = seconds + out.record.seconds, steps + out.record.steps
-            if out.interrupted:
-                return seconds, steps, objective, True
-            if out.stopped:
-                raise UserError(f"frame {k + 1}: {out.stopped}")
-            save_png(folder / "frames" / f"{k:04d}.png", out.picture[0])
-            pictures.append(to_pil(out.picture[0]))
-            print(f"frame {k + 1}/{len(clip)} written", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:  # between two frames: the video so far is written all the same
-        return seconds, steps, objective, True
-    return seconds, steps, objective, False
-
-
-@recipe(paths=("style", "mask"), numbers={"steps_next": (int, 0, True)}, lists=WEIGHTS)
-def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Style transfer frame by frame: each frame starts from the stylised frame before it (fewer steps, one octave),
-    so the painting stays put where the clip does. Writes ``frames/``, ``video.gif``, ``video.mp4`` and the
-    flicker of the input and of the result (mean frame-to-frame change) in ``metrics.json``."""
-    if not cfg.get("input"):
-        raise UserError(
-            "recipe=style_video needs a clip; pass input=clip (the sample clip) or a GIF or MP4, such as a "
-            "dream_zoom video"
-        )
-    limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
-    clip, clip_fps = read_clip(str(cfg.input), limit)
-    if cfg.fps is not None:
-        fps = check_fps(cfg.fps)
-    else:  # the clip's own rate, within what a video can have (a GIF may claim 100 fps and more)
-        fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
-    steps_next = int(check_number(cfg, "steps_next", int, 0))
-    view = style_view(cfg, recipe)
-    done = _start_frames(cfg, folder, len(clip))
-    pictures = [to_pil(load_image(path, "resume")) for path in done]
-    seconds, steps, objective, interrupted = _paint_frames(cfg, view, clip, pictures, folder, steps_next)
-    videos = write_video(folder, pictures, fps) if pictures else []
-    painted = len(pictures)
-    moves = {"input": 0.0, "output": 0.0}
-    if pictures:
-        size = (pictures[0].height, pictures[0].width)
-        seen = [F.interpolate(from_pil(frame), size=size, mode="area") for frame in clip[:painted]]
-        moves = {
-            "input": round(flicker(seen), 3),
-            "output": round(flicker([from_pil(p) for p in pictures]), 3),
-        }
-        print(
-            f"flicker (mean change between frames, 8-bit levels): input {moves['input']:g}, result {moves['output']:g}",
-            file=sys.stderr,
-        )
-    last = pictures[-1] if pictures else Image.new("RGB", (8, 8), "grey")
-    result = write_view(
-        cfg,
-        folder,
-        recipe,
-        last,
-        frames=painted,
-        fps=fps,
-        videos=videos,
-        objective=objective,
-        flicker=moves,
-        seconds=round(seconds, 3),
-        steps=steps,
-        interrupted=interrupted,
-    )
-    if interrupted:
-        raise Interrupted(folder, painted, "frame")
-    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
     return result

@@ -149,6 +149,7 @@ def paint(
     photo: torch.Tensor | None,
     init: torch.Tensor | None = None,
     folder: Path | None = None,
+    extra: Objective | None = None,
 ) -> tuple[Rendered, str, dict[str, Any]]:
     """Style transfer of ``photo`` (texture synthesis without one), in memory, following Gatys et al. (2016).
 
@@ -158,6 +159,7 @@ def paint(
         photo: the content picture ``(1, 3, H, W)``, or None.
         init: the starting picture; None starts as ``cfg.init`` says.
         folder: where checkpoints go (None: none).
+        extra: an objective added at every octave (``style_video``'s temporal loss), or None.
 
     Returns:
         The rendered picture and its record, the objective's name and the keys ``metrics.json`` adds.
@@ -168,6 +170,8 @@ def paint(
     blend = blend_weights([float(w) for w in _as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend)
+    if extra is not None:
+        transfer, objective_at = objective_at, lambda hw: transfer(hw) + extra
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     first = init if init is not None else _start(cfg, seen)
     start = None if first is None else first.to(view.device)

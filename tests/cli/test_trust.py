@@ -139,12 +139,12 @@ def test_a_damaged_checkpoint_is_refused(picture: Path, tmp_path: Path) -> None:
 
 
 def test_resume_takes_only_the_frames_a_run_wrote(tmp_path: Path) -> None:
-    from recipes.motion import _start_frames
+    from recipes.motion import start_frames
 
     frames = tmp_path / "stopped" / "frames"
     frames.mkdir(parents=True)
     for name in ("0000.png", "0001.png", "0003.png", ".0002.png.tmp.png", "notes.png"):
         Image.new("RGB", (8, 8), "red").save(frames / name)
     cfg = compose_recipe("style_video", f"resume={tmp_path / 'stopped'}")
-    copied = _start_frames(cfg, tmp_path / "new", limit=10)
+    copied = start_frames(cfg, tmp_path / "new", limit=10)
     assert [p.name for p in copied] == ["0000.png", "0001.png"]  # up to the first gap; hidden and odd names ignored

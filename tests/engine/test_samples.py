@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from engine.samples import CLIP_FRAMES, CLIP_STEP, cache_dir, make_clip, sample_clip, sample_folder
-from recipes.motion import read_clip
+from recipes.clips import read_clip
 from tests.helpers import run
 
 

@@ -168,67 +168,6 @@ def test_interpolate_blends_from_one_channel_to_the_other(tmp_path: Path) -> Non
     assert max(steps) < ends, f"neighbours differ by {steps}, the ends by {ends:.1f}"
 
 
-def _moving_clip(path: Path, frames: int = 4, step: int = 2) -> None:
-    """A GIF of the astronaut sample sliding ``step`` pixels a frame."""
-    from engine.images import load_image, resize_to, to_pil
-
-    photo = resize_to(load_image("astronaut"), (64, 80))
-    shots = [to_pil(photo[..., :, k * step : k * step + 64]) for k in range(frames)]
-    shots[0].save(path, save_all=True, append_images=shots[1:], duration=100, loop=0)
-
-
-@pytest.mark.slow
-def test_style_video_paints_each_frame_without_more_flicker_than_the_clip(tmp_path: Path) -> None:
-    _moving_clip(tmp_path / "clip.gif")
-    keys = (f"input={tmp_path / 'clip.gif'}", "size=64", "octaves=1", "steps=30", "steps_next=10", "device=cpu")
-    run_recipe(compose_recipe("style_video", *keys), tmp_path / "run", "style_video")
-    run = tmp_path / "run"
-    assert sorted(p.name for p in (run / "frames").iterdir()) == ["0000.png", "0001.png", "0002.png", "0003.png"]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["fps"] == pytest.approx(10) and metrics["videos"] == ["video.gif", "video.mp4"]
-    assert metrics["steps"] == 30 + 3 * 10  # the first frame's steps, then each later frame's
-    moves = metrics["flicker"]
-    assert 0 < moves["output"] <= moves["input"], moves  # the painting moves no more than the clip does
-    first = torch.from_numpy(imageio.imread(run / "frames" / "0000.png")).float()
-    given = torch.from_numpy(imageio.imread(run / "input" / "0000.png")).float()
-    assert float((first - given).abs().mean()) > 10  # and it is painted, not the clip copied
-
-
-@pytest.mark.slow
-def test_a_stopped_style_video_keeps_its_frames_and_resumes_to_the_same_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _moving_clip(tmp_path / "clip.gif", frames=3)
-    keys = (f"input={tmp_path / 'clip.gif'}", "size=48", "octaves=1", "steps=6", "steps_next=3", "device=cpu")
-    run_recipe(compose_recipe("style_video", *keys), tmp_path / "whole", "style_video")
-    paint = recipes.motion.paint
-    calls: list[int] = []
-
-    def stop_at_the_third_frame(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # Ctrl-C while the third frame is painted
-        return paint(*args, **kwargs)
-
-    monkeypatch.setattr(recipes.motion, "paint", stop_at_the_third_frame)
-    cut = tmp_path / "cut"
-    with pytest.raises(Interrupted, match=r"after 2 frames; .* carry on with: dreamloom resume="):
-        run_recipe(compose_recipe("style_video", *keys), cut, "style_video")
-    calls.clear()
-    monkeypatch.setattr(recipes.motion, "paint", lambda *a, **k: calls.append(1) or paint(*a, **k))
-    assert sorted(p.name for p in (cut / "frames").iterdir()) == ["0000.png", "0001.png"]
-    assert json.loads((cut / "metrics.json").read_text())["interrupted"] is True
-    with Image.open(cut / "video.gif") as gif:
-        assert gif.n_frames == 2  # the video so far
-    assert not (cut / ".frame").exists()
-    dreamloom_main([f"resume={cut}", f"hydra.run.dir={tmp_path / 'resumed'}"])
-    assert len(calls) == 1  # only the third frame is painted: the first two are reused
-    for name in ("0000.png", "0001.png", "0002.png"):
-        whole, resumed = (Image.open(tmp_path / run / "frames" / name) for run in ("whole", "resumed"))
-        assert whole.tobytes() == resumed.tobytes(), name
-    assert not (tmp_path / "resumed" / CHECKPOINT).exists()
-
-
 def test_an_odd_sized_clip_is_written_whole_and_quietly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """H.264 needs even sides: a 33x21 clip is padded by its own edge, not resized (which imageio warns about)."""
     frames = [Image.new("RGB", (33, 21), (40 * k, 90, 160)) for k in range(3)]

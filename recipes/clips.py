@@ -1,0 +1,243 @@
+"""Clips painted or dreamed frame by frame, each frame carried over from the one before along the optical flow.
+
+Both recipes read a GIF or a video, bring every frame to the working size, and make frame 0 as the still recipe
+would. Frame ``k`` then starts from result ``k - 1`` warped by the flow from input frame ``k`` back to ``k - 1``
+(:mod:`engine.flow`); where the flow cannot be trusted (what the frame before did not show, motion boundaries) it
+starts from the new frame instead. ``style_video`` adds the temporal loss of Ruder et al. (2016); ``dream_video``
+blends the carried dream with the new frame. Frames are written to ``frames/`` as they are made, so a stopped run
+resumes after its last written frame (``resume=FOLDER``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from engine.callbacks import Recorder
+from engine.checkpoints import CHECKPOINT
+from engine.checks import check_number
+from engine.colors import match_colors
+from engine.errors import UserError
+from engine.export import save_png
+from engine.flow import FLOW_METHODS, Motion, flow_flicker, motion
+from engine.images import from_pil, load_image, quantize, resize_to, target_size, to_pil
+from engine.measures import feature_distance
+from engine.models import ModelView
+from engine.octaves import octave_sizes
+from engine.results import Interrupted, Rendered, RunResult, write_view
+from engine.runner import ALPHA, build_objective, load_view, optimize_octaves, recipe
+from engine.samples import CLIP, sample_clip
+from objectives.transfer import temporal
+from recipes.motion import FPS, check_fps, start_frames, write_video
+from recipes.transfer import WEIGHTS, paint, style_view
+
+__all__ = ["dream_video", "read_clip", "style_video"]
+
+Frame = Callable[[int, torch.Tensor, torch.Tensor | None, Motion | None], Rendered]
+"""Makes frame ``k`` from its input frame, the result before it (None for frame 0) and the motion between them."""
+
+
+def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:
+    """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg), the first ``limit`` of them
+    (None: all; the rest are not decoded), and its frame rate if it says."""
+    import imageio.v2 as imageio
+
+    path = Path(source).expanduser()
+    if source == CLIP and not path.exists():
+        path = sample_clip()
+    if not path.is_file():
+        raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")
+    try:
+        with imageio.get_reader(path) as reader:
+            meta = reader.get_meta_data()  # type: ignore[attr-defined]
+            decoded = itertools.islice(reader, limit)  # type: ignore[call-overload]
+            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in decoded]
+    except Exception as e:  # imageio raises many kinds for a file it cannot decode
+        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+        raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
+    if not frames:
+        raise UserError(f"input '{source}' holds no frames; pass a GIF or video with at least one frame")
+    if len(frames) == 1 and limit != 1:
+        raise UserError(
+            f"input '{source}' is a still picture, not a clip; pass a GIF or video with several frames "
+            "(recipe=style paints a single picture)"
+        )
+    fps = meta.get("fps") or (1000 / meta["duration"] if meta.get("duration") else None)
+    return frames, float(fps) if fps else None
+
+
+def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str | None]:
+    """The clip's frames at the working size (``size``: the long side), the video's frame rate, the flow method."""
+    if not cfg.get("input"):
+        raise UserError(f"recipe={recipe} needs a clip; pass input=clip (the sample clip) or a GIF or MP4")
+    if cfg.param.get("_target_") == ALPHA:
+        raise UserError(f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
+    if cfg.flow not in (*FLOW_METHODS, "none"):
+        raise UserError(f"flow={cfg.flow} is not known; use flow={', flow='.join(FLOW_METHODS)} or flow=none")
+    limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
+    clip, clip_fps = read_clip(str(cfg.input), limit)
+    if cfg.fps is not None:
+        fps = check_fps(cfg.fps)
+    else:  # the clip's own rate, within what a video can have (a GIF may claim 100 fps and more)
+        fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
+    hw = target_size(cfg.size, (clip[0].height, clip[0].width))
+    frames = [resize_to(from_pil(frame), hw) for frame in clip]
+    return frames, fps, None if cfg.flow == "none" else str(cfg.flow)
+
+
+def _each_frame(
+    folder: Path, frames: list[torch.Tensor], done: list[torch.Tensor], method: str | None, make: Frame
+) -> tuple[Recorder, bool]:
+    """Make the frames after those in ``done`` (appending each to it and writing ``frames/``); returns what the
+    optimizations recorded and whether Ctrl-C or SIGTERM stopped them."""
+    record = Recorder()
+    try:
+        for k, frame in enumerate(frames):
+            save_png(folder / "input" / f"{k:04d}.png", frame[0])
+            if k < len(done):
+                continue  # made before the stop this run carries on from
+            moved = motion(frames[k - 1], frame, method) if k > 0 and method else None
+            out = make(k, frame, done[-1] if k > 0 else None, moved)
+            record.merge(out.record)
+            if out.interrupted:
+                return record, True
+            if out.stopped:
+                raise UserError(f"frame {k + 1}: {out.stopped}")
+            picture = quantize(out.picture[:1])
+            save_png(folder / "frames" / f"{k:04d}.png", picture[0])
+            done.append(picture.cpu())
+            print(f"frame {k + 1}/{len(frames)} written", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # between two frames: the video so far is written all the same
+        return record, True
+    return record, False
+
+
+def _carried(before: torch.Tensor, frame: torch.Tensor, moved: Motion | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The result before, warped onto ``frame`` (unmoved without flow), and where it holds ``(1, 1, H, W)``."""
+    if moved is None:
+        return before, torch.ones_like(before[:, :1])
+    return moved.carry(before)
+
+
+def _measures(cfg: DictConfig, view: ModelView, done: list[torch.Tensor], frames: list[torch.Tensor]) -> dict:
+    """The flow-compensated flicker of the input and the result, and the content drift: each result frame's content
+    distance to its own input frame over the first frame's (the largest, and the last)."""
+    if not done:
+        return {}
+    seen = frames[: len(done)]  # measured along DIS's flow whatever carried the frames, so that runs compare
+    moves = {"input": round(flow_flicker(seen, seen), 3), "output": round(flow_flicker(done, seen), 3)}
+    layer = str(cfg.get("content_layer") or cfg.layer)
+    distances = [feature_distance(view, layer, d, f) for d, f in zip(done, seen, strict=True)]
+    drift = [d / max(distances[0], 1e-9) for d in distances]
+    print(
+        f"flicker along the flow (8-bit levels): input {moves['input']:g}, result {moves['output']:g}; "
+        f"content drift: at most {max(drift):.2f}x the first frame's distance ({layer})",
+        file=sys.stderr,
+    )
+    distance = [round(d, 4) for d in distances]
+    return {"flicker": moves, "content_drift": round(max(drift), 3), "content_distance": distance}
+
+
+def _run_clip(
+    cfg: DictConfig, folder: Path, recipe: str, view: ModelView, make: Frame, objective: Callable[[], str]
+) -> RunResult:
+    """The shared life of a clip recipe: frames (resumed ones reused), video, measures, ``metrics.json``."""
+    frames, fps, method = _clip(cfg, recipe)
+    view.check_layers([str(cfg.get("content_layer") or cfg.layer)])  # where the content drift is measured
+    done = [load_image(path, "resume") for path in start_frames(cfg, folder, len(frames))]
+    resumed = len(done)
+    record, interrupted = _each_frame(folder, frames, done, method, make)
+    videos = write_video(folder, [to_pil(d[0]) for d in done], fps) if done else []
+    last = to_pil(done[-1][0]) if done else Image.new("RGB", (8, 8), "grey")
+    painted = len(done)
+    seconds = round(record.seconds, 3)
+    extra: dict[str, Any] = _measures(cfg, view, done, frames)
+    if painted > resumed:
+        extra["seconds_per_frame"] = round(record.seconds / (painted - resumed), 3)
+    result = write_view(
+        cfg, folder, recipe, last, frames=painted, fps=fps, videos=videos, objective=objective(),
+        seconds=seconds, steps=record.steps, interrupted=interrupted, **extra,
+    )  # fmt: skip
+    if interrupted:
+        raise Interrupted(folder, painted, "frame")
+    (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume
+    return result
+
+
+def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
+    """The keys of one frame's optimization, with ``changes``: no progress GIF, no step checkpoints, no resume."""
+    each = cfg.copy()
+    with open_dict(each):
+        each.snapshot_every, each.checkpoint_every, each.resume = 0, 0, None
+        for key, value in changes.items():
+            each[key] = value
+    return each
+
+
+@recipe(
+    paths=("style", "mask"),
+    numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
+    lists=WEIGHTS,
+)
+def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Style transfer frame by frame. Frame ``k`` starts from painted frame ``k - 1`` warped along the flow (the new
+    frame where the flow fails) and takes ``steps_next`` steps at one octave, with a temporal loss
+    (``temporal_weight``) holding it to that warped frame where the flow holds, so the painting moves with the scene.
+    ``flow=none`` starts from the painted frame unmoved, without the temporal loss."""
+    view = style_view(cfg, recipe)
+    first = _frame_keys(cfg)
+    steps = int(check_number(cfg, "steps_next", int, 0))  # every later frame: one octave, its own steps and rate
+    later = _frame_keys(cfg, octaves=1, steps=steps, lr=check_number(cfg, "lr_next"))
+    weight = check_number(cfg, "temporal_weight", float, 0, strict=False)
+    name = [""]
+
+    def make(k: int, frame: torch.Tensor, before: torch.Tensor | None, moved: Motion | None) -> Rendered:
+        torch.manual_seed(int(cfg.seed))
+        if before is None:
+            out, name[0], _ = paint(first, view, frame)
+            return out
+        carried, mask = _carried(before.to(view.device), frame.to(view.device), moved)
+        fresh = match_colors(frame.to(view.device), carried)  # what is new starts in the painting's colours
+        start = mask * carried + (1 - mask) * fresh
+        extra = temporal(carried, mask, weight) if moved is not None and weight > 0 else None
+        out, _, _ = paint(later, view, frame, start, extra=extra)
+        return out
+
+    return _run_clip(cfg, folder, recipe, view, make, lambda: name[0] or "style")
+
+
+@recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)})
+def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """DeepDream of a clip. Frame ``k`` starts from dream ``k - 1`` warped along the flow, blended with the new frame
+    (``blend``: the dream's share; the new frame alone where the flow fails), and is dreamed on with the usual
+    octaves, so the dream flows with the scene and grows where new things come in."""
+    blend = check_number(cfg, "blend", float, 0, strict=False)
+    if blend > 1:
+        raise UserError(
+            f"blend={cfg.blend} is not valid; give the carried dream's share from 0 to 1, such as blend=0.5"
+        )
+    view = load_view(cfg)
+    objective = build_objective(cfg, view)
+    first = _frame_keys(cfg)
+    later = _frame_keys(cfg, steps=int(check_number(cfg, "steps_next", int, 0)))  # it adds to a dream carried over
+
+    def make(k: int, frame: torch.Tensor, before: torch.Tensor | None, moved: Motion | None) -> Rendered:
+        base = frame.to(view.device)
+        if before is not None:
+            carried, mask = _carried(before.to(view.device), base, moved)
+            base = base + blend * mask * (carried - base)
+        sizes = octave_sizes((base.shape[-2], base.shape[-1]), cfg.octaves, float(cfg.octave_scale))
+        generator = torch.Generator().manual_seed(int(cfg.seed) + k)
+        return optimize_octaves(
+            first if before is None else later, view, sizes, lambda hw: objective, base=base, generator=generator
+        )
+
+    return _run_clip(cfg, folder, recipe, view, make, lambda: objective.name)
