@@ -13,18 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from engine.images import load_image
-from engine.measures import grid_strength
-
-LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-
-
-def detail(picture: torch.Tensor) -> float:
-    grey = picture.mean(1, keepdim=True)
-    return float(F.conv2d(grey, LAPLACIAN[None, None]).abs().mean())
+from engine.measures import detail, grid_strength
 
 
 def measure(folder: Path, every: int) -> list[tuple[int, float, float]]:

@@ -15,6 +15,7 @@ from objectives.transfer import gram, relative_error
 
 __all__ = [
     "color_distance",
+    "detail",
     "edge_strength",
     "feature_distance",
     "grid_strength",
@@ -38,6 +39,16 @@ def feature_distance(view: ModelView, layer: str, picture: torch.Tensor, referen
     reference = resize_to(reference, (picture.shape[-2], picture.shape[-1]))
     current = view(picture.to(view.device), [layer])[layer]
     return float(relative_error(current, view(reference.to(view.device), [layer])[layer]))
+
+
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def detail(picture: torch.Tensor) -> float:
+    """Fine structure: the mean absolute Laplacian of the grey picture (a picture that fades into blur or flat colour
+    loses it). Shape: ``picture`` is ``(1, 3, H, W)`` in [0, 1]."""
+    grey = picture.float().mean(1, keepdim=True)
+    return float(F.conv2d(grey, LAPLACIAN.to(grey)[None, None]).abs().mean())
 
 
 def grid_strength(picture: torch.Tensor, periods: Sequence[int] = (2, 4, 8, 16)) -> float:

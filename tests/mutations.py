@@ -122,6 +122,8 @@ MUTANTS = [
     Mutant("luminance colours act as style colours", "recipes/transfer.py",
            '    if photo is not None and cfg.colors == "luminance":\n        out.picture',
            '    if False:\n        out.picture', (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
+    Mutant("zoom resamples bilinearly", "recipes/motion.py", 'mode="bicubic"', 'mode="bilinear"',
+           (f"{RECIPES}/test_motion.py",), "slow or not slow"),
     Mutant("dream zoom throws the dream away", "recipes/motion.py", "            current = quantize(out.picture)",
            "            current = quantize(start)", (f"{RECIPES}/test_motion.py",), "slow or not slow"),
     Mutant("style video forgets the frame before", "recipes/clips.py",

@@ -176,3 +176,15 @@ def test_an_odd_sized_clip_is_written_whole_and_quietly(tmp_path: Path, capfd: p
         first = np.asarray(reader.get_data(0))  # type: ignore[attr-defined]
     assert first.shape == (22, 34, 3)
     assert "WARNING" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_long_zoom_keeps_its_fine_detail(tmp_path: Path) -> None:
+    """Resampled 30 times over, the frames keep their fine structure (1.07 of the first frame's; a bilinear zoom
+    kept 0.53)."""
+    from engine.measures import detail
+
+    keys = ("size=192", "frames=30", "device=cpu", "snapshot_every=0")
+    run_recipe(compose_recipe("dream_zoom", *keys), tmp_path, "dream_zoom")
+    first, last = (detail(load_image(tmp_path / "frames" / f"{k:04d}.png")) for k in (0, 29))
+    assert last > 0.9 * first, (first, last)
