@@ -28,7 +28,8 @@ style-demo: setup
 
 # Speed against the peers (makes .venv-peers on first use), batched against one-by-one rendering, a 4K DeepDream's
 # time and peak memory, style transfer against a plain implementation of the same losses, the parameterizations' step
-# costs against an FFT step, and resident memory over 200 renders in one process (about 17 minutes).
+# costs against an FFT step, resident memory over 200 renders in one process, and a fast style network trained and
+# measured against recipe=style (about 30 minutes).
 bench: setup
 	$(PY) benchmarks/peers.py
 	$(PY) benchmarks/batch.py
@@ -37,6 +38,7 @@ bench: setup
 	$(PY) benchmarks/params.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/cam_memory.py
+	$(PY) benchmarks/fast_style.py
 
 lint: setup
 	$(VENV)/bin/ruff check engine objectives regularizers recipes tests docs benchmarks

@@ -54,6 +54,8 @@ EXAMPLES: dict[str, list[str]] = {
     "style_luminance": ["recipe=style", "colors=luminance"],
     "style_blend": ["recipe=style", "style=[ihc,hubble_deep_field]", "style_weights=[0.5,0.5]"],
     "style_regions": ["recipe=style", "style=[hubble_deep_field,ihc]", "mask=docs/images/mask_split.png"],
+    "style_train": ["recipe=style_train", "style=ihc"],
+    "style_fast": ["recipe=style_fast", "net=ihc", "input=grace_hopper"],
     "texture": ["recipe=texture", "style=ihc"],
     "texture_tiled": ["recipe=texture", "style=brick", "size=256", "seamless=true"],
     "inversion_sweep": ["recipe=inversion_sweep", "input=grace_hopper"],
@@ -79,6 +81,7 @@ WIDE = {
     "interpolate": 768,
     "interpolate_classes": 768,
     "adversarial": 512,
+    "style_train": 640,
     **dict.fromkeys(("saliency", "guided_backprop", "occlusion"), 400),
 }
 """Sheets of several panels get a longer side than :data:`THUMB_SIDE`, so each panel stays readable."""

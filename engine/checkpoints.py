@@ -24,7 +24,7 @@ from engine.export import atomic_write
 from engine.images import is_folder
 from engine.params import ImageFn
 
-__all__ = ["CHECKPOINT", "Checkpointer", "load_checkpoint", "restore"]
+__all__ = ["CHECKPOINT", "Checkpointer", "frames_state", "load_checkpoint", "restore", "restore_frames"]
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
@@ -111,8 +111,7 @@ class Checkpointer(Callback):
                 "steps": self.record.steps,
                 "seconds": self.record.seconds,
             },
-            "frames": [torch.from_numpy(np.asarray(f.convert("RGB")).copy()) for f in self.frames.frames],
-            "frame_stride": self.frames.stride,
+            **frames_state(self.frames),
         }
         atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
@@ -138,6 +137,19 @@ def restore(
     record.loss_first, record.steps, record.seconds = rec["loss_first"], rec["steps"], rec["seconds"]
     if rec["loss_last"] is not None:
         record.last_loss = torch.tensor(rec["loss_last"])
+    restore_frames(state, frames)
+    return int(state["step"])
+
+
+def frames_state(frames: Snapshots) -> dict[str, Any]:
+    """The progress GIF's frames so far as a checkpoint holds them: plain tensors, and how often they come."""
+    return {
+        "frames": [torch.from_numpy(np.asarray(f.convert("RGB")).copy()) for f in frames.frames],
+        "frame_stride": frames.stride,
+    }
+
+
+def restore_frames(state: dict[str, Any], frames: Snapshots) -> None:
+    """Put the frames of :func:`frames_state` back into ``frames``."""
     frames.frames = [Image.fromarray(f.numpy()) for f in state["frames"]]
     frames.stride = int(state.get("frame_stride", 1))
-    return int(state["step"])

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ __all__ = [
     "CONFIG_KEY",
     "atomic_write",
     "contact_sheet",
+    "figure_picture",
+    "loss_curves",
     "read_png_config",
     "save_gif",
     "save_json",
@@ -139,3 +141,36 @@ def _caption(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, width: i
     for word in shown.split(" "):
         draw.text((x, y), word, fill="black")
         x += round(draw.textlength(word)) + _WORD_GAP
+
+
+def figure_picture(fig: Any) -> Image.Image:
+    """A matplotlib figure drawn to an RGB picture, and closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def loss_curves(series: Mapping[str, Sequence[float]], window: int = 20) -> Image.Image:
+    """Losses over the steps, each a running mean over ``window`` steps, on a log scale, as a picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name, values in series.items():
+        data = torch.tensor(list(values), dtype=torch.float64)
+        n = min(window, len(data))
+        if n:
+            ax.plot(range(n, len(data) + 1), data.unfold(0, n, 1).mean(-1).numpy(), label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss (running mean of {window} steps)")
+    ax.legend()
+    fig.tight_layout()
+    return figure_picture(fig)

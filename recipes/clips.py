@@ -39,7 +39,7 @@ from objectives.transfer import temporal
 from recipes.motion import FPS, check_fps, start_frames, write_video
 from recipes.transfer import WEIGHTS, paint, style_view
 
-__all__ = ["dream_video", "read_clip", "style_video"]
+__all__ = ["carry_over", "dream_video", "read_clip", "run_clip", "style_video"]
 
 Frame = Callable[[int, torch.Tensor, torch.Tensor | None, Motion | None], Rendered]
 """Makes frame ``k`` from its input frame, the result before it (None for frame 0) and the motion between them."""
@@ -88,7 +88,7 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
         fps = check_fps(cfg.fps)
     else:  # the clip's own rate, within what a video can have (a GIF may claim 100 fps and more)
         fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
-    hw = target_size(cfg.size, (clip[0].height, clip[0].width))
+    hw = (clip[0].height, clip[0].width) if cfg.size is None else target_size(cfg.size, (clip[0].height, clip[0].width))
     frames = [resize_to(from_pil(frame), hw) for frame in clip]
     return frames, fps, None if cfg.flow == "none" else str(cfg.flow)
 
@@ -120,7 +120,7 @@ def _each_frame(
     return record, False
 
 
-def _carried(before: torch.Tensor, frame: torch.Tensor, moved: Motion | None) -> tuple[torch.Tensor, torch.Tensor]:
+def carry_over(before: torch.Tensor, frame: torch.Tensor, moved: Motion | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The result before, warped onto ``frame`` (unmoved without flow), and where it holds ``(1, 1, H, W)``."""
     if moved is None:
         return before, torch.ones_like(before[:, :1])
@@ -146,7 +146,7 @@ def _measures(cfg: DictConfig, view: ModelView, done: list[torch.Tensor], frames
     return {"flicker": moves, "content_drift": round(max(drift), 3), "content_distance": distance}
 
 
-def _run_clip(
+def run_clip(
     cfg: DictConfig, folder: Path, recipe: str, view: ModelView, make: Frame, objective: Callable[[], str]
 ) -> RunResult:
     """The shared life of a clip recipe: frames (resumed ones reused), video, measures, ``metrics.json``."""
@@ -204,14 +204,14 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         if before is None:
             out, name[0], _ = paint(first, view, frame)
             return out
-        carried, mask = _carried(before.to(view.device), frame.to(view.device), moved)
+        carried, mask = carry_over(before.to(view.device), frame.to(view.device), moved)
         fresh = match_colors(frame.to(view.device), carried)  # what is new starts in the painting's colours
         start = mask * carried + (1 - mask) * fresh
         extra = temporal(carried, mask, weight) if moved is not None and weight > 0 else None
         out, _, _ = paint(later, view, frame, start, extra=extra)
         return out
 
-    return _run_clip(cfg, folder, recipe, view, make, lambda: name[0] or "style")
+    return run_clip(cfg, folder, recipe, view, make, lambda: name[0] or "style")
 
 
 @recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)})
@@ -232,7 +232,7 @@ def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     def make(k: int, frame: torch.Tensor, before: torch.Tensor | None, moved: Motion | None) -> Rendered:
         base = frame.to(view.device)
         if before is not None:
-            carried, mask = _carried(before.to(view.device), base, moved)
+            carried, mask = carry_over(before.to(view.device), base, moved)
             base = base + blend * mask * (carried - base)
         sizes = octave_sizes((base.shape[-2], base.shape[-1]), cfg.octaves, float(cfg.octave_scale))
         generator = torch.Generator().manual_seed(int(cfg.seed) + k)
@@ -240,4 +240,4 @@ def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             first if before is None else later, view, sizes, lambda hw: objective, base=base, generator=generator
         )
 
-    return _run_clip(cfg, folder, recipe, view, make, lambda: objective.name)
+    return run_clip(cfg, folder, recipe, view, make, lambda: objective.name)

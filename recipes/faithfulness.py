@@ -14,7 +14,6 @@ Library functions first, then ``faithfulness`` (``recipe=faithfulness``), which 
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from PIL import Image
 
 from engine.callbacks import Progress
 from engine.errors import UserError
-from engine.export import write_text
+from engine.export import figure_picture, write_text
 from engine.images import SAMPLES, is_folder, load_image, resize_to, target_size
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, write_view
@@ -346,7 +345,4 @@ def curves_plot(rows: list[dict[str, object]], methods: list[str], fractions: li
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return figure_picture(fig)

@@ -29,12 +29,12 @@ from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
 from engine.samples import FOLDER, sample_folder
 
-__all__ = ["embedding", "load_folder", "max_patches", "neighbours", "penultimate"]
+__all__ = ["PICTURE_SUFFIXES", "embedding", "load_folder", "max_patches", "neighbours", "penultimate", "square_crop"]
 
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def _square(picture: torch.Tensor, side: int) -> torch.Tensor:
+def square_crop(picture: torch.Tensor, side: int) -> torch.Tensor:
     """The centre square of a picture, resized to ``side``. Shape: ``(1, 3, H, W) -> (1, 3, side, side)``."""
     h, w = picture.shape[-2:]
     s = min(h, w)
@@ -60,7 +60,7 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
             skipped += 1
             continue
         try:
-            pictures.append(_square(load_image(file), side))
+            pictures.append(square_crop(load_image(file), side))
         except UserError:
             skipped += 1
             continue
@@ -241,7 +241,7 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             "recipe=neighbours compares one picture with the folder; pass query=PICTURE (a path or a sample such as "
             "query=chelsea)"
         )
-    query = _square(load_image(cfg.query, "query"), square_side(cfg))
+    query = square_crop(load_image(cfg.query, "query"), square_side(cfg))
     k = min(int(cfg.k), len(names))
     feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
     by_features = (feats[1:] @ feats[0]).topk(k).indices.tolist()

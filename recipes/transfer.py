@@ -26,10 +26,11 @@ from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, pen
 from objectives.base import Objective
 from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
 
-__all__ = ["WEIGHTS", "invert", "invert_sweep", "paint", "style_transfer", "style_view"]
+__all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A key that takes one value or a list, as a list (null: empty)."""
     if value is None:
         return []
     if isinstance(value, ListConfig | list | tuple):
@@ -48,14 +49,15 @@ def _cached(make: Callable[[tuple[int, int]], Objective]) -> Callable[[tuple[int
     return at
 
 
-def _style_layers(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[str], list[float] | None]:
-    layers = [str(layer) for layer in _as_list(cfg.style_layers)]
+def style_layer_keys(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[str], list[float] | None]:
+    """The content layer, the style layers and their weights the keys name, checked against the model."""
+    layers = [str(layer) for layer in as_list(cfg.style_layers)]
     if not layers:
         raise UserError(
             f"model {view.name} has no default style layers; pass style_layers=[...] and content_layer=... "
             "(list the layers with: dreamloom recipe=layers)"
         )
-    weights = _as_list(cfg.layer_weights) or None
+    weights = as_list(cfg.layer_weights) or None
     if weights is not None and len(weights) != len(layers):
         raise UserError(f"{len(weights)} layer_weights for {len(layers)} style_layers; give one weight per layer")
     content_layer = str(cfg.content_layer) if cfg.content_layer else None
@@ -84,7 +86,7 @@ def _style_pictures(
     """The style sources, their pictures (colours matched to ``photo`` when ``colors`` asks) and the masks."""
     if cfg.colors not in COLOR_MODES:
         raise UserError(f"colors={cfg.colors} is not known; use colors=style, luminance or histogram")
-    sources = [str(s) for s in _as_list(cfg.style)]
+    sources = [str(s) for s in as_list(cfg.style)]
     if not sources:
         raise UserError(
             "no style picture; pass style=PICTURE (a path or a sample such as style=ihc), or a list: "
@@ -103,7 +105,7 @@ def _style_pictures(
         )
     masks = None
     if cfg.mask:
-        colors = [str(c) for c in _as_list(cfg.mask_colors)] or None
+        colors = [str(c) for c in as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders
         regions = region_masks(load_image(cfg.mask, "mask"), len(styles), colors)
         masks = [resize_to(m, hw).to(device) for m in regions]
@@ -122,7 +124,7 @@ def _transfer_objective(
     style_scale = check_number(cfg, "style_scale")
     content_weight = check_number(cfg, "content_weight", strict=False)
     style_weight = check_number(cfg, "style_weight")
-    content_layer, layers, layer_weights = _style_layers(cfg, view)
+    content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
 
@@ -167,7 +169,7 @@ def paint(
     hw = target_size(cfg.size, None if photo is None else (photo.shape[-2], photo.shape[-1]))
     photo = None if photo is None else resize_to(photo, hw)
     sources, styles, masks = _style_pictures(cfg, photo, hw, view.device)
-    blend = blend_weights([float(w) for w in _as_list(cfg.style_weights)] or None, len(sources))
+    blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend)
     if extra is not None:
@@ -255,7 +257,7 @@ def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if cfg.get("resume"):
         raise UserError("recipe=inversion_sweep runs one optimization per layer and cannot be resumed; run it again")
     view, picture, sizes = _inversion_setup(cfg, recipe)
-    layers = [str(layer) for layer in _as_list(cfg.layers)]
+    layers = [str(layer) for layer in as_list(cfg.layers)]
     if not layers:
         raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")
     view.check_layers(layers)

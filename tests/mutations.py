@@ -195,6 +195,15 @@ MUTANTS = [
            (f"{REG}/test_periodic.py",)),
     Mutant("render unpickles code", "engine/render.py", "weights_only=True", "weights_only=False",
            (f"{E}/test_parameterizations.py",), "slow"),
+    Mutant("style network tiles see no context", "engine/stylenet.py", "CONTEXT = 48", "CONTEXT = 0",
+           (f"{RECIPES}/test_fast_style.py",)),
+    Mutant("style network file unpickles code", "engine/stylenet.py", "weights_only=True", "weights_only=False",
+           (f"{RECIPES}/test_fast_style.py",)),
+    Mutant("style network built at any width", "engine/stylenet.py", "not bounds[0] <= value <= bounds[1]",
+           "value is None", (f"{RECIPES}/test_fast_style.py",)),
+    Mutant("style training resumes from scratch", "recipes/fast_style.py",
+           't.step, t.seconds, t.curves = int(saved["step"])', 't.step, t.seconds, t.curves = 0 * int(saved["step"])',
+           (f"{RECIPES}/test_fast_style.py",), "slow"),
 ]  # fmt: skip
 
 
