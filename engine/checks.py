@@ -152,3 +152,13 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
             raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
     elif isinstance(default, str) and not isinstance(value, str):
         raise UserError(f"{name}={value} is not valid; {name} must be a name like {default}")
+
+
+def absolute_path(value: Any) -> Any:
+    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
+    try:
+        if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
+            return value
+    except OSError:
+        return value  # not a path this system can use: the key's own check names it
+    return str(Path(value).expanduser().resolve())

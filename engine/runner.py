@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
-from engine.checks import check_groups, check_list, check_number, check_numbers
+from engine.checks import absolute_path, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
 from engine.images import load_image, resize_to, target_size
@@ -104,16 +104,6 @@ def build(node: Any, **kwargs: Any) -> Any:
         what = str(e).splitlines()[0].removeprefix("Error in call to target ").rstrip(":")
         why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
         raise UserError(f"could not build {what}{why}; check the keys given to it") from None
-
-
-def _absolute(value: Any) -> Any:
-    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
-    try:
-        if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
-            return value
-    except OSError:
-        return value  # not a path this system can use: the key's own check names it
-    return str(Path(value).expanduser().resolve())
 
 
 def snapshots(cfg: DictConfig) -> Snapshots:
@@ -360,9 +350,9 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
         for key in (*PATH_KEYS, *spec.paths):
             value = OmegaConf.select(cfg, key)
             if isinstance(value, ListConfig):
-                OmegaConf.update(cfg, key, [_absolute(v) for v in value])
+                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
             elif value is not None:
-                OmegaConf.update(cfg, key, _absolute(value))
+                OmegaConf.update(cfg, key, absolute_path(value))
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:

@@ -35,7 +35,7 @@ from engine.runner import load_view, recipe
 from objectives.classes import resolve_class
 from recipes.attribution import conv_layer
 from recipes.cams import CAM_METHODS, cam
-from recipes.folders import PICTURE_SUFFIXES
+from recipes.folders import picture_files
 from recipes.gradients import SALIENCY_METHODS, baseline_picture, saliency
 
 __all__ = ["METHODS", "PHOTOS", "SCORES", "curve", "faithfulness", "impute", "random_map", "ranking", "road"]
@@ -195,8 +195,7 @@ def _pictures(cfg: DictConfig, side: tuple[int, int]) -> list[tuple[str, torch.T
         names = list(PHOTOS)
     elif is_folder(source):
         folder = Path(source).expanduser()
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        names = [str(p) for p in files if p.suffix.lower() in PICTURE_SUFFIXES]
+        names = [str(p) for p in picture_files(folder)[0]]
         if not names:
             raise UserError(
                 f"input folder '{source}' holds no pictures; put PNG or JPEG files in it or pass input=photos"

@@ -33,7 +33,7 @@ from engine.stylenet import BLOCKS, NETWORK, WIDTHS, StyleNet, load_network, net
 from objectives.base import Objective
 from objectives.transfer import blend_weights, content, style, style_grams
 from recipes.clips import carry_over, run_clip
-from recipes.folders import PICTURE_SUFFIXES, square_crop
+from recipes.folders import picture_files, square_crop
 from recipes.transfer import WEIGHTS, as_list, style_layer_keys
 
 __all__ = ["style_fast", "style_train"]
@@ -52,8 +52,7 @@ def _picture_files(folder: Any, key: str) -> list[str]:
     path = Path(str(folder)).expanduser()
     if not is_folder(path):
         raise UserError(f"{key}={folder} is not a folder; pass {key}=DIR, a folder of PNG or JPEG pictures")
-    files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
-    files = [f for f in files if not Path(f).name.startswith(".")]
+    files = [str(p) for p in picture_files(path)[0]]
     if not files:
         raise UserError(f"{key}={folder} holds no pictures; put PNG or JPEG files in it")
     return files
@@ -208,7 +207,6 @@ def _train(cfg: DictConfig, folder: Path, t: _Training, losses: _Losses, crops: 
             t.curves.append([float(style_loss.detach()), float(content_loss.detach())])
             t.step += 1
             t.seconds += time.perf_counter() - start
-            bar.steps = steps
             bar.on_step(t.step - 1, loss.detach(), lambda: preview)
             if shots and (t.step % shots == 0 or t.step == 1):
                 _snapshot(t, preview)

@@ -29,9 +29,25 @@ from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
 from engine.samples import FOLDER, sample_folder
 
-__all__ = ["PICTURE_SUFFIXES", "embedding", "load_folder", "max_patches", "neighbours", "penultimate", "square_crop"]
+__all__ = [
+    "PICTURE_SUFFIXES",
+    "embedding",
+    "load_folder",
+    "max_patches",
+    "neighbours",
+    "penultimate",
+    "picture_files",
+    "square_crop",
+]
 
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def picture_files(folder: Path) -> tuple[list[Path], int]:
+    """The picture files of ``folder`` (not its subfolders, no hidden files), sorted, and how many others it holds."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    pictures = [p for p in files if p.suffix.lower() in PICTURE_SUFFIXES]
+    return pictures, len(files) - len(pictures)
 
 
 def square_crop(picture: torch.Tensor, side: int) -> torch.Tensor:
@@ -54,11 +70,9 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
         path = sample_folder()
     if not is_folder(path):
         raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (or folder=samples, the packaged samples)")
-    names, pictures, skipped = [], [], 0
-    for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if file.suffix.lower() not in PICTURE_SUFFIXES:
-            skipped += 1
-            continue
+    names, pictures = [], []
+    files, skipped = picture_files(path)
+    for file in files:
         try:
             pictures.append(square_crop(load_image(file), side))
         except UserError:
