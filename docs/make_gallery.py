@@ -76,7 +76,8 @@ EXAMPLES: dict[str, list[str]] = {
 (tests/test_readme.py checks it); most are the recipe's defaults written out, so the command says what it does."""
 WIDE = {
     "inversion_sweep": 768,
-    "gradcam": 640,
+    "gradcam": 968,
+    "neighbours": 768,
     "faithfulness": 768,
     "interpolate": 768,
     "interpolate_classes": 768,

@@ -31,7 +31,6 @@ import torch
 from PIL import Image
 
 from engine.configs import GROUPS, compose, override_value, recipes
-from engine.errors import UserError
 from engine.images import load_image
 from engine.results import claim, release
 
@@ -62,10 +61,7 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
-    try:
-        cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
-    except UserError as e:  # the command line's advice, in the API's terms
-        raise UserError(str(e).replace("prefix it with + to add", "overrides=['+KEY=VALUE'] adds")) from None
+    cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(out) if out is not None else default, out is not None, "out=")
     try:
@@ -122,9 +118,11 @@ def _recipe_function(recipe: str) -> Callable[..., Result]:
 
 def __getattr__(name: str) -> Any:
     """``api.deepdream`` and every other recipe's function, made on first use (composing the recipe once for its
-    keys and defaults); a clear error on a mistyped recipe."""
-    if name in RECIPES:
-        made = globals()[name] = _recipe_function(name)
+    keys and defaults); a clear error on a mistyped recipe. A recipe named by a Python word takes a trailing
+    underscore, as PEP 8 spells it: ``api.class_``."""
+    recipe = name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
+    if recipe in RECIPES:
+        made = globals()[name] = _recipe_function(recipe)
         return made
     from engine.errors import close_matches
 
@@ -133,4 +131,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *RECIPES})
+    return sorted({*globals(), *(f"{r}_" if keyword.iskeyword(r) else r for r in RECIPES)})

@@ -53,13 +53,22 @@ class Progress(Callback):
     def _draw(self, done: int, loss: torch.Tensor | None, tty: bool, last: bool) -> None:
         self.shown = done
         filled = round(self.width * done / self.steps)
-        rate = done / max(time.perf_counter() - self.t0, 1e-9)
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        rate = done / elapsed
         bar = "#" * filled + "." * (self.width - filled)
         end = "\n" if last or not tty else ""
         start = "\r" if tty else ""
         shown = "" if loss is None else f" loss {float(loss):.4g}"
-        self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps}{shown} {rate:.1f} it/s{end}")
+        speed = f"{rate:.1f} it/s" if rate >= 1 else f"{1 / rate:.1f} s/it"
+        when = f"in {_clock(elapsed)}" if last else f"{_clock((self.steps - done) / rate)} left"
+        self.stream.write(f"{start}{self.label}[{bar}] {done}/{self.steps}{shown} {speed}, {when}{end}")
         self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as ``m:ss`` (``h:mm:ss`` from an hour)."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 class Recorder(Callback):

@@ -31,7 +31,7 @@ from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
-from engine.results import RESERVED, SAVING, Interrupted, claim, release
+from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown
 from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
@@ -218,7 +218,7 @@ def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
         _stopped(folder)
     release(folder)
     STOP.clear()  # a signal that came while the results were written waited for them; they are whole now
-    print(f"{PROG}: wrote {result.folder}", file=sys.stderr)
+    print(f"{PROG}: wrote {shown(result.folder)}", file=sys.stderr)
 
 
 def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
@@ -283,7 +283,7 @@ def rerun(args: list[str]) -> None:
         if args[:1] == ["render"]:
             from engine.render import render_folder
 
-            return print(*(f"{PROG}: wrote {p}" for p in render_folder(args[1:])), sep="\n", file=sys.stderr)
+            return print(*(f"{PROG}: wrote {shown(p)}" for p in render_folder(args[1:])), sep="\n", file=sys.stderr)
         cfg, folder = _rerun_config(args)
     except UserError as e:
         _fail(str(e))
@@ -306,13 +306,11 @@ def gallery(args: list[str]) -> None:
     if recipe is not None and recipe not in names:
         hint = close_matches(recipe, names)
         _fail(f"unknown recipe '{recipe}'" + (f"; {hint}" if hint else "") + f" (recipes: {', '.join(names)})")
-    if not folders and recipe is None:
-        _fail("gallery needs a folder or a recipe; use: dreamloom gallery outputs/multirun/<date>/<time>")
     try:
         page = write_gallery(Path(folders[0] if folders else "outputs"), recipe)
     except UserError as e:
         _fail(str(e))
-    print(f"{PROG}: wrote {page}", file=sys.stderr)
+    print(f"{PROG}: wrote {shown(page)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -365,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if sweep and run_dir is not None:
         jobs = sum(1 for p in run_dir.iterdir() if p.is_dir() and p.name.isdigit()) if run_dir.is_dir() else 0
-        print(f"{PROG}: wrote {jobs} runs in {run_dir} (one folder per job)", file=sys.stderr)
+        print(f"{PROG}: wrote {jobs} runs in {shown(run_dir)} (one folder per job)", file=sys.stderr)
 
 
 _FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"

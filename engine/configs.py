@@ -74,6 +74,7 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
 
     args = list(overrides)
+    _refuse_added(args)
     try:
         if GlobalHydra.instance().is_initialized():  # inside a run Hydra started: its config folder is this one
             cfg = hydra_compose("config", overrides=args, return_hydra_config=True)
@@ -119,7 +120,24 @@ def explain(err: Exception, args: Sequence[str]) -> str:
     )
 
 
-def _unknown_key(name: str, args: Sequence[str]) -> str:
+def _refuse_added(args: list[str]) -> None:
+    """Refuse ``+KEY=`` (and ``++KEY=``) for a key the recipe does not have: no recipe reads it, so it would change
+    nothing. Hydra's own keys (``+hydra.…``) pass, and so does an argument added to a part that is built from its
+    ``_target_`` (``+optimizer.weight_decay=0.01``): the part's constructor reads it, or refuses it."""
+    added = [a for a in args if a.startswith("+") and not a.lstrip("+").startswith("hydra.")]
+    if not added:
+        return
+    plain = compose([a for a in args if a not in added])
+    for arg in added:
+        key = arg.lstrip("+").partition("=")[0]
+        part = OmegaConf.select(plain, key.rpartition(".")[0], default=None) if "." in key else None
+        if isinstance(part, DictConfig) and "_target_" in part:
+            continue
+        if OmegaConf.select(plain, key, default=_MISSING) is _MISSING:
+            raise UserError(_unknown_key(key, args, added=True))
+
+
+def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     recipe = [a for a in args if a.startswith("recipe=")][-1:]
     try:
         keys = [str(k) for k in compose(recipe).keys()]
@@ -130,7 +148,11 @@ def _unknown_key(name: str, args: Sequence[str]) -> str:
     if short in RENAMED and "." not in name:
         return f"{where} no key '{name}'; it was renamed: use {RENAMED[short]}"
     hint = close_matches(short, [k for k in keys if k != name])
-    return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + " (prefix it with + to add a new key)"
+    name_of = recipe[0].split("=", 1)[1] if recipe else "NAME"
+    lists = (
+        "nothing reads a key added with +; " if added else ""
+    ) + f"dreamloom recipe={name_of} --help lists its keys"
+    return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
 
 
 def _refuse(source: str, path: str, what: str) -> UserError:

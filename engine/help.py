@@ -141,13 +141,19 @@ def _width() -> int:
     return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
 
 
-def _rows(pairs: list[tuple[str, str]], indent: int = 2) -> list[str]:
-    """Two columns: a name, then text wrapped beside it (a command is never wrapped, so it copies whole)."""
-    left = max((len(a) for a, _ in pairs), default=0) + 2
+def _rows(pairs: list[tuple[str, str]], indent: int = 2, widest: int = 34) -> list[str]:
+    """Two columns: a name, then text wrapped beside it (a command is never wrapped, so it copies whole). A name
+    longer than ``widest`` has a line of its own, its text below it in the column, so one long default does not push
+    every meaning to the right."""
+    left = max((len(a) for a, _ in pairs if len(a) <= widest), default=widest) + 2
+    room = max(30, _width() - indent - left)
     lines = []
     for a, b in pairs:
-        room = max(30, _width() - indent - left)  # a long default still leaves its meaning a readable column
         wrapped = [b] if b.startswith("dreamloom ") else textwrap.wrap(b, room) or [""]
+        if len(a) > left - 2:
+            lines.append(" " * indent + a)
+            lines += [" " * (indent + left) + w for w in wrapped]
+            continue
         lines.append(" " * indent + a.ljust(left) + wrapped[0])
         lines += [" " * (indent + left) + w for w in wrapped[1:]]
     return lines
@@ -196,8 +202,8 @@ def page() -> str:
         "",
         "results: each run writes outputs/<date>/<time>_NAME/ (or hydra.run.dir=DIR): image.png (its config inside),",
         "progress.gif, metrics.json; the command ends by naming the folder. Ctrl-C saves the picture so far.",
-        "more: README.md and docs/ (recipes.md, parameterizations.md, attribution.md, layers.md, errors.md,",
-        "python.md, speed.md).",
+        "more: README.md and docs/ (recipes.md, parameterizations.md, attribution.md, layers.md, video.md,",
+        "fast_style.md, errors.md, python.md, speed.md, testing.md).",
     ]
     return "\n".join(lines)
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
+
+
+class LauncherSettings(logging.Filter):
+    """Drop the joblib launcher's line of its own settings from a sweep's output (recipes/hydra/hydra_logging)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Joblib.Parallel(")
 
 
 def _quit(signum: int, frame: object) -> None:

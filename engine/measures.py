@@ -19,6 +19,7 @@ __all__ = [
     "edge_strength",
     "feature_distance",
     "grid_strength",
+    "largest_patch",
     "random_views",
     "seam_strength",
     "spectral_slope",
@@ -113,6 +114,23 @@ def color_distance(picture: torch.Tensor, reference: torch.Tensor, bins: int = 8
         return torch.bincount(index, minlength=bins**3).float() / index.numel()
 
     return float((histogram(picture) - histogram(reference)).abs().sum() / 2)
+
+
+def largest_patch(picture: torch.Tensor, reference: torch.Tensor, quantile: float = 0.1) -> float:
+    """How far the darkest tones gather into one place: the area of the largest connected patch (8 neighbours) of
+    pixels darker than ``reference``'s own ``quantile`` of luminance, as a fraction of the picture. A stationary
+    texture scatters them in small specks (a few thousandths); one dark blob scores tenths.
+    Shape: both ``(1, 3, H, W)`` in [0, 1]."""
+    from skimage.measure import label  # only the quality pages use it
+
+    weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    lum, ref = ((x[0].float().cpu() * weights).sum(0) for x in (picture, reference))
+    dark = (lum < torch.quantile(ref.flatten(), quantile)).numpy()
+    labels = torch.from_numpy(label(dark, connectivity=2).astype("int64"))
+    if not dark.any():
+        return 0.0
+    sizes = torch.bincount(labels.flatten())[1:]
+    return float(sizes.max()) / dark.size
 
 
 def spectral_slope(picture: torch.Tensor, low: float = 1 / 64, high: float = 1 / 4) -> float:

@@ -296,3 +296,10 @@ def write_view(
             atomic_write(folder / f"{name}.npy", partial(np.save, arr=data))
         metrics = {"recipe": recipe, "model": cfg.model.name, "seed": cfg.seed, "steps": 0, **extra}
         return save_metrics(folder, metrics)
+
+
+def shown(path: Path | str) -> str:
+    """A folder as the end of a command names it: relative to the working folder when it lies below it."""
+    with contextlib.suppress(ValueError, OSError):
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    return str(path)

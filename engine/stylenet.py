@@ -129,8 +129,12 @@ def paint_tiled(net: StyleNet, picture: torch.Tensor, tile: int = 512, overlap: 
 def network_file(source: str) -> Path:
     """The network file ``net=`` names: a file, a ``style_train`` run folder holding ``network.pt``, or the name of a
     packaged network (``ihc``)."""
+    packaged = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.pt")))
     if not source:
-        raise UserError("recipe=style_fast needs a trained network; pass net=RUN_FOLDER (a style_train run) or a file")
+        raise UserError(
+            f"recipe=style_fast needs a trained network; pass net=RUN_FOLDER (a style_train run), a file or a "
+            f"packaged one ({packaged})"
+        )
     path = Path(source).expanduser()
     if not path.exists() and (PACKAGED / f"{source}.pt").is_file():
         return PACKAGED / f"{source}.pt"
@@ -138,8 +142,8 @@ def network_file(source: str) -> Path:
         path = path / NETWORK
     if not path.is_file():
         raise UserError(
-            f"net={source} holds no {NETWORK}; train one with: dreamloom recipe=style_train style=PICTURE, "
-            "then pass its run folder"
+            f"net={source} holds no {NETWORK}; use a packaged network (net={packaged.replace(', ', ' or net=')}) "
+            "or train one with: dreamloom recipe=style_train style=PICTURE, then pass its run folder"
         )
     return path
 

@@ -24,7 +24,16 @@ from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
 from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
 from objectives.base import Objective
-from objectives.transfer import SMOOTHING, blend_weights, content, feature_targets, inversion, style, style_grams
+from objectives.transfer import (
+    SMOOTHING,
+    blend_weights,
+    content,
+    feature_targets,
+    histogram,
+    inversion,
+    style,
+    style_grams,
+)
 
 __all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
@@ -124,6 +133,7 @@ def _transfer_objective(
     style_scale = check_number(cfg, "style_scale")
     content_weight = check_number(cfg, "content_weight", strict=False)
     style_weight = check_number(cfg, "style_weight")
+    histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
@@ -137,6 +147,8 @@ def _transfer_objective(
             each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]
             grams = {layer: [g[layer] for g in each] for layer in layers}
         objective = style_weight * style(grams, weights, smoothing, masks, blend)
+        if histogram_weight > 0:
+            objective = objective + histogram(scaled, histogram_weight, blend)
         if seen is not None and content_layer and content_weight > 0:
             target = feature_targets(view, resize_to(seen, size).to(dev), [content_layer])[content_layer]
             objective = objective + content(content_layer, target, content_weight)

@@ -33,6 +33,8 @@ def test_every_recipe_is_a_function_with_its_keys_and_defaults() -> None:
     assert params["steps"].default == 20 and params["seed"].default == 0  # a shared key, the recipe's value
     assert "frames" in inspect.signature(api.dream_zoom).parameters
     assert "to" in inspect.signature(api.interpolate).parameters  # "from" is Python's: it goes in **keys
+    assert api.class_.__name__ == "class" and "class_" in dir(api)  # class is Python's: a trailing underscore
+    assert inspect.signature(api.class_).parameters["target"].default == "flamingo"
     # defaults a recipe takes from its own defaults list (style_video inherits the style recipe's keys)
     assert inspect.signature(api.texture).parameters["octave_scale"].default == 1.5
     video = inspect.signature(api.style_video).parameters
@@ -58,7 +60,7 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("call", "words"),
     [
-        (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps", "overrides=['+KEY")),
+        (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps", "--help lists its keys")),
         (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
         (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
         (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "add init=input")),

@@ -204,8 +204,9 @@ ERRORS = [
     Case(
         "key-of-another-recipe",
         ("recipe=class", "steps=2", "size=64", "layer=features.3"),
-        ("recipe class has no key 'layer'", "prefix it with +"),
+        ("recipe class has no key 'layer'", "recipe=class --help lists its keys"),
     ),
+    Case("added-key-nothing-reads", (*CHANNEL, "+epocs=2"), ("no key 'epocs'", "nothing reads a key added with +")),
     Case("run-folder-not-empty", CHANNEL, ("already exists and is not empty", "hydra.run.dir="), earlier_run),
     Case(
         "checkpoint-missing",
@@ -650,7 +651,7 @@ def test_a_run_writes_the_contract_files(case: Case, runs: dict[str, Future[Resu
     result = runs[case.id].result()
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1] == f"dreamloom: wrote {result.run}"
+    assert result.stderr.splitlines()[-1] == f"dreamloom: wrote {result.run.name}"  # below the working folder
     config = read_png_config(result.run / "image.png")
     assert config is not None, "image.png has no dreamloom-config text chunk"
     assert yaml.safe_load(config)["steps"] == 2

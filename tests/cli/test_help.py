@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,8 @@ def test_the_page_lists_every_recipe_with_its_purpose_and_example() -> None:
         assert f"  {name} " in text and doc.examples[0] in text, name
     for form in SUBCOMMANDS:
         assert form in text
+    for doc_page in Path(__file__).parents[2].joinpath("docs").glob("*.md"):  # the page points to every docs page
+        assert doc_page.name in " ".join(text.split()), doc_page.name
 
 
 def test_every_shared_key_and_group_is_on_the_page() -> None:

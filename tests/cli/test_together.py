@@ -103,5 +103,7 @@ def test_a_sweep_ends_by_naming_its_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-800:]
     last = done.stderr.splitlines()[-1]
     assert last.startswith("dreamloom: wrote 2 runs in outputs/multirun/") and last.endswith(" (one folder per job)")
+    said = done.stdout + done.stderr  # Hydra's lines in dreamloom's words, without the launcher's settings
+    assert "dreamloom: Launching jobs, sweep output dir" in said and "Joblib" not in said and "[HYDRA]" not in said
     sweep = tmp_path / last.split(" in ", 1)[1].split(" (")[0]
     assert [_whole(sweep / job)["objective"] for job in ("0", "1")] == [f"channel(features.10:{c})" for c in (0, 1)]

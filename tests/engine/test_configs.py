@@ -89,3 +89,14 @@ def test_zero_turns_a_transform_step_off_rather_than_failing() -> None:
     from engine.checks import check_groups
 
     check_groups(compose(["recipe=channel", "transforms=dream", "transforms._args_.0.pad=0"]))
+
+
+def test_an_added_key_must_be_one_something_reads() -> None:
+    """+KEY= for a key no recipe has would change nothing: refused. An argument of a part built from its option file
+    (the optimizer's constructor reads it) and Hydra's own keys are added."""
+    with pytest.raises(UserError, match=r"recipe channel has no key 'epocs'.*nothing reads a key added with \+"):
+        compose(["recipe=channel", "+epocs=2"])
+    with pytest.raises(UserError, match=r"no key 'model\.wobble'"):
+        compose(["recipe=channel", "+model.wobble=1"])
+    assert compose(["recipe=channel", "+optimizer.weight_decay=0.01"]).optimizer.weight_decay == 0.01
+    assert compose(["recipe=channel", "++steps=3"]).steps == 3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.callbacks import Goal, Recorder, Snapshots
+from engine.callbacks import Goal, Progress, Recorder, Snapshots
 from engine.images import to_pil
 from engine.loop import NormalizedGradient, Tiling, optimize
 from engine.models import ModelView
@@ -148,3 +148,18 @@ def test_tiled_gradient_and_loss_match_the_whole_picture(tiny: ModelView) -> Non
     assert loss_whole == pytest.approx(loss_tiled, rel=1e-5)
     assert torch.allclose(whole, tiled, atol=1e-6)
     assert not torch.allclose(whole, pixel((2, 3, 50, 70), generator=torch.Generator().manual_seed(0), sd=0.3)[1]())
+
+
+def test_the_progress_bar_says_the_time_left_and_the_time_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    clock = iter([0.0, 2.0, 8.0])  # start, after one step of four (2 s each), after the fourth
+    monkeypatch.setattr("engine.callbacks.time.perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    bar = Progress(stream=out)
+    bar.on_start(4, lambda: torch.zeros(1))
+    bar.on_step(0, torch.tensor(1.0), lambda: torch.zeros(1))
+    bar.on_step(3, torch.tensor(0.5), lambda: torch.zeros(1))
+    first, last = out.getvalue().splitlines()
+    assert first.endswith("1/4 loss 1 2.0 s/it, 0:06 left"), first
+    assert last.endswith("4/4 loss 0.5 2.0 s/it, in 0:08"), last

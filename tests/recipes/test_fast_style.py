@@ -207,7 +207,7 @@ def _save(name: str, folder: Path) -> Path:
 @pytest.mark.parametrize(
     "keys, says",
     [
-        (["recipe=style_fast", "net=/nowhere/run"], "holds no network.pt; train one with"),
+        (["recipe=style_fast", "net=/nowhere/run"], "holds no network.pt; use a packaged network (net=ihc) or train"),
         (["recipe=style_fast", "tile_size=8"], "tile_size=8"),
         (["recipe=style_fast", "input=clip", "blend=2"], "blend=2"),
         (["recipe=style_train", "width=1000"], "width=1000"),
