@@ -203,7 +203,7 @@ def histogram(
     quantiles = torch.cat(parts, dim=1).sort(dim=1).values
 
     def fn(acts: Activations) -> torch.Tensor:
-        x = acts[INPUT]
+        x = acts[INPUT][:, :3]  # colour only: an alpha parameterization adds a fourth channel
         values = (dirs @ x.flatten(2)).sort(dim=2).values  # (B, 8, pixels)
         at = torch.linspace(0, quantiles.shape[1] - 1, values.shape[2], device=x.device).round().long()
         return weight * (values - quantiles[:, at]).square().mean()
