@@ -4,17 +4,27 @@ and what it must be."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.configs import GROUPS, options
 from engine.errors import UserError
 from engine.images import MAX_SIDE
 from recipes import CONFIG_DIR
 
-__all__ = ["GIF_MS", "check_gif", "check_groups", "check_list", "check_number", "check_numbers"]
+__all__ = [
+    "GIF_MS",
+    "absolute_path",
+    "absolute_paths",
+    "check_gif",
+    "check_groups",
+    "check_list",
+    "check_number",
+    "check_numbers",
+]
 
 
 def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
@@ -152,6 +162,18 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
             raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
     elif isinstance(default, str) and not isinstance(value, str):
         raise UserError(f"{name}={value} is not valid; {name} must be a name like {default}")
+
+
+def absolute_paths(cfg: DictConfig, keys: Iterable[str]) -> None:
+    """Make the files ``keys`` name (one or a list each) absolute in ``cfg``, so its stored copy finds them from any
+    folder."""
+    with open_dict(cfg):
+        for key in keys:
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, ListConfig):
+                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
+            elif value is not None:
+                OmegaConf.update(cfg, key, absolute_path(value))
 
 
 def absolute_path(value: Any) -> Any:

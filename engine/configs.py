@@ -138,20 +138,18 @@ def _refuse_added(args: list[str]) -> None:
 
 
 def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
-    recipe = [a for a in args if a.startswith("recipe=")][-1:]
+    picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")][-1:]
     try:
-        keys = [str(k) for k in compose(recipe).keys()]
+        keys = [str(k) for k in compose([f"recipe={r}" for r in picked]).keys()]
     except UserError:
         keys = []
-    where = f"recipe {recipe[0].split('=', 1)[1]} has" if recipe else "the recipe has"
+    where = f"recipe {picked[0]} has" if picked else "the recipe has"
     short = name.split(".")[-1]
     if short in RENAMED and "." not in name:
         return f"{where} no key '{name}'; it was renamed: use {RENAMED[short]}"
     hint = close_matches(short, [k for k in keys if k != name])
-    name_of = recipe[0].split("=", 1)[1] if recipe else "NAME"
-    lists = (
-        "nothing reads a key added with +; " if added else ""
-    ) + f"dreamloom recipe={name_of} --help lists its keys"
+    lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
+    lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
 
 

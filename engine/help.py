@@ -203,7 +203,7 @@ def page() -> str:
         "results: each run writes outputs/<date>/<time>_NAME/ (or hydra.run.dir=DIR): image.png (its config inside),",
         "progress.gif, metrics.json; the command ends by naming the folder. Ctrl-C saves the picture so far.",
         "more: README.md and docs/ (recipes.md, parameterizations.md, attribution.md, layers.md, video.md,",
-        "fast_style.md, errors.md, python.md, speed.md, testing.md).",
+        "fast_style.md, errors.md, python.md, extending.md, speed.md, testing.md).",
     ]
     return "\n".join(lines)
 

@@ -126,10 +126,9 @@ def largest_patch(picture: torch.Tensor, reference: torch.Tensor, quantile: floa
     weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
     lum, ref = ((x[0].float().cpu() * weights).sum(0) for x in (picture, reference))
     dark = (lum < torch.quantile(ref.flatten(), quantile)).numpy()
-    labels = torch.from_numpy(label(dark, connectivity=2).astype("int64"))
     if not dark.any():
         return 0.0
-    sizes = torch.bincount(labels.flatten())[1:]
+    sizes = torch.bincount(torch.from_numpy(label(dark, connectivity=2).astype("int64")).flatten())[1:]
     return float(sizes.max()) / dark.size
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
-from engine.checks import absolute_path, check_groups, check_list, check_number, check_numbers
+from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
 from engine.images import load_image, resize_to, target_size
@@ -346,13 +346,7 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
         given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
-    with open_dict(cfg):
-        for key in (*PATH_KEYS, *spec.paths):
-            value = OmegaConf.select(cfg, key)
-            if isinstance(value, ListConfig):
-                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
-            elif value is not None:
-                OmegaConf.update(cfg, key, absolute_path(value))
+    absolute_paths(cfg, (*PATH_KEYS, *spec.paths))
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:

@@ -129,11 +129,11 @@ def paint_tiled(net: StyleNet, picture: torch.Tensor, tile: int = 512, overlap: 
 def network_file(source: str) -> Path:
     """The network file ``net=`` names: a file, a ``style_train`` run folder holding ``network.pt``, or the name of a
     packaged network (``ihc``)."""
-    packaged = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.pt")))
+    packaged = sorted(p.stem for p in PACKAGED.glob("*.pt"))
     if not source:
         raise UserError(
             f"recipe=style_fast needs a trained network; pass net=RUN_FOLDER (a style_train run), a file or a "
-            f"packaged one ({packaged})"
+            f"packaged one ({', '.join(packaged)})"
         )
     path = Path(source).expanduser()
     if not path.exists() and (PACKAGED / f"{source}.pt").is_file():
@@ -142,7 +142,7 @@ def network_file(source: str) -> Path:
         path = path / NETWORK
     if not path.is_file():
         raise UserError(
-            f"net={source} holds no {NETWORK}; use a packaged network (net={packaged.replace(', ', ' or net=')}) "
+            f"net={source} holds no {NETWORK}; use a packaged network ({' or '.join(f'net={n}' for n in packaged)}) "
             "or train one with: dreamloom recipe=style_train style=PICTURE, then pass its run folder"
         )
     return path
