@@ -14,7 +14,15 @@ from PIL import ImageColor
 
 from engine.errors import UserError
 
-__all__ = ["COLOR_MODES", "keep_chroma", "luminance", "match_colors", "match_luminance", "region_masks"]
+__all__ = [
+    "COLOR_MODES",
+    "keep_chroma",
+    "luminance",
+    "match_colors",
+    "match_luminance",
+    "region_masks",
+    "transfer_colors",
+]
 
 COLOR_MODES = ("style", "luminance", "histogram")
 """``style`` takes the style's colours, ``luminance`` and ``histogram`` keep the content's."""
@@ -60,6 +68,38 @@ def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     a = _sqrtm(torch.cov(c)) @ _sqrtm(torch.cov(s), inverse=True)
     out = a @ (s - mu_s) + mu_c
     return out.view_as(style[0]).unsqueeze(0).to(style.dtype).clamp(0, 1)
+
+
+def transfer_colors(
+    picture: torch.Tensor,
+    references: Sequence[torch.Tensor],
+    shares: Sequence[float] | None = None,
+    rounds: int = 12,
+) -> torch.Tensor:
+    """Give ``picture`` the colour distribution of ``references`` (their pixels pooled) while each pixel keeps its rank:
+    iterative distribution transfer (Pitié et al., 2005). Each round turns the colours to a fresh orthonormal basis and
+    moves every pixel's three coordinates to the reference's values of the same quantile. A dark photo given the
+    Hubble field's colours turns mostly black with its brightest parts coloured as the stars are.
+    ``shares`` (default equal, divided by their sum) say how much of the pooled colours each reference gives.
+    Shape: ``picture`` ``(1, 3, H, W)``, each reference ``(1, 3, h, w)``, all in [0, 1]."""
+    x = picture[0].flatten(1).double()
+    shares = [1.0] * len(references) if shares is None else [float(s) for s in shares]
+    pooled = []
+    for reference, share in zip(references, shares, strict=True):
+        pixels = reference[0].flatten(1).double()
+        count = round(share / sum(shares) * (1 << 16))
+        if count > 0:
+            pooled.append(pixels[:, torch.linspace(0, pixels.shape[1] - 1, count).round().long()])
+    target = torch.cat(pooled, dim=1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(rounds):
+        basis = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))[0].to(x.device)
+        px, pt = basis.T @ x, (basis.T @ target).sort(dim=1).values
+        at = torch.linspace(0, pt.shape[1] - 1, px.shape[1], device=x.device).round().long()
+        moved = torch.empty_like(px)
+        moved.scatter_(1, px.argsort(dim=1), pt[:, at])
+        x = x + basis @ (moved - px)
+    return x.view_as(picture[0]).unsqueeze(0).to(picture.dtype).clamp(0, 1)
 
 
 def _parse_color(text: str) -> torch.Tensor:

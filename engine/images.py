@@ -63,6 +63,43 @@ def _halves() -> np.ndarray:
     return mask
 
 
+def _strokes() -> np.ndarray:
+    """A painting made of brush strokes, drawn here (the samples hold no painting): thick strokes of a blue, yellow
+    and white palette follow a swirling flow, each made of bristle lines of slightly different colours."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(7)
+    side = 512
+    canvas = Image.new("RGB", (side, side), (28, 44, 92))
+    draw = ImageDraw.Draw(canvas)
+    palette = np.array(
+        [
+            [24, 52, 130],
+            [40, 90, 170],
+            [70, 130, 200],
+            [230, 200, 70],
+            [245, 230, 150],
+            [250, 250, 235],
+            [20, 30, 60],
+            [200, 120, 40],
+        ]
+    )
+    odds = np.array([0.2, 0.2, 0.15, 0.12, 0.08, 0.05, 0.12, 0.08])
+    for _ in range(1400):
+        x, y = rng.uniform(0, side, 2)
+        colour, width, length = palette[rng.choice(len(palette), p=odds)], rng.uniform(5, 14), rng.uniform(20, 60)
+        points = [(x, y)]
+        for _ in range(int(length // 5)):  # follow a field of swirls round four centres
+            angle = math.atan2(y - side / 2, x - side / 2) + math.pi / 2 + 0.9 * math.sin(x / 60) * math.cos(y / 70)
+            x, y = x + 5 * math.cos(angle), y + 5 * math.sin(angle)
+            points.append((x, y))
+        normal = np.array([-math.sin(angle), math.cos(angle)])
+        for offset in np.linspace(-width / 2, width / 2, 5):
+            shade = tuple(int(c) for c in np.clip(colour + rng.normal(0, 14, 3), 0, 255))
+            draw.line([(px + offset * normal[0], py + offset * normal[1]) for px, py in points], fill=shade, width=3)
+    return np.asarray(canvas)
+
+
 SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     **{
         n: _skimage(n)
@@ -76,10 +113,12 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
             "brick",
             "grass",
             "gravel",
+            "logo",
         )
     },
     "ihc": _skimage("immunohistochemistry"),
     "grace_hopper": _grace_hopper,
+    "strokes": _strokes,
     "halves": _halves,
 }
 """Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""

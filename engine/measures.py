@@ -178,3 +178,65 @@ def random_views(
         padded = F.pad(crop, (shift, shift, shift, shift), mode="reflect")
         out.append(padded[..., dy : dy + side, dx : dx + side])
     return torch.cat(out)
+
+
+def _gabor_bank(orientations: int = 4, wavelength: float = 4.0, size: int = 9) -> torch.Tensor:
+    """Even and odd Gabor filters at ``orientations`` angles, zero mean, unit energy. Shape: ``(2 * O, 1, k, k)``."""
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    envelope = torch.exp(-(x.square() + y.square()) / (2 * (wavelength / 2) ** 2))
+    filters = []
+    for k in range(orientations):
+        phase = (
+            2
+            * math.pi
+            / wavelength
+            * (x * math.cos(math.pi * k / orientations) + y * math.sin(math.pi * k / orientations))
+        )
+        for wave in (torch.cos(phase), torch.sin(phase)):
+            f = envelope * wave
+            f = f - f.mean()
+            filters.append(f / f.norm())
+    return torch.stack(filters)[:, None]
+
+
+def texture_statistics(picture: torch.Tensor, scales: int = 4, orientations: int = 4) -> torch.Tensor:
+    """Network-free texture statistics in the spirit of Portilla and Simoncelli (2000): the grey picture's mean,
+    spread, skew and kurtosis, then on a pyramid of ``scales`` halvings the log energy and the sparsity (spread over
+    mean) of each of ``orientations`` oriented (Gabor) magnitudes, the correlations of the magnitudes across
+    orientations at each scale and across neighbouring scales at each orientation.
+    Shape: ``(1, 3, H, W)`` -> ``(D,)``."""
+    grey = (picture.float().cpu() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(-3, keepdim=True)[:1]
+    v = grey.flatten()
+    centred = v - v.mean()
+    spread = centred.square().mean().sqrt().clamp_min(1e-6)
+    stats = [v.mean(), spread, (centred / spread).pow(3).mean(), (centred / spread).pow(4).mean().log()]
+    bank, previous = _gabor_bank(orientations), None
+    for _ in range(scales):
+        response = F.conv2d(F.pad(grey, (4, 4, 4, 4), mode="reflect"), bank.to(grey))
+        magnitude = response.unflatten(1, (orientations, 2)).square().sum(2).sqrt()[0].flatten(1)  # (O, HW)
+        mean = magnitude.mean(1)
+        stats += [*mean.square().add(1e-8).log(), *(magnitude.std(1) / mean.clamp_min(1e-6))]
+        stats += [c for c in _correlations(magnitude)]
+        if previous is not None:
+            coarse = magnitude.unflatten(1, grey.shape[-2:])[None]
+            up = F.interpolate(coarse, size=previous.shape[-2:], mode="bilinear", align_corners=False)[0].flatten(1)
+            stats += [_correlation(a, b) for a, b in zip(previous.flatten(1), up, strict=True)]
+        previous = magnitude.unflatten(1, grey.shape[-2:])
+        grey = F.avg_pool2d(grey, 2)
+    return torch.stack([torch.as_tensor(s, dtype=torch.float32) for s in stats])
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).mean() / (a.square().mean().sqrt() * b.square().mean().sqrt()).clamp_min(1e-8)
+
+
+def _correlations(rows: torch.Tensor) -> list[torch.Tensor]:
+    return [_correlation(rows[i], rows[j]) for i, j in itertools.combinations(range(len(rows)), 2)]
+
+
+def texture_distance(picture: torch.Tensor, reference: torch.Tensor) -> float:
+    """Euclidean distance between two pictures' :func:`texture_statistics`: 0 for the same texture statistics,
+    whatever the layout. Shape: both ``(1, 3, H, W)`` in [0, 1]."""
+    return float((texture_statistics(picture) - texture_statistics(reference)).norm())

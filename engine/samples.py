@@ -43,7 +43,7 @@ def make_samples(folder: Path, per_picture: int = 6, side: int = 160, seed: int 
     rng = np.random.default_rng(seed)
     written = []
     for name in SAMPLES:
-        if name in ("immunohistochemistry", "halves"):  # the same picture as ihc; a mask, not a photo
+        if name in ("immunohistochemistry", "halves", "logo", "strokes"):  # ihc again; a mask; not photos
             continue
         picture = load_image(name)[0]
         h, w = picture.shape[-2:]

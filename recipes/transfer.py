@@ -15,7 +15,15 @@ from omegaconf import DictConfig, ListConfig
 
 from engine.callbacks import Recorder
 from engine.checks import check_number
-from engine.colors import COLOR_MODES, keep_chroma, luminance, match_colors, match_luminance, region_masks
+from engine.colors import (
+    COLOR_MODES,
+    keep_chroma,
+    luminance,
+    match_colors,
+    match_luminance,
+    region_masks,
+    transfer_colors,
+)
 from engine.errors import UserError
 from engine.images import load_image, resize_to, target_size
 from engine.measures import feature_distance
@@ -131,7 +139,7 @@ def _transfer_objective(
 ) -> Callable[[tuple[int, int]], Objective]:
     """The style (and content) objective for each octave size, its targets made once per size."""
     style_scale = check_number(cfg, "style_scale")
-    content_weight = check_number(cfg, "content_weight", strict=False)
+    content_weight = check_number(cfg, "content_weight", strict=False) * _strength(cfg)[0]
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
@@ -188,11 +196,41 @@ def paint(
         transfer, objective_at = objective_at, lambda hw: transfer(hw) + extra
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     first = init if init is not None else _start(cfg, seen)
+    if init is None and first is seen and seen is not None:
+        first = _recoloured(seen, styles, masks, blend, _strength(cfg)[1])
     start = None if first is None else first.to(view.device)
     out = optimize_octaves(cfg, view, sizes, objective_at, first=start, folder=folder)
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
     return out, objective_at(sizes[-1]).name, {"styles": sources, "style_weights": blend, "colors": cfg.colors}
+
+
+def _strength(cfg: DictConfig) -> tuple[float, float]:
+    """What ``strength`` (0 faithful … 1 bold) sets: the factor on the content loss's weight and how far the starting
+    photo takes the style's colours (0: its own, 1: the style's)."""
+    s = check_number(cfg, "strength", strict=False)
+    if s > 1:
+        raise UserError(f"strength={s} is out of range; use a number from 0 (faithful) to 1 (bold)")
+    return 10 ** (-2 * max(0.0, s - 0.5)), min(1.0, 2 * s)
+
+
+def _recoloured(
+    photo: torch.Tensor,
+    styles: list[torch.Tensor],
+    masks: list[torch.Tensor] | None,
+    blend: list[float],
+    fraction: float,
+) -> torch.Tensor:
+    """The photo moved ``fraction`` of the way to itself with the style's colours (each region its own style's)."""
+    if fraction <= 0:
+        return photo
+    small = [resize_to(s, target_size(256, (s.shape[-2], s.shape[-1]))) for s in styles]
+    if masks is None:
+        recoloured = transfer_colors(photo, small, blend)
+    else:
+        recoloured = torch.stack([m.cpu() * transfer_colors(photo, [s]) for m, s in zip(masks, small, strict=True)])
+        recoloured = recoloured.sum(0)
+    return torch.lerp(photo, recoloured.to(photo), fraction)
 
 
 def style_view(cfg: DictConfig, recipe: str) -> ModelView:
@@ -208,7 +246,11 @@ WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False
 """The blend of the styles and the weights of the style layers: lists of numbers from 0."""
 
 
-@recipe(paths=("content", "style", "mask"), numbers={"style_scale": (float, 0, True)}, lists=WEIGHTS)
+@recipe(
+    paths=("content", "style", "mask"),
+    numbers={"style_scale": (float, 0, True), "strength": (float, 0, False)},
+    lists=WEIGHTS,
+)
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
 

@@ -11,12 +11,12 @@ import torch
 import torchvision
 from PIL import Image
 
-from engine.colors import keep_chroma, luminance, match_colors, match_luminance, region_masks
+from engine.colors import keep_chroma, luminance, match_colors, match_luminance, region_masks, transfer_colors
 from engine.configs import compose
 from engine.errors import UserError
 from engine.export import contact_sheet
 from engine.images import load_image, resize_to, resize_wrapped
-from engine.measures import feature_distance, grid_strength, style_distance
+from engine.measures import color_distance, feature_distance, grid_strength, style_distance
 from engine.models import ModelView, classic_names, load_model
 from engine.runner import run_recipe
 from objectives import blend_weights, content, gram, histogram, smooth, style, style_grams
@@ -147,6 +147,18 @@ def test_histogram_mode_gives_the_style_the_contents_colour_statistics() -> None
     assert torch.allclose(torch.cov(flat_out), torch.cov(flat_c), atol=1e-4)
 
 
+def test_colour_transfer_takes_the_references_colours_and_keeps_each_pixels_rank() -> None:
+    photo = resize_to(load_image("astronaut"), (96, 96))
+    field = resize_to(load_image("hubble_deep_field"), (80, 120))
+    out = transfer_colors(photo, [field])
+    assert color_distance(out, field) < 0.1 * color_distance(photo, field)  # measured 0.02 of it
+    grey, grey_out = photo.mean(1).flatten(), out.mean(1).flatten()
+    rank = torch.corrcoef(torch.stack([grey.argsort().argsort().double(), grey_out.argsort().argsort().double()]))
+    assert rank[0, 1] > 0.9  # the brighter parts of the photo stay the brighter parts
+    halves = transfer_colors(photo, [torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)])  # references pooled
+    assert 0.4 < float((halves > 0.5).double().mean()) < 0.6
+
+
 def _two_tone(h: int = 10, w: int = 12) -> torch.Tensor:
     mask = torch.zeros(1, 3, h, w)
     mask[..., : w // 3] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)  # blue on the left
@@ -266,10 +278,17 @@ def _run(tmp_path: Path, recipe: str, *overrides: str) -> dict[str, object]:
     return run_recipe(cfg, tmp_path, recipe).metrics
 
 
-def _seam(picture: torch.Tensor) -> float:
-    """How much the picture jumps from its right edge back to its left, relative to a step inside it."""
-    inside = (picture[..., 1:] - picture[..., :-1]).abs().mean()
-    return float((picture[..., 0] - picture[..., -1]).abs().mean() / inside)
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+def _wrap_match(picture: torch.Tensor) -> float:
+    """How alike the last column and the first are, over how alike neighbouring columns inside are: about 1 when the
+    picture continues across its wrapped edge, well under 1 when the two edges were made apart."""
+    w = picture.shape[-1]
+    inside = sum(_correlation(picture[..., i], picture[..., i + 1]) for i in range(w - 1)) / (w - 1)
+    return _correlation(picture[..., -1], picture[..., 0]) / inside
 
 
 @pytest.mark.slow
@@ -295,15 +314,15 @@ def test_style_transfer_carries_the_style_and_keeps_the_content(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_tiled_texture_has_no_seam(tmp_path: Path) -> None:
-    """Jump across the wrapped edge relative to a step inside, both ways: about 1 when tiled (measured 1.29 at 96 px;
-    closer to 1 at larger sizes), 1.9 to 2.0 without tiling. The colour histogram loss slows the edges' settling:
-    after 60 steps a tiled run measured 1.54, after 150 steps 1.29."""
+    """The wrapped edge against the steps inside, both ways: measured 0.74, 0.85 and 1.03 tiled against 0.37, 0.47
+    and 0.76 plain over seeds 0 to 2 at 96 px (a jump ratio of the pixel values could not tell them apart on some
+    seeds: busy textures step as much inside as across an edge)."""
     pixels = ("size=96", "steps=150", "param=pixel", "lr=0.05")  # a Fourier picture repeats whatever the padding
     _run(tmp_path / "tiled", "texture", *pixels, "seamless=true")
     _run(tmp_path / "plain", "texture", *pixels, "seamless=false")
     tiled, plain = load_image(tmp_path / "tiled" / "image.png"), load_image(tmp_path / "plain" / "image.png")
-    both = [(_seam(p) + _seam(p.transpose(-1, -2))) / 2 for p in (tiled, plain)]
-    assert both[0] < 1.35 and both[1] > both[0] + 0.3, both
+    both = [(_wrap_match(p) + _wrap_match(p.transpose(-1, -2))) / 2 for p in (tiled, plain)]
+    assert both[0] > 0.65 and both[0] > both[1] + 0.2, both
 
 
 @pytest.mark.slow
@@ -373,3 +392,23 @@ def test_histogram_colors_keep_the_photos_colours_where_style_colors_take_the_st
         _run(tmp_path / mode, "style", *common, f"colors={mode}")
         gaps[mode] = float((load_image(tmp_path / mode / "image.png").mean(dim=(-2, -1)) - photo).abs().mean())
     assert gaps["histogram"] < 0.25 * gaps["style"], gaps  # measured 0.001 and 0.019: the field's colours stay out
+
+
+@pytest.mark.slow
+def test_strength_moves_from_the_photo_towards_the_style(tmp_path: Path) -> None:
+    """strength=0 keeps the photo's colours and the full content loss; strength=1 starts from the photo in the
+    style's colours and weighs the content ten times less: the colours come much closer to the style's, and the
+    picture moves away from the photo."""
+    common = ("size=64", "steps=20", "octaves=1", "content=astronaut", "style=hubble_deep_field")
+    field = resize_to(load_image("hubble_deep_field"), (64, 64))
+    colours, changes = [], []
+    for strength in (0, 1):
+        _run(tmp_path / str(strength), "style", *common, f"strength={strength}")
+        result = load_image(tmp_path / str(strength) / "image.png")
+        photo = resize_to(load_image("astronaut"), (result.shape[-2], result.shape[-1]))
+        colours.append(color_distance(result, field))
+        changes.append(float((result - photo).abs().mean()))
+    assert colours[1] < 0.5 * colours[0], colours
+    assert changes[1] > 2 * changes[0], changes
+    with pytest.raises(UserError, match=r"strength=1\.5 is out of range"):
+        _run(tmp_path / "over", "style", *common, "strength=1.5")
