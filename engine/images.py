@@ -17,6 +17,7 @@ from engine.errors import UserError, close_matches
 
 __all__ = [
     "SAMPLES",
+    "SAMPLE_PHOTOS",
     "checkerboard",
     "colormap",
     "composite",
@@ -122,6 +123,9 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     "halves": _halves,
 }
 """Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""
+
+SAMPLE_PHOTOS = tuple(n for n in SAMPLES if n not in ("immunohistochemistry", "halves", "logo", "strokes"))
+"""The samples that are photos: not ihc's long name, the mask, the graphic or the painting drawn in code."""
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from engine.export import save_png
-from engine.images import SAMPLES, load_image, resize_to
+from engine.images import SAMPLE_PHOTOS, SAMPLES, load_image, resize_to
 
 __all__ = ["CLIP", "FOLDER", "cache_dir", "make_clip", "make_samples", "sample_clip", "sample_folder"]
 
@@ -42,9 +42,7 @@ def make_samples(folder: Path, per_picture: int = 6, side: int = 160, seed: int 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     written = []
-    for name in SAMPLES:
-        if name in ("immunohistochemistry", "halves", "logo", "strokes"):  # ihc again; a mask; not photos
-            continue
+    for name in SAMPLE_PHOTOS:
         picture = load_image(name)[0]
         h, w = picture.shape[-2:]
         for k in range(per_picture):

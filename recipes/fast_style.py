@@ -24,7 +24,7 @@ from engine.checks import check_number
 from engine.errors import UserError
 from engine.export import atomic_write, contact_sheet, loss_curves, save_png
 from engine.flow import Motion
-from engine.images import SAMPLES, is_folder, load_image, resize_to, target_size, to_pil
+from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_to, target_size, to_pil
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
@@ -38,7 +38,6 @@ from recipes.transfer import WEIGHTS, as_list, style_layer_keys
 
 __all__ = ["style_fast", "style_train"]
 
-SAMPLE_PHOTOS = tuple(n for n in SAMPLES if n not in ("immunohistochemistry", "halves"))
 """The packaged pictures training crops come from when no ``folder=`` is given."""
 MIN_TRAIN, MIN_PAINT = 32, 16
 """The smallest training crops (the loss network's deepest style layer sees 1/16 of them), and painted pictures."""

@@ -130,7 +130,9 @@ def test_the_packaged_network_loads_and_paints() -> None:
 @pytest.mark.slow
 def test_training_lowers_the_style_loss_and_writes_its_files(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    run_recipe(compose_recipe("style_train", *TRAIN, "size=96", "steps=60"), run, "style_train")
+    # at 96 px, two crops a step, the default lr=0.002 hovers (first 5 steps 69, last 20 steps 83 on one machine,
+    # lower on another); a quarter of it falls steadily (67 to 27)
+    run_recipe(compose_recipe("style_train", *TRAIN, "size=96", "steps=60", "lr=0.0005"), run, "style_train")
     metrics = _metrics(run)
     assert metrics["steps"] == 60 and metrics["interrupted"] is False and metrics["pictures"] == 10
     assert metrics["style_loss"] < 0.7 * metrics["style_loss_first"], metrics
