@@ -208,9 +208,9 @@ def paint(
 def _strength(cfg: DictConfig) -> tuple[float, float]:
     """What ``strength`` (0 faithful … 1 bold) sets: the factor on the content loss's weight and how far the starting
     photo takes the style's colours (0: its own, 1: the style's)."""
-    s = check_number(cfg, "strength", strict=False)
-    if s > 1:
-        raise UserError(f"strength={s} is out of range; use a number from 0 (faithful) to 1 (bold)")
+    s = cfg.get("strength")
+    if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s <= 1:
+        raise UserError(f"strength={s} is not valid; use a number from 0 (faithful) to 1 (bold)")
     return 10 ** (-2 * max(0.0, s - 0.5)), min(1.0, 2 * s)
 
 
@@ -248,7 +248,7 @@ WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False
 
 @recipe(
     paths=("content", "style", "mask"),
-    numbers={"style_scale": (float, 0, True), "strength": (float, 0, False)},
+    numbers={"style_scale": (float, 0, True)},
     lists=WEIGHTS,
 )
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -258,6 +258,7 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
     ``style_weight``, ``seamless`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
+    _strength(cfg)  # a wrong strength is answered before the model loads
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

@@ -410,5 +410,6 @@ def test_strength_moves_from_the_photo_towards_the_style(tmp_path: Path) -> None
         changes.append(float((result - photo).abs().mean()))
     assert colours[1] < 0.5 * colours[0], colours
     assert changes[1] > 2 * changes[0], changes
-    with pytest.raises(UserError, match=r"strength=1\.5 is out of range"):
-        _run(tmp_path / "over", "style", *common, "strength=1.5")
+    for wrong in ("1.5", "-1", "abc", "true"):
+        with pytest.raises(UserError, match=r"strength=\S+ is not valid; use a number from 0 \(faithful\) to 1"):
+            _run(tmp_path / "over", "style", *common, f"strength={wrong}")
