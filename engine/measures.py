@@ -42,6 +42,11 @@ def feature_distance(view: ModelView, layer: str, picture: torch.Tensor, referen
     return float(relative_error(current, view(reference.to(view.device), [layer])[layer]))
 
 
+def _grey(picture: torch.Tensor) -> torch.Tensor:
+    """The luminance (Rec. 601 weights, as YIQ's Y) of ``(..., 3, H, W)`` pictures: ``(..., H, W)``, on the CPU."""
+    return (picture.float().cpu() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(-3)
+
+
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
@@ -123,8 +128,7 @@ def largest_patch(picture: torch.Tensor, reference: torch.Tensor, quantile: floa
     Shape: both ``(1, 3, H, W)`` in [0, 1]."""
     from skimage.measure import label  # only the quality pages use it
 
-    weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
-    lum, ref = ((x[0].float().cpu() * weights).sum(0) for x in (picture, reference))
+    lum, ref = _grey(picture[0]), _grey(reference[0])
     dark = (lum < torch.quantile(ref.flatten(), quantile)).numpy()
     if not dark.any():
         return 0.0
@@ -137,7 +141,7 @@ def spectral_slope(picture: torch.Tensor, low: float = 1 / 64, high: float = 1 /
     ``high`` cycles per pixel (under a Hann window, mean removed). Photos of natural scenes lie near -2 (van der
     Schaaf and van Hateren, 1996); white noise is 0, and pictures full of fine repeating detail are flatter than photos.
     Shape: ``(B, 3, H, W)``, the batch averaged."""
-    lum = (picture.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(-3)
+    lum = _grey(picture)
     h, w = lum.shape[-2:]
     window = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None, :]
     lum = (lum - lum.mean(dim=(-2, -1), keepdim=True)) * window
@@ -206,7 +210,7 @@ def texture_statistics(picture: torch.Tensor, scales: int = 4, orientations: int
     mean) of each of ``orientations`` oriented (Gabor) magnitudes, the correlations of the magnitudes across
     orientations at each scale and across neighbouring scales at each orientation.
     Shape: ``(1, 3, H, W)`` -> ``(D,)``."""
-    grey = (picture.float().cpu() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(-3, keepdim=True)[:1]
+    grey = _grey(picture[:1])[:, None]
     v = grey.flatten()
     centred = v - v.mean()
     spread = centred.square().mean().sqrt().clamp_min(1e-6)
@@ -217,7 +221,7 @@ def texture_statistics(picture: torch.Tensor, scales: int = 4, orientations: int
         magnitude = response.unflatten(1, (orientations, 2)).square().sum(2).sqrt()[0].flatten(1)  # (O, HW)
         mean = magnitude.mean(1)
         stats += [*mean.square().add(1e-8).log(), *(magnitude.std(1) / mean.clamp_min(1e-6))]
-        stats += [c for c in _correlations(magnitude)]
+        stats += _correlations(magnitude)
         if previous is not None:
             coarse = magnitude.unflatten(1, grey.shape[-2:])[None]
             up = F.interpolate(coarse, size=previous.shape[-2:], mode="bilinear", align_corners=False)[0].flatten(1)

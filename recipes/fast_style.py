@@ -38,7 +38,6 @@ from recipes.transfer import WEIGHTS, as_list, style_layer_keys
 
 __all__ = ["style_fast", "style_train"]
 
-"""The packaged pictures training crops come from when no ``folder=`` is given."""
 MIN_TRAIN, MIN_PAINT = 32, 16
 """The smallest training crops (the loss network's deepest style layer sees 1/16 of them), and painted pictures."""
 JITTER = 8

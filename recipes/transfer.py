@@ -136,10 +136,12 @@ def _transfer_objective(
     masks: list[torch.Tensor] | None,
     seen: torch.Tensor | None,
     blend: list[float],
+    content_factor: float = 1.0,
 ) -> Callable[[tuple[int, int]], Objective]:
-    """The style (and content) objective for each octave size, its targets made once per size."""
+    """The style (and content) objective for each octave size, its targets made once per size; ``strength``'s
+    ``content_factor`` scales the content weight."""
     style_scale = check_number(cfg, "style_scale")
-    content_weight = check_number(cfg, "content_weight", strict=False) * _strength(cfg)[0]
+    content_weight = check_number(cfg, "content_weight", strict=False) * content_factor
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
@@ -191,13 +193,14 @@ def paint(
     sources, styles, masks = _style_pictures(cfg, photo, hw, view.device)
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
-    objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend)
+    content_factor, colour_share = _strength(cfg)
+    objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend, content_factor)
     if extra is not None:
         transfer, objective_at = objective_at, lambda hw: transfer(hw) + extra
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     first = init if init is not None else _start(cfg, seen)
-    if init is None and first is seen and seen is not None:
-        first = _recoloured(seen, styles, masks, blend, _strength(cfg)[1])
+    if init is None and cfg.init == "content" and seen is not None:  # the photo, given the style's colours
+        first = _recoloured(seen, styles, masks, blend, colour_share)
     start = None if first is None else first.to(view.device)
     out = optimize_octaves(cfg, view, sizes, objective_at, first=start, folder=folder)
     if photo is not None and cfg.colors == "luminance":

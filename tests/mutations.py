@@ -155,7 +155,7 @@ MUTANTS = [
            "styles = [match_colors(s, photo) for s in styles]", "pass",
            (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
     Mutant("strength leaves the start alone", "recipes/transfer.py",
-           "first = _recoloured(seen, styles, masks, blend, _strength(cfg)[1])", "pass",
+           "first = _recoloured(seen, styles, masks, blend, colour_share)", "pass",
            (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
     Mutant("colour transfer moves nothing", "engine/colors.py", "x = x + basis @ (moved - px)", "x = x",
            (f"{RECIPES}/test_transfer.py",), "slow or not slow"),
