@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--docs", action="store_true", help="copy the pictures to docs/images/ at 256 px")
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the sample pairs to run")
+    parser.add_argument("--skip", type=int, default=0, help="leave out this many pairs at the start")
     parser.add_argument(
         "--variant", action="append", default=[], help="NAME=override,override ... instead of naive and default"
     )
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     out_root = ROOT / "outputs" / "style_quality"
     out_root.mkdir(parents=True, exist_ok=True)
     rows = []
-    for content_name, style_name in PAIRS[: args.pairs]:
+    for content_name, style_name in PAIRS[args.skip : args.pairs]:
         photo = load_image(content_name)
         photo = resize_to(photo, target_size(args.size, (photo.shape[-2], photo.shape[-1])))
         style = load_image(style_name)

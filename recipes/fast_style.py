@@ -30,8 +30,8 @@ from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_
 from engine.runner import load_view, recipe, snapshots
 from engine.samples import CLIP
 from engine.stylenet import BLOCKS, NETWORK, WIDTHS, StyleNet, load_network, network_state, paint_tiled
-from objectives.base import Objective
-from objectives.transfer import blend_weights, content, style, style_grams
+from objectives.base import INPUT, Objective
+from objectives.transfer import blend_weights, content, histogram, style, style_grams
 from recipes.clips import carry_over, run_clip
 from recipes.folders import picture_files, square_crop
 from recipes.transfer import WEIGHTS, as_list, style_layer_keys
@@ -93,6 +93,7 @@ class _Losses:
     style: Objective
     content_layer: str
     content_weight: float
+    colors: Objective | None = None
 
     def __call__(
         self, painted: torch.Tensor, photos: torch.Tensor, shift: tuple[int, int] = (0, 0)
@@ -105,7 +106,10 @@ class _Losses:
             target = self.view(photos, [self.content_layer])[self.content_layer]
         keep = content(self.content_layer, target, self.content_weight)
         acts = self.view(painted, list(dict.fromkeys([*self.style.layers, self.content_layer])))
-        return self.style(acts), keep(acts)
+        looks = self.style(acts)
+        if self.colors is not None:
+            looks = looks + self.colors({INPUT: painted})
+        return looks, keep(acts)
 
 
 def _losses(cfg: DictConfig, view: ModelView) -> tuple[_Losses, list[str]]:
@@ -122,7 +126,9 @@ def _losses(cfg: DictConfig, view: ModelView) -> tuple[_Losses, list[str]]:
     grams = style_grams(view, scaled, layers, blend, str(cfg.smoothing))
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
     objective = check_number(cfg, "style_weight") * style(grams, weights, str(cfg.smoothing))
-    return _Losses(view, objective, content_layer, check_number(cfg, "content_weight", strict=False)), sources
+    colors = check_number(cfg, "histogram_weight", strict=False)
+    keep = check_number(cfg, "content_weight", strict=False)
+    return _Losses(view, objective, content_layer, keep, histogram(scaled, colors, blend) if colors else None), sources
 
 
 @dataclass

@@ -16,7 +16,7 @@ from engine.errors import UserError
 from engine.images import load_image, resize_to
 from engine.measures import seam_strength
 from engine.results import Interrupted
-from engine.runner import run_recipe
+from engine.runner import load_view, run_recipe
 from engine.stylenet import NETWORK, PACKAGED, StyleNet, load_network, network_state, paint_tiled
 from tests.helpers import command, compose_recipe
 
@@ -145,6 +145,21 @@ def test_training_lowers_the_style_loss_and_writes_its_files(tmp_path: Path) -> 
     assert info["content_layer"] == "features.13" and info["style_weight"] == 1000 and len(info["style_layers"]) == 5
 
 
+def test_the_training_loss_counts_the_colours_unless_told_not_to() -> None:
+    on_cfg = compose_recipe("style_train", "device=cpu", "size=64")
+    view = load_view(on_cfg)
+    with_colours, _ = recipes.fast_style._losses(on_cfg, view)
+    without, _ = recipes.fast_style._losses(
+        compose_recipe("style_train", "device=cpu", "size=64", "histogram_weight=0"), view
+    )
+    photo, style = (resize_to(load_image(name), (64, 64)) for name in ("grace_hopper", "ihc"))
+    with torch.no_grad():
+        added_photo = float(with_colours(photo, photo)[0] - without(photo, photo)[0])
+        added_style = float(with_colours(style, photo)[0] - without(style, photo)[0])
+    assert added_photo > 0.5, added_photo  # the photo's blues and greys are far from the style's palette
+    assert added_style < 0.1 * added_photo, (added_style, added_photo)  # the style's own colours cost next to nothing
+
+
 @pytest.mark.slow
 def test_training_against_vgg_takes_its_classic_layers(tmp_path: Path) -> None:
     keys = ("model=vgg16", "model.weights=none", "size=32", "batch=1", "steps=2", "device=cpu", "preview=chelsea")
@@ -213,6 +228,7 @@ def _save(name: str, folder: Path) -> Path:
         (["recipe=style_fast", "tile_size=8"], "tile_size=8"),
         (["recipe=style_fast", "input=clip", "blend=2"], "blend=2"),
         (["recipe=style_train", "width=1000"], "width=1000"),
+        (["recipe=style_train", "histogram_weight=-1"], "histogram_weight=-1"),
         (["recipe=style_train", "folder=/nowhere"], "folder=/nowhere is not a folder"),
         (["recipe=style_train", "tv=0.1"], "takes no penalties"),
     ],
