@@ -40,6 +40,7 @@ EXAMPLES: dict[str, list[str]] = {
     "class_maco": ["recipe=class", "target=flamingo", "param=maco"],
     "class_cppn": ["recipe=class", "target=flamingo", "param=cppn"],
     "class_classic": ["recipe=class_classic", "target=flamingo"],
+    "facets": ["recipe=facets", "target=tabby", "k=4"],
     "neuron_alpha": ["recipe=neuron", "layer=features.10", "channel=7", "param=alpha"],
     "channel": ["recipe=channel", "layer=features.10", "channel=7"],
     "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],
@@ -83,6 +84,7 @@ WIDE = {
     "interpolate_classes": 768,
     "adversarial": 512,
     "style_train": 640,
+    "facets": 512,
     **dict.fromkeys(("saliency", "guided_backprop", "occlusion"), 400),
 }
 """Sheets of several panels get a longer side than :data:`THUMB_SIDE`, so each panel stays readable."""

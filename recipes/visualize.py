@@ -25,7 +25,7 @@ from objectives.activation import channel_list, guided_dream
 from objectives.base import Objective
 from objectives.classes import resolve_class
 
-__all__ = ["dream", "layer_atlas", "render"]
+__all__ = ["class_goal", "dream", "layer_atlas", "render"]
 
 INDICES = {key: (int, 0, False) for key in ("channel", "x", "y")}
 """The channel and neuron recipes' indices: whole numbers from 0."""
@@ -70,7 +70,7 @@ def render(
     objective = build_objective(cfg, view, None if make is None else make(view, hw))
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
-    goal = _class_goal(cfg, view) if cfg.get("stop_at") is not None else None
+    goal = class_goal(cfg, view) if cfg.get("stop_at") is not None else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder, goal=goal)
     return finish(cfg, folder, recipe, view, out, objective.name, labels)
 
@@ -79,7 +79,7 @@ STOP_VIEWS, STOP_SHARE = 16, 0.9
 """``stop_at``'s test: the share of random views of the picture that must each give the class that confidence."""
 
 
-def _class_goal(cfg: DictConfig, view: ModelView) -> Goal:
+def class_goal(cfg: DictConfig, view: ModelView) -> Goal:
     """The class recipe's ``stop_at``: stop once the model gives ``target`` at least ``stop_at`` on most of
     :data:`STOP_VIEWS` random crops of every picture of the batch (new crops each time, from their own seeded
     source, so the run's own randomness is untouched), tested every 8 steps."""

@@ -1,0 +1,221 @@
+"""Multi-faceted feature visualization (Nguyen et al., 2016): the different kinds of picture that drive one class
+(or one channel), one visualization for each.
+
+The pictures of ``folder`` (default: crops of the packaged samples) that show the class (it is among their top 5;
+for a channel, every picture), at most ``pool`` of them, those of highest probability (or mean activation) first,
+are clustered by k-means on the classifier's features into ``k`` groups. Each facet starts from its group's mean
+picture, as Nguyen et al. start theirs, and the k are optimized together with the class objective and the usual
+regularizers (and, with ``diversity=``, the batch-diversity term of Olah et al., 2017); ``stop_at`` ends them once
+the model is that sure of the class on random crops of every facet.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from engine.errors import UserError
+from engine.export import contact_sheet, save_png
+from engine.images import checkerboard, composite, resize_to
+from engine.measures import random_views
+from engine.models import LOGITS, ModelView
+from engine.octaves import octave_sizes
+from engine.results import RunResult, config_yaml, finish, saving
+from engine.runner import build_objective, load_view, optimize_octaves, recipe
+from objectives.activation import channel, diversified
+from objectives.base import Objective
+from objectives.classes import class_logit, resolve_class
+from recipes.folders import load_folder, penultimate, square_side
+from recipes.visualize import class_goal
+
+__all__ = ["facets", "kmeans", "mean_similarity"]
+
+SHOWN, VIEWS = 3, 16
+"""Each facet's row shows its cluster's SHOWN pictures nearest to it; the class is checked on VIEWS random crops."""
+
+
+def kmeans(points: torch.Tensor, k: int, generator: torch.Generator, rounds: int = 50) -> torch.Tensor:
+    """Cluster ``points`` into ``k`` groups (k-means++ start, then Lloyd's rounds); with ``k`` ≤ N points every group
+    keeps at least one. Shape: ``(N, D) -> (N,)`` of 0 … k-1."""
+    n = len(points)
+    centres = points[torch.randint(n, (1,), generator=generator)]
+    while len(centres) < k:
+        near = torch.cdist(points, centres).min(dim=1).values.square()
+        weights = near if float(near.sum()) > 0 else torch.ones(n)
+        centres = torch.cat([centres, points[torch.multinomial(weights, 1, generator=generator)]])
+    labels = _filled(torch.cdist(points, centres).argmin(dim=1), points, centres, k)
+    for _ in range(rounds):
+        centres = torch.stack([points[labels == j].mean(0) for j in range(k)])
+        moved = _filled(torch.cdist(points, centres).argmin(dim=1), points, centres, k)
+        if torch.equal(moved, labels):
+            break
+        labels = moved
+    return labels
+
+
+def _filled(labels: torch.Tensor, points: torch.Tensor, centres: torch.Tensor, k: int) -> torch.Tensor:
+    """Give each empty group the point farthest from its centre among those whose group has others."""
+    for j in range(k):
+        if (labels == j).any():
+            continue
+        spare = torch.bincount(labels, minlength=k)[labels] > 1
+        far = (points - centres[labels]).norm(dim=1).masked_fill(~spare, -1.0)
+        labels[far.argmax()] = j
+    return labels
+
+
+def mean_similarity(features: torch.Tensor) -> float:
+    """The mean cosine similarity over every pair of rows. Shape: ``(N, D)``, N ≥ 2."""
+    unit = F.normalize(features.float(), dim=1)
+    sim = unit @ unit.T
+    n = len(features)
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+def _aim(cfg: DictConfig, view: ModelView) -> tuple[Objective, str, int | None]:
+    """The class (or channel) objective, its label, and the class index (None for a channel)."""
+    if cfg.get("channel") is not None:
+        if not cfg.get("layer"):
+            raise UserError("channel= needs its layer; pass layer=LAYER channel=N (recipe=layers lists them)")
+        view.check_layers([str(cfg.layer)])
+        return channel(str(cfg.layer), int(cfg.channel)), f"{cfg.layer}:{cfg.channel}", None
+    index = resolve_class(cfg.target, view.categories)
+    return class_logit(index, view.categories), view.categories[index], index
+
+
+@torch.no_grad()
+def _drive(
+    view: ModelView, pictures: torch.Tensor, cfg: DictConfig, index: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much each picture drives the aim (the class's probability, or the channel's mean activation) and whether
+    it shows it (the class among the picture's top 5; every picture, for a channel)."""
+    scores, shown = [], []
+    for chunk in pictures.split(32):
+        x = chunk.to(view.device)
+        if index is not None:
+            p = view(x, [LOGITS])[LOGITS].softmax(-1).cpu()
+            scores.append(p[:, index])
+            shown.append((p.topk(5, dim=1).indices == index).any(dim=1))
+        else:
+            a = view(x, [str(cfg.layer)])[str(cfg.layer)][:, int(cfg.channel)].mean(dim=(-2, -1)).cpu()
+            scores.append(a)
+            shown.append(torch.ones(len(a), dtype=torch.bool))
+    return torch.cat(scores), torch.cat(shown)
+
+
+def _groups(cfg: DictConfig, view: ModelView, index: int | None) -> tuple[list[str], torch.Tensor, list[list[int]]]:
+    """The folder's pictures and, for each facet, the indices of its cluster: the pictures that show the class (at most
+    ``pool``, those that drive it most), or the ``k`` that drive it most when fewer show it."""
+    k, pool = int(cfg.k), int(cfg.pool)
+    if pool < k:
+        raise UserError(f"pool={pool} is smaller than k={k}; cluster at least as many pictures as facets")
+    names, pictures, _ = load_folder(cfg.folder, square_side(cfg))
+    if len(names) < k:
+        raise UserError(f"folder '{cfg.folder}' holds {len(names)} pictures; {k} facets need at least {k}")
+    scores, shown = _drive(view, pictures, cfg, index)
+    order = scores.argsort(descending=True)
+    top = order[shown[order]][:pool]
+    if len(top) < k:
+        top = order[:k]
+    features = F.normalize(penultimate(view, pictures[top]), dim=1)
+    labels = kmeans(features, k, torch.Generator().manual_seed(int(cfg.seed)))
+    groups = [top[labels == j].tolist() for j in range(k)]
+    return names, pictures, sorted(groups, key=len, reverse=True)
+
+
+@recipe(
+    paths=("folder",),
+    numbers={"k": (int, 1, True), "pool": (int, 1, True), "channel": (int, 0, False)},
+)
+def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
+    """Visualize the ``k`` facets of a class (or channel): cluster the pictures that drive it, start a picture from
+    each cluster's mean and optimize them together; write the facets beside their clusters' nearest pictures."""
+    if cfg.init != "noise" or int(cfg.batch) not in (1, int(cfg.k)):
+        raise UserError("facets start from their clusters' mean pictures, one per facet; leave init and batch out")
+    with open_dict(cfg):
+        cfg.batch = int(cfg.k)  # one picture per facet
+    t0 = time.perf_counter()
+    view = load_view(cfg)
+    aim, label, index = _aim(cfg, view)
+    names, pictures, groups = _groups(cfg, view, index)
+    starts = torch.cat([pictures[g].mean(0, keepdim=True) for g in groups])
+    objective = build_objective(cfg, view, diversified(aim, float(cfg.diversity), str(cfg.diversity_layer)))
+    side = square_side(cfg)
+    sizes = octave_sizes((side, side), int(cfg.octaves), float(cfg.octave_scale))
+    if cfg.get("stop_at") is not None and index is None:
+        raise UserError("stop_at= is a class's confidence; leave it out for a channel's facets")
+    goal = class_goal(cfg, view) if cfg.get("stop_at") is not None else None
+    out = optimize_octaves(
+        cfg, view, sizes, lambda hw: objective, first=starts.to(view.device), folder=folder, goal=goal
+    )
+    result = out.picture.detach().cpu()
+    seen = composite(result, checkerboard(side, side))
+    checks = _checks(view, seen, index, int(cfg.seed))
+    clusters = [[names[i] for i in g] for g in groups]
+    found = finish(
+        cfg, folder, recipe, view, out, objective.name, [f"facet {j + 1}" for j in range(len(groups))],
+        aim=label, clusters=clusters, **_similarities(view, seen, pictures, groups), **checks,
+        seconds_total=round(time.perf_counter() - t0, 2),
+    )  # fmt: skip
+    with saving():
+        save_png(folder / "image.png", _sheet(view, seen, pictures, groups, names, checks), config_yaml(cfg))
+    return found
+
+
+def _similarities(
+    view: ModelView, seen: torch.Tensor, pictures: torch.Tensor, groups: list[list[int]]
+) -> dict[str, float | None]:
+    """The facets' mean pairwise cosine similarity of the classifier's features, and that of their clusters' mean
+    features (how different the kinds of picture themselves are)."""
+    if len(groups) < 2:
+        return {"similarity": None, "cluster_similarity": None}
+    means = torch.stack([penultimate(view, pictures[g]).mean(0) for g in groups])
+    return {
+        "similarity": round(mean_similarity(penultimate(view, seen)), 4),
+        "cluster_similarity": round(mean_similarity(means), 4),
+    }
+
+
+@torch.no_grad()
+def _checks(view: ModelView, seen: torch.Tensor, index: int | None, seed: int) -> dict[str, list[float]]:
+    """Per facet: for a class, its mean probability on random crops and the share of crops where it is at least
+    0.9; for a channel, nothing more than the loop recorded."""
+    if index is None:
+        return {}
+    generator = torch.Generator().manual_seed(seed + 1)
+    means, sure = [], []
+    for one in seen:
+        views = random_views(one[None], VIEWS, generator, side=min(224, *one.shape[-2:]))
+        p = view(views.to(view.device), [LOGITS])[LOGITS].softmax(-1)[:, index].cpu()
+        means.append(round(float(p.mean()), 4))
+        sure.append(round(float((p >= 0.9).float().mean()), 4))
+    return {"crop_probability": means, "crops_sure": sure}
+
+
+def _sheet(
+    view: ModelView,
+    seen: torch.Tensor,
+    pictures: torch.Tensor,
+    groups: list[list[int]],
+    names: list[str],
+    checks: dict[str, list[float]],
+) -> Image.Image:
+    """One row per facet: the facet, then the pictures of its cluster nearest to it (by the classifier's features)."""
+    facet_features = F.normalize(penultimate(view, seen), dim=1)
+    tiles, labels = [], []
+    side, shown = seen.shape[-1], min(SHOWN, max(len(g) for g in groups))
+    for j, group in enumerate(groups):
+        own = F.normalize(penultimate(view, pictures[group]), dim=1)
+        nearest = [group[i] for i in (own @ facet_features[j]).argsort(descending=True)[:shown].tolist()]
+        score = f" p={checks['crop_probability'][j]:.2f}" if checks else ""
+        tiles.append(seen[j : j + 1])
+        labels.append(f"facet {j + 1}{score}")
+        for i in [*nearest, *[None] * (shown - len(nearest))]:
+            tiles.append(torch.ones(1, 3, side, side) if i is None else resize_to(pictures[i : i + 1], (side, side)))
+            labels.append("" if i is None else names[i])
+    return contact_sheet(torch.cat(tiles), shown + 1, labels=labels)
