@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from make_gallery import IMAGES, thumbnail
 from skimage.metrics import structural_similarity
-from style_quality import HELD_OUT, VGG_LAYERS
+from style_quality import VGG_LAYERS
 
 from engine.configs import compose
 from engine.images import load_image, resize_to
@@ -32,11 +32,16 @@ from engine.models import load_model
 from engine.runner import run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
+HELD_OUT = ["features.3.conv.1", "features.6.conv.1", "features.9.conv.1", "features.12.conv.1"]
+"""MobileNetV2's depthwise layers, which the dream (at features.10's expansion output) never optimizes."""
+PULL = ["along"]
+"""The guided dreams' ``guide_pull`` (set by ``--pull``)."""
 PAIRS = [("chelsea", "hubble_deep_field"), ("astronaut", "coffee"), ("chelsea", "ihc")]
 
 
 def dream(photo: str, guide: str | None, size: int, folder: Path, extra: tuple[str, ...] = ()) -> torch.Tensor:
-    keys = ["recipe=deepdream", f"input={photo}", f"size={size}", *(() if guide is None else (f"guide={guide}",))]
+    keys = ["recipe=deepdream", f"input={photo}", f"size={size}"]
+    keys += [] if guide is None else [f"guide={guide}", f"guide_pull={PULL[0]}"]
     shutil.rmtree(folder, ignore_errors=True)
     run_recipe(compose([*keys, *extra]), folder, "deepdream")
     return load_image(folder / "image.png")
@@ -52,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--tiled", type=int, default=0, help="also dream the first pair at this size in 512-px tiles")
     parser.add_argument("--docs", action="store_true", help="copy the pictures to docs/images/ at 256 px")
+    parser.add_argument("--pull", default="along", help="the guided dreams' guide_pull: along or toward")
     args = parser.parse_args(argv)
+    PULL[0] = args.pull
     torch.manual_seed(0)
     judges = {
         "vgg": (load_model("vgg19", "none"), VGG_LAYERS),
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         for kind, picture in pictures.items():
             row[f"ssim_{kind}"] = round(ssim(picture, photo), 3)
             if args.docs:
-                suffix = f"_{guide_name}" if kind == "guided" else ""
+                pull = "" if args.pull == "along" else f"_{args.pull}"
+                suffix = f"_{guide_name}{pull}" if kind == "guided" else ""
                 thumbnail(runs[kind] / "image.png", IMAGES / f"dream_{photo_name}_{kind}{suffix}.png")
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -197,17 +197,23 @@ def _metrics(cfg: DictConfig, recipe: str, rec: Recorder, hw: tuple[int, int], d
 
 
 def _write_pictures(
-    folder: Path, picture: torch.Tensor, frames: Snapshots, cfg: DictConfig, labels: list[str] | None = None
+    folder: Path,
+    picture: torch.Tensor,
+    frames: Snapshots,
+    cfg: DictConfig,
+    labels: list[str] | None = None,
+    sheet: Image.Image | None = None,
 ) -> None:
     config_text = config_yaml(cfg)
     # a short captioned sheet is a sequence (shallow to deep …): one row reads left to right
     columns = len(labels) if labels and len(labels) <= 8 else None
-    if picture.shape[0] == 1:
+    if picture.shape[0] == 1 and sheet is None:
         save_png(folder / "image.png", picture[0], config_text)
     else:
         for i, single in enumerate(picture):
             save_png(folder / "images" / f"{i:03d}.png", single, config_text)
-        sheet = contact_sheet(composite(picture, checkerboard(*picture.shape[-2:])), columns, labels=labels)
+        if sheet is None:
+            sheet = contact_sheet(composite(picture, checkerboard(*picture.shape[-2:])), columns, labels=labels)
         save_png(folder / "image.png", sheet, config_text)
     if picture.shape[1] == 4:  # transparent: how it looks on black, on white and over the usual checkerboard
         h, w = picture.shape[-2:]
@@ -247,11 +253,13 @@ def finish(
     out: Rendered,
     objective: str,
     labels: list[str] | None = None,
+    sheet: Image.Image | None = None,
     **extra: Any,
 ) -> RunResult:
     """Write the picture, progress GIF and metrics of a rendered run; raise :class:`Interrupted` after Ctrl-C.
 
-    A batch of pictures is written one by one under ``images/`` and as a contact sheet captioned by ``labels``.
+    A batch of pictures is written one by one under ``images/`` and as a contact sheet captioned by ``labels``, or
+    as the recipe's own ``sheet`` when it gives one.
     """
     final = out.picture
     metrics = _metrics(cfg, recipe, out.record, (final.shape[-2], final.shape[-1]), view.device)
@@ -264,7 +272,7 @@ def finish(
     if out.stopped:
         metrics["stopped"] = out.stopped
     with saving():
-        _write_pictures(folder, final.cpu(), out.frames, cfg, labels)
+        _write_pictures(folder, final.cpu(), out.frames, cfg, labels, sheet)
         if out.weights is not None and not out.interrupted and not out.stopped:
             atomic_write(folder / WEIGHTS, partial(torch.save, out.weights))
         save_metrics(folder, metrics)

@@ -363,8 +363,8 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
         recipe = None
     recipe = recipe or str((cfg.get("choices") or {}).get("recipe") or cfg.name)
     fn, spec = prepare_function(cfg)
+    _prepare(cfg, spec, recipe)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
     check_numbers(cfg)
-    _prepare(cfg, spec, recipe)
     try:
         return fn(cfg, folder, recipe)
     except OSError as e:

@@ -140,29 +140,41 @@ def deepdream(layer: str, batch: int | None = None) -> Objective:
     return Objective(fn, [layer], f"deepdream({layer})")
 
 
-def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None) -> Objective:
-    """DeepDream toward a guide picture: each position of the layer is pushed along the guide's feature vector it
-    matches best (largest dot product), so the guide's motifs grow where the picture already half shows them.
+GUIDE_PULLS = ("along", "toward")
+"""How a guided dream moves each position: along its matched guide vector, or toward it."""
 
-    The loss is minus the mean, over positions, of the dot product with that best match; its gradient at each
-    position is the matched guide vector, as the DeepDream notebook's guide objective has it.
+
+def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None, pull: str = "along") -> Objective:
+    """DeepDream toward a guide picture: each position of the layer is matched with the guide's feature vector that
+    points most nearly its way (largest cosine), so the guide's motifs grow where the picture already half shows them.
+
+    ``pull="along"``: the loss is minus the mean, over positions, of the dot product with that match; its gradient at
+    each position is the matched guide vector, as the DeepDream notebook's guide objective has it (which matched by
+    the dot product: a few guide vectors of large norm then win everywhere). ``pull="toward"``: half the mean squared
+    distance to the match, so each position's features move to it and the layer takes on the guide's statistics.
 
     Shape: ``guide`` is ``(C, M)``, the guide picture's ``M`` feature vectors at ``layer``; ``acts[layer]`` is
     ``(B, C, H, W)``.
     """
     if guide.dim() != 2 or guide.shape[1] == 0:
         raise ValueError(f"guide features must be (C, M) with M > 0, got {tuple(guide.shape)}")
+    if pull not in GUIDE_PULLS:
+        raise UserError(f"guide_pull={pull} is not known; use guide_pull=along or guide_pull=toward")
     vectors = guide.detach().float()
+    units = F.normalize(vectors, dim=0)
 
     def fn(acts: Activations) -> torch.Tensor:
         x = batch_slice(acts[layer], batch).flatten(2)  # (B, C, N)
         g = vectors.to(x)
         with torch.no_grad():
-            best = torch.einsum("bcn,cm->bnm", x, g).argmax(dim=-1)  # (B, N): the guide vector each position matches
+            cosines = torch.einsum("bcn,cm->bnm", F.normalize(x, dim=1), units.to(x))
+            best = cosines.argmax(dim=-1)  # (B, N): the guide vector each position matches
         matched = g.t()[best].transpose(1, 2)  # (B, C, N)
+        if pull == "toward":
+            return 0.5 * (x - matched).square().sum(dim=1).mean(dim=1).sum()
         return -(x * matched).sum(dim=1).mean(dim=1).sum()
 
-    return Objective(fn, [layer], f"guided_dream({layer}, {vectors.shape[1]} guide vectors)")
+    return Objective(fn, [layer], f"guided_dream({layer}, {vectors.shape[1]} guide vectors, {pull})")
 
 
 def direction(layer: str, vector: Sequence[float] | torch.Tensor, batch: int | None = None) -> Objective:

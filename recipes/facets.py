@@ -11,21 +11,23 @@ the model is that sure of the class on random crops of every facet.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from PIL import Image
 
 from engine.errors import UserError
-from engine.export import contact_sheet, save_png
+from engine.export import contact_sheet
 from engine.images import checkerboard, composite, resize_to
 from engine.measures import random_views
 from engine.models import LOGITS, ModelView
 from engine.octaves import octave_sizes
-from engine.results import RunResult, config_yaml, finish, saving
+from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import channel, diversified
 from objectives.base import Objective
@@ -77,15 +79,55 @@ def mean_similarity(features: torch.Tensor) -> float:
     return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
 
 
+def _refuse(cfg: DictConfig) -> None:
+    """One line for every key facets would ignore or could not use, before the model loads."""
+    given = {key: cfg.get(key) for key in ("target", "layer", "channel", "input", "stop_at")}
+    if given["input"]:
+        raise UserError(
+            f"recipe=facets starts from folder='s pictures, so input={given['input']} would be ignored; drop input="
+        )
+    if cfg.init != "noise":
+        raise UserError(
+            f"init={cfg.init} would be ignored: facets start from their clusters' mean pictures; drop init="
+        )
+    if int(cfg.batch) != int(cfg.k):
+        raise UserError(
+            f"recipe=facets makes one picture per facet, so batch={cfg.batch} would be ignored; set k= instead"
+        )
+    if given["channel"] is None:
+        if given["layer"]:
+            raise UserError(
+                f"layer={given['layer']} picks the layer of a channel's facets; add channel=N (or drop layer=)"
+            )
+        if given["target"] is None:
+            raise UserError("recipe=facets needs an aim: target=CLASS (a class's facets) or layer=LAYER channel=N")
+        return
+    if not given["layer"]:
+        raise UserError("channel= needs its layer; pass layer=LAYER channel=N (recipe=layers lists them)")
+    if given["target"] is not None:
+        raise UserError(
+            f"target={given['target']} names a class; a channel's facets (channel=) take none, so drop target="
+        )
+    if given["stop_at"] is not None:
+        raise UserError("stop_at= is a class's confidence; leave it out for a channel's facets")
+
+
 def _aim(cfg: DictConfig, view: ModelView) -> tuple[Objective, str, int | None]:
     """The class (or channel) objective, its label, and the class index (None for a channel)."""
     if cfg.get("channel") is not None:
-        if not cfg.get("layer"):
-            raise UserError("channel= needs its layer; pass layer=LAYER channel=N (recipe=layers lists them)")
         view.check_layers([str(cfg.layer)])
         return channel(str(cfg.layer), int(cfg.channel)), f"{cfg.layer}:{cfg.channel}", None
     index = resolve_class(cfg.target, view.categories)
     return class_logit(index, view.categories), view.categories[index], index
+
+
+def _channel_means(view: ModelView, x: torch.Tensor, layer: str, index: int) -> torch.Tensor:
+    acts = view(x, [layer])[layer]
+    if acts.dim() != 4:
+        raise UserError(f"layer {layer} gives {tuple(acts.shape[1:])}, not a (C, H, W) map; pick a convolutional layer")
+    if not 0 <= index < acts.shape[1]:
+        raise UserError(f"channel {index} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
+    return acts[:, index].mean(dim=(-2, -1)).cpu()
 
 
 @torch.no_grad()
@@ -102,69 +144,66 @@ def _drive(
             scores.append(p[:, index])
             shown.append((p.topk(5, dim=1).indices == index).any(dim=1))
         else:
-            a = view(x, [str(cfg.layer)])[str(cfg.layer)][:, int(cfg.channel)].mean(dim=(-2, -1)).cpu()
-            scores.append(a)
-            shown.append(torch.ones(len(a), dtype=torch.bool))
+            scores.append(_channel_means(view, x, str(cfg.layer), int(cfg.channel)))
+            shown.append(torch.ones(len(x), dtype=torch.bool))
     return torch.cat(scores), torch.cat(shown)
 
 
-def _groups(cfg: DictConfig, view: ModelView, index: int | None) -> tuple[list[str], torch.Tensor, list[list[int]]]:
-    """The folder's pictures and, for each facet, the indices of its cluster: the pictures that show the class (at most
-    ``pool``, those that drive it most), or the ``k`` that drive it most when fewer show it."""
+def _groups(
+    cfg: DictConfig, view: ModelView, index: int | None, label: str
+) -> tuple[list[str], torch.Tensor, list[list[int]]]:
+    """The folder's pictures and, for each facet, the indices of its cluster among the pictures that show the class
+    (at most ``pool``, those that drive it most)."""
     k, pool = int(cfg.k), int(cfg.pool)
-    if pool < k:
-        raise UserError(f"pool={pool} is smaller than k={k}; cluster at least as many pictures as facets")
-    names, pictures, _ = load_folder(cfg.folder, square_side(cfg))
-    if len(names) < k:
-        raise UserError(f"folder '{cfg.folder}' holds {len(names)} pictures; {k} facets need at least {k}")
+    names, pictures, skipped = load_folder(cfg.folder, square_side(cfg))
+    if skipped:
+        print(f"dreamloom: skipped {skipped} files in {cfg.folder} that are not pictures", file=sys.stderr)
     scores, shown = _drive(view, pictures, cfg, index)
+    if int(shown.sum()) < k:
+        raise UserError(
+            f"{int(shown.sum())} of the {len(names)} pictures in folder '{cfg.folder}' show {label} among their top 5 "
+            f"classes; {k} facets need {k}: use k={max(1, int(shown.sum()))} or fewer, or a folder with more of them"
+        )
     order = scores.argsort(descending=True)
     top = order[shown[order]][:pool]
-    if len(top) < k:
-        top = order[:k]
     features = F.normalize(penultimate(view, pictures[top]), dim=1)
-    labels = kmeans(features, k, torch.Generator().manual_seed(int(cfg.seed)))
+    labels = kmeans(features, k, torch.Generator().manual_seed(int(cfg.seed) % 2**63))
     groups = [top[labels == j].tolist() for j in range(k)]
     return names, pictures, sorted(groups, key=len, reverse=True)
 
 
 @recipe(
     paths=("folder",),
-    numbers={"k": (int, 1, True), "pool": (int, 1, True), "channel": (int, 0, False)},
+    numbers={"k": (int, 1, False), "channel": (int, 0, False), "diversity": (float, 0, False)},
 )
 def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Visualize the ``k`` facets of a class (or channel): cluster the pictures that drive it, start a picture from
     each cluster's mean and optimize them together; write the facets beside their clusters' nearest pictures."""
-    if cfg.init != "noise" or int(cfg.batch) not in (1, int(cfg.k)):
-        raise UserError("facets start from their clusters' mean pictures, one per facet; leave init and batch out")
-    with open_dict(cfg):
-        cfg.batch = int(cfg.k)  # one picture per facet
+    _refuse(cfg)
+    if int(cfg.pool) < int(cfg.k):
+        raise UserError(f"pool={cfg.pool} is smaller than k={cfg.k}; cluster at least as many pictures as facets")
     t0 = time.perf_counter()
     view = load_view(cfg)
     aim, label, index = _aim(cfg, view)
-    names, pictures, groups = _groups(cfg, view, index)
+    names, pictures, groups = _groups(cfg, view, index, label)
     starts = torch.cat([pictures[g].mean(0, keepdim=True) for g in groups])
     objective = build_objective(cfg, view, diversified(aim, float(cfg.diversity), str(cfg.diversity_layer)))
     side = square_side(cfg)
     sizes = octave_sizes((side, side), int(cfg.octaves), float(cfg.octave_scale))
-    if cfg.get("stop_at") is not None and index is None:
-        raise UserError("stop_at= is a class's confidence; leave it out for a channel's facets")
     goal = class_goal(cfg, view) if cfg.get("stop_at") is not None else None
     out = optimize_octaves(
         cfg, view, sizes, lambda hw: objective, first=starts.to(view.device), folder=folder, goal=goal
     )
-    result = out.picture.detach().cpu()
-    seen = composite(result, checkerboard(side, side))
+    seen = composite(out.picture.detach().cpu(), checkerboard(side, side))
     checks = _checks(view, seen, index, int(cfg.seed))
-    clusters = [[names[i] for i in g] for g in groups]
-    found = finish(
-        cfg, folder, recipe, view, out, objective.name, [f"facet {j + 1}" for j in range(len(groups))],
-        aim=label, clusters=clusters, **_similarities(view, seen, pictures, groups), **checks,
-        seconds_total=round(time.perf_counter() - t0, 2),
-    )  # fmt: skip
-    with saving():
-        save_png(folder / "image.png", _sheet(view, seen, pictures, groups, names, checks), config_yaml(cfg))
-    return found
+    extra: dict[str, Any] = {"aim": label, "clusters": [[names[i] for i in g] for g in groups]}
+    extra |= {
+        **_similarities(view, seen, pictures, groups),
+        **checks,
+        "seconds_total": round(time.perf_counter() - t0, 2),
+    }
+    sheet = _sheet(view, seen, pictures, groups, names, checks)
+    return finish(cfg, folder, recipe, view, out, objective.name, sheet=sheet, **extra)
 
 
 def _similarities(
@@ -187,7 +226,7 @@ def _checks(view: ModelView, seen: torch.Tensor, index: int | None, seed: int) -
     0.9; for a channel, nothing more than the loop recorded."""
     if index is None:
         return {}
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator().manual_seed((seed + 1) % 2**63)
     means, sure = [], []
     for one in seen:
         views = random_views(one[None], VIEWS, generator, side=min(224, *one.shape[-2:]))

@@ -87,7 +87,8 @@ class _Crops:
 
 @dataclass
 class _Losses:
-    """The style and content losses of a painted batch against the photos it came from."""
+    """The style loss (with the colour loss when ``colors`` is set) and the content loss of a painted batch against
+    the photos it came from."""
 
     view: ModelView
     style: Objective
@@ -98,8 +99,9 @@ class _Losses:
     def __call__(
         self, painted: torch.Tensor, photos: torch.Tensor, shift: tuple[int, int] = (0, 0)
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two losses, both pictures first cropped by ``shift`` pixels at the top left: a loss network whose first
-        layer has a stride of 2 otherwise teaches the painter a grid in step with it."""
+        """The style (and colour) loss and the content loss, both pictures first cropped by ``shift`` pixels at the
+        top left: a loss network whose first layer has a stride of 2 otherwise teaches the painter a grid in step with
+        it."""
         dy, dx = shift
         painted, photos = painted[..., dy:, dx:], photos[..., dy:, dx:]
         with torch.no_grad():
@@ -231,7 +233,8 @@ def _sheet(style_source: str, preview: torch.Tensor, painted: torch.Tensor) -> A
 
 def _loss_keys(cfg: DictConfig) -> dict[str, Any]:
     """The losses a network was trained with, as plain values for its file."""
-    keys = ("content_layer", "style_layers", "layer_weights", "smoothing", "content_weight", "style_weight")
+    keys: tuple[str, ...] = ("content_layer", "style_layers", "layer_weights", "smoothing", "content_weight")
+    keys = (*keys, "style_weight", "histogram_weight")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {key: resolved.get(key) for key in keys}
@@ -243,7 +246,8 @@ def _mean(rows: list[list[float]], column: int) -> float:
 
 @recipe(
     paths=("style", "folder", "preview"),
-    numbers={"width": (int, 4, False), "blocks": (int, 0, False), "style_scale": (float, 0, True)},
+    numbers={"width": (int, 4, False), "blocks": (int, 0, False), "style_scale": (float, 0, True)}
+    | {"histogram_weight": (float, 0, False)},
     penalties=False,
     lists=WEIGHTS,
 )

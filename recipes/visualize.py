@@ -21,7 +21,7 @@ from engine.models import LOGITS, ModelView
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
-from objectives.activation import channel_list, guided_dream
+from objectives.activation import GUIDE_PULLS, channel_list, guided_dream
 from objectives.base import Objective
 from objectives.classes import resolve_class
 
@@ -109,7 +109,12 @@ GUIDE_SIDE = 512
 def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture
     (:func:`objectives.guided_dream` at ``layer`` instead of the recipe's own objective)."""
+    pull = cfg.get("guide_pull", "along")
+    if pull not in GUIDE_PULLS:
+        raise UserError(f"guide_pull={pull} is not known; use guide_pull=along or guide_pull=toward")
     if not cfg.get("guide"):
+        if pull != "along":
+            raise UserError(f"guide_pull={pull} needs a guide; pass guide=PICTURE too (or leave guide_pull out)")
         return render(cfg, folder, recipe)
     guide = load_image(cfg.guide, "guide")
     layer = str(cfg.layer)
@@ -119,7 +124,7 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
         with torch.no_grad():
             features = view(seen.to(view.device), [layer])[layer][0].flatten(1)
-        return guided_dream(layer, features)
+        return guided_dream(layer, features, pull=str(pull))
 
     return render(cfg, folder, recipe, make=guided)
 

@@ -282,6 +282,22 @@ ERRORS = [
     Case(
         "guided-rule-unknown", ("recipe=guided_backprop", "size=64", "rule=up"), ("rule=up is not known", "deconvnet")
     ),
+    Case("guide-pull-unknown", (*DREAM, "guide=coffee", "guide_pull=sideways"), ("guide_pull=sideways is not known",)),
+    Case("guide-pull-no-guide", (*DREAM, "guide_pull=toward"), ("guide_pull=toward needs a guide", "guide=PICTURE")),
+    Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
+    Case(
+        "facets-channel-and-target",
+        ("recipe=facets", "size=32", "target=tabby", "layer=features.10", "channel=3"),
+        ("target=tabby names a class",),
+    ),
+    Case("facets-input", ("recipe=facets", "size=32", "input=chelsea"), ("drop input=",)),
+    Case("facets-init", ("recipe=facets", "size=32", "init=zeros"), ("init=zeros", "drop init=")),
+    Case("facets-batch", ("recipe=facets", "size=32", "batch=3"), ("batch=3", "set k=")),
+    Case(
+        "facets-channel-range",
+        ("recipe=facets", "size=32", "layer=features.10", "channel=9999"),
+        ("channel 9999 is out of range",),
+    ),
     Case("occlusion-patch-too-big", ("recipe=occlusion", "size=64", "patch=100"), ("patch=100", "0 < patch <= 43")),
     Case("eps-zero", ("recipe=adversarial", "size=64", "eps=0"), ("eps=0 is not valid", "(0, 1]", "eps=2/255")),
     Case("eps-too-big", ("recipe=adversarial", "size=64", "eps=3"), ("eps=3 is not valid", "(0, 1]")),

@@ -56,6 +56,8 @@ def _overrides(name: str, assets: dict[str, Path]) -> list[str]:
     args = [f"{key}={value}" for key, value in SMALL.items() if key in cfg]
     if "folder" in cfg:
         args.append(f"folder={assets['folder']}")
+    if "target" in cfg and cfg.target is None and "channel" in cfg:  # no aim by default (facets): aim at a channel
+        args += ["layer=features.2", "channel=0"]
     _, spec = prepare_function(cfg)
     return [*args, *(PENALTIES if spec.penalties else ())]
 

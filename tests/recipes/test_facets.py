@@ -68,11 +68,14 @@ def test_a_channels_facets_cluster_the_pictures_it_fires_on(tmp_path: Path, crop
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        (["k=4", "pool=2"], "pool=2 is smaller than k=4"),
-        (["batch=3"], "leave init and batch out"),
+        ([], "needs an aim: target=CLASS"),
+        (["target=tabby", "k=4", "pool=2"], "pool=2 is smaller than k=4"),
+        (["target=tabby", "k=4"], "show tabby among their top 5 classes; 4 facets need 4: use k="),
+        (["target=tabby", "batch=3"], "batch=3 would be ignored; set k= instead"),
+        (["target=tabby", "k=0"], "k=0 is not valid"),
         (["channel=3"], "channel= needs its layer"),
         (["layer=features.10", "channel=3", "stop_at=0.9"], "leave it out for a channel"),
-        (["k=0"], "k=0"),
+        (["layer=features.10", "channel=999"], "channel 999 is out of range for layer features.10"),
     ],
 )
 def test_facets_answer_wrong_keys_in_one_line(tmp_path: Path, crops: Path, keys: list[str], message: str) -> None:

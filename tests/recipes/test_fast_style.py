@@ -143,6 +143,7 @@ def test_training_lowers_the_style_loss_and_writes_its_files(tmp_path: Path) -> 
     _, info = load_network(str(run))
     assert info["steps"] == 60 and info["size"] == 96 and info["model"] == "mobilenet_v2"
     assert info["content_layer"] == "features.13" and info["style_weight"] == 1000 and len(info["style_layers"]) == 5
+    assert info["histogram_weight"] == 100  # the colour loss it was trained with
 
 
 def test_the_training_loss_counts_the_colours_unless_told_not_to() -> None:

@@ -133,6 +133,10 @@ def test_a_guided_dream_grows_the_guides_motifs(tmp_path: Path) -> None:
     plain, guided = (load_image(tmp_path / run / "image.png") for run in ("plain", "guided"))
     far = {run: style_distance(judge, held_out, pic, guide) for run, pic in (("plain", plain), ("guided", guided))}
     assert far["guided"] < 0.7 * far["plain"], far
+    run_recipe(compose_recipe("deepdream", *keys, "guide=hubble_deep_field", "guide_pull=toward"), tmp_path / "to", "x")
+    far["toward"] = style_distance(judge, held_out, load_image(tmp_path / "to" / "image.png"), guide)
+    assert json.loads((tmp_path / "to" / "metrics.json").read_text())["objective"].endswith("toward)")
+    assert far["toward"] < 0.9 * far["guided"], far  # pulled to the guide's features: closer still (0.80x measured)
 
 
 @pytest.mark.slow
