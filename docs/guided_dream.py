@@ -34,14 +34,14 @@ from engine.runner import run_recipe
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = ["features.3.conv.1", "features.6.conv.1", "features.9.conv.1", "features.12.conv.1"]
 """MobileNetV2's depthwise layers, which the dream (at features.10's expansion output) never optimizes."""
-PULL = ["along"]
+PULL = ["toward", "guide_gain=3"]
 """The guided dreams' ``guide_pull`` (set by ``--pull``)."""
 PAIRS = [("chelsea", "hubble_deep_field"), ("astronaut", "coffee"), ("chelsea", "ihc")]
 
 
 def dream(photo: str, guide: str | None, size: int, folder: Path, extra: tuple[str, ...] = ()) -> torch.Tensor:
     keys = ["recipe=deepdream", f"input={photo}", f"size={size}"]
-    keys += [] if guide is None else [f"guide={guide}", f"guide_pull={PULL[0]}"]
+    keys += [] if guide is None else [f"guide={guide}", f"guide_pull={PULL[0]}", *PULL[1:]]
     shutil.rmtree(folder, ignore_errors=True)
     run_recipe(compose([*keys, *extra]), folder, "deepdream")
     return load_image(folder / "image.png")
@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--tiled", type=int, default=0, help="also dream the first pair at this size in 512-px tiles")
     parser.add_argument("--docs", action="store_true", help="copy the pictures to docs/images/ at 256 px")
-    parser.add_argument("--pull", default="along", help="the guided dreams' guide_pull: along or toward")
+    parser.add_argument("--pull", default="toward", help="the guided dreams' guide_pull: toward or along")
+    parser.add_argument("--gain", type=float, default=3.0, help="the guided dreams' guide_gain (with toward)")
     args = parser.parse_args(argv)
-    PULL[0] = args.pull
+    PULL[:] = [args.pull, f"guide_gain={args.gain:g}"] if args.pull == "toward" else [args.pull]
     torch.manual_seed(0)
     judges = {
         "vgg": (load_model("vgg19", "none"), VGG_LAYERS),
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         for kind, picture in pictures.items():
             row[f"ssim_{kind}"] = round(ssim(picture, photo), 3)
             if args.docs:
-                pull = "" if args.pull == "along" else f"_{args.pull}"
+                pull = "" if args.pull == "toward" and args.gain == 3 else f"_{args.pull}"
                 suffix = f"_{guide_name}{pull}" if kind == "guided" else ""
                 thumbnail(runs[kind] / "image.png", IMAGES / f"dream_{photo_name}_{kind}{suffix}.png")
         rows.append(row)

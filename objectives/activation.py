@@ -144,14 +144,17 @@ GUIDE_PULLS = ("along", "toward")
 """How a guided dream moves each position: along its matched guide vector, or toward it."""
 
 
-def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None, pull: str = "along") -> Objective:
+def guided_dream(
+    layer: str, guide: torch.Tensor, batch: int | None = None, pull: str = "toward", gain: float = 3.0
+) -> Objective:
     """DeepDream toward a guide picture: each position of the layer is matched with the guide's feature vector that
     points most nearly its way (largest cosine), so the guide's motifs grow where the picture already half shows them.
 
-    ``pull="along"``: the loss is minus the mean, over positions, of the dot product with that match; its gradient at
-    each position is the matched guide vector, as the DeepDream notebook's guide objective has it (which matched by
-    the dot product: a few guide vectors of large norm then win everywhere). ``pull="toward"``: half the mean squared
-    distance to the match, so each position's features move to it and the layer takes on the guide's statistics.
+    ``pull="toward"``: half the mean squared distance to ``gain`` times the match, so each position's features move
+    to it, amplified as a dream amplifies (``gain=1``: to the match itself, the guide's own statistics).
+    ``pull="along"``: minus the mean dot product with the match; its gradient at each position is the matched guide
+    vector, as the DeepDream notebook's guide objective has it (which matched by the dot product: a few guide vectors
+    of large norm then win everywhere). ``gain`` does not change it.
 
     Shape: ``guide`` is ``(C, M)``, the guide picture's ``M`` feature vectors at ``layer``; ``acts[layer]`` is
     ``(B, C, H, W)``.
@@ -171,10 +174,11 @@ def guided_dream(layer: str, guide: torch.Tensor, batch: int | None = None, pull
             best = cosines.argmax(dim=-1)  # (B, N): the guide vector each position matches
         matched = g.t()[best].transpose(1, 2)  # (B, C, N)
         if pull == "toward":
-            return 0.5 * (x - matched).square().sum(dim=1).mean(dim=1).sum()
+            return 0.5 * (x - gain * matched).square().sum(dim=1).mean(dim=1).sum()
         return -(x * matched).sum(dim=1).mean(dim=1).sum()
 
-    return Objective(fn, [layer], f"guided_dream({layer}, {vectors.shape[1]} guide vectors, {pull})")
+    name = f"{pull}, gain {gain:g}" if pull == "toward" else pull
+    return Objective(fn, [layer], f"guided_dream({layer}, {vectors.shape[1]} guide vectors, {name})")
 
 
 def direction(layer: str, vector: Sequence[float] | torch.Tensor, batch: int | None = None) -> Objective:

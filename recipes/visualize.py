@@ -105,16 +105,18 @@ GUIDE_SIDE = 512
 """The longest side the guide picture is seen at: its motifs at the scale they have in a picture of that size."""
 
 
-@recipe(paths=("guide",))
+@recipe(paths=("guide",), numbers={"guide_gain": (float, 0, True)})
 def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture
     (:func:`objectives.guided_dream` at ``layer`` instead of the recipe's own objective)."""
-    pull = cfg.get("guide_pull", "along")
+    pull = cfg.get("guide_pull", "toward")
     if pull not in GUIDE_PULLS:
         raise UserError(f"guide_pull={pull} is not known; use guide_pull=along or guide_pull=toward")
+    if pull == "along" and float(cfg.get("guide_gain", 3.0)) != 3.0:
+        raise UserError("guide_gain sets how far guide_pull=toward pulls; guide_pull=along takes none, so drop it")
     if not cfg.get("guide"):
-        if pull != "along":
-            raise UserError(f"guide_pull={pull} needs a guide; pass guide=PICTURE too (or leave guide_pull out)")
+        if pull != "toward" or float(cfg.get("guide_gain", 3.0)) != 3.0:
+            raise UserError("guide_pull and guide_gain shape a guided dream; add guide=PICTURE (or leave them out)")
         return render(cfg, folder, recipe)
     guide = load_image(cfg.guide, "guide")
     layer = str(cfg.layer)
@@ -124,7 +126,7 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
         with torch.no_grad():
             features = view(seen.to(view.device), [layer])[layer][0].flatten(1)
-        return guided_dream(layer, features, pull=str(pull))
+        return guided_dream(layer, features, pull=str(pull), gain=float(cfg.guide_gain))
 
     return render(cfg, folder, recipe, make=guided)
 

@@ -283,7 +283,9 @@ ERRORS = [
         "guided-rule-unknown", ("recipe=guided_backprop", "size=64", "rule=up"), ("rule=up is not known", "deconvnet")
     ),
     Case("guide-pull-unknown", (*DREAM, "guide=coffee", "guide_pull=sideways"), ("guide_pull=sideways is not known",)),
-    Case("guide-pull-no-guide", (*DREAM, "guide_pull=toward"), ("guide_pull=toward needs a guide", "guide=PICTURE")),
+    Case("guide-pull-no-guide", (*DREAM, "guide_pull=along"), ("shape a guided dream", "guide=PICTURE")),
+    Case("guide-gain-along", (*DREAM, "guide=coffee", "guide_pull=along", "guide_gain=2"), ("takes none",)),
+    Case("guide-gain-zero", (*DREAM, "guide=coffee", "guide_gain=0"), ("guide_gain=0 is not valid",)),
     Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
     Case(
         "facets-channel-and-target",

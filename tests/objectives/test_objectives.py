@@ -45,7 +45,7 @@ def test_deepdream_is_negative_mean_square(acts: dict[str, torch.Tensor]) -> Non
 def test_a_guided_dream_pulls_each_position_along_its_best_matching_guide_vector() -> None:
     guide = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # three guide vectors of two channels
     x = torch.tensor([[[[2.0, 0.1]], [[1.0, 3.0]]]], requires_grad=True)  # (1, 2, 1, 2): positions (2, 1), (0.1, 3)
-    loss = guided_dream("layer", guide)({"layer": x})
+    loss = guided_dream("layer", guide, pull="along")({"layer": x})
     # position 0 matches (1, 0) (cosine 0.89 > 0.45 > -0.89), position 1 matches (0, 1): loss = -(2 + 3) / 2
     assert torch.allclose(loss, torch.tensor(-2.5))
     loss.backward()
@@ -58,12 +58,14 @@ def test_a_guided_dream_pulls_each_position_along_its_best_matching_guide_vector
 def test_a_guided_dream_matches_by_direction_and_can_pull_toward_the_match() -> None:
     guide = torch.tensor([[10.0, 0.0], [10.0, 1.0]])  # a long vector (10, 10) and a short one (0, 1)
     x = torch.tensor([[[[0.1]], [[1.0]]]], requires_grad=True)  # one position (0.1, 1): the short one's direction
-    along = guided_dream("layer", guide)({"layer": x})
+    along = guided_dream("layer", guide, pull="along")({"layer": x})
     assert torch.allclose(along, torch.tensor(-1.0))  # matched (0, 1), not the larger dot product with (10, 10)
-    toward = guided_dream("layer", guide, pull="toward")({"layer": x})
+    toward = guided_dream("layer", guide, pull="toward", gain=1)({"layer": x})
     assert torch.allclose(toward, torch.tensor(0.5 * 0.1**2))  # half the squared distance to (0, 1)
     toward.backward()
     assert x.grad is not None and torch.allclose(x.grad[0, :, 0, 0], torch.tensor([0.1, 0.0]))
+    past = guided_dream("layer", guide)({"layer": x.detach()})  # the default: toward three times the match, (0, 3)
+    assert torch.allclose(past, torch.tensor(0.5 * (0.1**2 + 2.0**2)))
     with pytest.raises(UserError, match="guide_pull=sideways"):
         guided_dream("layer", guide, pull="sideways")
 
