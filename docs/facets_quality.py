@@ -24,26 +24,16 @@ from make_gallery import IMAGES, thumbnail
 
 from engine.configs import compose
 from engine.images import load_image
-from engine.measures import random_views
-from engine.models import LOGITS, ModelView, load_model
+from engine.models import load_model
 from engine.runner import run_recipe
+from objectives import mean_cosine
 from objectives.classes import resolve_class
-from recipes.facets import mean_similarity
+from recipes.facets import class_on_crops
 from recipes.folders import penultimate
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["tabby", "espresso", "space_shuttle"]
 """Classes the packaged samples' crops show: the cat, the coffee cup, the rocket."""
-
-
-def crop_probabilities(view: ModelView, pictures: torch.Tensor, index: int, seed: int = 1) -> list[float]:
-    generator = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for one in pictures:
-            views = random_views(one[None], 16, generator, side=min(224, *one.shape[-2:]))
-            out.append(float(view(views, [LOGITS])[LOGITS].softmax(-1)[:, index].mean()))
-    return out
 
 
 def run(keys: list[str], folder: Path) -> torch.Tensor:
@@ -84,11 +74,11 @@ def main(argv: list[str] | None = None) -> None:
             metrics = json.loads((out / f"{name}_{kind}" / "metrics.json").read_text())
             print(json.dumps({"class": name, "runs": kind, "clusters_similarity": metrics["cluster_similarity"]}))
         for kind, pictures in runs.items():
-            p = crop_probabilities(mnet, pictures, index)
+            p = class_on_crops(mnet, pictures, index, seed=1)["crop_probability"]
             row = {
                 "class": name,
                 "runs": kind,
-                "similarity": round(mean_similarity(penultimate(mnet, pictures)), 3),
+                "similarity": round(float(mean_cosine(penultimate(mnet, pictures))), 3),
                 "crop_probability": [round(v, 3) for v in p],
                 "sure": sum(v >= 0.9 for v in p),
             }

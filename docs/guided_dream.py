@@ -34,14 +34,15 @@ from engine.runner import run_recipe
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = ["features.3.conv.1", "features.6.conv.1", "features.9.conv.1", "features.12.conv.1"]
 """MobileNetV2's depthwise layers, which the dream (at features.10's expansion output) never optimizes."""
-PULL = ["toward", "guide_gain=3"]
-"""The guided dreams' ``guide_pull`` (set by ``--pull``)."""
 PAIRS = [("chelsea", "hubble_deep_field"), ("astronaut", "coffee"), ("chelsea", "ihc")]
 
 
 def dream(photo: str, guide: str | None, size: int, folder: Path, extra: tuple[str, ...] = ()) -> torch.Tensor:
+    """A dream of ``photo`` (guided by ``guide`` with the ``guide_*`` keys among ``extra``; unguided, they are left
+    out) into ``folder``."""
     keys = ["recipe=deepdream", f"input={photo}", f"size={size}"]
-    keys += [] if guide is None else [f"guide={guide}", f"guide_pull={PULL[0]}", *PULL[1:]]
+    keys += [f"guide={guide}"] if guide is not None else []
+    extra = tuple(key for key in extra if guide is not None or not key.startswith("guide_"))
     shutil.rmtree(folder, ignore_errors=True)
     run_recipe(compose([*keys, *extra]), folder, "deepdream")
     return load_image(folder / "image.png")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pull", default="toward", help="the guided dreams' guide_pull: toward or along")
     parser.add_argument("--gain", type=float, default=3.0, help="the guided dreams' guide_gain (with toward)")
     args = parser.parse_args(argv)
-    PULL[:] = [args.pull, f"guide_gain={args.gain:g}"] if args.pull == "toward" else [args.pull]
+    shape = (f"guide_pull={args.pull}", *((f"guide_gain={args.gain:g}",) if args.pull == "toward" else ()))
     torch.manual_seed(0)
     judges = {
         "vgg": (load_model("vgg19", "none"), VGG_LAYERS),
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for photo_name, guide_name in PAIRS:
         runs = {kind: out / f"{photo_name}_{kind}_{guide_name}" for kind in ("unguided", "guided")}
-        pictures = {kind: dream(photo_name, guide_name if kind == "guided" else None, args.size, runs[kind])
+        pictures = {kind: dream(photo_name, guide_name if kind == "guided" else None, args.size, runs[kind], shape)
                     for kind in runs}  # fmt: skip
         photo = resize_to(load_image(photo_name), tuple(pictures["guided"].shape[-2:]))
         guide = load_image(guide_name)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(row), flush=True)
     if args.tiled:
         photo_name, guide_name = PAIRS[0]
-        tiled = ("tile_size=512", "octaves=2")
+        tiled = ("tile_size=512", "octaves=2", *shape)
         for kind, guide in (("unguided", None), ("guided", guide_name)):
             picture = dream(photo_name, guide, args.tiled, out / f"tiled_{kind}", tiled)
             reference = resize_to(load_image(photo_name), tuple(picture.shape[-2:]))

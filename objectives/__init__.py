@@ -10,6 +10,7 @@ from objectives.activation import (
     diversity,
     guided_dream,
     interpolation,
+    mean_cosine,
     neuron,
 )
 from objectives.base import Activations, Objective
@@ -47,6 +48,7 @@ __all__ = [
     "imagenet_categories",
     "interpolation",
     "inversion",
+    "mean_cosine",
     "neuron",
     "resolve_class",
     "smooth",

@@ -20,6 +20,7 @@ __all__ = [
     "endpoint",
     "guided_dream",
     "interpolation",
+    "mean_cosine",
     "neuron",
 ]
 
@@ -210,11 +211,17 @@ def diversity(layer: str) -> Objective:
         if b < 2:
             return t.sum() * 0.0
         flat = t.flatten(2)
-        gram = F.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
-        sim = gram @ gram.T
-        return (sim.sum() - sim.diagonal().sum()) / (b * (b - 1))
+        return mean_cosine((flat @ flat.transpose(1, 2)).flatten(1))
 
     return Objective(fn, [layer], f"diversity({layer})")
+
+
+def mean_cosine(rows: torch.Tensor) -> torch.Tensor:
+    """The mean cosine similarity over every pair of rows (differentiable). Shape: ``(N, D) -> ()``, N ≥ 2."""
+    unit = F.normalize(rows.float(), dim=1)
+    sim = unit @ unit.T
+    n = len(rows)
+    return (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
 
 
 def diversified(objective: Objective, weight: float = 0.0, layer: str = "features.10") -> Objective:

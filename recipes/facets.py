@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ from engine.models import LOGITS, ModelView
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
-from objectives.activation import channel, diversified
+from objectives.activation import channel, diversified, mean_cosine
 from objectives.base import Objective
 from objectives.classes import class_logit, resolve_class
-from recipes.folders import load_folder, penultimate, square_side
+from recipes.folders import channel_map, load_folder, penultimate, square_side
 from recipes.visualize import class_goal
 
-__all__ = ["facets", "kmeans", "mean_similarity"]
+__all__ = ["class_on_crops", "facets", "kmeans"]
 
 SHOWN, VIEWS = 3, 16
 """Each facet's row shows its cluster's SHOWN pictures nearest to it; the class is checked on VIEWS random crops."""
@@ -71,14 +72,6 @@ def _filled(labels: torch.Tensor, points: torch.Tensor, centres: torch.Tensor, k
     return labels
 
 
-def mean_similarity(features: torch.Tensor) -> float:
-    """The mean cosine similarity over every pair of rows. Shape: ``(N, D)``, N ≥ 2."""
-    unit = F.normalize(features.float(), dim=1)
-    sim = unit @ unit.T
-    n = len(features)
-    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
-
-
 def _refuse(cfg: DictConfig) -> None:
     """One line for every key facets would ignore or could not use, before the model loads."""
     given = {key: cfg.get(key) for key in ("target", "layer", "channel", "input", "stop_at")}
@@ -90,6 +83,8 @@ def _refuse(cfg: DictConfig) -> None:
         raise UserError(
             f"init={cfg.init} would be ignored: facets start from their clusters' mean pictures; drop init="
         )
+    if int(cfg.pool) < int(cfg.k):
+        raise UserError(f"pool={cfg.pool} is smaller than k={cfg.k}; cluster at least as many pictures as facets")
     if int(cfg.batch) != int(cfg.k):
         raise UserError(
             f"recipe=facets makes one picture per facet, so batch={cfg.batch} would be ignored; set k= instead"
@@ -121,15 +116,6 @@ def _aim(cfg: DictConfig, view: ModelView) -> tuple[Objective, str, int | None]:
     return class_logit(index, view.categories), view.categories[index], index
 
 
-def _channel_means(view: ModelView, x: torch.Tensor, layer: str, index: int) -> torch.Tensor:
-    acts = view(x, [layer])[layer]
-    if acts.dim() != 4:
-        raise UserError(f"layer {layer} gives {tuple(acts.shape[1:])}, not a (C, H, W) map; pick a convolutional layer")
-    if not 0 <= index < acts.shape[1]:
-        raise UserError(f"channel {index} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
-    return acts[:, index].mean(dim=(-2, -1)).cpu()
-
-
 @torch.no_grad()
 def _drive(
     view: ModelView, pictures: torch.Tensor, cfg: DictConfig, index: int | None
@@ -144,16 +130,30 @@ def _drive(
             scores.append(p[:, index])
             shown.append((p.topk(5, dim=1).indices == index).any(dim=1))
         else:
-            scores.append(_channel_means(view, x, str(cfg.layer), int(cfg.channel)))
+            maps = channel_map(view(x, [str(cfg.layer)])[str(cfg.layer)], str(cfg.layer), int(cfg.channel))
+            scores.append(maps.mean(dim=(-2, -1)).cpu())
             shown.append(torch.ones(len(x), dtype=torch.bool))
     return torch.cat(scores), torch.cat(shown)
 
 
-def _groups(
-    cfg: DictConfig, view: ModelView, index: int | None, label: str
-) -> tuple[list[str], torch.Tensor, list[list[int]]]:
-    """The folder's pictures and, for each facet, the indices of its cluster among the pictures that show the class
-    (at most ``pool``, those that drive it most)."""
+@dataclass
+class _Clusters:
+    """The folder's pictures, the indices of each facet's cluster among them, and the classifier's features of every
+    clustered picture (by index), read once."""
+
+    names: list[str]
+    pictures: torch.Tensor
+    groups: list[list[int]]
+    features: dict[int, torch.Tensor]
+
+    def of(self, group: list[int]) -> torch.Tensor:
+        """The features of one cluster's pictures. Shape: ``(len(group), D)``."""
+        return torch.stack([self.features[i] for i in group])
+
+
+def _groups(cfg: DictConfig, view: ModelView, index: int | None, label: str) -> _Clusters:
+    """The folder's pictures and, for each facet, its cluster among the pictures that show the class (at most
+    ``pool``, those that drive it most)."""
     k, pool = int(cfg.k), int(cfg.pool)
     names, pictures, skipped = load_folder(cfg.folder, square_side(cfg))
     if skipped:
@@ -166,10 +166,10 @@ def _groups(
         )
     order = scores.argsort(descending=True)
     top = order[shown[order]][:pool]
-    features = F.normalize(penultimate(view, pictures[top]), dim=1)
-    labels = kmeans(features, k, torch.Generator().manual_seed(int(cfg.seed) % 2**63))
-    groups = [top[labels == j].tolist() for j in range(k)]
-    return names, pictures, sorted(groups, key=len, reverse=True)
+    features = penultimate(view, pictures[top])
+    labels = kmeans(F.normalize(features, dim=1), k, torch.Generator().manual_seed(int(cfg.seed) % 2**63))
+    groups = sorted([top[labels == j].tolist() for j in range(k)], key=len, reverse=True)
+    return _Clusters(names, pictures, groups, dict(zip(top.tolist(), features, strict=True)))
 
 
 @recipe(
@@ -180,13 +180,11 @@ def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Visualize the ``k`` facets of a class (or channel): cluster the pictures that drive it, start a picture from
     each cluster's mean and optimize them together; write the facets beside their clusters' nearest pictures."""
     _refuse(cfg)
-    if int(cfg.pool) < int(cfg.k):
-        raise UserError(f"pool={cfg.pool} is smaller than k={cfg.k}; cluster at least as many pictures as facets")
     t0 = time.perf_counter()
     view = load_view(cfg)
     aim, label, index = _aim(cfg, view)
-    names, pictures, groups = _groups(cfg, view, index, label)
-    starts = torch.cat([pictures[g].mean(0, keepdim=True) for g in groups])
+    found = _groups(cfg, view, index, label)
+    starts = torch.cat([found.pictures[g].mean(0, keepdim=True) for g in found.groups])
     objective = build_objective(cfg, view, diversified(aim, float(cfg.diversity), str(cfg.diversity_layer)))
     side = square_side(cfg)
     sizes = octave_sizes((side, side), int(cfg.octaves), float(cfg.octave_scale))
@@ -195,40 +193,33 @@ def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         cfg, view, sizes, lambda hw: objective, first=starts.to(view.device), folder=folder, goal=goal
     )
     seen = composite(out.picture.detach().cpu(), checkerboard(side, side))
-    checks = _checks(view, seen, index, int(cfg.seed))
-    extra: dict[str, Any] = {"aim": label, "clusters": [[names[i] for i in g] for g in groups]}
-    extra |= {
-        **_similarities(view, seen, pictures, groups),
-        **checks,
-        "seconds_total": round(time.perf_counter() - t0, 2),
-    }
-    sheet = _sheet(view, seen, pictures, groups, names, checks)
+    seen_features = penultimate(view, seen)
+    checks = {} if index is None else class_on_crops(view, seen, index, int(cfg.seed) + 1)
+    extra: dict[str, Any] = {"aim": label, "clusters": [[found.names[i] for i in g] for g in found.groups]}
+    extra |= {**_similarities(found, seen_features), **checks, "seconds_total": round(time.perf_counter() - t0, 2)}
+    sheet = _sheet(found, seen, seen_features, checks)
     return finish(cfg, folder, recipe, view, out, objective.name, sheet=sheet, **extra)
 
 
-def _similarities(
-    view: ModelView, seen: torch.Tensor, pictures: torch.Tensor, groups: list[list[int]]
-) -> dict[str, float | None]:
+def _similarities(found: _Clusters, seen_features: torch.Tensor) -> dict[str, float | None]:
     """The facets' mean pairwise cosine similarity of the classifier's features, and that of their clusters' mean
     features (how different the kinds of picture themselves are)."""
-    if len(groups) < 2:
+    if len(found.groups) < 2:
         return {"similarity": None, "cluster_similarity": None}
-    means = torch.stack([penultimate(view, pictures[g]).mean(0) for g in groups])
+    means = torch.stack([found.of(g).mean(0) for g in found.groups])
     return {
-        "similarity": round(mean_similarity(penultimate(view, seen)), 4),
-        "cluster_similarity": round(mean_similarity(means), 4),
+        "similarity": round(float(mean_cosine(seen_features)), 4),
+        "cluster_similarity": round(float(mean_cosine(means)), 4),
     }
 
 
 @torch.no_grad()
-def _checks(view: ModelView, seen: torch.Tensor, index: int | None, seed: int) -> dict[str, list[float]]:
-    """Per facet: for a class, its mean probability on random crops and the share of crops where it is at least
-    0.9; for a channel, nothing more than the loop recorded."""
-    if index is None:
-        return {}
-    generator = torch.Generator().manual_seed((seed + 1) % 2**63)
+def class_on_crops(view: ModelView, pictures: torch.Tensor, index: int, seed: int) -> dict[str, list[float]]:
+    """Per picture, the class's mean probability on :data:`VIEWS` random crops (``crop_probability``) and the share
+    of those crops where it is at least 0.9 (``crops_sure``); the crops drawn from ``seed``."""
+    generator = torch.Generator().manual_seed(seed % 2**63)
     means, sure = [], []
-    for one in seen:
+    for one in pictures:
         views = random_views(one[None], VIEWS, generator, side=min(224, *one.shape[-2:]))
         p = view(views.to(view.device), [LOGITS])[LOGITS].softmax(-1)[:, index].cpu()
         means.append(round(float(p.mean()), 4))
@@ -237,24 +228,20 @@ def _checks(view: ModelView, seen: torch.Tensor, index: int | None, seed: int) -
 
 
 def _sheet(
-    view: ModelView,
-    seen: torch.Tensor,
-    pictures: torch.Tensor,
-    groups: list[list[int]],
-    names: list[str],
-    checks: dict[str, list[float]],
+    found: _Clusters, seen: torch.Tensor, seen_features: torch.Tensor, checks: dict[str, list[float]]
 ) -> Image.Image:
     """One row per facet: the facet, then the pictures of its cluster nearest to it (by the classifier's features)."""
-    facet_features = F.normalize(penultimate(view, seen), dim=1)
+    facet_features = F.normalize(seen_features, dim=1)
     tiles, labels = [], []
-    side, shown = seen.shape[-1], min(SHOWN, max(len(g) for g in groups))
-    for j, group in enumerate(groups):
-        own = F.normalize(penultimate(view, pictures[group]), dim=1)
+    side, shown = seen.shape[-1], min(SHOWN, max(len(g) for g in found.groups))
+    for j, group in enumerate(found.groups):
+        own = F.normalize(found.of(group), dim=1)
         nearest = [group[i] for i in (own @ facet_features[j]).argsort(descending=True)[:shown].tolist()]
         score = f" p={checks['crop_probability'][j]:.2f}" if checks else ""
         tiles.append(seen[j : j + 1])
         labels.append(f"facet {j + 1}{score}")
         for i in [*nearest, *[None] * (shown - len(nearest))]:
-            tiles.append(torch.ones(1, 3, side, side) if i is None else resize_to(pictures[i : i + 1], (side, side)))
-            labels.append("" if i is None else names[i])
+            blank = torch.ones(1, 3, side, side)
+            tiles.append(blank if i is None else resize_to(found.pictures[i : i + 1], (side, side)))
+            labels.append("" if i is None else found.names[i])
     return contact_sheet(torch.cat(tiles), shown + 1, labels=labels)

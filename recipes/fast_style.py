@@ -233,8 +233,10 @@ def _sheet(style_source: str, preview: torch.Tensor, painted: torch.Tensor) -> A
 
 def _loss_keys(cfg: DictConfig) -> dict[str, Any]:
     """The losses a network was trained with, as plain values for its file."""
-    keys: tuple[str, ...] = ("content_layer", "style_layers", "layer_weights", "smoothing", "content_weight")
-    keys = (*keys, "style_weight", "histogram_weight")
+    keys = (
+        *("content_layer", "style_layers", "layer_weights", "smoothing"),
+        *("content_weight", "style_weight", "histogram_weight"),
+    )
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     return {key: resolved.get(key) for key in keys}

@@ -31,6 +31,7 @@ from engine.samples import FOLDER, sample_folder
 
 __all__ = [
     "PICTURE_SUFFIXES",
+    "channel_map",
     "embedding",
     "load_folder",
     "max_patches",
@@ -92,6 +93,19 @@ def square_side(cfg: DictConfig) -> int:
     return max(target_size(cfg.size if cfg.size is not None else 224))
 
 
+def channel_map(acts: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
+    """One channel of a batch of ``layer``'s activations; one line when the layer gives no spatial map or has no
+    such channel. Shape: ``(N, C, H, W) -> (N, H, W)``."""
+    if acts.dim() != 4:
+        raise UserError(
+            f"layer {layer} gives {tuple(acts.shape[1:])}, not a (C, H, W) map; pick a convolutional layer "
+            "(list them with: dreamloom recipe=layers)"
+        )
+    if not 0 <= channel < acts.shape[1]:
+        raise UserError(f"channel {channel} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
+    return acts[:, channel]
+
+
 def _batches(pictures: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
     for start in range(0, len(pictures), size):
         yield pictures[start : start + size]
@@ -137,15 +151,11 @@ def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     peaks = []
     with torch.no_grad():
         for chunk in _batches(pictures, 32):
-            acts = view(chunk.to(view.device), [layer])[layer]
-            if acts.dim() != 4:
-                raise UserError(f"layer {layer} has no spatial map; max_patches needs a convolutional layer")
-            if not 0 <= channel < acts.shape[1]:
-                raise UserError(f"channel {channel} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
-            a = acts[:, channel].flatten(1)
+            maps = channel_map(view(chunk.to(view.device), [layer])[layer], layer, channel)
+            a = maps.flatten(1)
             value, where = a.max(1)
             peaks += [
-                (float(v), int(i) // acts.shape[-1], int(i) % acts.shape[-1]) for v, i in zip(value, where, strict=True)
+                (float(v), int(i) // maps.shape[-1], int(i) % maps.shape[-1]) for v, i in zip(value, where, strict=True)
             ]
     size, jump, start = receptive_field(view, layer)
     order = sorted(range(len(names)), key=lambda i: -peaks[i][0])[: int(cfg.top)]

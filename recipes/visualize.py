@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, open_dict
@@ -109,15 +110,17 @@ GUIDE_SIDE = 512
 def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture
     (:func:`objectives.guided_dream` at ``layer`` instead of the recipe's own objective)."""
-    pull = cfg.get("guide_pull", "toward")
-    if pull not in GUIDE_PULLS:
+    pull, gain = cfg.get("guide_pull"), cfg.get("guide_gain")  # None: guided_dream's own defaults
+    if pull is not None and pull not in GUIDE_PULLS:
         raise UserError(f"guide_pull={pull} is not known; use guide_pull=along or guide_pull=toward")
-    if pull == "along" and float(cfg.get("guide_gain", 3.0)) != 3.0:
+    if pull == "along" and gain is not None:
         raise UserError("guide_gain sets how far guide_pull=toward pulls; guide_pull=along takes none, so drop it")
     if not cfg.get("guide"):
-        if pull != "toward" or float(cfg.get("guide_gain", 3.0)) != 3.0:
+        if pull is not None or gain is not None:
             raise UserError("guide_pull and guide_gain shape a guided dream; add guide=PICTURE (or leave them out)")
         return render(cfg, folder, recipe)
+    shape: dict[str, Any] = {"pull": str(pull)} if pull is not None else {}
+    shape |= {"gain": float(gain)} if gain is not None else {}
     guide = load_image(cfg.guide, "guide")
     layer = str(cfg.layer)
 
@@ -126,7 +129,7 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
         with torch.no_grad():
             features = view(seen.to(view.device), [layer])[layer][0].flatten(1)
-        return guided_dream(layer, features, pull=str(pull), gain=float(cfg.guide_gain))
+        return guided_dream(layer, features, **shape)
 
     return render(cfg, folder, recipe, make=guided)
 

@@ -15,6 +15,7 @@ from objectives import (
     diversity,
     guided_dream,
     imagenet_categories,
+    mean_cosine,
     neuron,
     resolve_class,
 )
@@ -72,6 +73,11 @@ def test_a_guided_dream_matches_by_direction_and_can_pull_toward_the_match() -> 
 
 def test_direction_matches_channel_for_a_unit_vector(acts: dict[str, torch.Tensor]) -> None:
     assert torch.allclose(direction("layer", [0, 0, 3.0, 0])(acts), channel("layer", 2)(acts))
+
+
+def test_mean_cosine_counts_every_pair_once() -> None:
+    assert float(mean_cosine(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))) == pytest.approx(0.0)
+    assert float(mean_cosine(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]))) == pytest.approx(1 / 3)
 
 
 def test_diversity_is_one_for_identical_pictures_and_zero_for_one() -> None:

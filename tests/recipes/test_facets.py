@@ -12,7 +12,7 @@ from PIL import Image
 from engine.errors import UserError
 from engine.images import load_image
 from engine.samples import make_samples
-from recipes.facets import kmeans, mean_similarity
+from recipes.facets import kmeans
 from recipes.folders import load_folder
 from tests.helpers import run
 
@@ -26,11 +26,6 @@ def test_kmeans_finds_separate_groups_and_keeps_every_group() -> None:
     assert len(set(groups[:, 0].tolist())) == 3  # three blobs, three groups
     same = kmeans(torch.zeros(5, 2), 3, torch.Generator().manual_seed(0))  # identical points: no group left empty
     assert sorted(set(same.tolist())) == [0, 1, 2]
-
-
-def test_mean_similarity_counts_every_pair_once() -> None:
-    assert mean_similarity(torch.tensor([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(0.0)
-    assert mean_similarity(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]])) == pytest.approx(1 / 3)
 
 
 @pytest.fixture(scope="module")
