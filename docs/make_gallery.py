@@ -40,7 +40,7 @@ EXAMPLES: dict[str, list[str]] = {
     "class_maco": ["recipe=class", "target=flamingo", "param=maco"],
     "class_cppn": ["recipe=class", "target=flamingo", "param=cppn"],
     "class_classic": ["recipe=class_classic", "target=flamingo"],
-    "facets": ["recipe=facets", "target=tabby", "k=4"],
+    "facets": ["recipe=facets", "target=espresso", "k=4"],
     "neuron_alpha": ["recipe=neuron", "layer=features.10", "channel=7", "param=alpha"],
     "channel": ["recipe=channel", "layer=features.10", "channel=7"],
     "channel_features14": ["recipe=channel", "layer=features.14", "channel=42"],

@@ -179,7 +179,9 @@ def absolute_paths(cfg: DictConfig, keys: Iterable[str]) -> None:
 def absolute_path(value: Any) -> Any:
     """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
     try:
-        if not isinstance(value, str) or Path(value).is_absolute() or not Path(value).expanduser().exists():
+        if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
+            return value  # an empty value stays empty (it is not the working folder)
+        if not Path(value).expanduser().exists():
             return value
     except OSError:
         return value  # not a path this system can use: the key's own check names it

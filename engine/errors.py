@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "edit_distance", "out_of_memory"]
+__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "edit_distance", "missing_or", "out_of_memory"]
 
 
 class UserError(ValueError):
@@ -44,3 +45,11 @@ def out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is torch or the system running out of memory (told by name: this module loads no torch)."""
     text = str(error)
     return type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
+
+
+def missing_or(path: Path, otherwise: str) -> str:
+    """How a path a key names fails: ``does not exist``, or ``otherwise`` (it exists but is not what was wanted)."""
+    try:
+        return otherwise if path.exists() else "does not exist"
+    except OSError:
+        return otherwise

@@ -151,6 +151,24 @@ class ModelView(nn.Module):
                     + " (list them with: dreamloom recipe=layers)"
                 )
 
+    def check_maps(self, layers: Iterable[str], use: str, hw: tuple[int, int] = (224, 224)) -> None:
+        """Raise :class:`UserError` unless every layer gives a spatial map ``(C, H, W)`` for a picture of size
+        ``hw``; ``use`` says what needs one. (A model that cannot run at ``hw`` at all is left to the run to name.)"""
+        wanted = list(dict.fromkeys(layers))
+        self.check_layers(wanted)
+        try:
+            with torch.no_grad():
+                outs = self(torch.full((1, 3, *hw), 0.5, device=self.device), wanted)
+        except RuntimeError:
+            return
+        for layer in wanted:
+            out = outs[layer]
+            if not isinstance(out, torch.Tensor) or out.dim() != 4:
+                shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise UserError(
+                    f"layer {layer} gives {shape}, not a (C, H, W) map; {use} (list them with: dreamloom recipe=layers)"
+                )
+
     def forward(
         self,
         x: torch.Tensor,

@@ -13,6 +13,7 @@ around it, which is then cut away, and neighbouring tiles are blended across the
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import UserError
+from engine.errors import UserError, missing_or
 
 __all__ = ["NETWORK", "StyleNet", "load_network", "network_file", "network_state", "paint_tiled"]
 
@@ -141,8 +142,9 @@ def network_file(source: str) -> Path:
     if path.is_dir():
         path = path / NETWORK
     if not path.is_file():
+        problem = missing_or(Path(source).expanduser(), f"holds no {NETWORK}")
         raise UserError(
-            f"net={source} holds no {NETWORK}; use a packaged network ({' or '.join(f'net={n}' for n in packaged)}) "
+            f"net={source} {problem}; use a packaged network ({' or '.join(f'net={n}' for n in packaged)}) "
             "or train one with: dreamloom recipe=style_train style=PICTURE, then pass its run folder"
         )
     return path
@@ -164,7 +166,9 @@ def load_network(source: str, device: torch.device | str = "cpu") -> tuple[Style
     path = network_file(source)
     foreign = UserError(f"{path} is not a style network dreamloom can read; train one with recipe=style_train")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle makes torch warn before it refuses: one line is enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a damaged or foreign file: torch raises many kinds, with long messages
         raise foreign from None
     if not isinstance(state, dict) or state.get("kind") != KIND or not isinstance(state.get("weights"), dict):
@@ -176,6 +180,8 @@ def load_network(source: str, device: torch.device | str = "cpu") -> tuple[Style
         net.load_state_dict(state["weights"])
     except (RuntimeError, TypeError, ValueError):
         raise UserError(f"{path} holds weights that do not fit its own network; train it again") from None
+    if not all(bool(torch.isfinite(w).all()) for w in net.state_dict().values()):
+        raise UserError(f"{path} holds weights that are not finite numbers (NaN or infinity); train it again")
     info = {k: v for k, v in state.items() if k not in ("weights",)}
     return net.to(device).eval(), info
 

@@ -19,6 +19,7 @@ __all__ = [
     "diversity",
     "endpoint",
     "guided_dream",
+    "inner_positions",
     "interpolation",
     "mean_cosine",
     "neuron",
@@ -141,6 +142,15 @@ def deepdream(layer: str, batch: int | None = None) -> Objective:
     return Objective(fn, [layer], f"deepdream({layer})")
 
 
+def inner_positions(x: torch.Tensor) -> torch.Tensor:
+    """A feature map without its outermost ring of positions, which see the convolutions' zero padding (kept whole
+    when it is 4 positions or fewer a side). A guided dream matches and pulls only these: pulled toward the guide,
+    the ring's odd vectors print a band of coloured grain along the picture's edges and over its flat parts. (A
+    transformer's token grid has no padding; there it only leaves out the border tokens.)
+    Shape: ``(..., H, W) -> (..., H - 2, W - 2)``."""
+    return x[..., 1:-1, 1:-1] if min(x.shape[-2:]) > 4 else x
+
+
 GUIDE_PULLS = ("along", "toward")
 """How a guided dream moves each position: along its matched guide vector, or toward it."""
 
@@ -155,7 +165,7 @@ def guided_dream(
     to it, amplified as a dream amplifies (``gain=1``: to the match itself, the guide's own statistics).
     ``pull="along"``: minus the mean dot product with the match; its gradient at each position is the matched guide
     vector, as the DeepDream notebook's guide objective has it (which matched by the dot product: a few guide vectors
-    of large norm then win everywhere). ``gain`` does not change it.
+    of large norm then win everywhere). ``gain`` does not change it. Only :func:`inner_positions` are matched.
 
     Shape: ``guide`` is ``(C, M)``, the guide picture's ``M`` feature vectors at ``layer``; ``acts[layer]`` is
     ``(B, C, H, W)``.
@@ -168,7 +178,7 @@ def guided_dream(
     units = F.normalize(vectors, dim=0)
 
     def fn(acts: Activations) -> torch.Tensor:
-        x = batch_slice(acts[layer], batch).flatten(2)  # (B, C, N)
+        x = inner_positions(batch_slice(acts[layer], batch)).flatten(2)  # (B, C, N)
         g = vectors.to(x)
         with torch.no_grad():
             cosines = torch.einsum("bcn,cm->bnm", F.normalize(x, dim=1), units.to(x))

@@ -62,14 +62,7 @@ MAX_SHIFTS = 8
 
 def conv_layer(view: ModelView, layer: str, hw: tuple[int, int]) -> None:
     """Raise :class:`UserError` unless ``layer`` gives a spatial map ``(C, H, W)`` for a picture of size ``hw``."""
-    view.check_layers([layer])
-    with torch.no_grad():
-        out = view(torch.full((1, 3, *hw), 0.5, device=view.device), [layer])[layer]
-    if out.dim() != 4:
-        raise UserError(
-            f"layer {layer} gives {tuple(out.shape[1:])}, not a (C, H, W) map; Grad-CAM needs a convolutional layer "
-            "such as the last one before pooling (list them with: dreamloom recipe=layers)"
-        )
+    view.check_maps([layer], "Grad-CAM needs a convolutional layer such as the last one before pooling", hw)
 
 
 def gradcam(view: ModelView, picture: torch.Tensor, target: int, layer: str) -> torch.Tensor:

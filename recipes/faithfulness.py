@@ -36,7 +36,7 @@ from objectives.classes import resolve_class
 from recipes.attribution import conv_layer
 from recipes.cams import CAM_METHODS, cam
 from recipes.folders import picture_files
-from recipes.gradients import SALIENCY_METHODS, baseline_picture, saliency
+from recipes.gradients import BASELINES, SALIENCY_METHODS, baseline_picture, saliency
 
 __all__ = ["METHODS", "PHOTOS", "SCORES", "curve", "faithfulness", "impute", "random_map", "ranking", "road"]
 
@@ -48,6 +48,9 @@ PHOTOS = (
 METHODS = (*CAM_METHODS, *SALIENCY_METHODS)
 SCORES = ("deletion", "insertion", "road_morf", "road_lerf")
 """The four areas, each the mean class probability along its curve."""
+MIN_SIDE = 48
+"""The smallest picture side scored: at 32 px and below a CNN's last grid (stride 32) is a single cell, and a CAM
+ranks no pixel above another."""
 NEIGHBOURS = [(dy, dx, 1 / 6 if dy == 0 or dx == 0 else 1 / 12) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 """ROAD's imputation weights: 1/6 for the four direct neighbours, 1/12 for the diagonal ones."""
 
@@ -233,8 +236,7 @@ def faithfulness(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Score ``methods`` on every picture of ``input`` for the model's top class (or ``target``): deletion,
     insertion and ROAD areas beside random maps'; write the mean curves' plot, ``faithfulness.csv`` and the table."""
     methods = _methods(cfg)
-    if any(not 0 < float(f) < 1 for f in cfg.fractions):
-        raise UserError(f"fractions={list(cfg.fractions)} is not valid; use fractions between 0 and 1, such as 0.5")
+    _check_keys(cfg, methods)
     view = load_view(cfg)
     pictures = _pictures(cfg, target_size(cfg.size))
     first = pictures[0][1]
@@ -263,6 +265,20 @@ def faithfulness(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     write_text(folder / "faithfulness.csv", _csv(rows))
     plot = curves_plot(rows, ["random", *methods], [float(f) for f in cfg.fractions])
     return write_view(cfg, folder, recipe, plot, None, pictures=len(pictures), methods=table, layer=str(cfg.layer))
+
+
+def _check_keys(cfg: DictConfig, methods: list[str]) -> None:
+    """One line for a key that would fail or mean nothing, before any picture is scored."""
+    if not cfg.fractions or any(not 0 < float(f) < 1 for f in cfg.fractions):
+        raise UserError(f"fractions={list(cfg.fractions)} is not valid; use fractions between 0 and 1, such as 0.5")
+    if int(cfg.points) < 2:
+        raise UserError(f"points={cfg.points} is too few for a curve; use points=2 or more (32 is the default)")
+    if float(cfg.noise) > 1:
+        raise UserError(f"noise={cfg.noise} is not valid; ROAD's noise is in pixel units from 0 to 1, such as 0.01")
+    if min(target_size(cfg.size)) < MIN_SIDE:
+        raise UserError(f"size={cfg.size} is too small to score; use pictures of {MIN_SIDE} px a side or more")
+    if "integrated" in methods and str(cfg.baseline) not in BASELINES:
+        raise UserError(f"baseline={cfg.baseline} is not known; use one of {', '.join(BASELINES)}")
 
 
 def _random_scores(

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from engine.callbacks import Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT, frames_state, load_checkpoint, restore_frames
 from engine.checks import check_number
-from engine.errors import UserError
+from engine.errors import UserError, missing_or
 from engine.export import atomic_write, contact_sheet, loss_curves, save_png
 from engine.flow import Motion
 from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_to, target_size, to_pil
@@ -49,7 +49,9 @@ CLIP_SUFFIXES = {".gif", ".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
 def _picture_files(folder: Any, key: str) -> list[str]:
     path = Path(str(folder)).expanduser()
     if not is_folder(path):
-        raise UserError(f"{key}={folder} is not a folder; pass {key}=DIR, a folder of PNG or JPEG pictures")
+        raise UserError(
+            f"{key}={folder} {missing_or(path, 'is not a folder')}; pass {key}=DIR, a folder of PNG or JPEG pictures"
+        )
     files = [str(p) for p in picture_files(path)[0]]
     if not files:
         raise UserError(f"{key}={folder} holds no pictures; put PNG or JPEG files in it")
@@ -256,9 +258,9 @@ def _mean(rows: list[list[float]], column: int) -> float:
 def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Train a style network (:class:`engine.stylenet.StyleNet`) on ``style`` with crops of the content pictures;
     writes ``network.pt``, the painted ``preview`` as ``image.png``, ``progress.gif`` and ``losses.png``."""
-    side = max(target_size(cfg.size))
-    if side < MIN_TRAIN:
-        raise UserError(f"size={cfg.size} is too small to train on; use size={MIN_TRAIN} or more (256 is the default)")
+    side = cfg.size if isinstance(cfg.size, int) and not isinstance(cfg.size, bool) else 0
+    if side < MIN_TRAIN:  # one side: training crops are square
+        raise UserError(f"size={cfg.size} is not valid; give the square crops' side, {MIN_TRAIN} or more, such as 256")
     view = load_view(cfg)
     losses, sources = _losses(cfg, view)
     content_sources = list(SAMPLE_PHOTOS) if cfg.folder in (None, "samples") else _picture_files(cfg.folder, "folder")
@@ -313,10 +315,11 @@ def _sized(cfg: DictConfig, picture: torch.Tensor) -> torch.Tensor:
 
 
 def _big_enough(picture: torch.Tensor) -> torch.Tensor:
-    if min(picture.shape[-2:]) < MIN_PAINT:
+    short, long = sorted(picture.shape[-2:])
+    if short < MIN_PAINT:
         raise UserError(
-            f"a {picture.shape[-1]}x{picture.shape[-2]} picture is too small to paint; "
-            f"give size={MIN_PAINT * 4} or more"
+            f"a {picture.shape[-1]}x{picture.shape[-2]} picture is too small to paint (its short side needs "
+            f"{MIN_PAINT} px); give size={max(MIN_PAINT * 4, -(-long * MIN_PAINT // short))} or more"
         )
     return picture
 
@@ -330,6 +333,8 @@ def _timed(paint: Any, picture: torch.Tensor) -> tuple[torch.Tensor, float]:
 def _fast_folder(cfg: DictConfig, folder: Path, recipe: str, paint: Any, info: dict[str, Any]) -> RunResult:
     """Paint every picture of the ``input`` folder into ``images/``, with a contact sheet as ``image.png``."""
     files, thumbs, seconds, interrupted = _picture_files(cfg.input, "input"), [], 0.0, False
+    for file in files:  # every picture readable and large enough before anything is written
+        _sized(cfg, load_image(file))
     text = config_yaml(cfg)
     try:
         for file in files:

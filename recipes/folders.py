@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 
-from engine.errors import UserError
+from engine.errors import UserError, missing_or
 from engine.export import contact_sheet
 from engine.images import is_folder, load_image, resize_to, target_size, to_pil
 from engine.layers import receptive_field
@@ -70,7 +70,10 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
     if str(folder) == FOLDER and not is_folder(path):
         path = sample_folder()
     if not is_folder(path):
-        raise UserError(f"folder '{folder}' is not a folder; pass folder=DIR (or folder=samples, the packaged samples)")
+        raise UserError(
+            f"folder '{folder}' {missing_or(path, 'is not a folder')}; pass folder=DIR (or folder=samples, the "
+            "packaged samples)"
+        )
     names, pictures = [], []
     files, skipped = picture_files(path)
     for file in files:

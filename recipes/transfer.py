@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from engine.callbacks import Recorder
 from engine.checks import check_number
@@ -69,6 +69,12 @@ def _cached(make: Callable[[tuple[int, int]], Objective]) -> Callable[[tuple[int
 def style_layer_keys(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[str], list[float] | None]:
     """The content layer, the style layers and their weights the keys name, checked against the model."""
     layers = [str(layer) for layer in as_list(cfg.style_layers)]
+    own = OmegaConf.select(cfg, "model.style.style_layers")
+    if not layers and (cfg.style_layers is not None or own):
+        raise UserError(
+            f"style_layers={cfg.style_layers} names no layer; name at least one"
+            + (", or leave the key out for the model's own" if own else " (list them with: dreamloom recipe=layers)")
+        )
     if not layers:
         raise UserError(
             f"model {view.name} has no default style layers; pass style_layers=[...] and content_layer=... "
@@ -78,7 +84,7 @@ def style_layer_keys(cfg: DictConfig, view: ModelView) -> tuple[str | None, list
     if weights is not None and len(weights) != len(layers):
         raise UserError(f"{len(weights)} layer_weights for {len(layers)} style_layers; give one weight per layer")
     content_layer = str(cfg.content_layer) if cfg.content_layer else None
-    view.check_layers([*layers, *([content_layer] if content_layer else [])])
+    view.check_maps([*layers, *([content_layer] if content_layer else [])], "style and content compare feature maps")
     if cfg.smoothing not in SMOOTHING:
         raise UserError(f"smoothing={cfg.smoothing} is not known; use one of {', '.join(SMOOTHING)}")
     return content_layer, layers, [float(w) for w in weights] if weights else None

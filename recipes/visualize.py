@@ -22,7 +22,7 @@ from engine.models import LOGITS, ModelView
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
-from objectives.activation import GUIDE_PULLS, channel_list, guided_dream
+from objectives.activation import GUIDE_PULLS, channel_list, guided_dream, inner_positions
 from objectives.base import Objective
 from objectives.classes import resolve_class
 
@@ -102,6 +102,8 @@ def class_goal(cfg: DictConfig, view: ModelView) -> Goal:
     return Goal(reached)
 
 
+MAX_GAIN = 100.0
+"""The largest guide_gain: far past it the pull overflows the loss instead of dreaming."""
 GUIDE_SIDE = 512
 """The longest side the guide picture is seen at: its motifs at the scale they have in a picture of that size."""
 
@@ -113,6 +115,8 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     pull, gain = cfg.get("guide_pull"), cfg.get("guide_gain")  # None: guided_dream's own defaults
     if pull is not None and pull not in GUIDE_PULLS:
         raise UserError(f"guide_pull={pull} is not known; use guide_pull=along or guide_pull=toward")
+    if gain is not None and float(gain) > MAX_GAIN:
+        raise UserError(f"guide_gain={gain} is too large; use a gain above 0 and at most {MAX_GAIN:g} (3 by default)")
     if pull == "along" and gain is not None:
         raise UserError("guide_gain sets how far guide_pull=toward pulls; guide_pull=along takes none, so drop it")
     if not cfg.get("guide"):
@@ -125,10 +129,11 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     layer = str(cfg.layer)
 
     def guided(view: ModelView, hw: tuple[int, int]) -> Objective:
-        view.check_layers([layer])
         seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
+        use = "a guided dream matches the guide position by position"
+        view.check_maps([layer], use, (seen.shape[-2], seen.shape[-1]))
         with torch.no_grad():
-            features = view(seen.to(view.device), [layer])[layer][0].flatten(1)
+            features = inner_positions(view(seen.to(view.device), [layer])[layer][0]).flatten(1)
         return guided_dream(layer, features, **shape)
 
     return render(cfg, folder, recipe, make=guided)

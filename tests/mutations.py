@@ -215,6 +215,8 @@ MUTANTS = [
     Mutant("style training resumes from scratch", "recipes/fast_style.py",
            't.step, t.seconds, t.curves = int(saved["step"])', 't.step, t.seconds, t.curves = 0 * int(saved["step"])',
            (f"{RECIPES}/test_fast_style.py",), "slow"),
+    Mutant("guided dream pulls the padded ring", "objectives/activation.py",
+           "x[..., 1:-1, 1:-1] if min(x.shape[-2:]) > 4 else x", "x", (OBJ,)),
 ]  # fmt: skip
 
 

@@ -286,6 +286,20 @@ ERRORS = [
     Case("guide-pull-no-guide", (*DREAM, "guide_pull=along"), ("shape a guided dream", "guide=PICTURE")),
     Case("guide-gain-along", (*DREAM, "guide=coffee", "guide_pull=along", "guide_gain=2"), ("takes none",)),
     Case("guide-gain-zero", (*DREAM, "guide=coffee", "guide_gain=0"), ("guide_gain=0 is not valid",)),
+    Case("guide-gain-huge", (*DREAM, "guide=coffee", "guide_gain=1e30"), ("guide_gain=1e+30 is too large",)),
+    Case("guide-dense-layer", (*DREAM, "guide=coffee", "layer=classifier.1"), ("not a (C, H, W) map", "position by")),
+    Case("facets-pool-word", ("recipe=facets", "target=tabby", "pool=abc"), ("pool=abc",)),
+    Case("facets-tiny", ("recipe=facets", "target=tabby", "size=16"), ("size=16 is too small for facets",)),
+    Case(
+        "train-size-list", ("recipe=style_train", "size=[64,32]"), ("size=[64, 32] is not valid", "square crops' side")
+    ),
+    Case(
+        "train-dense-style-layer",
+        ("recipe=style_train", "size=64", "style_layers=[classifier.1]"),
+        ("classifier.1 gives (1000,), not a (C, H, W) map", "feature maps"),
+    ),
+    Case("train-no-style-layers", ("recipe=style_train", "size=64", "style_layers=[]"), ("names no layer",)),
+    Case("fast-folder-truncated", ("recipe=style_fast", "size=64", "input={assets}/mixed"), ("half.png", "truncated")),
     Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
     Case(
         "facets-channel-and-target",
@@ -325,7 +339,7 @@ ERRORS = [
     Case(
         "folder-missing",
         ("recipe=embedding", "folder=pictures"),
-        ("folder 'pictures' is not a folder", "folder=samples"),
+        ("folder 'pictures' does not exist", "folder=samples"),
     ),
     Case("folder-empty", ("recipe=embedding", "folder={assets}/album"), ("holds no pictures", "folder=samples")),
     Case(
@@ -544,6 +558,10 @@ def _broken_inputs(root: Path) -> None:
     (root / "huge.png").write_bytes(_huge_png_header())
     (root / "notes.jpg").write_text("shopping list: eggs, milk, flour\n")
     (root / "album").mkdir()
+    (root / "mixed").mkdir()  # one good picture and one truncated one
+    for order, name in enumerate(("whole.png", "half.png")):  # the good one first: a writer that does not look
+        (root / "mixed" / f"{order}_{name}").write_bytes((root / name).read_bytes())  # ahead writes it
+
     stripes = np.zeros((30, 21, 3), dtype=np.uint8)  # red, green and blue thirds: a mask of another size
     for i in range(3):
         stripes[:, 7 * i : 7 * (i + 1), i] = 255

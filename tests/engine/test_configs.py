@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import MissingConfigException
 
+from engine.checks import absolute_path
 from engine.configs import compose, explain, options, recipes
 from engine.errors import UserError
 from tests.helpers import run
@@ -100,3 +101,13 @@ def test_an_added_key_must_be_one_something_reads() -> None:
         compose(["recipe=channel", "+model.wobble=1"])
     assert compose(["recipe=channel", "+optimizer.weight_decay=0.01"]).optimizer.weight_decay == 0.01
     assert compose(["recipe=channel", "++steps=3"]).steps == 3
+
+
+def test_file_keys_become_absolute_but_an_empty_one_stays_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo.png").write_bytes(b"")
+    assert absolute_path("photo.png") == str(tmp_path / "photo.png")
+    assert absolute_path("chelsea") == "chelsea"  # a sample name, not a file here
+    assert absolute_path("") == "" and absolute_path("  ") == "  "  # not the working folder

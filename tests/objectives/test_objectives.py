@@ -15,6 +15,7 @@ from objectives import (
     diversity,
     guided_dream,
     imagenet_categories,
+    inner_positions,
     mean_cosine,
     neuron,
     resolve_class,
@@ -69,6 +70,18 @@ def test_a_guided_dream_matches_by_direction_and_can_pull_toward_the_match() -> 
     assert torch.allclose(past, torch.tensor(0.5 * (0.1**2 + 2.0**2)))
     with pytest.raises(UserError, match="guide_pull=sideways"):
         guided_dream("layer", guide, pull="sideways")
+
+
+def test_a_guided_dream_leaves_out_the_positions_that_see_the_padding() -> None:
+    guide = torch.randn(3, 5)
+    x = torch.randn(1, 3, 7, 6, requires_grad=True)
+    guided_dream("layer", guide)({"layer": x}).backward()
+    assert x.grad is not None
+    ring = torch.ones(7, 6, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    assert x.grad[0, :, ring].abs().max() == 0 and x.grad[0, :, ~ring].abs().min() > 0
+    assert inner_positions(torch.zeros(2, 7, 6)).shape == (2, 5, 4)
+    assert inner_positions(torch.zeros(2, 4, 9)).shape == (2, 4, 9)  # a small map is kept whole
 
 
 def test_direction_matches_channel_for_a_unit_vector(acts: dict[str, torch.Tensor]) -> None:

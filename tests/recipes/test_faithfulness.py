@@ -131,9 +131,14 @@ def test_faithfulness_writes_its_table_csv_and_plot(tmp_path: Path) -> None:
         (["fractions=[0.5,1.0]"], "fractions=[0.5, 1.0] is not valid"),
         (["input=/no/such/picture.png"], "input"),
         (["target=top3"], "faithfulness scores one class per picture"),
+        (["fractions=[]"], "fractions=[] is not valid"),
+        (["points=1"], "points=1 is too few"),
+        (["noise=100"], "noise=100 is not valid"),
+        (["size=16"], "size=16 is too small to score"),
+        (["methods=[gradcam,integrated]", "baseline=pink"], "baseline=pink is not known"),
     ],
 )
 def test_faithfulness_refuses_bad_keys_in_one_line(tmp_path: Path, args: list[str], says: str) -> None:
     with pytest.raises(UserError, match=None) as caught:
-        run(tmp_path, "faithfulness", "input=chelsea", "size=32", *args)
+        run(tmp_path, "faithfulness", "input=chelsea", "size=64", *args)
     assert says in str(caught.value) and "\n" not in str(caught.value)

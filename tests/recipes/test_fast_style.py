@@ -90,6 +90,7 @@ class _Payload:
         ("wide", "declares width=100000"),
         ("misfit", "do not fit its own network"),
         ("old", "of another version"),
+        ("nan", "not finite numbers"),
     ],
 )
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -105,6 +106,8 @@ def test_a_bad_network_file_is_refused_in_one_line(tmp_path: Path, content: str,
             state["width"] = 100_000
         elif content == "misfit":
             state["blocks"] = 2
+        elif content == "nan":
+            next(iter(state["weights"].values())).fill_(float("nan"))
         else:
             state["format"] = 99
         torch.save(state, path)
@@ -225,12 +228,12 @@ def _save(name: str, folder: Path) -> Path:
 @pytest.mark.parametrize(
     "keys, says",
     [
-        (["recipe=style_fast", "net=/nowhere/run"], "holds no network.pt; use a packaged network (net=ihc) or train"),
+        (["recipe=style_fast", "net=/nowhere/run"], "does not exist; use a packaged network (net=ihc) or train"),
         (["recipe=style_fast", "tile_size=8"], "tile_size=8"),
         (["recipe=style_fast", "input=clip", "blend=2"], "blend=2"),
         (["recipe=style_train", "width=1000"], "width=1000"),
         (["recipe=style_train", "histogram_weight=-1"], "histogram_weight=-1"),
-        (["recipe=style_train", "folder=/nowhere"], "folder=/nowhere is not a folder"),
+        (["recipe=style_train", "folder=/nowhere"], "folder=/nowhere does not exist"),
         (["recipe=style_train", "tv=0.1"], "takes no penalties"),
     ],
 )

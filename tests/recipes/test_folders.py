@@ -40,8 +40,10 @@ def test_folder_reading_skips_and_counts_what_is_not_a_picture(tmp_path: Path) -
     (empty / "readme.md").write_text("hi")
     with pytest.raises(UserError, match=r"holds no pictures \(1 other files\)"):
         load_folder(empty, 32)
-    with pytest.raises(UserError, match="is not a folder"):
+    with pytest.raises(UserError, match="nowhere' does not exist"):
         load_folder(tmp_path / "nowhere", 32)
+    with pytest.raises(UserError, match=r"readme\.md' is not a folder"):
+        load_folder(empty / "readme.md", 32)
 
 
 def test_receptive_fields_match_the_known_vgg_numbers_and_the_gradient() -> None:
