@@ -189,10 +189,12 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
         arr = arr[..., :3]
     else:
         hint = close_matches(text, SAMPLES)
-        shown = [n for n in SAMPLES if n not in ("immunohistochemistry", "halves")]
+        shown = [n for n in SAMPLES if n not in ("immunohistochemistry", "halves")] + (
+            ["halves"] if key == "mask" else []
+        )
         raise UserError(
-            f"{key} '{text}' does not exist; give a picture path or a sample name ({', '.join(shown)}; "
-            f"for mask=, halves){' — ' + hint if hint else ''}"
+            f"{key} '{text}' does not exist; give a picture path or a sample name ({', '.join(shown)})"
+            f"{' — ' + hint if hint else ''}"
         )
     return _tensor(arr)
 

@@ -39,10 +39,27 @@ from objectives.transfer import temporal
 from recipes.motion import FPS, check_fps, start_frames, write_video
 from recipes.transfer import WEIGHTS, paint, style_view
 
-__all__ = ["carry_over", "dream_video", "read_clip", "run_clip", "style_video"]
+__all__ = ["carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
 
 Frame = Callable[[int, torch.Tensor, torch.Tensor | None, Motion | None], Rendered]
 """Makes frame ``k`` from its input frame, the result before it (None for frame 0) and the motion between them."""
+CLIP_SUFFIXES = {".gif", ".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
+"""The files read as clips (a GIF only when it has more than one frame)."""
+
+
+def is_clip(source: str) -> bool:
+    """Whether ``input`` names a clip: the sample clip, a video file, or a GIF of more than one frame."""
+    path = Path(source).expanduser()
+    if source == CLIP and not path.exists():
+        return True
+    suffix = path.suffix.lower()
+    if suffix == ".gif" and path.is_file():
+        try:
+            with Image.open(path) as img:
+                return int(getattr(img, "n_frames", 1)) > 1
+        except OSError:
+            return False  # not a picture at all: reading it as one names the problem
+    return suffix in CLIP_SUFFIXES - {".gif"}
 
 
 def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:

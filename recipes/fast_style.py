@@ -28,11 +28,10 @@ from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_to, targe
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
-from engine.samples import CLIP
 from engine.stylenet import BLOCKS, NETWORK, WIDTHS, StyleNet, load_network, network_state, paint_tiled
 from objectives.base import INPUT, Objective
 from objectives.transfer import blend_weights, content, histogram, style, style_grams
-from recipes.clips import carry_over, run_clip
+from recipes.clips import carry_over, is_clip, run_clip
 from recipes.folders import picture_files, square_crop
 from recipes.transfer import WEIGHTS, as_list, style_layer_keys
 
@@ -43,7 +42,6 @@ MIN_TRAIN, MIN_PAINT = 32, 16
 JITTER = 8
 """Training crops are shifted by 0 to JITTER - 1 pixels before the loss network sees them (its strides go to 8 at
 the style layers that matter most), so the painter learns no grid in step with them."""
-CLIP_SUFFIXES = {".gif", ".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
 
 
 def _picture_files(folder: Any, key: str) -> list[str]:
@@ -290,23 +288,6 @@ def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return result
 
 
-def _is_clip(source: str) -> bool:
-    """Whether ``input`` names a clip: the sample clip, a video file, or a GIF of more than one frame."""
-    path = Path(source).expanduser()
-    if source == CLIP and not path.exists():
-        return True
-    suffix = path.suffix.lower()
-    if suffix == ".gif" and path.is_file():
-        from PIL import Image
-
-        try:
-            with Image.open(path) as img:
-                return int(getattr(img, "n_frames", 1)) > 1
-        except OSError:
-            return False  # not a picture at all: reading it as one names the problem
-    return suffix in CLIP_SUFFIXES - {".gif"}
-
-
 def _sized(cfg: DictConfig, picture: torch.Tensor) -> torch.Tensor:
     """``picture`` at ``size`` (its long side), or as it is with ``size=null``; one line when it is too small."""
     if cfg.size is not None:
@@ -387,8 +368,10 @@ def style_fast(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     source = str(cfg.input or "")
     if not source:
         raise UserError("recipe=style_fast needs something to paint; pass input=PICTURE, a folder, or input=clip")
-    if _is_clip(source):
+    if is_clip(source):
         return _fast_clip(cfg, folder, recipe, paint)
+    if cfg.frames is not None or cfg.fps is not None:
+        raise UserError(f"frames= and fps= shape a clip; input={source} is not one, so drop them")
     if is_folder(source):
         return _fast_folder(cfg, folder, recipe, paint, info)
     picture = _sized(cfg, load_image(source))

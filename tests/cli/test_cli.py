@@ -300,6 +300,7 @@ ERRORS = [
     ),
     Case("train-no-style-layers", ("recipe=style_train", "size=64", "style_layers=[]"), ("names no layer",)),
     Case("fast-folder-truncated", ("recipe=style_fast", "size=64", "input={assets}/mixed"), ("half.png", "truncated")),
+    Case("fast-still-frames", ("recipe=style_fast", "size=64", "frames=2"), ("frames= and fps= shape a clip",)),
     Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
     Case(
         "facets-channel-and-target",

@@ -45,3 +45,11 @@ def test_a_picture_at_the_limit_is_read(tmp_path: Path) -> None:
     path = tmp_path / "wide.png"
     Image.new("RGB", (side // 64, 64), "red").save(path)
     assert load_image(path).shape == (1, 3, 64, side // 64)
+
+
+def test_a_missing_picture_lists_the_samples_its_key_can_take() -> None:
+    with pytest.raises(UserError, match="does not exist") as caught:
+        load_image("no_such_picture", "input")
+    assert "chelsea" in str(caught.value) and "halves" not in str(caught.value)
+    with pytest.raises(UserError, match="halves"):
+        load_image("no_such_mask", "mask")
