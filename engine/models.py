@@ -26,6 +26,7 @@ __all__ = [
     "fold_batchnorm",
     "load_model",
     "packaged_weights",
+    "require_map",
     "resolve_device",
 ]
 
@@ -62,6 +63,16 @@ def classic_names(model: nn.Module) -> dict[str, str]:
         else:
             return {}
     return names
+
+
+def require_map(out: object, layer: str, use: str) -> torch.Tensor:
+    """``out`` (``layer``'s output) if it is spatial maps ``(N, C, H, W)``, else one line saying ``use`` needs one."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(
+            f"layer {layer} gives {shape}, not a (C, H, W) map; {use} (list them with: dreamloom recipe=layers)"
+        )
+    return out
 
 
 class ModelView(nn.Module):
@@ -152,8 +163,8 @@ class ModelView(nn.Module):
                 )
 
     def check_maps(self, layers: Iterable[str], use: str, hw: tuple[int, int] = (224, 224)) -> None:
-        """Raise :class:`UserError` unless every layer gives a spatial map ``(C, H, W)`` for a picture of size
-        ``hw``; ``use`` says what needs one. (A model that cannot run at ``hw`` at all is left to the run to name.)"""
+        """:func:`require_map` for every layer on a grey picture of size ``hw`` (a model that cannot run at ``hw``
+        at all is left to the run to name)."""
         wanted = list(dict.fromkeys(layers))
         self.check_layers(wanted)
         try:
@@ -162,12 +173,7 @@ class ModelView(nn.Module):
         except RuntimeError:
             return
         for layer in wanted:
-            out = outs[layer]
-            if not isinstance(out, torch.Tensor) or out.dim() != 4:
-                shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise UserError(
-                    f"layer {layer} gives {shape}, not a (C, H, W) map; {use} (list them with: dreamloom recipe=layers)"
-                )
+            require_map(outs[layer], layer, use)
 
     def forward(
         self,

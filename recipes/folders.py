@@ -24,7 +24,7 @@ from engine.errors import UserError, missing_or
 from engine.export import contact_sheet
 from engine.images import is_folder, load_image, resize_to, target_size, to_pil
 from engine.layers import receptive_field
-from engine.models import ModelView
+from engine.models import ModelView, require_map
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
 from engine.samples import FOLDER, sample_folder
@@ -99,11 +99,7 @@ def square_side(cfg: DictConfig) -> int:
 def channel_map(acts: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
     """One channel of a batch of ``layer``'s activations; one line when the layer gives no spatial map or has no
     such channel. Shape: ``(N, C, H, W) -> (N, H, W)``."""
-    if acts.dim() != 4:
-        raise UserError(
-            f"layer {layer} gives {tuple(acts.shape[1:])}, not a (C, H, W) map; pick a convolutional layer "
-            "(list them with: dreamloom recipe=layers)"
-        )
+    require_map(acts, layer, "pick a convolutional layer")
     if not 0 <= channel < acts.shape[1]:
         raise UserError(f"channel {channel} is out of range for layer {layer}; use 0 to {acts.shape[1] - 1}")
     return acts[:, channel]

@@ -18,7 +18,7 @@ from engine.callbacks import Goal
 from engine.errors import UserError
 from engine.images import checkerboard, composite, load_image, resize_to, target_size
 from engine.measures import random_views
-from engine.models import LOGITS, ModelView
+from engine.models import LOGITS, ModelView, require_map
 from engine.octaves import octave_sizes
 from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
@@ -130,10 +130,11 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 
     def guided(view: ModelView, hw: tuple[int, int]) -> Objective:
         seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
-        use = "a guided dream matches the guide position by position"
-        view.check_maps([layer], use, (seen.shape[-2], seen.shape[-1]))
+        view.check_layers([layer])
         with torch.no_grad():
-            features = inner_positions(view(seen.to(view.device), [layer])[layer][0]).flatten(1)
+            out = view(seen.to(view.device), [layer])[layer]
+        use = "a guided dream matches the guide position by position"
+        features = inner_positions(require_map(out, layer, use)[0]).flatten(1)
         return guided_dream(layer, features, **shape)
 
     return render(cfg, folder, recipe, make=guided)
