@@ -15,7 +15,7 @@ from objectives.activation import (
     neuron,
 )
 from objectives.base import Activations, Objective
-from objectives.classes import class_logit, imagenet_categories, resolve_class
+from objectives.classes import class_log_prob, class_logit, imagenet_categories, resolve_class
 from objectives.transfer import (
     blend_weights,
     content,
@@ -36,6 +36,7 @@ __all__ = [
     "channel",
     "channel_list",
     "channels",
+    "class_log_prob",
     "class_logit",
     "content",
     "deepdream",

@@ -9,7 +9,7 @@ import torch
 from engine.errors import UserError, close_matches
 from objectives.base import Activations, Objective, batch_slice
 
-__all__ = ["class_logit", "imagenet_categories", "resolve_class"]
+__all__ = ["class_log_prob", "class_logit", "imagenet_categories", "resolve_class"]
 
 
 def imagenet_categories() -> list[str]:
@@ -58,3 +58,19 @@ def class_logit(target: int | str, categories: Sequence[str] | None = None, batc
         return -batch_slice(acts["logits"], batch)[:, index].sum()
 
     return Objective(fn, ["logits"], f"class({cats[index]})")
+
+
+def class_log_prob(target: int | str, categories: Sequence[str] | None = None, batch: int | None = None) -> Objective:
+    """Maximize one class's log-probability (the log-softmax of the logits).
+
+    Unlike the logit alone, it also pushes down the classes the picture could be mistaken for (tiger cat and Egyptian
+    cat beside tabby), so ``class_logit(t) + w * class_log_prob(t)`` keeps a picture that other terms pull elsewhere
+    the class. Arguments as for :func:`class_logit`.
+    """
+    cats = list(categories) if categories is not None else imagenet_categories()
+    index = resolve_class(target, cats)
+
+    def fn(acts: Activations) -> torch.Tensor:
+        return -batch_slice(acts["logits"], batch).log_softmax(dim=1)[:, index].sum()
+
+    return Objective(fn, ["logits"], f"log_prob({cats[index]})")

@@ -9,6 +9,7 @@ from engine.errors import UserError
 from objectives import (
     Objective,
     channel,
+    class_log_prob,
     class_logit,
     deepdream,
     direction,
@@ -126,6 +127,20 @@ def test_class_names_and_indices_resolve() -> None:
     acts = {"logits": torch.zeros(1, 1000)}
     acts["logits"][0, 130] = 7.0
     assert float(class_logit("flamingo")(acts)) == -7.0
+
+
+def test_class_log_prob_is_the_log_softmax_and_also_pushes_the_other_classes_down() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0]], requires_grad=True)
+    objective = class_log_prob(0, ["a", "b", "c"])
+    loss = objective({"logits": logits})
+    expected = 2.0 - torch.tensor([2.0, 1.0, 0.0]).exp().sum().log()
+    assert torch.allclose(loss, -expected) and objective.name == "log_prob(a)"
+    loss.backward()
+    assert logits.grad is not None
+    assert logits.grad[0, 0] < 0 and (logits.grad[0, 1:] > 0).all()  # descent raises the class, lowers the rest
+    plain = torch.zeros(1, 3, requires_grad=True)
+    class_logit(0, ["a", "b", "c"])({"logits": plain}).backward()
+    assert plain.grad is not None and (plain.grad[0, 1:] == 0).all()  # the logit alone leaves the rest alone
 
 
 @pytest.mark.parametrize(("target", "fragment"), [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range")])

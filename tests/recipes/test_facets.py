@@ -42,7 +42,7 @@ def test_facets_start_from_the_means_of_clusters_of_pictures_that_show_the_class
     assert len(clusters) == 2 and not set(clusters[0]) & set(clusters[1])
     assert all(name.startswith("chelsea") for c in clusters for name in c)  # only the cat's crops show a tabby
     assert len(metrics["crop_probability"]) == 2 and 0 < metrics["cluster_similarity"] <= 1
-    assert "800" in metrics["objective"] and "diversity(features.10)" in metrics["objective"]  # a class's default
+    assert "diversity(features.10)" in metrics["objective"] and "log_prob(tabby)" in metrics["objective"]  # default
     names, pictures, _ = load_folder(crops, 96)
     means = [pictures[[names.index(n) for n in c]].mean(0) for c in clusters]
     for j in range(2):  # after three small steps each facet is still nearest the mean picture it started from
@@ -56,8 +56,9 @@ def test_facets_start_from_the_means_of_clusters_of_pictures_that_show_the_class
 def test_a_channels_facets_cluster_the_pictures_it_fires_on(tmp_path: Path, crops: Path) -> None:
     keys = ("layer=features.10", "channel=7", "k=3", "pool=9", "size=64", "steps=2")
     metrics = run(tmp_path, "facets", f"folder={crops}", *keys)
-    assert sum(len(c) for c in metrics["clusters"]) == 9 and metrics["aim"] == "features.10:7"
-    assert "crop_probability" not in metrics and "diversity" not in metrics["objective"]  # a channel's default: 0
+    assert sum(len(c) for c in metrics["clusters"]) == 9
+    assert "crop_probability" not in metrics and metrics["aim"] == "features.10:7"
+    assert "diversity" not in metrics["objective"] and "log_prob" not in metrics["objective"]  # a channel's default
     assert len(list((tmp_path / "images").glob("*.png"))) == 3
 
 
@@ -71,7 +72,9 @@ def test_a_channels_facets_cluster_the_pictures_it_fires_on(tmp_path: Path, crop
         (["target=tabby", "k=0"], "k=0 is not valid"),
         (["target=tabby", "diversity_layer=features.99"], "no layer 'features.99'"),
         (["channel=3"], "channel= needs its layer"),
-        (["layer=features.10", "channel=3", "stop_at=0.9"], "leave it out for a channel"),
+        (["layer=features.10", "channel=3", "stop_at=0.9"], "stop_at= is about a class's probability"),
+        (["layer=features.10", "channel=3", "log_prob=5"], "log_prob= is about a class's probability"),
+        (["target=tabby", "log_prob=-1"], "log_prob"),
         (["layer=features.10", "channel=999"], "channel 999 is out of range for layer features.10"),
     ],
 )
