@@ -43,13 +43,18 @@ def resolve_class(target: int | str, categories: Sequence[str]) -> int:
     raise UserError(f"unknown class '{text}'" + (f"; {hint}" if hint else "") + " (give a name or an index 0-999)")
 
 
-def class_logit(target: int | str, categories: Sequence[str] | None = None, batch: int | None = None) -> Objective:
-    """Maximize one class's logit (pre-softmax score; Simonyan et al., 2014).
+def class_logit(
+    target: int | str, categories: Sequence[str] | None = None, batch: int | None = None, log_prob: float = 0.0
+) -> Objective:
+    """Maximize one class's logit (pre-softmax score; Simonyan et al., 2014), plus ``log_prob`` times its
+    log-probability (:func:`class_log_prob`) when that is given.
 
     Args:
         target: class index or name.
         categories: class names of the model; ImageNet's when None.
         batch: the picture of the batch to act on; all when None.
+        log_prob: the weight of the class's log-probability beside its logit (0: the logit alone); 30 keeps a
+            picture that other terms pull elsewhere the class rather than its neighbours.
     """
     cats = list(categories) if categories is not None else imagenet_categories()
     index = resolve_class(target, cats)
@@ -57,7 +62,8 @@ def class_logit(target: int | str, categories: Sequence[str] | None = None, batc
     def fn(acts: Activations) -> torch.Tensor:
         return -batch_slice(acts["logits"], batch)[:, index].sum()
 
-    return Objective(fn, ["logits"], f"class({cats[index]})")
+    logit = Objective(fn, ["logits"], f"class({cats[index]})")
+    return logit + float(log_prob) * class_log_prob(index, cats, batch) if log_prob else logit
 
 
 def class_log_prob(target: int | str, categories: Sequence[str] | None = None, batch: int | None = None) -> Objective:

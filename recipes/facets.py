@@ -33,7 +33,7 @@ from engine.results import RunResult, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import channel, diversified, mean_cosine
 from objectives.base import Objective
-from objectives.classes import class_log_prob, class_logit, resolve_class
+from objectives.classes import class_logit, resolve_class
 from recipes.folders import channel_map, load_folder, penultimate, square_side
 from recipes.visualize import class_goal
 
@@ -126,9 +126,7 @@ def _aim(cfg: DictConfig, view: ModelView) -> tuple[Objective, str, int | None]:
         return channel(str(cfg.layer), int(cfg.channel)), f"{cfg.layer}:{cfg.channel}", None
     index = resolve_class(cfg.target, view.categories)
     weight = CLASS_LOG_PROB if cfg.log_prob is None else float(cfg.log_prob)
-    aim = class_logit(index, view.categories)
-    aim = aim + weight * class_log_prob(index, view.categories) if weight else aim
-    return aim, view.categories[index], index
+    return class_logit(index, view.categories, log_prob=weight), view.categories[index], index
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ ObjectiveMaker = Callable[[ModelView, tuple[int, int]], Objective]
 """Makes a render's objective in code, from the model and the picture's final size, instead of from its YAML."""
 
 
-@recipe(numbers=INDICES)
+@recipe(numbers={**INDICES, "diversity": (float, 0, False), "log_prob": (float, 0, False)})
 def render(
     cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None, make: ObjectiveMaker | None = None
 ) -> RunResult:

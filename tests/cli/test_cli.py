@@ -288,6 +288,7 @@ ERRORS = [
     Case("guide-gain-zero", (*DREAM, "guide=coffee", "guide_gain=0"), ("guide_gain=0 is not valid",)),
     Case("guide-gain-huge", (*DREAM, "guide=coffee", "guide_gain=1e30"), ("guide_gain=1e+30 is too large",)),
     Case("guide-dense-layer", (*DREAM, "guide=coffee", "layer=classifier.1"), ("not a (C, H, W) map", "position by")),
+    Case("class-log-prob-negative", ("recipe=class", "size=32", "log_prob=-1"), ("log_prob=-1 is not valid",)),
     Case("facets-pool-word", ("recipe=facets", "target=tabby", "pool=abc"), ("pool=abc",)),
     Case("facets-tiny", ("recipe=facets", "target=tabby", "size=16"), ("size=16 is too small for facets",)),
     Case(
@@ -300,7 +301,12 @@ ERRORS = [
     ),
     Case("train-no-style-layers", ("recipe=style_train", "size=64", "style_layers=[]"), ("names no layer",)),
     Case("fast-folder-truncated", ("recipe=style_fast", "size=64", "input={assets}/mixed"), ("half.png", "truncated")),
-    Case("fast-still-frames", ("recipe=style_fast", "size=64", "frames=2"), ("frames= and fps= shape a clip",)),
+    Case("fast-still-frames", ("recipe=style_fast", "size=64", "frames=2"), ("frames= shapes a clip",)),
+    Case(
+        "fast-still-blend",
+        ("recipe=style_fast", "size=64", "blend=0.5", "flow=dis"),
+        ("flow= and blend= shape a clip",),
+    ),
     Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
     Case(
         "facets-channel-and-target",

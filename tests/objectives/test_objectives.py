@@ -141,6 +141,8 @@ def test_class_log_prob_is_the_log_softmax_and_also_pushes_the_other_classes_dow
     plain = torch.zeros(1, 3, requires_grad=True)
     class_logit(0, ["a", "b", "c"])({"logits": plain}).backward()
     assert plain.grad is not None and (plain.grad[0, 1:] == 0).all()  # the logit alone leaves the rest alone
+    both = class_logit(0, ["a", "b", "c"], log_prob=30)({"logits": logits})
+    assert torch.allclose(both, -2.0 - 30 * expected)  # the logit plus 30 times the log-probability
 
 
 @pytest.mark.parametrize(("target", "fragment"), [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range")])
