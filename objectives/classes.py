@@ -53,8 +53,9 @@ def class_logit(
         target: class index or name.
         categories: class names of the model; ImageNet's when None.
         batch: the picture of the batch to act on; all when None.
-        log_prob: the weight of the class's log-probability beside its logit (0: the logit alone); 30 keeps a
-            picture that other terms pull elsewhere the class rather than its neighbours.
+        log_prob: the weight of the class's log-probability beside its logit (0: the logit alone); 10 makes a
+            class the model confuses with its neighbours come out as itself, 30 keeps pictures that a diversity
+            term pushes apart the class.
     """
     cats = list(categories) if categories is not None else imagenet_categories()
     index = resolve_class(target, cats)
@@ -70,8 +71,8 @@ def class_log_prob(target: int | str, categories: Sequence[str] | None = None, b
     """Maximize one class's log-probability (the log-softmax of the logits).
 
     Unlike the logit alone, it also pushes down the classes the picture could be mistaken for (tiger cat and Egyptian
-    cat beside tabby), so ``class_logit(t) + w * class_log_prob(t)`` keeps a picture that other terms pull elsewhere
-    the class. Arguments as for :func:`class_logit`.
+    cat beside tabby), so with ``class_logit(t) + w * class_log_prob(t)`` a picture that other terms pull elsewhere
+    stays the class. Arguments as for :func:`class_logit`.
     """
     cats = list(categories) if categories is not None else imagenet_categories()
     index = resolve_class(target, cats)

@@ -97,8 +97,7 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
         raise UserError(f"recipe={recipe} needs a clip; pass input=clip (the sample clip) or a GIF or MP4")
     if cfg.param.get("_target_") == ALPHA:
         raise UserError(f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
-    flow = FLOW_METHODS[0] if cfg.flow is None else cfg.flow  # null (style_fast's default): the first method, DIS
-    if flow not in (*FLOW_METHODS, "none"):
+    if cfg.flow not in (*FLOW_METHODS, "none"):
         raise UserError(f"flow={cfg.flow} is not known; use flow={', flow='.join(FLOW_METHODS)} or flow=none")
     limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
     clip, clip_fps = read_clip(str(cfg.input), limit)
@@ -108,7 +107,7 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
         fps = min(max(clip_fps or 12.0, FPS[0]), FPS[1])
     hw = (clip[0].height, clip[0].width) if cfg.size is None else target_size(cfg.size, (clip[0].height, clip[0].width))
     frames = [resize_to(from_pil(frame), hw) for frame in clip]
-    return frames, fps, None if flow == "none" else str(flow)
+    return frames, fps, None if cfg.flow == "none" else str(cfg.flow)
 
 
 def _each_frame(

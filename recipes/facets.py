@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from engine.errors import UserError
@@ -41,11 +41,11 @@ __all__ = ["class_on_crops", "facets", "kmeans"]
 
 CLASS_DIVERSITY = 1600.0
 """A class's facets are pushed apart with this diversity weight unless ``diversity=`` says otherwise: without it
-they end nearly as alike as pictures from different seeds (mean cosine 0.95-0.97), at it 0.76-0.86."""
+they end nearly as alike as pictures from different seeds (mean cosine 0.95-0.97), at it 0.82-0.86."""
 CLASS_LOG_PROB = 30.0
 """A class's facets add this weight times the class's log-probability to its logit unless ``log_prob=`` says
 otherwise: pushed apart on the logit alone, a hard class's facets drift toward its neighbours (tabby's to tiger cat;
-crop probability 0.28-0.85), with it they stay the class (0.86-0.93)."""
+crop probability 0.28-0.85), with it they stay the class (0.77-0.93)."""
 SHOWN, VIEWS, MIN_SIDE = 3, 16, 32
 """Each facet's row shows its cluster's SHOWN pictures nearest to it; the class is checked on VIEWS random crops;
 facets are at least MIN_SIDE pixels a side (the classifier's last grid at one cell)."""
@@ -125,8 +125,12 @@ def _aim(cfg: DictConfig, view: ModelView) -> tuple[Objective, str, int | None]:
         view.check_layers([str(cfg.layer)])
         return channel(str(cfg.layer), int(cfg.channel)), f"{cfg.layer}:{cfg.channel}", None
     index = resolve_class(cfg.target, view.categories)
-    weight = CLASS_LOG_PROB if cfg.log_prob is None else float(cfg.log_prob)
-    return class_logit(index, view.categories, log_prob=weight), view.categories[index], index
+    return class_logit(index, view.categories, log_prob=_log_prob(cfg)), view.categories[index], index
+
+
+def _log_prob(cfg: DictConfig) -> float:
+    """A class's ``log_prob`` weight: as given, else :data:`CLASS_LOG_PROB`."""
+    return CLASS_LOG_PROB if cfg.log_prob is None else float(cfg.log_prob)
 
 
 @torch.no_grad()
@@ -193,8 +197,11 @@ def _groups(cfg: DictConfig, view: ModelView, index: int | None, label: str) -> 
 @recipe(
     paths=("folder",),
     numbers={
-        **{"k": (int, 1, False), "pool": (int, 1, False), "channel": (int, 0, False)},
-        **{"diversity": (float, 0, False), "log_prob": (float, 0, False)},
+        "k": (int, 1, False),
+        "pool": (int, 1, False),
+        "channel": (int, 0, False),
+        "diversity": (float, 0, False),
+        "log_prob": (float, 0, False),
     },
 )
 def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -205,6 +212,8 @@ def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view = load_view(cfg)
     aim, label, index = _aim(cfg, view)
     apart = _diversity(cfg, view, index)
+    with open_dict(cfg):  # the weights as used, so the stored config reruns the same picture whatever the defaults
+        cfg.diversity, cfg.log_prob = apart, None if index is None else _log_prob(cfg)
     found = _groups(cfg, view, index, label)
     starts = torch.cat([found.pictures[g].mean(0, keepdim=True) for g in found.groups])
     objective = build_objective(cfg, view, diversified(aim, apart, str(cfg.diversity_layer)))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from engine.callbacks import Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT, frames_state, load_checkpoint, restore_frames
@@ -42,9 +42,9 @@ MIN_TRAIN, MIN_PAINT = 32, 16
 JITTER = 8
 """Training crops are shifted by 0 to JITTER - 1 pixels before the loss network sees them (its strides go to 8 at
 the style layers that matter most), so the painter learns no grid in step with them."""
-CLIP_BLEND = 0.7
-"""A clip's ``blend`` when it is not given: each painted frame is blended 0.7 with the one before, carried along the
-flow (flicker 2.45 on the sample clip, against 3.27 for ``style_video``)."""
+CLIP_FLOW, CLIP_BLEND = "dis", 0.7
+"""A clip's ``flow`` and ``blend`` when they are not given: each painted frame is blended 0.7 with the one before,
+carried along the DIS flow (flicker 2.45 on the sample clip, against 3.27 for ``style_video``)."""
 
 
 def _picture_files(folder: Any, key: str) -> list[str]:
@@ -342,7 +342,7 @@ def _fast_folder(cfg: DictConfig, folder: Path, recipe: str, paint: Any, info: d
 def _fast_clip(cfg: DictConfig, folder: Path, recipe: str, paint: Any) -> RunResult:
     """Paint a clip frame by frame; with a flow, each painted frame is blended (``blend``) with the one before
     carried along the flow where it holds, which steadies the painting on the scene."""
-    blend = CLIP_BLEND if cfg.blend is None else check_number(cfg, "blend", float, 0, strict=False)
+    blend = check_number(cfg, "blend", float, 0, strict=False)
     if blend > 1:
         raise UserError(
             f"blend={cfg.blend} is not valid; give the carried frame's share from 0 to 1, such as blend=0.5"
@@ -372,11 +372,17 @@ def style_fast(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if not source:
         raise UserError("recipe=style_fast needs something to paint; pass input=PICTURE, a folder, or input=clip")
     if is_clip(source):
+        with open_dict(cfg):  # a clip's defaults, stored in the run's config as used
+            cfg.flow, cfg.blend = cfg.flow or CLIP_FLOW, CLIP_BLEND if cfg.blend is None else cfg.blend
         return _fast_clip(cfg, folder, recipe, paint)
-    given = [f"{key}=" for key in ("frames", "fps", "flow", "blend") if cfg.get(key) is not None]
+    given = [key for key in ("frames", "fps", "flow", "blend") if cfg.get(key) is not None]
     if given:
+        keys = ", ".join(f"{k}=" for k in given[:-1]) + (" and " if len(given) > 1 else "") + f"{given[-1]}="
         verb, them = ("shape", "them") if len(given) > 1 else ("shapes", "it")
-        raise UserError(f"{' and '.join(given)} {verb} a clip; input={source} is not one, so drop {them}")
+        raise UserError(
+            f"{keys} {verb} a clip; input={source} is not one, so drop {them} "
+            f"(rerunning an older picture: add {' '.join(f'{k}=null' for k in given)})"
+        )
     if is_folder(source):
         return _fast_folder(cfg, folder, recipe, paint, info)
     picture = _sized(cfg, load_image(source))

@@ -164,7 +164,7 @@ MUTANTS = [
            "first=starts.to(view.device)", "first=None",
            (f"{RECIPES}/test_facets.py",), "slow or not slow"),
     Mutant("class facets drop the log-probability", "recipes/facets.py",
-           "class_logit(index, view.categories, log_prob=weight)", "class_logit(index, view.categories)",
+           "class_logit(index, view.categories, log_prob=_log_prob(cfg))", "class_logit(index, view.categories)",
            (f"{RECIPES}/test_facets.py",), "slow or not slow"),
     Mutant("the log-probability is the logit", "objectives/classes.py",
            ".log_softmax(dim=1)[:, index].sum()", "[:, index].sum()",

@@ -305,7 +305,7 @@ ERRORS = [
     Case(
         "fast-still-blend",
         ("recipe=style_fast", "size=64", "blend=0.5", "flow=dis"),
-        ("flow= and blend= shape a clip",),
+        ("flow= and blend= shape a clip", "flow=null blend=null"),
     ),
     Case("facets-layer-no-channel", ("recipe=facets", "size=32", "layer=features.10"), ("add channel=N",)),
     Case(

@@ -143,6 +143,9 @@ def test_class_log_prob_is_the_log_softmax_and_also_pushes_the_other_classes_dow
     assert plain.grad is not None and (plain.grad[0, 1:] == 0).all()  # the logit alone leaves the rest alone
     both = class_logit(0, ["a", "b", "c"], log_prob=30)({"logits": logits})
     assert torch.allclose(both, -2.0 - 30 * expected)  # the logit plus 30 times the log-probability
+    two = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 5.0]])
+    second = class_log_prob(0, ["a", "b", "c"], batch=1)({"logits": two})  # the batch's second picture alone
+    assert torch.allclose(second, -two[1].log_softmax(0)[0])
 
 
 @pytest.mark.parametrize(("target", "fragment"), [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range")])

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from engine.errors import UserError
+from engine.export import read_png_config
 from engine.images import load_image
 from engine.samples import make_samples
 from recipes.facets import kmeans
@@ -42,7 +44,10 @@ def test_facets_start_from_the_means_of_clusters_of_pictures_that_show_the_class
     assert len(clusters) == 2 and not set(clusters[0]) & set(clusters[1])
     assert all(name.startswith("chelsea") for c in clusters for name in c)  # only the cat's crops show a tabby
     assert len(metrics["crop_probability"]) == 2 and 0 < metrics["cluster_similarity"] <= 1
-    assert "diversity(features.10)" in metrics["objective"] and "log_prob(tabby)" in metrics["objective"]  # default
+    assert "1600 * (diversity(features.10))" in metrics["objective"]  # a class's defaults: 1600 and 30
+    assert "30 * (log_prob(tabby))" in metrics["objective"]
+    stored = OmegaConf.create(read_png_config(tmp_path / "image.png"))
+    assert (stored.diversity, stored.log_prob) == (1600.0, 30.0)  # stored as used: a rerun is the same picture
     names, pictures, _ = load_folder(crops, 96)
     means = [pictures[[names.index(n) for n in c]].mean(0) for c in clusters]
     for j in range(2):  # after three small steps each facet is still nearest the mean picture it started from
@@ -74,7 +79,7 @@ def test_a_channels_facets_cluster_the_pictures_it_fires_on(tmp_path: Path, crop
         (["channel=3"], "channel= needs its layer"),
         (["layer=features.10", "channel=3", "stop_at=0.9"], "stop_at= is about a class's probability"),
         (["layer=features.10", "channel=3", "log_prob=5"], "log_prob= is about a class's probability"),
-        (["target=tabby", "log_prob=-1"], "log_prob"),
+        (["target=tabby", "log_prob=-1"], "log_prob=-1 is not valid"),
         (["layer=features.10", "channel=999"], "channel 999 is out of range for layer features.10"),
     ],
 )

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import recipes.fast_style
 from engine.cli import main as dreamloom_main
 from engine.errors import UserError
+from engine.export import read_png_config
 from engine.images import load_image, resize_to
 from engine.measures import seam_strength
 from engine.results import Interrupted
@@ -214,6 +216,8 @@ def test_style_fast_paints_a_picture_a_folder_and_a_clip(tmp_path: Path) -> None
     clip = run_recipe(compose_recipe("style_fast", "input=clip", "size=96", "frames=3"), tmp_path / "clip", "x")
     assert clip.metrics["frames"] == 3 and clip.metrics["videos"] == ["video.gif", "video.mp4"]
     assert clip.metrics["flicker"]["output"] > 0 and clip.metrics["content_drift"] < 1.5
+    stored = OmegaConf.create(read_png_config(tmp_path / "clip" / "image.png"))
+    assert (stored.flow, stored.blend) == ("dis", 0.7)  # a clip's defaults, stored as used
 
 
 def _save(name: str, folder: Path) -> Path:
