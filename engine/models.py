@@ -68,10 +68,8 @@ def classic_names(model: nn.Module) -> dict[str, str]:
 def require_map(out: object, layer: str, use: str) -> torch.Tensor:
     """``out`` (``layer``'s output) if it is spatial maps ``(N, C, H, W)``, else one line saying ``use`` needs one."""
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(
-            f"layer {layer} gives {shape}, not a (C, H, W) map; {use} (list them with: dreamloom recipe=layers)"
-        )
+        shape, hint = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__, "recipe=layers"
+        raise UserError(f"layer {layer} gives {shape}, not a (C, H, W) map; {use} (list them with: dreamloom {hint})")
     return out
 
 
