@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 from make_gallery import IMAGES, thumbnail
+from PIL import Image, ImageDraw
 
 from engine.configs import compose
 from engine.images import load_image, resize_to, target_size, to_pil
@@ -61,10 +63,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variant", action="append", default=[], help="NAME=override,override ... instead of naive and default"
     )
+    parser.add_argument(
+        "--sheet", help="FILE=VARIANT:CAPTION,... : no runs; the pairs beside saved variants, as docs/images/FILE"
+    )
     args = parser.parse_args(argv)
+    if args.sheet:
+        name, columns = args.sheet.split("=", 1)
+        sheet(IMAGES / name, [tuple(c.split(":", 1)) for c in columns.split(",")], ROOT / "outputs" / "style_quality")
+        return
     variants = VARIANTS
     if args.variant:
-        variants = {v.split("=", 1)[0]: [o for o in v.split("=", 1)[1].split(",") if o] for v in args.variant}
+        variants = {
+            v.split("=", 1)[0]: [o for o in re.split(r",(?![^\[]*\])", v.split("=", 1)[1]) if o] for v in args.variant
+        }
     torch.manual_seed(0)
     vgg = load_model("vgg19", "none")
     mnet = load_model("mobilenet_v2", "IMAGENET1K_V1")
@@ -109,6 +120,25 @@ def main(argv: list[str] | None = None) -> None:
             if args.docs:
                 thumbnail(final, IMAGES / f"style_{content_name}_{style_name}_{variant}.png")
     (out_root / "table.json").write_text(json.dumps(rows, indent=1))
+
+
+def sheet(out: Path, variants: list[tuple[str, ...]], folder: Path, cell: int = 180) -> None:
+    """One row per pair: the content, the style, then each saved ``(variant, caption)`` picture, squeezed to square
+    cells of ``cell`` pixels under a caption strip."""
+    strip = 16
+    columns = [("", "content"), ("", "style"), *variants]
+    canvas = Image.new("RGB", (cell * len(columns), strip + cell * len(PAIRS)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, (_, caption) in enumerate(columns):
+        draw.text((c * cell + 4, 2), caption, fill="black")
+    for r, (content, style) in enumerate(PAIRS):
+        for c, (variant, _) in enumerate(columns):
+            path = folder / (f"{content}_{style}_{variant}.png" if variant else "")
+            picture = to_pil(load_image(path if variant else (content, style)[c]))
+            canvas.paste(picture.resize((cell, cell), Image.Resampling.LANCZOS), (c * cell, strip + r * cell))
+    full = folder / out.name
+    canvas.save(full)
+    thumbnail(full, out, side=max(canvas.size), max_bytes=400_000)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ from objectives.transfer import (
     gram,
     histogram,
     inversion,
+    sliced,
     smooth,
     style,
+    style_features,
     style_grams,
     temporal,
 )
@@ -54,8 +56,10 @@ __all__ = [
     "mean_cosine",
     "neuron",
     "resolve_class",
+    "sliced",
     "smooth",
     "style",
+    "style_features",
     "style_grams",
     "temporal",
 ]

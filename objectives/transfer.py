@@ -25,11 +25,16 @@ __all__ = [
     "histogram",
     "inversion",
     "relative_error",
+    "sliced",
     "smooth",
     "style",
+    "style_features",
     "style_grams",
     "temporal",
 ]
+
+POSITIONS = 1 << 16
+"""The most positions of one layer :func:`sliced` sorts in a step (a random sample of them when there are more)."""
 
 SMOOTHING = ("none", "softmax")
 """How activations are transformed before the Gram matrix; ``softmax`` is Wang et al. (CVPR 2021)."""
@@ -144,11 +149,7 @@ def style(
         region_weights: how much each region's style counts (default 1 each).
     """
     layers = list(grams)
-    weights = {layer: 1.0 for layer in layers} if layer_weights is None else dict(layer_weights)
-    total = sum(weights[layer] for layer in layers)
-    if total <= 0:
-        raise UserError("style layer weights must add up to a positive number")
-    norm = {layer: weights[layer] / total for layer in layers}
+    norm = _layer_norm(layers, layer_weights)
     rweights = [1.0] * len(masks) if masks is not None and region_weights is None else list(region_weights or [])
 
     def fn(acts: Activations) -> torch.Tensor:
@@ -166,6 +167,15 @@ def style(
         return loss
 
     return Objective(fn, layers, f"style({', '.join(layers)})")
+
+
+def _layer_norm(layers: Sequence[str], layer_weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Each layer's weight (default 1) divided by their sum."""
+    weights = {layer: 1.0 for layer in layers} if layer_weights is None else dict(layer_weights)
+    total = sum(weights[layer] for layer in layers)
+    if total <= 0:
+        raise UserError("style layer weights must add up to a positive number")
+    return {layer: weights[layer] / total for layer in layers}
 
 
 def _directions(count: int = 8) -> torch.Tensor:
@@ -190,17 +200,7 @@ def histogram(
         shares: how much of the distribution each picture makes (default equal; divided by their sum).
     """
     dirs = _directions().to(pictures[0].device)
-    shares = blend_weights(shares, len(pictures))
-    n = 1 << 16
-    parts = []
-    for picture, share in zip(pictures, shares, strict=True):
-        count = round(share * n)
-        if count == 0:
-            continue
-        values = (dirs @ picture[0].reshape(3, -1)).sort(dim=1).values  # (8, pixels)
-        at = torch.linspace(0, values.shape[1] - 1, count, device=values.device).round().long()
-        parts.append(values[:, at])
-    quantiles = torch.cat(parts, dim=1).sort(dim=1).values
+    quantiles = _mixed([(dirs @ p[0].reshape(3, -1)).sort(dim=1).values for p in pictures], shares, 1 << 16)
 
     def fn(acts: Activations) -> torch.Tensor:
         x = acts[INPUT][:, :3]  # colour only: an alpha parameterization adds a fourth channel
@@ -209,6 +209,97 @@ def histogram(
         return weight * (values - quantiles[:, at]).square().mean()
 
     return Objective(fn, [INPUT], "histogram")
+
+
+def _mixed(values: Sequence[torch.Tensor], shares: Sequence[float] | None, n: int) -> torch.Tensor:
+    """``n`` sorted quantiles ``(K, n)`` of a mixture of distributions, each given as sorted samples ``(K, N_i)`` and
+    making ``shares`` of the whole (default equal; divided by their sum)."""
+    if len(values) == 1 and values[0].shape[1] == n:
+        return values[0]
+    parts = []
+    for v, share in zip(values, blend_weights(shares, len(values)), strict=True):
+        count = round(share * n)
+        if count:
+            parts.append(v[:, torch.linspace(0, v.shape[1] - 1, count, device=v.device).round().long()])
+    mixed = torch.cat(parts, dim=1).sort(dim=1).values
+    if mixed.shape[1] == n:
+        return mixed
+    return mixed[:, torch.linspace(0, mixed.shape[1] - 1, n, device=mixed.device).round().long()]
+
+
+@torch.no_grad()
+def _projections(
+    pictures: Sequence[torch.Tensor], smoothing: str, shares: Sequence[float] | None, sets: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sets`` sets of as many random unit directions as channels ``(sets, C, C)`` and the style's sorted
+    projections on them, as at most 65536 quantiles ``(sets, C, Q)``."""
+    flat = [smooth(t, smoothing)[0].flatten(1) for t in pictures]
+    used = [t.shape[1] for t, share in zip(flat, blend_weights(shares, len(flat)), strict=True) if share > 0]
+    c, n = flat[0].shape[0], min(1 << 16, sum(used))
+    dirs = torch.randn(sets, c, c, device=flat[0].device)
+    dirs = dirs / dirs.norm(dim=2, keepdim=True)
+    quantiles = torch.stack([_mixed([(d @ t).sort(dim=1).values for t in flat], shares, n) for d in dirs])
+    return dirs, quantiles
+
+
+def _sliced_error(f: torch.Tensor, dirs: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Squared distance of the sorted projections of ``f`` ``(B, C, N)`` on one of the sets of ``dirs``, picked at
+    random, to the style's ``quantiles``, relative to their energy."""
+    pick = int(torch.randint(len(dirs), ()))
+    if f.shape[2] > POSITIONS:  # a random sample of the positions: sorting is the step's largest cost
+        f = f[:, :, torch.randperm(f.shape[2], device=f.device)[:POSITIONS]]
+    values = (dirs[pick] @ f).sort(dim=2).values
+    at = torch.linspace(0, quantiles.shape[2] - 1, values.shape[2], device=f.device).round().long()
+    target = quantiles[pick][:, at]
+    return (values - target).square().sum() / (target.square().sum() * f.shape[0]).clamp_min(1e-12)
+
+
+def sliced(
+    features: Mapping[str, Sequence[torch.Tensor]],
+    layer_weights: Mapping[str, float] | None = None,
+    smoothing: str = "none",
+    shares: Sequence[float] | None = None,
+    masks: Sequence[torch.Tensor] | None = None,
+) -> Objective:
+    """Match each layer's whole feature distribution to the style's with a sliced Wasserstein distance (Heitz et
+    al., 2021): the features are projected on random unit directions, as many as channels, and each projection's
+    sorted values are compared with the style's quantiles, relative to their energy. Where a Gram matrix keeps the
+    second moments only, this keeps every marginal along the directions: how sparse, how skewed, how bright the
+    brightest strokes. Sixteen sets of directions are drawn once (their style quantiles sorted once); each step
+    takes one at random.
+
+    Args:
+        features: layer -> the style pictures' activations, one ``(1, C, H, W)`` tensor per picture.
+        layer_weights: layer -> weight (default 1 each); the weights are divided by their sum.
+        smoothing: the activation transform applied to both sides (``none`` or ``softmax``).
+        shares: how much each style picture counts (default equal): its share of the distribution, or with
+            ``masks`` its region's weight.
+        masks: for regional style, one ``(1, 1, H, W)`` map in [0, 1] per style picture at the picture's size;
+            each region's positions (mask above one half) match its own picture's distribution.
+    """
+    layers = list(features)
+    norm = _layer_norm(layers, layer_weights)
+    count = len(next(iter(features.values())))
+    blend = blend_weights(shares, count)
+    if masks is None:
+        banks = {layer: [_projections(features[layer], smoothing, blend)] for layer in layers}
+    else:
+        banks = {layer: [_projections([t], smoothing, None) for t in features[layer]] for layer in layers}
+
+    def fn(acts: Activations) -> torch.Tensor:
+        loss = torch.zeros((), device=next(iter(acts.values())).device)
+        for layer in layers:
+            f = smooth(acts[layer], smoothing)
+            if masks is None:
+                loss = loss + norm[layer] * _sliced_error(f.flatten(2), *banks[layer][0])
+                continue
+            for mask, bank, weight in zip(masks, banks[layer], blend, strict=True):
+                keep = F.interpolate(mask, size=f.shape[-2:], mode="area").flatten() > 0.5
+                if keep.any():
+                    loss = loss + norm[layer] * weight * _sliced_error(f.flatten(2)[:, :, keep], *bank)
+        return loss
+
+    return Objective(fn, layers, f"sliced({', '.join(layers)})")
 
 
 @torch.inference_mode()
@@ -233,6 +324,15 @@ def style_grams(
             g = gram(smooth(acts[layer], smoothing))[0] * w
             out[layer] = out[layer] + g if layer in out else g
     return out
+
+
+@torch.inference_mode()
+def style_features(
+    view: torch.nn.Module, pictures: Sequence[torch.Tensor], layers: Sequence[str]
+) -> dict[str, list[torch.Tensor]]:
+    """Each style picture's activations at ``layers`` (layer -> one tensor per picture), for :func:`sliced`."""
+    each = [view(picture, list(layers)) for picture in pictures]
+    return {layer: [acts[layer].clone() for acts in each] for layer in layers}
 
 
 def blend_weights(weights: Sequence[float] | None, n: int) -> list[float]:

@@ -39,9 +39,14 @@ from objectives.transfer import (
     feature_targets,
     histogram,
     inversion,
+    sliced,
     style,
+    style_features,
     style_grams,
 )
+
+STATISTICS = ("gram", "sliced")
+"""What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
 
 __all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
@@ -152,17 +157,13 @@ def _transfer_objective(
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
+    statistics = _statistics(cfg)
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
         scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
-        if masks is None:
-            grams: dict[str, Any] = style_grams(view, scaled, layers, blend, smoothing)
-        else:
-            each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]
-            grams = {layer: [g[layer] for g in each] for layer in layers}
-        objective = style_weight * style(grams, weights, smoothing, masks, blend)
+        objective = style_weight * _style_term(view, scaled, layers, weights, smoothing, statistics, masks, blend)
         if histogram_weight > 0:
             objective = objective + histogram(scaled, histogram_weight, blend)
         if seen is not None and content_layer and content_weight > 0:
@@ -171,6 +172,25 @@ def _transfer_objective(
         return penalized(cfg, objective)
 
     return _cached(objective_at)
+
+
+def _style_term(
+    view: ModelView,
+    scaled: list[torch.Tensor],
+    layers: list[str],
+    weights: dict[str, float] | None,
+    smoothing: str,
+    statistics: str,
+    masks: list[torch.Tensor] | None,
+    blend: list[float],
+) -> Objective:
+    """The style loss of the style pictures ``scaled``: Gram matrices or whole distributions (``statistics``)."""
+    if statistics == "sliced":
+        return sliced(style_features(view, scaled, layers), weights, smoothing, blend, masks)
+    if masks is None:
+        return style(style_grams(view, scaled, layers, blend, smoothing), weights, smoothing)
+    each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]
+    return style({layer: [g[layer] for g in each] for layer in layers}, weights, smoothing, masks, blend)
 
 
 def paint(
@@ -212,6 +232,13 @@ def paint(
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
     return out, objective_at(sizes[-1]).name, {"styles": sources, "style_weights": blend, "colors": cfg.colors}
+
+
+def _statistics(cfg: DictConfig) -> str:
+    statistics = cfg.get("statistics", "gram")
+    if statistics not in STATISTICS:
+        raise UserError(f"statistics={statistics} is not known; use statistics=sliced (whole distributions) or gram")
+    return str(statistics)
 
 
 def _strength(cfg: DictConfig) -> tuple[float, float]:
@@ -267,7 +294,7 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
     ``style_weight``, ``seamless`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
-    _strength(cfg)  # a wrong strength is answered before the model loads
+    _strength(cfg), _statistics(cfg)  # a wrong strength or statistics is answered before the model loads
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

@@ -252,6 +252,7 @@ ERRORS = [
     Case("style-scale-zero", (*STYLE, "style_scale=0"), ("style_scale=0", "number > 0")),
     Case("colors-unknown", (*STYLE, "colors=sepia"), ("colors=sepia is not known", "luminance or histogram")),
     Case("smoothing-unknown", (*STYLE, "smoothing=gauss"), ("smoothing=gauss is not known", "softmax")),
+    Case("statistics-unknown", (*STYLE, "statistics=moments"), ("statistics=moments is not known", "sliced")),
     Case(
         "texture-keeps-no-colors",
         ("recipe=texture", "steps=1", "size=48", "colors=luminance"),

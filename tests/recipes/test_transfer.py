@@ -292,10 +292,12 @@ def _wrap_match(picture: torch.Tensor) -> float:
 
 
 @pytest.mark.slow
-def test_style_transfer_carries_the_style_and_keeps_the_content(tmp_path: Path) -> None:
+@pytest.mark.parametrize("statistics", ["sliced", "gram"])
+def test_style_transfer_carries_the_style_and_keeps_the_content(tmp_path: Path, statistics: str) -> None:
     """The quality bar, small: a judge the optimization never saw (a random VGG19) finds the result well over
     half way from the photo to the style, while MobileNetV2's deep features still find the photo."""
-    _run(tmp_path, "style", "size=128", "steps=60")
+    metrics = _run(tmp_path, "style", "size=128", "steps=60", f"statistics={statistics}")
+    assert str(metrics["objective"]).startswith(f"1000 * ({'sliced' if statistics == 'sliced' else 'style'}(")
     result = load_image(tmp_path / "image.png")
     hw = (result.shape[-2], result.shape[-1])
     photo = resize_to(load_image("grace_hopper"), hw)
@@ -326,7 +328,8 @@ def test_tiled_texture_has_no_seam(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mask_puts_each_style_in_its_region(tmp_path: Path) -> None:
+@pytest.mark.parametrize("statistics", ["gram", "sliced"])
+def test_mask_puts_each_style_in_its_region(tmp_path: Path, statistics: str) -> None:
     """A dark sky and a light stained slide, split by a mask of another size: each half takes its own style."""
     mask = np.zeros((30, 40, 3), dtype=np.uint8)
     mask[:, 20:] = 255  # black left (first style), white right (second)
@@ -338,8 +341,10 @@ def test_mask_puts_each_style_in_its_region(tmp_path: Path) -> None:
         "steps=100",
         "style=[hubble_deep_field,ihc]",
         f"mask={tmp_path}/mask.png",
+        f"statistics={statistics}",
     )
     assert metrics["styles"] == ["hubble_deep_field", "ihc"]
+    assert f"{statistics}(" in str(metrics["objective"]).replace("style(", "gram(")
     picture = load_image(tmp_path / "run" / "image.png")
     left, right = picture[..., :28].mean().item(), picture[..., 36:].mean().item()
     assert right - left > 0.25, (left, right)
