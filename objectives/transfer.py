@@ -1,4 +1,5 @@
-"""Objectives that match a target picture's features: content, Gram-matrix style and feature inversion.
+"""Objectives that match a target picture's features: content, style (Gram matrices or whole distributions) and
+feature inversion.
 
 The targets are fixed tensors computed once (under ``torch.inference_mode``) by the helpers at the bottom; the
 objectives only compare the optimized picture's activations with them (Gatys et al., 2016, "Image Style Transfer
@@ -35,6 +36,9 @@ __all__ = [
 
 POSITIONS = 1 << 16
 """The most positions of one layer :func:`sliced` sorts in a step (a random sample of them when there are more)."""
+
+QUANTILES = 1 << 16
+"""The most quantiles :func:`sliced` keeps of the style's projection on each direction."""
 
 SMOOTHING = ("none", "softmax")
 """How activations are transformed before the Gram matrix; ``softmax`` is Wang et al. (CVPR 2021)."""
@@ -212,42 +216,42 @@ def histogram(
 
 
 def _mixed(values: Sequence[torch.Tensor], shares: Sequence[float] | None, n: int) -> torch.Tensor:
-    """``n`` sorted quantiles ``(K, n)`` of a mixture of distributions, each given as sorted samples ``(K, N_i)`` and
-    making ``shares`` of the whole (default equal; divided by their sum)."""
+    """About ``n`` sorted quantiles ``(K, ≈n)`` of a mixture of distributions, each given as sorted samples
+    ``(K, N_i)`` and making ``shares`` of the whole (default equal; divided by their sum)."""
+    shares = blend_weights(shares, len(values))
     if len(values) == 1 and values[0].shape[1] == n:
         return values[0]
     parts = []
-    for v, share in zip(values, blend_weights(shares, len(values)), strict=True):
+    for v, share in zip(values, shares, strict=True):
         count = round(share * n)
         if count:
             parts.append(v[:, torch.linspace(0, v.shape[1] - 1, count, device=v.device).round().long()])
-    mixed = torch.cat(parts, dim=1).sort(dim=1).values
-    if mixed.shape[1] == n:
-        return mixed
-    return mixed[:, torch.linspace(0, mixed.shape[1] - 1, n, device=mixed.device).round().long()]
+    return torch.cat(parts, dim=1).sort(dim=1).values
 
 
 @torch.no_grad()
 def _projections(
-    pictures: Sequence[torch.Tensor], smoothing: str, shares: Sequence[float] | None, sets: int = 16
+    pictures: Sequence[torch.Tensor], smoothing: str, shares: Sequence[float] | None, seed: int, sets: int = 16
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sets`` sets of as many random unit directions as channels ``(sets, C, C)`` and the style's sorted
-    projections on them, as at most 65536 quantiles ``(sets, C, Q)``."""
+    """``sets`` sets of as many random unit directions as channels ``(sets, C, C)``, drawn from ``seed``, and the
+    style's sorted projections on them as at most :data:`QUANTILES` quantiles ``(sets, C, Q)``."""
     flat = [smooth(t, smoothing)[0].flatten(1) for t in pictures]
     used = [t.shape[1] for t, share in zip(flat, blend_weights(shares, len(flat)), strict=True) if share > 0]
-    c, n = flat[0].shape[0], min(1 << 16, sum(used))
-    dirs = torch.randn(sets, c, c, device=flat[0].device)
+    c, n = flat[0].shape[0], min(QUANTILES, sum(used))
+    dirs = torch.randn(sets, c, c, generator=torch.Generator().manual_seed(seed)).to(flat[0].device)
     dirs = dirs / dirs.norm(dim=2, keepdim=True)
     quantiles = torch.stack([_mixed([(d @ t).sort(dim=1).values for t in flat], shares, n) for d in dirs])
     return dirs, quantiles
 
 
-def _sliced_error(f: torch.Tensor, dirs: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+def _sliced_error(
+    f: torch.Tensor, dirs: torch.Tensor, quantiles: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     """Squared distance of the sorted projections of ``f`` ``(B, C, N)`` on one of the sets of ``dirs``, picked at
     random, to the style's ``quantiles``, relative to their energy."""
-    pick = int(torch.randint(len(dirs), ()))
+    pick = int(torch.randint(len(dirs), (), generator=generator))
     if f.shape[2] > POSITIONS:  # a random sample of the positions: sorting is the step's largest cost
-        f = f[:, :, torch.randperm(f.shape[2], device=f.device)[:POSITIONS]]
+        f = f[:, :, torch.randperm(f.shape[2], generator=generator)[:POSITIONS].to(f.device)]
     values = (dirs[pick] @ f).sort(dim=2).values
     at = torch.linspace(0, quantiles.shape[2] - 1, values.shape[2], device=f.device).round().long()
     target = quantiles[pick][:, at]
@@ -260,6 +264,8 @@ def sliced(
     smoothing: str = "none",
     shares: Sequence[float] | None = None,
     masks: Sequence[torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
 ) -> Objective:
     """Match each layer's whole feature distribution to the style's with a sliced Wasserstein distance (Heitz et
     al., 2021): the features are projected on random unit directions, as many as channels, and each projection's
@@ -275,28 +281,31 @@ def sliced(
         shares: how much each style picture counts (default equal): its share of the distribution, or with
             ``masks`` its region's weight.
         masks: for regional style, one ``(1, 1, H, W)`` map in [0, 1] per style picture at the picture's size;
-            each region's positions (mask above one half) match its own picture's distribution.
+            each position belongs to the region whose mask is largest there and matches its picture's distribution.
+        generator: the (CPU) random source of each step's pick and position sample: the run's own, which a
+            checkpoint saves, so a resumed run goes on as the uninterrupted one would (None: torch's global one).
+        seed: the seed of the directions, the same whichever octave or step builds them.
     """
     layers = list(features)
     norm = _layer_norm(layers, layer_weights)
     count = len(next(iter(features.values())))
     blend = blend_weights(shares, count)
     if masks is None:
-        banks = {layer: [_projections(features[layer], smoothing, blend)] for layer in layers}
+        banks = {layer: [_projections(features[layer], smoothing, blend, seed)] for layer in layers}
     else:
-        banks = {layer: [_projections([t], smoothing, None) for t in features[layer]] for layer in layers}
+        banks = {layer: [_projections([t], smoothing, None, seed) for t in features[layer]] for layer in layers}
 
     def fn(acts: Activations) -> torch.Tensor:
         loss = torch.zeros((), device=next(iter(acts.values())).device)
         for layer in layers:
-            f = smooth(acts[layer], smoothing)
+            f = smooth(acts[layer], smoothing).flatten(2)
             if masks is None:
-                loss = loss + norm[layer] * _sliced_error(f.flatten(2), *banks[layer][0])
+                loss = loss + norm[layer] * _sliced_error(f, *banks[layer][0], generator)
                 continue
-            for mask, bank, weight in zip(masks, banks[layer], blend, strict=True):
-                keep = F.interpolate(mask, size=f.shape[-2:], mode="area").flatten() > 0.5
-                if keep.any():
-                    loss = loss + norm[layer] * weight * _sliced_error(f.flatten(2)[:, :, keep], *bank)
+            size = acts[layer].shape[-2:]
+            owner = torch.stack([F.interpolate(m, size=size, mode="area") for m in masks]).argmax(0).flatten()
+            for region, (bank, weight) in enumerate(zip(banks[layer], blend, strict=True)):
+                loss = loss + norm[layer] * weight * _sliced_error(f[:, :, owner == region], *bank, generator)
         return loss
 
     return Objective(fn, layers, f"sliced({', '.join(layers)})")

@@ -148,22 +148,25 @@ def _transfer_objective(
     seen: torch.Tensor | None,
     blend: list[float],
     content_factor: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> Callable[[tuple[int, int]], Objective]:
     """The style (and content) objective for each octave size, its targets made once per size; ``strength``'s
-    ``content_factor`` scales the content weight."""
+    ``content_factor`` scales the content weight; ``generator`` is the run's random source (``statistics=sliced``
+    draws each step's directions from it)."""
     style_scale = check_number(cfg, "style_scale")
     content_weight = check_number(cfg, "content_weight", strict=False) * content_factor
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
-    statistics = _statistics(cfg)
+    statistics, seed = _statistics(cfg), int(cfg.seed)
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
         scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
-        objective = style_weight * _style_term(view, scaled, layers, weights, smoothing, statistics, masks, blend)
+        term = _style_term(view, scaled, layers, weights, (smoothing, statistics), masks, blend, (generator, seed))
+        objective = style_weight * term
         if histogram_weight > 0:
             objective = objective + histogram(scaled, histogram_weight, blend)
         if seen is not None and content_layer and content_weight > 0:
@@ -179,14 +182,17 @@ def _style_term(
     scaled: list[torch.Tensor],
     layers: list[str],
     weights: dict[str, float] | None,
-    smoothing: str,
-    statistics: str,
+    how: tuple[str, str],
     masks: list[torch.Tensor] | None,
     blend: list[float],
+    randomness: tuple[torch.Generator | None, int],
 ) -> Objective:
-    """The style loss of the style pictures ``scaled``: Gram matrices or whole distributions (``statistics``)."""
+    """The style loss of the style pictures ``scaled``: Gram matrices or whole distributions, as ``how`` (the
+    smoothing, the statistics) says; ``randomness`` is the run's generator and seed, for the sliced loss."""
+    smoothing, statistics = how
     if statistics == "sliced":
-        return sliced(style_features(view, scaled, layers), weights, smoothing, blend, masks)
+        features = style_features(view, scaled, layers)
+        return sliced(features, weights, smoothing, blend, masks, *randomness)
     if masks is None:
         return style(style_grams(view, scaled, layers, blend, smoothing), weights, smoothing)
     each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]
@@ -220,7 +226,8 @@ def paint(
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     content_factor, colour_share = _strength(cfg)
-    objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend, content_factor)
+    generator = torch.Generator().manual_seed(cfg.seed)  # the run's, which checkpoints save
+    objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend, content_factor, generator)
     if extra is not None:
         transfer, objective_at = objective_at, lambda hw: transfer(hw) + extra
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
@@ -228,7 +235,7 @@ def paint(
     if init is None and cfg.init == "content" and seen is not None:  # the photo, given the style's colours
         first = _recoloured(seen, styles, masks, blend, colour_share)
     start = None if first is None else first.to(view.device)
-    out = optimize_octaves(cfg, view, sizes, objective_at, first=start, folder=folder)
+    out = optimize_octaves(cfg, view, sizes, objective_at, first=start, generator=generator, folder=folder)
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
     return out, objective_at(sizes[-1]).name, {"styles": sources, "style_weights": blend, "colors": cfg.colors}
@@ -237,7 +244,8 @@ def paint(
 def _statistics(cfg: DictConfig) -> str:
     statistics = cfg.get("statistics", "gram")
     if statistics not in STATISTICS:
-        raise UserError(f"statistics={statistics} is not known; use statistics=sliced (whole distributions) or gram")
+        shown = "null" if statistics is None else statistics
+        raise UserError(f"statistics={shown} is not known; use statistics=sliced (whole distributions) or gram")
     return str(statistics)
 
 
@@ -291,8 +299,9 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
 
     Keys: ``content``, ``style`` (one or a list), ``style_weights``, ``style_scale``, ``colors``, ``mask``,
-    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``content_weight``,
-    ``style_weight``, ``seamless`` and the shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
+    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``statistics``,
+    ``strength``, ``content_weight``, ``style_weight``, ``histogram_weight``, ``seamless`` and the shared ones
+    (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
     _strength(cfg), _statistics(cfg)  # a wrong strength or statistics is answered before the model loads
     view = style_view(cfg, recipe)

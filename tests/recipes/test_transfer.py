@@ -102,6 +102,12 @@ def test_histogram_loss_sees_colours_not_places() -> None:
     assert float(both({INPUT: shuffled})) < 1e-9
 
 
+def test_the_style_recipes_match_gram_matrices_unless_asked() -> None:
+    """The defaults the measurements in docs/recipes.md and docs/video.md were made with."""
+    picks = {name: compose([f"recipe={name}"]).statistics for name in ("style", "texture", "style_video")}
+    assert picks == {"style": "gram", "texture": "gram", "style_video": "gram"}
+
+
 def test_blend_weights_are_checked_and_normalized() -> None:
     assert blend_weights(None, 2) == [0.5, 0.5]
     assert blend_weights([3, 1], 2) == [0.75, 0.25]
