@@ -93,7 +93,7 @@ def run_dreamloom(steps: int) -> tuple[float, torch.Tensor]:
     from engine.runner import run_recipe
 
     overrides = ["recipe=style", f"size={SIDE}", "octaves=1", f"steps={steps}", "smoothing=none", "transforms=none"]
-    overrides.append("statistics=gram")
+    overrides += ["statistics=gram"]  # the Gram loss the plain version writes out, whatever the default
     cfg = compose([*overrides, "snapshot_every=0", "device=cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         seconds = float(run_recipe(cfg, Path(tmp), "style").metrics["seconds"])

@@ -295,6 +295,14 @@ def sliced(
     else:
         banks = {layer: [_projections([t], smoothing, None, seed) for t in features[layer]] for layer in layers}
 
+    owners: dict[tuple[int, ...], torch.Tensor] = {}  # per map size: the region each position belongs to
+
+    def owner(size: tuple[int, ...]) -> torch.Tensor:
+        if size not in owners:
+            assert masks is not None
+            owners[size] = torch.stack([F.interpolate(m, size=size, mode="area") for m in masks]).argmax(0).flatten()
+        return owners[size]
+
     def fn(acts: Activations) -> torch.Tensor:
         loss = torch.zeros((), device=next(iter(acts.values())).device)
         for layer in layers:
@@ -302,10 +310,9 @@ def sliced(
             if masks is None:
                 loss = loss + norm[layer] * _sliced_error(f, *banks[layer][0], generator)
                 continue
-            size = acts[layer].shape[-2:]
-            owner = torch.stack([F.interpolate(m, size=size, mode="area") for m in masks]).argmax(0).flatten()
+            where = owner(tuple(acts[layer].shape[-2:]))
             for region, (bank, weight) in enumerate(zip(banks[layer], blend, strict=True)):
-                loss = loss + norm[layer] * weight * _sliced_error(f[:, :, owner == region], *bank, generator)
+                loss = loss + norm[layer] * weight * _sliced_error(f[:, :, where == region], *bank, generator)
         return loss
 
     return Objective(fn, layers, f"sliced({', '.join(layers)})")
@@ -335,13 +342,13 @@ def style_grams(
     return out
 
 
-@torch.inference_mode()
 def style_features(
     view: torch.nn.Module, pictures: Sequence[torch.Tensor], layers: Sequence[str]
 ) -> dict[str, list[torch.Tensor]]:
-    """Each style picture's activations at ``layers`` (layer -> one tensor per picture), for :func:`sliced`."""
-    each = [view(picture, list(layers)) for picture in pictures]
-    return {layer: [acts[layer].clone() for acts in each] for layer in layers}
+    """Each style picture's :func:`feature_targets` at ``layers``, as layer -> one tensor per picture (for
+    :func:`sliced`)."""
+    each = [feature_targets(view, picture, layers) for picture in pictures]
+    return {layer: [acts[layer] for acts in each] for layer in layers}
 
 
 def blend_weights(weights: Sequence[float] | None, n: int) -> list[float]:

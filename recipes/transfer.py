@@ -151,22 +151,21 @@ def _transfer_objective(
     generator: torch.Generator | None = None,
 ) -> Callable[[tuple[int, int]], Objective]:
     """The style (and content) objective for each octave size, its targets made once per size; ``strength``'s
-    ``content_factor`` scales the content weight; ``generator`` is the run's random source (``statistics=sliced``
-    draws each step's directions from it)."""
+    ``content_factor`` scales the content weight; ``generator`` is the run's random source, from which
+    ``statistics=sliced`` picks each step's set of directions."""
     style_scale = check_number(cfg, "style_scale")
     content_weight = check_number(cfg, "content_weight", strict=False) * content_factor
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
-    statistics, seed = _statistics(cfg), int(cfg.seed)
+    sliced_by = (generator, int(cfg.seed)) if _statistics(cfg) == "sliced" else None
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
         scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
-        term = _style_term(view, scaled, layers, weights, (smoothing, statistics), masks, blend, (generator, seed))
-        objective = style_weight * term
+        objective = style_weight * _style_term(view, scaled, layers, weights, smoothing, masks, blend, sliced_by)
         if histogram_weight > 0:
             objective = objective + histogram(scaled, histogram_weight, blend)
         if seen is not None and content_layer and content_weight > 0:
@@ -182,17 +181,15 @@ def _style_term(
     scaled: list[torch.Tensor],
     layers: list[str],
     weights: dict[str, float] | None,
-    how: tuple[str, str],
+    smoothing: str,
     masks: list[torch.Tensor] | None,
     blend: list[float],
-    randomness: tuple[torch.Generator | None, int],
+    sliced_by: tuple[torch.Generator | None, int] | None,
 ) -> Objective:
-    """The style loss of the style pictures ``scaled``: Gram matrices or whole distributions, as ``how`` (the
-    smoothing, the statistics) says; ``randomness`` is the run's generator and seed, for the sliced loss."""
-    smoothing, statistics = how
-    if statistics == "sliced":
-        features = style_features(view, scaled, layers)
-        return sliced(features, weights, smoothing, blend, masks, *randomness)
+    """The style loss of the style pictures ``scaled``: their Gram matrices, or with ``sliced_by`` (the run's
+    generator and seed) their whole feature distributions."""
+    if sliced_by is not None:
+        return sliced(style_features(view, scaled, layers), weights, smoothing, blend, masks, *sliced_by)
     if masks is None:
         return style(style_grams(view, scaled, layers, blend, smoothing), weights, smoothing)
     each = [style_grams(view, [s], layers, smoothing=smoothing) for s in scaled]

@@ -56,7 +56,7 @@ MUTANTS = [
     Mutant("sliced loss compares unsorted projections", "objectives/transfer.py",
            "values = (dirs[pick] @ f).sort(dim=2).values", "values = dirs[pick] @ f", (f"{OBJ}/test_sliced.py",)),
     Mutant("sliced regions ignore their masks", "objectives/transfer.py",
-           "f[:, :, owner == region]", "f[:, :, owner >= 0]", (f"{OBJ}/test_sliced.py",)),
+           "f[:, :, where == region]", "f[:, :, where >= 0]", (f"{OBJ}/test_sliced.py",)),
     # regularizers
     Mutant("l1 ignores its centre", "regularizers/penalties.py", "return (acts[INPUT] - constant).abs().mean()",
            "return acts[INPUT].abs().mean()", (REG,)),
