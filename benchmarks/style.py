@@ -5,7 +5,8 @@ layer, Gram matrices averaged over positions, each layer's squared error relativ
 style weight 1000, Adam at lr 0.05 on sigmoid-space pixels, one 512-px pass of the same number of steps. The plain
 version is what a reader of Gatys et al. (2016) writes first: torchvision's model as it comes (batch norm as separate
 layers, NCHW memory), hooks on the wanted layers, the trunk cut after the deepest one. dreamloom runs its style recipe
-(``octaves=1 smoothing=none transforms=none statistics=gram``: plain Gram matrices and no shift, the same work).
+(``octaves=1 smoothing=none transforms=none statistics=gram pyramid=1``: plain Gram matrices at the picture's own
+scale and no shift, the same work).
 One judge scores both final pictures.
 
     .venv/bin/python benchmarks/style.py [--steps 60]
@@ -93,7 +94,7 @@ def run_dreamloom(steps: int) -> tuple[float, torch.Tensor]:
     from engine.runner import run_recipe
 
     overrides = ["recipe=style", f"size={SIDE}", "octaves=1", f"steps={steps}", "smoothing=none", "transforms=none"]
-    overrides += ["statistics=gram"]  # the Gram loss the plain version writes out, whatever the default
+    overrides += ["statistics=gram", "pyramid=1"]  # the Gram loss the plain version writes out, whatever the default
     cfg = compose([*overrides, "snapshot_every=0", "device=cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         seconds = float(run_recipe(cfg, Path(tmp), "style").metrics["seconds"])

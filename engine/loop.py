@@ -13,6 +13,7 @@ from torch import nn
 from engine.callbacks import Callback, Goal
 from engine.models import ModelView
 from engine.params import ImageFn
+from engine.scales import read
 from objectives.base import INPUT, Objective
 
 __all__ = ["STOP", "NormalizedGradient", "Tiling", "keep_freed_memory", "optimize"]
@@ -119,7 +120,7 @@ def optimize(
     layers = [layer for layer in objective.layers if layer != INPUT]
 
     def loss_of(img: torch.Tensor) -> torch.Tensor:
-        acts = dict(model(transforms(img), layers)) if layers else {}
+        acts = read(model, transforms(img), layers) if layers else {}
         acts[INPUT] = img
         return objective(acts)
 

@@ -27,6 +27,7 @@ from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
+from engine.scales import read
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
 from regularizers.periodic import KEYS, periodic
@@ -150,7 +151,7 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)
     try:
         with torch.no_grad():
-            acts = dict(view(transforms(img), layers))
+            acts = read(view, transforms(img), layers)
             acts[INPUT] = img
             for layer in layers:
                 if acts[layer].dim() == 4 and min(acts[layer].shape[-2:]) < 1:

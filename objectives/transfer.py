@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import UserError
+from engine.scales import read
 from objectives.base import INPUT, Activations, Objective
 
 __all__ = [
@@ -320,8 +321,9 @@ def sliced(
 
 @torch.inference_mode()
 def feature_targets(view: torch.nn.Module, picture: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Activations of ``picture`` at ``layers``, computed once without building a graph."""
-    return {k: v.clone() for k, v in view(picture, list(layers)).items()}
+    """Activations of ``picture`` at ``layers`` (``layer@2``: on the picture at half size), computed once without
+    building a graph."""
+    return {k: v.clone() for k, v in read(view, picture, layers).items()}
 
 
 @torch.inference_mode()
@@ -335,7 +337,7 @@ def style_grams(
     """Blend the Gram matrices of several style pictures with ``weights`` (which are divided by their sum)."""
     out: dict[str, torch.Tensor] = {}
     for picture, w in zip(pictures, blend_weights(weights, len(pictures)), strict=True):
-        acts = view(picture, list(layers))
+        acts = read(view, picture, layers)
         for layer in layers:
             g = gram(smooth(acts[layer], smoothing))[0] * w
             out[layer] = out[layer] + g if layer in out else g

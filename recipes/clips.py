@@ -201,7 +201,12 @@ def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
 
 @recipe(
     paths=("style", "mask"),
-    numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
+    numbers={
+        "steps_next": (int, 0, True),
+        "lr_next": (float, 0, True),
+        "temporal_weight": (float, 0, False),
+        "pyramid": (int, 0, True),
+    },
     lists=WEIGHTS,
 )
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:

@@ -31,6 +31,7 @@ from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
 from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.scales import at_scale
 from objectives.base import Objective
 from objectives.transfer import (
     SMOOTHING,
@@ -47,6 +48,8 @@ from objectives.transfer import (
 
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
+PYRAMID_SIDE = 32
+"""A pyramid level is left out where the shrunk picture's short side would fall below this many pixels."""
 
 __all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
@@ -160,12 +163,13 @@ def _transfer_objective(
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
     sliced_by = (generator, int(cfg.seed)) if _statistics(cfg) == "sliced" else None
-    weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
+    levels = int(check_number(cfg, "pyramid", int))
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
         scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
-        objective = style_weight * _style_term(view, scaled, layers, weights, smoothing, masks, blend, sliced_by)
+        named, weights = _pyramid(layers, layer_weights, levels, size)
+        objective = style_weight * _style_term(view, scaled, named, weights, smoothing, masks, blend, sliced_by)
         if histogram_weight > 0:
             objective = objective + histogram(scaled, histogram_weight, blend)
         if seen is not None and content_layer and content_weight > 0:
@@ -174,6 +178,21 @@ def _transfer_objective(
         return penalized(cfg, objective)
 
     return _cached(objective_at)
+
+
+def _pyramid(
+    layers: list[str], weights: list[float] | None, levels: int, size: tuple[int, int]
+) -> tuple[list[str], dict[str, float] | None]:
+    """The style layers read on the picture and on copies shrunk 2, 4 … times (``levels`` in all, fewer where a copy
+    would be under :data:`PYRAMID_SIDE` pixels), so the style's coarser statistics are matched too; each layer's
+    weight holds at every level."""
+    factors = [1]
+    while len(factors) < levels and min(size) // (2 * factors[-1]) >= PYRAMID_SIDE:
+        factors.append(2 * factors[-1])
+    named = [at_scale(layer, f) for f in factors for layer in layers]
+    if weights is None:
+        return named, None
+    return named, {at_scale(layer, f): w for f in factors for layer, w in zip(layers, weights, strict=True)}
 
 
 def _style_term(
@@ -289,14 +308,14 @@ WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False
 
 @recipe(
     paths=("content", "style", "mask"),
-    numbers={"style_scale": (float, 0, True)},
+    numbers={"style_scale": (float, 0, True), "pyramid": (int, 0, True)},
     lists=WEIGHTS,
 )
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
 
     Keys: ``content``, ``style`` (one or a list), ``style_weights``, ``style_scale``, ``colors``, ``mask``,
-    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``statistics``,
+    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``statistics``, ``pyramid``,
     ``strength``, ``content_weight``, ``style_weight``, ``histogram_weight``, ``seamless`` and the shared ones
     (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """

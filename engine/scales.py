@@ -1,0 +1,53 @@
+"""Layers read on a shrunk copy of the picture: ``features.4.conv.0@2`` is ``features.4.conv.0`` on the picture at
+half its size.
+
+An objective names such layers to compare statistics at coarser scales than the model's own receptive fields reach
+(a style matched on a pyramid of the picture, as Snelgrove, 2017, matches textures); the optimization loop reads
+them with :func:`read` and knows nothing of which objective asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["MARK", "at_scale", "read", "shrink", "split_scale"]
+
+MARK = "@"
+
+
+def split_scale(name: str) -> tuple[str, int]:
+    """``"features.4@2"`` -> ``("features.4", 2)``; a name without a factor is read at scale 1."""
+    layer, mark, factor = name.rpartition(MARK)
+    if not mark or not factor.isdigit() or int(factor) < 1:
+        return name, 1
+    return layer, int(factor)
+
+
+def at_scale(layer: str, factor: int) -> str:
+    """The name of ``layer`` read on the picture shrunk ``factor`` times (the plain name at 1)."""
+    return layer if factor == 1 else f"{layer}{MARK}{factor}"
+
+
+def shrink(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``x`` shrunk ``factor`` times by area averaging (differentiable). Shape: ``(B, C, H, W)``."""
+    if factor == 1:
+        return x
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(max(1, h // factor), max(1, w // factor)), mode="area")
+
+
+def read(
+    model: Callable[[torch.Tensor, list[str]], Mapping[str, torch.Tensor]], x: torch.Tensor, layers: Iterable[str]
+) -> dict[str, torch.Tensor]:
+    """``model``'s activations of ``x`` at ``layers``, one forward pass per scale the names ask for."""
+    by_factor: dict[int, list[str]] = {}
+    for name in layers:
+        by_factor.setdefault(split_scale(name)[1], []).append(name)
+    out: dict[str, torch.Tensor] = {}
+    for factor, names in by_factor.items():
+        acts = model(shrink(x, factor), [split_scale(n)[0] for n in names])
+        out.update({n: acts[split_scale(n)[0]] for n in names})
+    return out
