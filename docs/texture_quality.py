@@ -2,8 +2,8 @@
 
 Former: pixel parameterization, zero-padded convolutions, lr 0.05. Fourier: the Fourier parameterization, circular
 padding (seamless), lr 0.02, and no colour histogram loss. Today: Fourier with the histogram loss
-(``histogram_weight=100``). Sliced: today's with ``statistics=sliced``. For each style and variant it prints, beside
-the sample's own values:
+(``histogram_weight=100``). Sliced: today's with ``statistics=sliced``. Pyramid: today's with ``pyramid=3``. For
+each style and variant it prints, beside the sample's own values:
   - grid: :func:`engine.measures.grid_strength` (a stride grid printed into the picture scores in the thousands);
   - edges: :func:`engine.measures.edge_strength` (a pale frame along the edges scores above 1);
   - colour: :func:`engine.measures.color_distance` to the sample's colour histogram (0: the same colours);
@@ -41,6 +41,7 @@ VARIANTS = {
     "fourier": ["histogram_weight=0"],
     "today": [],
     "sliced": ["statistics=sliced"],
+    "pyramid": ["pyramid=3"],
 }
 JUDGE = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 
