@@ -31,6 +31,9 @@ RENAMED = {
     "task": "run= names a recipe's function now; pick a recipe with recipe=NAME",
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
+FORMER = {"pyramid": 1}
+"""Keys added since runs were first stored, with the value they had before: a stored run without the key is rebuilt
+as it ran (the style pyramid came after single-scale runs)."""
 
 
 def recipes() -> list[str]:
@@ -232,6 +235,9 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
     cfg = compose([*args, *groups])
     left: list[str] = []
     _overlay(cfg, stored, source, "", left)
+    for key, value in FORMER.items():
+        if key in cfg and key not in stored:
+            cfg[key] = value
     stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
     if stale:
         print(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}", file=sys.stderr)

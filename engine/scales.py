@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MARK", "at_scale", "read", "shrink", "split_scale"]
+__all__ = ["MARK", "MIN_SIDE", "at_scale", "pyramid", "read", "shrink", "split_scale"]
 
 MARK = "@"
+MIN_SIDE = 32
+"""A pyramid level is left out where a shrunk copy's short side would fall below this many pixels."""
 
 
 def split_scale(name: str) -> tuple[str, int]:
@@ -43,11 +45,26 @@ def read(
     model: Callable[[torch.Tensor, list[str]], Mapping[str, torch.Tensor]], x: torch.Tensor, layers: Iterable[str]
 ) -> dict[str, torch.Tensor]:
     """``model``'s activations of ``x`` at ``layers``, one forward pass per scale the names ask for."""
-    by_factor: dict[int, list[str]] = {}
+    by_factor: dict[int, list[tuple[str, str]]] = {}
     for name in layers:
-        by_factor.setdefault(split_scale(name)[1], []).append(name)
+        layer, factor = split_scale(name)
+        by_factor.setdefault(factor, []).append((name, layer))
     out: dict[str, torch.Tensor] = {}
-    for factor, names in by_factor.items():
-        acts = model(shrink(x, factor), [split_scale(n)[0] for n in names])
-        out.update({n: acts[split_scale(n)[0]] for n in names})
+    for factor, pairs in by_factor.items():
+        acts = model(shrink(x, factor), [layer for _, layer in pairs])
+        out.update({name: acts[layer] for name, layer in pairs})
     return out
+
+
+def pyramid(
+    layers: list[str], weights: list[float] | None, levels: int, side: int
+) -> tuple[list[str], dict[str, float] | None]:
+    """``layers`` read on the picture and on copies shrunk 2, 4 … times: ``levels`` in all, fewer where a copy's
+    short side (``side`` at scale 1) would be under :data:`MIN_SIDE`; each layer keeps its weight at every level."""
+    factors = [1]
+    while len(factors) < levels and side // (2 * factors[-1]) >= MIN_SIDE:
+        factors.append(2 * factors[-1])
+    named = [at_scale(layer, f) for f in factors for layer in layers]
+    if weights is None:
+        return named, None
+    return named, {at_scale(layer, f): w for f in factors for layer, w in zip(layers, weights, strict=True)}

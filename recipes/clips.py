@@ -201,12 +201,7 @@ def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
 
 @recipe(
     paths=("style", "mask"),
-    numbers={
-        "steps_next": (int, 0, True),
-        "lr_next": (float, 0, True),
-        "temporal_weight": (float, 0, False),
-        "pyramid": (int, 0, True),
-    },
+    numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
     lists=WEIGHTS,
 )
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:

@@ -31,7 +31,7 @@ from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
 from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
-from engine.scales import at_scale
+from engine.scales import pyramid
 from objectives.base import Objective
 from objectives.transfer import (
     SMOOTHING,
@@ -48,8 +48,6 @@ from objectives.transfer import (
 
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
-PYRAMID_SIDE = 32
-"""A pyramid level is left out where the shrunk picture's short side would fall below this many pixels."""
 
 __all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
@@ -163,12 +161,13 @@ def _transfer_objective(
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
     smoothing, dev = str(cfg.smoothing), view.device
     sliced_by = (generator, int(cfg.seed)) if _statistics(cfg) == "sliced" else None
-    levels = int(check_number(cfg, "pyramid", int))
+    levels = _levels(cfg) if view.layout.input_size is None else 1  # one size in: no smaller copies
 
     def objective_at(size: tuple[int, int]) -> Objective:
         side = max(1, round(style_scale * max(size)))
         scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
-        named, weights = _pyramid(layers, layer_weights, levels, size)
+        smallest = min(min(size), *(min(s.shape[-2:]) for s in scaled))  # the picture's or a style's short side
+        named, weights = pyramid(layers, layer_weights, levels, smallest)
         objective = style_weight * _style_term(view, scaled, named, weights, smoothing, masks, blend, sliced_by)
         if histogram_weight > 0:
             objective = objective + histogram(scaled, histogram_weight, blend)
@@ -178,21 +177,6 @@ def _transfer_objective(
         return penalized(cfg, objective)
 
     return _cached(objective_at)
-
-
-def _pyramid(
-    layers: list[str], weights: list[float] | None, levels: int, size: tuple[int, int]
-) -> tuple[list[str], dict[str, float] | None]:
-    """The style layers read on the picture and on copies shrunk 2, 4 … times (``levels`` in all, fewer where a copy
-    would be under :data:`PYRAMID_SIDE` pixels), so the style's coarser statistics are matched too; each layer's
-    weight holds at every level."""
-    factors = [1]
-    while len(factors) < levels and min(size) // (2 * factors[-1]) >= PYRAMID_SIDE:
-        factors.append(2 * factors[-1])
-    named = [at_scale(layer, f) for f in factors for layer in layers]
-    if weights is None:
-        return named, None
-    return named, {at_scale(layer, f): w for f in factors for layer, w in zip(layers, weights, strict=True)}
 
 
 def _style_term(
@@ -265,6 +249,14 @@ def _statistics(cfg: DictConfig) -> str:
     return str(statistics)
 
 
+def _levels(cfg: DictConfig) -> int:
+    levels = cfg.get("pyramid")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        shown = "null" if levels is None else levels
+        raise UserError(f"pyramid={shown} is not valid; use a whole number of levels from 1 (the picture's own scale)")
+    return levels
+
+
 def _strength(cfg: DictConfig) -> tuple[float, float]:
     """What ``strength`` (0 faithful … 1 bold) sets: the factor on the content loss's weight and how far the starting
     photo takes the style's colours (0: its own, 1: the style's)."""
@@ -308,7 +300,7 @@ WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False
 
 @recipe(
     paths=("content", "style", "mask"),
-    numbers={"style_scale": (float, 0, True), "pyramid": (int, 0, True)},
+    numbers={"style_scale": (float, 0, True)},
     lists=WEIGHTS,
 )
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
@@ -319,7 +311,7 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     ``strength``, ``content_weight``, ``style_weight``, ``histogram_weight``, ``seamless`` and the shared ones
     (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
-    _strength(cfg), _statistics(cfg)  # a wrong strength or statistics is answered before the model loads
+    _strength(cfg), _statistics(cfg), _levels(cfg)  # a wrong value is answered before the model loads
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

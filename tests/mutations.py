@@ -57,8 +57,8 @@ MUTANTS = [
            "values = (dirs[pick] @ f).sort(dim=2).values", "values = dirs[pick] @ f", (f"{OBJ}/test_sliced.py",)),
     Mutant("sliced regions ignore their masks", "objectives/transfer.py",
            "f[:, :, where == region]", "f[:, :, where >= 0]", (f"{OBJ}/test_sliced.py",)),
-    Mutant("style pyramid keeps the picture's own scale", "recipes/transfer.py",
-           "while len(factors) < levels and", "while False and", (f"{RECIPES}/test_transfer.py",)),
+    Mutant("style pyramid keeps the picture's own scale", "engine/scales.py",
+           "while len(factors) < levels and", "while False and", (f"{E}/test_scales.py",)),
     Mutant("scaled layers read the whole picture", "engine/scales.py",
            "acts = model(shrink(x, factor),", "acts = model(x,", (f"{E}/test_scales.py",)),
     # regularizers

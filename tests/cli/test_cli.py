@@ -253,7 +253,8 @@ ERRORS = [
     Case("colors-unknown", (*STYLE, "colors=sepia"), ("colors=sepia is not known", "luminance or histogram")),
     Case("smoothing-unknown", (*STYLE, "smoothing=gauss"), ("smoothing=gauss is not known", "softmax")),
     Case("statistics-unknown", (*STYLE, "statistics=moments"), ("statistics=moments is not known", "sliced")),
-    Case("pyramid-zero", (*STYLE, "pyramid=0"), ("pyramid=0 is not valid", "whole number > 0")),
+    Case("pyramid-zero", (*STYLE, "pyramid=0"), ("pyramid=0 is not valid", "whole number of levels from 1")),
+    Case("pyramid-null", (*STYLE, "pyramid=null"), ("pyramid=null is not valid", "whole number of levels from 1")),
     Case(
         "texture-keeps-no-colors",
         ("recipe=texture", "steps=1", "size=48", "colors=luminance"),

@@ -10,8 +10,9 @@ import pytest
 from hydra.errors import MissingConfigException
 
 from engine.checks import absolute_path
-from engine.configs import compose, explain, options, recipes
+from engine.configs import compose, explain, options, rebuild, recipes
 from engine.errors import UserError
+from engine.results import config_yaml
 from tests.helpers import run
 
 
@@ -111,3 +112,13 @@ def test_file_keys_become_absolute_but_an_empty_one_stays_empty(
     assert absolute_path("photo.png") == str(tmp_path / "photo.png")
     assert absolute_path("chelsea") == "chelsea"  # a sample name, not a file here
     assert absolute_path("") == "" and absolute_path("  ") == "  "  # not the working folder
+
+
+def test_a_run_stored_before_the_pyramid_is_rebuilt_as_it_ran() -> None:
+    """A style run stored before ``pyramid`` existed had one level: a rerun or resume of it keeps one."""
+    text = config_yaml(compose(["recipe=style"]))
+    assert rebuild(text, "new.png").pyramid == 3
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("pyramid:"))
+    assert rebuild(old, "old.png").pyramid == 1
+    assert rebuild(old, "old.png", ["pyramid=2"]).pyramid == 2
+    assert "pyramid" not in rebuild(config_yaml(compose(["recipe=channel"])), "channel.png")

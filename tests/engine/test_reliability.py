@@ -104,7 +104,7 @@ def test_rerun_answers_bad_input_in_one_line(tmp_path: Path, make: str | None, a
 RESUMABLE = {
     "channel": ("channel", ("size=64", "steps=12"), 10),  # Adam's moments must come back too
     "deepdream": ("deepdream", ("size=[64,96]", "octaves=3", "steps=4"), 9),  # stopped in the third octave
-    "style": ("style", ("size=48", "octaves=2", "steps=4"), 5),
+    "style": ("style", ("size=80", "octaves=2", "steps=4"), 5),  # its last octave reads a half-size copy too
     "maco": ("channel", ("size=48", "steps=8", "param=maco"), 6),
     "alpha": ("channel", ("size=48", "steps=8", "param=alpha"), 6),
     "cppn": ("channel", ("size=48", "octaves=2", "steps=4", "param=cppn", "param.fit_steps=5"), 5),

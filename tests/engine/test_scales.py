@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.models import load_model
-from engine.scales import at_scale, read, shrink, split_scale
+from engine.scales import at_scale, pyramid, read, shrink, split_scale
 
 
 def test_names_carry_their_factor_and_plain_names_stay_plain() -> None:
@@ -42,3 +42,15 @@ def test_read_runs_each_scale_once_and_passes_gradients() -> None:
     assert acts["features.2@2"].shape[-1] * 2 == acts["features.2"].shape[-1]
     acts["features.4@2"].square().mean().backward()
     assert picture.grad is not None and float(picture.grad.abs().sum()) > 0
+
+
+def test_the_pyramid_adds_levels_while_the_copies_stay_large_enough() -> None:
+    layers = ["features.0", "features.4.conv.0"]
+    named, weights = pyramid(layers, None, 3, 341)
+    assert named == [*layers, "features.0@2", "features.4.conv.0@2", "features.0@4", "features.4.conv.0@4"]
+    assert weights is None
+    named, weights = pyramid(layers, [2.0, 1.0], 5, 90)  # 45 px at half size, 22 at a quarter: too small
+    assert named == [*layers, "features.0@2", "features.4.conv.0@2"]
+    assert weights == {"features.0": 2.0, "features.4.conv.0": 1.0, "features.0@2": 2.0, "features.4.conv.0@2": 1.0}
+    assert pyramid(layers, None, 1, 1024)[0] == layers
+    assert pyramid(layers, None, 3, 63)[0] == layers  # 31 px at half size

@@ -22,7 +22,6 @@ from engine.runner import run_recipe
 from engine.scales import shrink
 from objectives import blend_weights, content, gram, histogram, smooth, style, style_grams
 from objectives.base import INPUT
-from recipes.transfer import _pyramid
 from regularizers.transforms import Roll
 
 # --- Gram matrices, smoothing and the style objective ---
@@ -109,17 +108,6 @@ def test_the_style_recipes_keep_the_defaults_they_were_measured_with() -> None:
     names = ("style", "texture", "style_video")
     picks = {name: (compose([f"recipe={name}"]).statistics, compose([f"recipe={name}"]).pyramid) for name in names}
     assert picks == {"style": ("gram", 3), "texture": ("gram", 1), "style_video": ("gram", 1)}
-
-
-def test_the_pyramid_adds_levels_while_the_copies_stay_large_enough() -> None:
-    layers = ["features.0", "features.4.conv.0"]
-    named, weights = _pyramid(layers, None, 3, (341, 512))
-    assert named == [*layers, "features.0@2", "features.4.conv.0@2", "features.0@4", "features.4.conv.0@4"]
-    assert weights is None
-    named, weights = _pyramid(layers, [2.0, 1.0], 5, (100, 90))  # 45 px at half size, 22 at a quarter: too small
-    assert named == [*layers, "features.0@2", "features.4.conv.0@2"]
-    assert weights == {"features.0": 2.0, "features.4.conv.0": 1.0, "features.0@2": 2.0, "features.4.conv.0@2": 1.0}
-    assert _pyramid(layers, None, 1, (1024, 1024))[0] == layers
 
 
 def test_blend_weights_are_checked_and_normalized() -> None:
@@ -378,16 +366,19 @@ def test_mask_puts_each_style_in_its_region(tmp_path: Path, statistics: str) -> 
     metrics = _run(
         tmp_path / "run",
         "texture",
-        "size=64",
+        "size=80",
         "steps=100",
         "style=[hubble_deep_field,ihc]",
         f"mask={tmp_path}/mask.png",
         f"statistics={statistics}",
+        "pyramid=2",  # the last octave's regions are also read at half size
     )
     assert metrics["styles"] == ["hubble_deep_field", "ihc"]
     assert f"{statistics}(" in str(metrics["objective"]).replace("style(", "gram(")
+    assert "features.11.conv.0@2" in str(metrics["objective"])
     picture = load_image(tmp_path / "run" / "image.png")
-    left, right = picture[..., :28].mean().item(), picture[..., 36:].mean().item()
+    w = picture.shape[-1]  # the halves, less a band of an eighth of the width around the border
+    left, right = picture[..., : 7 * w // 16].mean().item(), picture[..., 9 * w // 16 :].mean().item()
     assert right - left > 0.25, (left, right)
 
 
