@@ -1,9 +1,9 @@
-"""The ``dreamloom`` command in a real subprocess: bad input gets one line and exit code 2, good input runs.
+"""The ``dreamloom`` command in its own process: bad input gets one line and exit code 2, good input runs.
 
-Every case runs ``python -m engine … hydra.run.dir=<its folder>/run`` in its own working folder. The table's
-commands start together at the first test that needs one, a few at a time, so the module costs about one
-process start per case divided by the number of cores; the Ctrl-C tests run alone afterwards because they
-depend on timing.
+Every case runs ``python -m engine … hydra.run.dir=<its folder>/run`` in its own working folder, as a process
+forked from a worker that loaded the engine once (:mod:`tests.cli.zygote`; a case that limits memory starts a fresh
+interpreter instead). The table's commands start together at the first test that needs one, a few at a time; the
+Ctrl-C tests start real processes, alone and afterwards, because they depend on timing.
 """
 
 from __future__ import annotations
@@ -117,12 +117,17 @@ def command(args: tuple[str, ...], run: Path, assets: Path) -> list[str]:
 
 
 def run_case(case: Case, assets: Path, folder: Path) -> Result:
-    """Prepare the case's folder, then run its command there and wait for it."""
+    """Prepare the case's folder, then run its command there and wait for it: forked from a worker's loaded engine
+    (:mod:`tests.cli.zygote`), or as a fresh process where the case limits memory, which the loaded engine's own
+    address space would decide."""
     if case.prepare is not None:
         case.prepare(folder)
     before = digest(folder)
+    argv = command(case.args, folder / "run", assets)
+    if case.memory_limit is None:
+        return Result(*_forked(argv[3:], folder, case.file_limit), folder, before)
     proc = subprocess.run(
-        command(case.args, folder / "run", assets),
+        argv,
         cwd=folder,
         env=_env(),
         capture_output=True,
@@ -131,6 +136,35 @@ def run_case(case: Case, assets: Path, folder: Path) -> Result:
         preexec_fn=lambda: _limit(case.file_limit, case.memory_limit),
     )
     return Result(proc.returncode, proc.stderr, folder, before)
+
+
+_WORKER = threading.local()
+_ZYGOTES: list[subprocess.Popen[str]] = []
+
+
+def _forked(args: list[str], folder: Path, file_limit: int | None) -> tuple[int, str]:
+    """``python -m engine ARGS`` in ``folder``, forked from this thread's zygote; its exit code and stderr."""
+    zygote = getattr(_WORKER, "zygote", None)
+    if zygote is None or zygote.poll() is not None:
+        zygote = subprocess.Popen(
+            [sys.executable, "-m", "tests.cli.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        _WORKER.zygote = zygote
+        _ZYGOTES.append(zygote)
+    assert zygote.stdin is not None and zygote.stdout is not None
+    stderr = folder.with_name(folder.name + ".stderr")  # beside the folder, whose files the case compares
+    request = {"cwd": str(folder), "args": args, "stderr": str(stderr), "timeout": TIMEOUT_S, "file_limit": file_limit}
+    zygote.stdin.write(json.dumps(request) + "\n")
+    zygote.stdin.flush()
+    answer = json.loads(zygote.stdout.readline() or "{}")
+    if answer.get("returncode") is None:
+        raise subprocess.TimeoutExpired(args, TIMEOUT_S)
+    return int(answer["returncode"]), stderr.read_text()
 
 
 def _limit(file_size: int | None, memory: int | None) -> None:
@@ -632,6 +666,11 @@ def runs(
         }
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for zygote in _ZYGOTES:
+            if zygote.stdin is not None:
+                zygote.stdin.close()
+            zygote.wait(timeout=30)
+        _ZYGOTES.clear()
 
 
 def _one_error_line(result: Result) -> str:
