@@ -161,8 +161,11 @@ def _forked(args: list[str], folder: Path, file_limit: int | None) -> tuple[int,
     request = {"cwd": str(folder), "args": args, "stderr": str(stderr), "timeout": TIMEOUT_S, "file_limit": file_limit}
     zygote.stdin.write(json.dumps(request) + "\n")
     zygote.stdin.flush()
-    answer = json.loads(zygote.stdout.readline() or "{}")
-    if answer.get("returncode") is None:
+    line = zygote.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the zygote ended (exit code {zygote.wait()}) before answering {args}")
+    answer = json.loads(line)
+    if answer["returncode"] is None:
         raise subprocess.TimeoutExpired(args, TIMEOUT_S)
     return int(answer["returncode"]), stderr.read_text()
 
