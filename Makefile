@@ -55,7 +55,7 @@ test: setup lint
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow"
 
-# Deliberate breaks of user-visible behaviour, each run against the tests that guard it (about 15 minutes).
+# Deliberate breaks of user-visible behaviour, each run against the tests that guard it (about 17 minutes).
 mutate: setup
 	$(PY) tests/mutations.py
 

@@ -196,7 +196,8 @@ def page() -> str:
     lines += _rows(rows)
     lines += ["", "keys every recipe shares (any key: key=value; a new one: +key=value):"]
     lines += _rows([(f"{k.name}={k.default}", k.meaning) for k in shared_keys() if k.name not in _HIDDEN])
-    lines += ["", "parts, swapped as groups (their own numbers too: param.decay=1.5, optimizer.momentum=0.5):"]
+    numbers = "param.decay=1.5, optimizer=sgd optimizer.momentum=0.5"
+    lines += ["", f"parts, swapped as groups (their own numbers too: {numbers}):"]
     lines += _rows([(f"{g}=", ", ".join(o)) for g, o in groups.items()])
     lines += [
         "",

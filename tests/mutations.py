@@ -2,7 +2,7 @@
 
 Each mutant changes one piece of code in a copy of the working tree and runs the tests that guard that behaviour
 (stopping at the first failure). A mutant the tests let pass is a hole in the tests. Not part of ``make test``:
-it takes about 15 minutes on two cores.
+it takes about 17 minutes on two cores.
 
     .venv/bin/python tests/mutations.py              # every mutant
     .venv/bin/python tests/mutations.py channel      # the mutants whose name contains "channel"
