@@ -24,6 +24,7 @@ __all__ = [
     "check_list",
     "check_number",
     "check_numbers",
+    "check_switch",
 ]
 
 
@@ -38,6 +39,14 @@ def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, 
         need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
         raise UserError(f"{key}={value} is not valid; {key} must be {need}")
     return float(value)
+
+
+def check_switch(cfg: DictConfig, key: str) -> bool:
+    """``cfg[key]`` as a switch (true or false); else one :class:`UserError` line."""
+    value = cfg.get(key)
+    if not isinstance(value, bool):
+        raise UserError(f"{key}={value} is not valid; {key} is a switch: true or false")
+    return value
 
 
 def check_list(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> None:

@@ -245,6 +245,7 @@ def optimize_octaves(
     generator: torch.Generator | None = None,
     folder: Path | None = None,
     goal: Goal | None = None,
+    restart: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Rendered:
     """Run the configured parameterization, transforms and optimizer over ``sizes``, smallest first.
 
@@ -258,6 +259,7 @@ def optimize_octaves(
         folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
         goal: ends the last octave early once its test holds (``stop_at``).
+        restart: without ``base``, each later octave's start (the picture before, enlarged) passes through it.
     """
     _refuse_alpha_dream(cfg, base)
     generator = generator or torch.Generator().manual_seed(cfg.seed)
@@ -274,6 +276,8 @@ def optimize_octaves(
         shape = (cfg.batch, 3, *sizes[i])
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
+        if restart is not None and base is None and start is not None and i > 0:
+            start = restart(start)
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
         last[:] = params
         optimizer = _optimizer(cfg, params)

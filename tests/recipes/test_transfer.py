@@ -107,8 +107,9 @@ def test_the_style_recipes_keep_the_defaults_they_were_measured_with() -> None:
     """The defaults the measurements in docs/recipes.md and docs/video.md were made with."""
     names = ("style", "texture", "style_video")
     cfgs = {name: compose([f"recipe={name}"]) for name in names}
-    picks = {name: (cfg.statistics, cfg.pyramid) for name, cfg in cfgs.items()}
-    assert picks == {"style": ("gram", 3), "texture": ("gram", 1), "style_video": ("gram", 1)}
+    picks = {name: (cfg.statistics, cfg.pyramid, cfg.histogram_weight) for name, cfg in cfgs.items()}
+    assert picks == {"style": ("gram", 3, 300), "texture": ("gram", 1, 100), "style_video": ("gram", 1, 0)}
+    assert (cfgs["style"].octave_colors, cfgs["style_video"].octave_colors) == (True, False)
 
 
 def test_blend_weights_are_checked_and_normalized() -> None:
