@@ -45,7 +45,7 @@ def check_switch(cfg: DictConfig, key: str) -> bool:
     """``cfg[key]`` as a switch (true or false); else one :class:`UserError` line."""
     value = cfg.get(key)
     if not isinstance(value, bool):
-        raise UserError(f"{key}={value} is not valid; {key} is a switch: true or false")
+        raise UserError(f"{key}={'null' if value is None else value} is not valid; {key} is a switch: true or false")
     return value
 
 

@@ -276,7 +276,7 @@ def optimize_octaves(
         shape = (cfg.batch, 3, *sizes[i])
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
-        if restart is not None and base is None and start is not None and i > 0:
+        if restart is not None and base is None and start is not None and i > 0 and state is None:
             start = restart(start)
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
         last[:] = params

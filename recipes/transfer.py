@@ -288,22 +288,23 @@ def _recoloured(
     if fraction <= 0:
         return photo
     small = styles if side is None else [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
-    x = photo.cpu()  # where the styles are
-    if masks is None:
-        recoloured = transfer_colors(x, small, blend, rounds)
-    else:
-        hw = (photo.shape[-2], photo.shape[-1])  # a later octave's start is smaller than the masks
-        parts = [
-            resize_to(m, hw).cpu() * transfer_colors(x, [s], rounds=rounds) for m, s in zip(masks, small, strict=True)
-        ]
-        recoloured = torch.stack(parts).sum(0)
-    return torch.lerp(photo, recoloured.to(photo), fraction)
+    hw = (photo.shape[-2], photo.shape[-1])  # a later octave's start is smaller than the masks
+    regions = None if masks is None else [resize_to(m, hw).cpu() for m in masks]
+    each = []
+    for x in photo.cpu().split(1):  # where the styles are; each picture of a batch by itself
+        if regions is None:
+            each.append(transfer_colors(x, small, blend, rounds))
+        else:
+            parts = [r * transfer_colors(x, [s], rounds=rounds) for r, s in zip(regions, small, strict=True)]
+            each.append(torch.stack(parts).sum(0))
+    return torch.lerp(photo, torch.cat(each).to(photo), fraction)
 
 
 def style_view(cfg: DictConfig, recipe: str) -> ModelView:
     """The model for style transfer; with ``seamless=true`` its convolutions pad circularly."""
-    if "seamless" in cfg:
-        check_switch(cfg, "seamless")
+    for key in ("seamless", "octave_colors"):  # style, texture and style_video: answered before the model loads
+        if key in cfg:
+            check_switch(cfg, key)
     _untiled(cfg, recipe)
     view = load_view(cfg)
     if cfg.get("seamless"):
@@ -329,8 +330,6 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
     """
     _strength(cfg), _statistics(cfg), _levels(cfg)  # a wrong value is answered before the model loads
-    if "octave_colors" in cfg:
-        check_switch(cfg, "octave_colors")
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

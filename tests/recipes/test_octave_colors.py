@@ -50,6 +50,15 @@ def test_octave_colors_false_and_strength_zero_leave_the_start(monkeypatch: pyte
     assert callable(faithful) and torch.equal(faithful(picture), picture)  # strength=0 keeps the photo's colours
 
 
+def test_each_picture_of_a_batch_is_recoloured_by_itself(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    restart = _restart(monkeypatch, tmp_path)
+    assert callable(restart)
+    pair = torch.cat([resize_to(load_image(n), (24, 24)) for n in ("grace_hopper", "chelsea")])
+    both = restart(pair)
+    assert torch.allclose(both[1:], restart(pair[1:]), atol=1e-6)
+    assert not torch.allclose(both[0], both[1], atol=0.05)
+
+
 def test_masked_regions_recolour_a_smaller_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     restart = _restart(monkeypatch, tmp_path, "style=[ihc,hubble_deep_field]", "mask=halves")
     assert callable(restart)
@@ -78,5 +87,14 @@ def test_a_run_stored_before_the_octave_recolouring_is_rebuilt_without_it(tmp_pa
     assert rebuild(text, "new.png").octave_colors is True
     old = "\n".join(line for line in text.splitlines() if not line.startswith("octave_colors:"))
     assert rebuild(old, "old.png").octave_colors is False
-    with pytest.raises(UserError, match="octave_colors=maybe is not valid; octave_colors is a switch"):
-        run_recipe(compose([*COMMON, "octave_colors=maybe"]), tmp_path, "style")
+
+
+def test_a_wrong_switch_is_answered_before_the_model_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_model(*args: object) -> None:
+        raise AssertionError("the model was loaded first")
+
+    monkeypatch.setattr(transfer, "load_view", no_model)
+    for recipe in ("style", "texture", "style_video"):
+        for key in ("octave_colors", "seamless"):
+            with pytest.raises(UserError, match=f"{key}=maybe is not valid; {key} is a switch: true or false"):
+                run_recipe(compose([f"recipe={recipe}", f"{key}=maybe"]), tmp_path / recipe, recipe)
