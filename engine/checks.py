@@ -43,10 +43,8 @@ def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, 
 
 def check_switch(cfg: DictConfig, key: str) -> bool:
     """``cfg[key]`` as a switch (true or false); else one :class:`UserError` line."""
-    value = cfg.get(key)
-    if not isinstance(value, bool):
-        raise UserError(f"{key}={'null' if value is None else value} is not valid; {key} is a switch: true or false")
-    return value
+    _check_kind(key, cfg.get(key), False)
+    return bool(cfg.get(key))
 
 
 def check_list(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> None:
@@ -157,7 +155,9 @@ def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig
 def _check_kind(name: str, value: Any, default: Any) -> None:
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise UserError(f"{name}={value} is not valid; {name} is a switch: true or false")
+            raise UserError(
+                f"{name}={'null' if value is None else value} is not valid; {name} is a switch: true or false"
+            )
     elif isinstance(default, int) and default >= 0:
         low = 0 if default == 0 or name.rsplit(".", 1)[-1] in ZERO_MEANS_NONE else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_SIDE:

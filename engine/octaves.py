@@ -29,6 +29,7 @@ def run_octaves(
     render: Callable[[torch.Tensor | None, int], torch.Tensor],
     first: torch.Tensor | None = None,
     wrap: bool = False,
+    restart: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Render ``base`` at each size in turn, carrying the added detail upwards.
 
@@ -39,6 +40,7 @@ def run_octaves(
         render: ``render(start_picture, octave_index) -> picture`` of the same size.
         first: without ``base``, the first octave's start (resized to it); None lets the parameterization start.
         wrap: enlarge as a repeating picture (a tiling texture stays seamless from octave to octave).
+        restart: without ``base``, each later octave's start (the one before, enlarged) passes through it.
 
     Returns:
         The final picture at ``sizes[-1]``.
@@ -48,8 +50,11 @@ def run_octaves(
     out: torch.Tensor | None = None
     for i, hw in enumerate(sizes):
         if base is None:
-            start = first if out is None else out
-            out = render(None if start is None else resize(start, hw), i)
+            if out is None:
+                out = render(None if first is None else resize(first, hw), i)
+            else:
+                start = resize(out, hw)
+                out = render(start if restart is None else restart(start), i)
             continue
         start = resize_to(base, hw)
         if detail is not None:

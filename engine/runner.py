@@ -217,15 +217,18 @@ def _interrupted(rec: Recorder, frames: Snapshots) -> Rendered:
 
 def _listeners(
     cfg: DictConfig,
-    label: str,
+    octave: tuple[int, int],
     goal: Goal | None,
     params: list[torch.Tensor],
     rec: Recorder,
     frames: Snapshots,
     saver: Checkpointer | None,
 ) -> list[Callback]:
-    """One octave's callbacks, in the order they hear each step: recorder, snapshots, progress bar, divergence
+    """Octave ``(i, of)``'s callbacks, in the order they hear each step: recorder, snapshots, progress bar, divergence
     guard, the goal (last octave only), the periodic regularizers and the checkpointer."""
+    i, of = octave
+    label = f"octave {i + 1}/{of} " if of > 1 else ""
+    goal = goal if i == of - 1 else None
     listed = [rec, frames, Progress(label), Guard(label=label.strip()), goal, periodic(cfg, params, int(cfg.steps))]
     return [c for c in [*listed, saver] if c is not None]
 
@@ -259,7 +262,7 @@ def optimize_octaves(
         folder: the run folder, where ``checkpoint.pt`` is saved every ``checkpoint_every`` steps (None: never);
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
         goal: ends the last octave early once its test holds (``stop_at``).
-        restart: without ``base``, each later octave's start (the picture before, enlarged) passes through it.
+        restart: without ``base``, each later octave's start passes through it (not a resumed octave's).
     """
     _refuse_alpha_dream(cfg, base)
     generator = generator or torch.Generator().manual_seed(cfg.seed)
@@ -268,7 +271,8 @@ def optimize_octaves(
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}  # a flat start
     rec, frames, state = Recorder(), snapshots(cfg), load_checkpoint(cfg.resume) if cfg.get("resume") else None
-    every = int(cfg.get("checkpoint_every") or 0) if folder is not None else 0
+    every = int(cfg.get("checkpoint_every") or 0)
+    path = folder / CHECKPOINT if every and folder is not None else None
     text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
@@ -276,23 +280,18 @@ def optimize_octaves(
         shape = (cfg.batch, 3, *sizes[i])
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
-        if restart is not None and base is None and start is not None and i > 0 and state is None:
-            start = restart(start)
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
-        last[:] = params
-        optimizer = _optimizer(cfg, params)
+        last[:], optimizer = params, _optimizer(cfg, params)
         first_step = 0 if state is None else restore(state, params, optimizer, generator, rec, frames)
         state = None
-        label = f"octave {i + 1}/{len(sizes)} " if len(sizes) > 1 else ""
-        saver = None
-        if every and folder is not None:
-            saver = Checkpointer(folder / CHECKPOINT, every, i, params, optimizer, generator, rec, frames, text)
-        kept = _listeners(cfg, label, goal if i == len(sizes) - 1 else None, params, rec, frames, saver)
-        objective, steps = objective_at(sizes[i]), cfg.steps
-        return optimize(params, image_fn, objective, view, transforms, optimizer, steps, kept, tiling, first_step)
+        saver = None if path is None else Checkpointer(path, every, i, params, optimizer, generator, rec, frames, text)
+        kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver)
+        objective = objective_at(sizes[i])
+        return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, kept, tiling, first_step)
 
     try:
-        picture = run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless")))
+        again = None if restart is None else (lambda p: p if state is not None else restart(p))  # resumed: restored
+        picture = run_octaves(base, sizes, one_octave, first, bool(cfg.get("seamless")), again)
         keep = cfg.param.get("_target_") == CPPN  # a picture drawn again at any size: its weights are kept
         return Rendered(picture, rec, frames, False, weights=[p.detach().cpu() for p in last] if keep else None)
     except Diverged as e:

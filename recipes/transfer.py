@@ -7,7 +7,7 @@ Each builds its objective per octave size (the targets are computed once per siz
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +60,6 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, ListConfig | list | tuple):
         return list(value)
     return [value]
-
-
-def _cached(make: Callable[[tuple[int, int]], Objective]) -> Callable[[tuple[int, int]], Objective]:
-    made: dict[tuple[int, int], Objective] = {}
-
-    def at(hw: tuple[int, int]) -> Objective:
-        if hw not in made:
-            made[hw] = make(hw)
-        return made[hw]
-
-    return at
 
 
 def style_layer_keys(cfg: DictConfig, view: ModelView) -> tuple[str | None, list[str], list[float] | None]:
@@ -177,7 +166,7 @@ def _transfer_objective(
             objective = objective + content(content_layer, target, content_weight)
         return penalized(cfg, objective)
 
-    return _cached(objective_at)
+    return cache(objective_at)  # the targets are made once per size
 
 
 def _style_term(
@@ -236,9 +225,9 @@ def paint(
     restart = None
     if init is None and cfg.init == "content" and seen is not None:  # the photo, given the style's colours
         first = _recoloured(seen, styles, masks, blend, colour_share)
-        if cfg.get("octave_colors", False):  # and each later octave's start
+        if cfg.get("octave_colors", False):  # and each later octave's: 30 rounds, whole styles (docs/recipes.md)
             restart = partial(
-                _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, rounds=30, side=None
+                _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, side=None, rounds=30
             )
     start = None if first is None else first.to(view.device)
     out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart)
@@ -278,13 +267,12 @@ def _recoloured(
     masks: list[torch.Tensor] | None,
     blend: list[float],
     fraction: float,
-    rounds: int = 12,
     side: int | None = 256,
+    rounds: int = 12,
 ) -> torch.Tensor:
-    """The photo moved ``fraction`` of the way to itself with the style's colours (each region its own style's), by
-    ``rounds`` of :func:`engine.colors.transfer_colors`, the styles shrunk to ``side`` (None: as they are). A later
-    octave's start takes 30 rounds (Grace Hopper given the strokes' colours is 0.26 of her own colour distance from
-    them after 12 rounds, 0.09 after 30) from the whole styles (shrinking the thin strokes mixes their colours)."""
+    """The photo (each picture of a batch) moved ``fraction`` of the way to itself in the style's colours (each
+    region its own style's): ``rounds`` of :func:`engine.colors.transfer_colors`, the styles shrunk to ``side``
+    (None: whole)."""
     if fraction <= 0:
         return photo
     small = styles if side is None else [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
@@ -341,7 +329,7 @@ def _inversion_at(cfg: DictConfig, view: ModelView, picture: torch.Tensor, layer
         target = feature_targets(view, resize_to(picture, size).to(view.device), [layer])[layer]
         return penalized(cfg, inversion(layer, target))
 
-    return _cached(make)
+    return cache(make)
 
 
 def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor, layer: str) -> float:

@@ -61,8 +61,8 @@ MUTANTS = [
            "while len(factors) < levels and", "while False and", (f"{E}/test_scales.py",)),
     Mutant("scaled layers read the whole picture", "engine/scales.py",
            "acts = model(shrink(x, factor),", "acts = model(x,", (f"{E}/test_scales.py",)),
-    Mutant("later octaves keep their drifted colours", "engine/runner.py",
-           "start = restart(start)", "start = start", (f"{RECIPES}/test_octave_colors.py",), "slow"),
+    Mutant("later octaves keep their drifted colours", "engine/octaves.py",
+           "start if restart is None else restart(start)", "start", (f"{RECIPES}/test_octave_colors.py",), "slow"),
     # regularizers
     Mutant("l1 ignores its centre", "regularizers/penalties.py", "return (acts[INPUT] - constant).abs().mean()",
            "return acts[INPUT].abs().mean()", (REG,)),

@@ -74,3 +74,15 @@ def test_octaves_from_noise_pass_the_previous_result_up() -> None:
 
     run_octaves(None, [(8, 8), (16, 16)], render)
     assert calls == [None, (16, 16)]
+
+
+def test_restart_passes_each_later_start_only() -> None:
+    starts: list[float] = []
+
+    def render(start: torch.Tensor | None, i: int) -> torch.Tensor:
+        starts.append(float(start.mean()) if start is not None else -1.0)
+        return torch.full((1, 3, 8 * 2**i, 8 * 2**i), 0.25)
+
+    first = torch.full((1, 3, 4, 4), 0.5)
+    run_octaves(None, [(8, 8), (16, 16), (32, 32)], render, first, restart=lambda p: 1 - p)
+    assert starts == pytest.approx([0.5, 0.75, 0.75])  # the first start as given; later ones through restart
