@@ -28,15 +28,19 @@ __all__ = [
 ]
 
 
-def check_number(cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True) -> float:
-    """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``); else one :class:`UserError` line."""
+def check_number(
+    cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True, high: float = math.inf
+) -> float:
+    """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``) and at most ``high``; else one
+    :class:`UserError` line."""
     value = cfg.get(key)
     ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
     ok = ok and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if strict else value >= low)
+    ok = ok and (value > low if strict else value >= low) and value <= high
     if not ok:
         need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
         need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
+        need += "" if math.isinf(high) else f" and at most {high:g}"
         raise UserError(f"{key}={value} is not valid; {key} must be {need}")
     return float(value)
 
@@ -112,6 +116,60 @@ def check_groups(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if option.is_file() and isinstance(node, DictConfig):
             _check_tree(cfg, group, node, OmegaConf.load(option), group)
+    _check_added_settings(cfg)
+
+
+ADDED_SETTINGS = {
+    "weight_decay": (0.0, 1.0, True),
+    "eps": (0.0, 1.0, False),
+    "momentum": (0.0, 1.0, True),
+    "dampening": (0.0, 1.0, True),
+    "momentum_decay": (0.0, 1.0, True),
+    "betas": None,
+    "amsgrad": bool,
+    "nesterov": bool,
+}
+"""Optimizer settings that may be added with ``+optimizer.KEY=`` (when the picked optimizer takes them): a number's
+range (low, high, low included?), two coefficients for ``betas``, or a switch. Others (``capturable``, ``foreach``,
+``differentiable`` …) change how torch runs the step, not the optimization, and are refused."""
+
+
+def _check_added_settings(cfg: DictConfig) -> None:
+    """Each optimizer setting beyond its option file's keys is one of :data:`ADDED_SETTINGS` that the picked
+    optimizer takes, with a value in its range."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    node, pick = cfg.get("optimizer"), (cfg.get("choices") or {}).get("optimizer")
+    option = Path(CONFIG_DIR) / "optimizer" / f"{pick}.yaml"
+    if not isinstance(node, DictConfig) or not option.is_file():
+        return
+    written = OmegaConf.load(option)
+    takes = inspect.signature(get_class(str(written._target_))).parameters
+    for key in (str(k) for k in node if k not in written):
+        if key not in ADDED_SETTINGS or key not in takes:
+            usable = [k for k in ADDED_SETTINGS if k in takes]
+            fix = f"use {', '.join(usable)}" if usable else "it takes none beyond its own keys"
+            raise UserError(f"optimizer.{key} is not a setting dreamloom passes to optimizer={pick}; {fix}")
+        _check_setting(f"optimizer.{key}", node[key], ADDED_SETTINGS[key])
+
+
+def _check_setting(name: str, value: Any, rule: Any) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    if rule is bool:
+        ok, need = isinstance(value, bool), "a switch: true or false"
+    elif rule is None:
+        ok = isinstance(value, ListConfig) and len(value) == 2 and all(number(v) and 0 <= v < 1 for v in value)
+        need = "two numbers from 0 to below 1, like [0.9,0.999]"
+    else:
+        low, high, closed = rule
+        ok = number(value) and (low <= value if closed else low < value) and value <= high
+        need = f"a number from {low:g} to {high:g}" if closed else f"a number above {low:g}, at most {high:g}"
+    if not ok:
+        raise UserError(f"{name}={value} is not valid; {name} must be {need}")
 
 
 def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str) -> None:

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
-from engine.errors import WRITE_ERRORS, UserError, close_matches
+from engine.errors import WRITE_ERRORS, UserError, close_matches, digits
 from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
@@ -264,12 +264,9 @@ def _resume_args(args: list[str]) -> list[str]:
             f"resume= carries on a run with its own keys, so {' '.join(others)} would be ignored; pass only "
             "resume=FOLDER (and hydra.run.dir=), or start a new run"
         )
-    from omegaconf import OmegaConf
+    from engine.checkpoints import resume_name
 
-    from engine.checkpoints import load_checkpoint
-
-    name = OmegaConf.create(load_checkpoint(resume[-1])["config"]).get("name", "run")
-    args = [*args, f"name={name}_resumed"]
+    args = [*args, f"name={resume_name(resume[-1])}_resumed"]  # the checkpoint checked whole: no folder is made yet
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
     source = Path(resume[-1].rstrip("/")).expanduser()
@@ -362,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(the sweep's runs are in {run_dir})"
         )
     if sweep and run_dir is not None:
-        jobs = sum(1 for p in run_dir.iterdir() if p.is_dir() and p.name.isdigit()) if run_dir.is_dir() else 0
+        jobs = sum(1 for p in run_dir.iterdir() if p.is_dir() and digits(p.name)) if run_dir.is_dir() else 0
         print(f"{PROG}: wrote {jobs} runs in {shown(run_dir)} (one folder per job)", file=sys.stderr)
 
 

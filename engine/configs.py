@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from engine.errors import UserError, close_matches
+from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
 
 __all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "override_value", "rebuild", "recipes"]
@@ -143,9 +145,16 @@ def _refuse_added(args: list[str]) -> None:
 def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")][-1:]
     try:
-        keys = [str(k) for k in compose([f"recipe={r}" for r in picked]).keys()]
+        plain = compose([f"recipe={r}" for r in picked])
     except UserError:
-        keys = []
+        plain = OmegaConf.create()
+    keys = [str(k) for k in plain.keys()]
+    found = OmegaConf.select(plain, name, default=_MISSING)
+    if found is not _MISSING and not added:  # the key is there: the value given could not be merged into it
+        given = next((a.split("=", 1)[1] for a in args if a.lstrip("+").split("=", 1)[0] == name), "")
+        kind = f"a list like [{','.join(map(str, found))}]" if isinstance(found, ListConfig) else "one value"
+        kind = f"keys of its own ({', '.join(map(str, found))})" if isinstance(found, DictConfig) else kind
+        return f"{name}={given} is not valid; {name} takes {kind}"
     where = f"recipe {picked[0]} has" if picked else "the recipe has"
     short = name.split(".")[-1]
     if short in RENAMED and "." not in name:
@@ -213,8 +222,9 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
     """
     raw: Any = None
     try:
+        check_plain_yaml(text)
         raw = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
-    except (OmegaConfBaseException, ValueError, TypeError):
+    except (OmegaConfBaseException, ValueError, TypeError, yaml.YAMLError):
         pass
     if not isinstance(raw, dict):
         raise UserError(f"'{source}' carries no dreamloom config; pass what a dreamloom run wrote")

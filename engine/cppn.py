@@ -66,6 +66,11 @@ def render_large(weights: list[torch.Tensor], h: int, w: int) -> torch.Tensor:
         return torch.cat([render_cppn(weights, coords[..., i : i + _ROWS, :]) for i in range(0, h, _ROWS)], dim=-2)
 
 
+MAX_WIDTH, MAX_DEPTH = 256, 32
+"""The widest and deepest CPPN: every pixel passes through every layer at every step, so the work per pixel grows with
+the width squared times the depth (the largest allowed is about 450 times the default 24 wide and 8 deep)."""
+
+
 def cppn(
     shape: tuple[int, int, int, int],
     init: torch.Tensor | None = None,
@@ -90,8 +95,11 @@ def cppn(
         device: where the weights live.
     """
     b, _, h, w = shape
-    if width < 1 or depth < 1:
-        raise UserError(f"param.width={width} and param.depth={depth} must both be at least 1")
+    if not 1 <= width <= MAX_WIDTH or not 1 <= depth <= MAX_DEPTH:
+        raise UserError(
+            f"param.width={width} and param.depth={depth} are not valid; use a width from 1 to {MAX_WIDTH} and a "
+            f"depth from 1 to {MAX_DEPTH} (default 24 and 8)"
+        )
     weights: list[torch.Tensor] = []
     for n_in in [3, *([2 * width] * (depth - 1))]:
         std = math.sqrt(1.0 / n_in) / _GAIN

@@ -6,11 +6,17 @@ import errno
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "edit_distance", "missing_or", "out_of_memory"]
+__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "digits", "edit_distance", "missing_or", "out_of_memory"]
 
 
 class UserError(ValueError):
     """A problem the user caused and can fix; its message says what is wrong and how to fix it."""
+
+
+def digits(text: str) -> bool:
+    """Whether ``text`` is one or more of the digits 0-9 (``str.isdigit`` also takes ``²`` and other scripts' digits,
+    which ``int`` then refuses or reads as another number)."""
+    return text.isascii() and text.isdigit()
 
 
 def edit_distance(a: str, b: str) -> int:

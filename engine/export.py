@@ -14,16 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from PIL import Image, ImageDraw, PngImagePlugin
 
+from engine.errors import UserError
 from engine.images import to_pil
 
 __all__ = [
     "CONFIG_KEY",
+    "SHEET_PIXELS",
     "atomic_write",
+    "check_plain_yaml",
+    "check_sheet",
     "contact_sheet",
     "figure_picture",
     "loss_curves",
+    "plain_yaml",
     "read_png_config",
     "save_gif",
     "save_json",
@@ -63,11 +69,43 @@ def save_png(path: str | os.PathLike[str], img: torch.Tensor | Image.Image, conf
 
 
 def read_png_config(path: str | os.PathLike[str]) -> str | None:
-    """The config text a dreamloom PNG carries, or None."""
-    with Image.open(path) as img:
-        img.load()
-        text = getattr(img, "text", {}) or {}
-        return text.get(CONFIG_KEY)
+    """The config text a dreamloom PNG carries, or None (also for a picture too large to open, or text chunks
+    too large to read). Raises OSError for a file that is not a picture."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            text = getattr(img, "text", {}) or {}
+    except (ValueError, Image.DecompressionBombError):
+        return None
+    found = text.get(CONFIG_KEY)
+    return found if isinstance(found, str) else None
+
+
+STORED_LIMIT = 1_000_000
+"""The most characters of YAML read from a file a user was given (a stored config is a few kilobytes)."""
+STORED_DEPTH = 32
+"""The deepest nesting of lists and mappings read from such a file (a config nests four or five deep)."""
+
+
+def check_plain_yaml(text: str) -> None:
+    """Refuse YAML from a file a user was given before it is read: over :data:`STORED_LIMIT` characters, with aliases
+    (``*name``), which let a few lines expand to gigabytes when read, or nested past :data:`STORED_DEPTH` (which
+    overflows the reader's stack). Raises ValueError (or yaml.YAMLError for text that is not YAML)."""
+    if len(text) > STORED_LIMIT:
+        raise ValueError(f"longer than {STORED_LIMIT} characters")
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ValueError("it uses YAML aliases")
+        depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+        if depth > STORED_DEPTH:
+            raise ValueError(f"nested more than {STORED_DEPTH} deep")
+
+
+def plain_yaml(text: str) -> Any:
+    """YAML from a file a user was given, read as plain data once :func:`check_plain_yaml` lets it through."""
+    check_plain_yaml(text)
+    return yaml.safe_load(text)
 
 
 def save_gif(path: str | os.PathLike[str], frames: Sequence[Image.Image], duration_ms: int = 100) -> Path | None:
@@ -98,6 +136,22 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).write_text(text)
 
     return atomic_write(path, write)
+
+
+SHEET_PIXELS = 64_000_000
+"""The most pixels a sheet of thumbnails may have (about 200 MB as 8-bit RGB, far more as the float tiles it is made
+from); a larger ``thumb=`` is answered with the largest that fits."""
+
+
+def check_sheet(tiles: int, tile: tuple[int, int], thumb: int) -> None:
+    """One line when ``tiles`` thumbnails of ``tile`` pixels (made at ``thumb=``) would pass :data:`SHEET_PIXELS`."""
+    pixels = tiles * tile[0] * tile[1]
+    if pixels > SHEET_PIXELS:
+        largest = max(1, int(thumb * math.sqrt(SHEET_PIXELS / pixels)))
+        raise UserError(
+            f"thumb={thumb} would make a sheet of {pixels / 1e6:.0f} megapixels ({tiles} tiles of "
+            f"{tile[1]}×{tile[0]}); use thumb={largest} or less"
+        )
 
 
 def contact_sheet(

@@ -7,6 +7,10 @@ Every folder below the given one that holds a ``metrics.json`` is a run (or an `
 failed, shown with its error). The page links the pictures where they
 lie (paths relative to the page), so it opens from disk with no server, and its table sorts by any column (click
 a heading, or open the page as ``index.html#sort=seconds``, ``#sort=-seconds`` for largest first).
+
+A run folder that cannot be read (files that are not UTF-8, not JSON or YAML, too deep or too large) is shown
+without what could not be read, and the page replaces only a page the gallery wrote itself (it carries
+:data:`MARK`), never a user's own ``index.html``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +28,7 @@ from urllib.parse import quote
 import yaml
 
 from engine.errors import UserError
-from engine.export import write_text
+from engine.export import STORED_LIMIT, atomic_write, plain_yaml
 from engine.images import is_folder
 
 __all__ = ["Run", "find_runs", "write_gallery"]
@@ -30,6 +37,56 @@ SHOWN = ["steps", "seconds", "iterations_per_second", "loss_first", "loss_last",
 """Metrics shown first as sortable columns, when a run has them; every other number a run reports follows."""
 PICTURES = ["image.png"]
 MOVING = ["progress.gif", "interpolation.gif", "video.gif"]
+MARK = '<meta name="generator" content="dreamloom-gallery">'
+"""What every page the gallery writes carries in its head: an ``index.html`` without it is the user's own."""
+FORMER_MARK = " runs. Click a column to sort by it.</p>"
+"""What the pages written before :data:`MARK` carry near their top: those are replaced too."""
+SHORT = 2000
+"""The most characters of a run's error or overrides shown on the page."""
+DEEPEST = 8
+"""The deepest nesting of a run's metrics whose numbers are shown (``flicker.output`` is 2)."""
+MOST_COLUMNS = 100
+"""The most metric columns a page shows (a sweep's runs report a dozen or so)."""
+
+
+def _read(path: Path, most: int) -> str | None:
+    """The first ``most`` characters of a text file a run left (bytes that are not UTF-8 replaced), or None when
+    there is none or it cannot be read (a folder, a pipe, no permission)."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.read(most)
+    except OSError:
+        return None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHORT else text[:SHORT] + " …"
+
+
+def _metrics(folder: Path) -> dict[str, Any]:
+    """A run's ``metrics.json``; empty when it is missing, unreadable, not a JSON object, too deep or too large."""
+    text = _read(folder / "metrics.json", STORED_LIMIT + 1)
+    if text is None or len(text) > STORED_LIMIT:
+        return {}
+    try:
+        metrics = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers
+
+
+def _overrides(folder: Path) -> list[str]:
+    """A run's Hydra overrides, less Hydra's own; none when the file is missing, unreadable or refused as
+    :func:`~engine.export.plain_yaml` refuses it (aliases that expand to gigabytes, too large)."""
+    text = _read(folder / ".hydra" / "overrides.yaml", STORED_LIMIT + 1)
+    try:
+        found = plain_yaml(text) if text is not None else []
+    except (ValueError, RecursionError, yaml.YAMLError):
+        found = []
+    found = found if isinstance(found, list) else []
+    return [str(o) for o in found if not str(o).startswith("hydra.")]
 
 
 class Run:
@@ -37,20 +94,10 @@ class Run:
 
     def __init__(self, folder: Path, root: Path) -> None:
         self.folder, self.name = folder, str(folder.relative_to(root)) if folder != root else folder.name
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
-        self.metrics: dict[str, Any] = metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers
-        overrides = folder / ".hydra" / "overrides.yaml"
-        try:
-            found = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
-        except (OSError, yaml.YAMLError):
-            found = []
-        found = found if isinstance(found, list) else []
-        self.overrides = [str(o) for o in found if not str(o).startswith("hydra.")]
-        failed = folder / "error.txt"
-        self.error = failed.read_text().strip() if failed.is_file() else None
+        self.metrics = _metrics(folder)
+        self.overrides = _overrides(folder)
+        failed = _read(folder / "error.txt", SHORT + 1)
+        self.error = None if failed is None else _short(failed.strip())
         self.numbers = dict(_numbers(self.metrics))
 
     @property
@@ -61,12 +108,13 @@ class Run:
         return str(named) if named else (given[0] if given else None)
 
 
-def _numbers(metrics: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
-    """Every number in a run's metrics, nested ones as ``outer.inner`` (``flicker.output``)."""
+def _numbers(metrics: dict[str, Any], prefix: str = "", depth: int = 1) -> list[tuple[str, float]]:
+    """Every number in a run's metrics, nested ones as ``outer.inner`` (``flicker.output``), down to
+    :data:`DEEPEST` levels."""
     found: list[tuple[str, float]] = []
     for key, value in metrics.items():
         if isinstance(value, dict):
-            found += _numbers(value, f"{prefix}{key}.")
+            found += _numbers(value, f"{prefix}{key}.", depth + 1) if depth < DEEPEST else []
         elif isinstance(value, int | float) and not isinstance(value, bool):
             found.append((prefix + key, value))
     return found
@@ -76,7 +124,7 @@ def find_runs(root: Path, recipe: str | None = None) -> list[Run]:
     """Every run at or below ``root`` (of ``recipe`` only, when given), in folder order (a sweep's jobs by number)."""
     if not is_folder(root):
         raise UserError(
-            f"'{str(root)[:200]}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>"
+            f"'{_named(root)}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>"
         )
     found = [*root.rglob("metrics.json"), *root.rglob("error.txt")]  # error.txt: a sweep's job that failed
     folders = sorted({p.parent for p in found}, key=_natural)
@@ -85,12 +133,13 @@ def find_runs(root: Path, recipe: str | None = None) -> list[Run]:
         runs = [r for r in runs if r.recipe == recipe]
     if not runs:
         which = f" of recipe={recipe}" if recipe else ""
-        raise UserError(f"'{root}' holds no runs{which} (no metrics.json below it); pass a run or sweep folder")
+        raise UserError(f"'{_named(root)}' holds no runs{which} (no metrics.json below it); pass a run or sweep folder")
     return runs
 
 
-def _natural(path: Path) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in path.parts]
+def _natural(path: Path) -> list[tuple[int, int | str]]:
+    """A sort key that puts ``2`` before ``10`` and numbered folders before named ones (``1`` before ``x``)."""
+    return [(0, int(part)) if re.fullmatch("[0-9]+", part) else (1, part) for part in path.parts]
 
 
 def _cell(value: Any) -> str:
@@ -99,15 +148,22 @@ def _cell(value: Any) -> str:
         return f'<td data-v="{value}">{shown}</td>'
     if isinstance(value, int) and not isinstance(value, bool):
         return f'<td data-v="{value}">{value}</td>'
-    return f"<td>{html.escape('' if value is None else str(value))}</td>"
+    return f"<td>{html.escape('' if value is None else _short(str(value)))}</td>"
 
 
 def _url(path: Path, page: Path) -> str:
     """``path`` as a link from ``page``: relative and percent-quoted below the page's folder (``./`` first, so no
     folder name reads as a scheme such as ``javascript:``), a ``file:`` URI elsewhere."""
-    if page.parent in path.parents:
-        return "./" + quote(path.relative_to(page.parent).as_posix(), safe="/")
+    if page.parent in path.parents:  # quoted as the bytes the system names it by (a name need not be UTF-8)
+        return "./" + quote(os.fsencode(path.relative_to(page.parent).as_posix()), safe="/")
     return path.resolve().as_uri()
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder that can be listed but not entered
+        return False
 
 
 def _media(run: Run, page: Path) -> str:
@@ -116,14 +172,14 @@ def _media(run: Run, page: Path) -> str:
     parts = []
     for name in PICTURES + MOVING:
         path = run.folder / name
-        if path.is_file():
+        if _is_file(path):
             link = html.escape(_url(path, page))
             parts.append(f'<a href="{link}"><img src="{link}" alt="{html.escape(name)}" loading="eager"></a>')
     return "".join(parts) or "<em>no picture</em>"
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">{mark}<title>{title}</title>
 <style>
 body {{ font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; }}
@@ -165,17 +221,42 @@ window.addEventListener("load", () => {{
 """
 
 
-def write_gallery(root: Path, recipe: str | None = None) -> Path:
-    """Write ``root/index.html`` for every run at or below ``root`` (``root/index_RECIPE.html`` for the runs of one
-    recipe); returns its path."""
-    runs = find_runs(root, recipe)
-    page = root / ("index.html" if recipe is None else f"index_{recipe}.html")
+def _named(path: Path) -> str:
+    """A path as an answer names it: on one line (a control character shows as ``?``) and at most 200 characters."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(path)[:200])
+
+
+def _check_page(page: Path) -> None:
+    """Refuse to replace anything at ``page`` but a page the gallery wrote itself (one that carries :data:`MARK`)."""
+    try:
+        mode = page.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise UserError(f"cannot look at '{_named(page)}' ({e.strerror}); pass another folder") from None
+    if stat.S_ISREG(mode):
+        try:
+            with page.open("rb") as f:
+                head = f.read(4096)
+            if MARK.encode() in head or FORMER_MARK.encode() in head:
+                return
+        except OSError:
+            pass
+    what = "a folder" if stat.S_ISDIR(mode) else "a link" if stat.S_ISLNK(mode) else "a file"
+    raise UserError(
+        f"'{_named(page)}' is {what} that dreamloom gallery did not write, and it is not replaced; "
+        "move it away (or delete it) and run dreamloom gallery again"
+    )
+
+
+def _page_text(runs: list[Run], page: Path, title: str) -> str:
+    """The page: one row a run, its pictures, recipe, overrides and numbers (the most common numbers first)."""
     found = {name for r in runs for name in r.numbers}
-    columns = [m for m in SHOWN if m in found] + sorted(found - set(SHOWN))
+    columns = ([m for m in SHOWN if m in found] + sorted(found - set(SHOWN)))[:MOST_COLUMNS]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "pictures", "recipe", "overrides", *columns])
     rows = []
     for run in runs:
-        overrides = " ".join(run.overrides) or "(defaults)"
+        overrides = _short(" ".join(run.overrides)) or "(defaults)"
         cells = [
             f"<td>{html.escape(run.name)}</td>",
             f'<td class="media">{_media(run, page)}</td>',
@@ -184,6 +265,26 @@ def write_gallery(root: Path, recipe: str | None = None) -> Path:
             *(_cell(run.numbers.get(c)) for c in columns),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
+    return PAGE.format(mark=MARK, title=html.escape(title), count=len(runs), head=head, rows="\n".join(rows))
+
+
+def write_gallery(root: Path, recipe: str | None = None) -> Path:
+    """Write ``root/index.html`` for every run at or below ``root`` (``root/index_RECIPE.html`` for the runs of one
+    recipe); returns its path. Raises UserError where a page the gallery did not write is in the way, or the page
+    cannot be written."""
+    runs = find_runs(root, recipe)
+    page = root / ("index.html" if recipe is None else f"index_{recipe}.html")
+    _check_page(page)
     title = f"dreamloom: {root}" + (f", recipe={recipe}" if recipe else "")
-    text = PAGE.format(title=html.escape(title), count=len(runs), head=head, rows="\n".join(rows))
-    return write_text(page, text)
+    data = _page_text(runs, page, title).encode("utf-8", "replace")  # a name that is not UTF-8 shows as "?"
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    try:
+        return atomic_write(page, write)
+    except OSError as e:
+        raise UserError(
+            f"could not write '{_named(page)}' ({e.strerror}); free some space or make the folder writable, "
+            "then run dreamloom gallery again"
+        ) from None

@@ -71,8 +71,12 @@ RESERVED = ".dreamloom-run"
 """The file that marks a run folder as taken by a run in progress; made exclusively, so two runs never share one."""
 
 
-def _reserve(folder: Path) -> bool:
-    folder.mkdir(parents=True, exist_ok=True)
+def _reserve(folder: Path, key: str) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, a read-only or forbidden place
+        what = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror or str(e)
+        raise UserError(f"cannot make the run folder '{shown(folder)}' ({what}); choose another {key}") from None
     if any(p.name != RESERVED for p in folder.iterdir()):
         return False  # it holds results, or anyone else's files
     try:
@@ -93,7 +97,7 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
     Raises:
         UserError: a folder the user named is taken or holds results.
     """
-    if _reserve(folder):
+    if _reserve(folder, key):
         return folder
     if chosen:
         if any(p.name != RESERVED for p in folder.iterdir()):
@@ -103,7 +107,7 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
         raise UserError(f"run folder '{folder}' is in use by another run; choose another {key}")
     for n in range(2, 10_000):
         other = folder.with_name(f"{folder.name}_{n}")
-        if _reserve(other):
+        if _reserve(other, key):
             return other
     raise UserError(f"no free run folder next to '{folder}'; choose one with {key}")
 

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
-from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, restore
+from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
@@ -270,7 +270,7 @@ def optimize_octaves(
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
     make_param: Callable[..., Any] = build(cfg.param)
     param_args = {"sd": 0.0} if cfg.init == "zeros" else {}  # a flat start
-    rec, frames, state = Recorder(), snapshots(cfg), load_checkpoint(cfg.resume) if cfg.get("resume") else None
+    rec, frames, state = Recorder(), snapshots(cfg), octave_checkpoint(cfg.get("resume"), len(sizes), cfg.steps)
     every = int(cfg.get("checkpoint_every") or 0)
     path = folder / CHECKPOINT if every and folder is not None else None
     text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
@@ -320,7 +320,7 @@ def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.T
 def _resumed(cfg: DictConfig) -> DictConfig:
     """The run saved in ``cfg.resume``'s checkpoint, rebuilt from the project's configs, still pointing at it."""
     folder = str(cfg.resume)
-    saved = rebuild(load_checkpoint(folder)["config"], str(Path(folder) / CHECKPOINT))
+    saved = rebuild(load_checkpoint(folder, progress=False)["config"], str(Path(folder) / CHECKPOINT))
     with open_dict(saved):
         saved.resume = folder
     return saved

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
+from engine.errors import digits
+
 __all__ = ["MARK", "MIN_SIDE", "at_scale", "pyramid", "read", "shrink", "split_scale"]
 
 MARK = "@"
@@ -23,7 +25,7 @@ MIN_SIDE = 32
 def split_scale(name: str) -> tuple[str, int]:
     """``"features.4@2"`` -> ``("features.4", 2)``; a name without a factor is read at scale 1."""
     layer, mark, factor = name.rpartition(MARK)
-    if not mark or not factor.isdigit() or int(factor) < 1:
+    if not mark or not digits(factor) or int(factor) < 1:
         return name, 1
     return layer, int(factor)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from engine.errors import UserError
+from engine.errors import UserError, digits
 from objectives.base import Activations, Objective, batch_slice
 
 __all__ = [
@@ -59,9 +59,9 @@ def channel_list(spec: int | str | Sequence[int]) -> list[int]:
         except (TypeError, ValueError):
             picked = []
     elif isinstance(spec, int | str):
-        picked = [int(spec)] if str(spec).strip().isdigit() else []
+        picked = [int(spec)] if digits(str(spec).strip()) else []
     else:
-        picked = [int(c) for c in spec] if all(str(c).isdigit() for c in spec) else []
+        picked = [int(c) for c in spec] if all(digits(str(c)) for c in spec) else []
     if not picked:
         raise UserError(f"channels={spec} picks no channels; use channels=0:16, channels=[1,5,9] or channels=7")
     return picked
@@ -99,14 +99,14 @@ def endpoint(spec: int | str, layer: str, batch: int | None = None) -> Objective
     """One end of an interpolation: ``7`` is channel 7 of ``layer``, ``features.14:42`` channel 42 of another layer,
     ``class:flamingo`` (or ``class:130``) a class logit."""
     text = str(spec).strip()
-    if text.isdigit():
+    if digits(text):
         return channel(layer, int(text), batch=batch)
     head, _, tail = text.rpartition(":")
     if head == "class" and tail:
         from objectives.classes import class_logit
 
         return class_logit(tail, batch=batch)
-    if head and tail.isdigit():
+    if head and digits(tail):
         return channel(head, int(tail), batch=batch)
     raise UserError(
         f"'{text}' is not an objective to interpolate; give a channel of layer= (7), a channel of another layer "

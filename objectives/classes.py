@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from engine.errors import UserError, close_matches
+from engine.errors import UserError, close_matches, digits
 from objectives.base import Activations, Objective, batch_slice
 
 __all__ = ["class_log_prob", "class_logit", "imagenet_categories", "resolve_class"]
@@ -30,7 +30,7 @@ def resolve_class(target: int | str, categories: Sequence[str]) -> int:
         UserError: the index is out of range or no class has that name; the message lists close names.
     """
     text = str(target).strip()
-    if text.lstrip("-").isdigit():
+    if digits(text.lstrip("-")):
         index = int(text)
         if not 0 <= index < len(categories):
             raise UserError(f"class index {index} is out of range; use 0 to {len(categories) - 1} or a class name")

@@ -98,9 +98,9 @@ def content(layer: str, target: torch.Tensor, weight: float = 1.0, smoothing: st
 
     The error is relative to the target's energy, so the weight means the same on any layer or model.
 
-    Shape: ``target`` is ``(1, C, H, W)``, broadcast over the batch.
+    Shape: ``target`` is ``(1, C, H, W)`` (or ``(1, N)`` for a layer without a map), broadcast over the batch.
     """
-    smooth(target[:, :1, :1, :1], smoothing)  # rejects an unknown smoothing now, not at the first step
+    smooth(target.flatten()[:1].view(1, 1, 1, 1), smoothing)  # an unknown smoothing: refused now, not at a step
 
     def fn(acts: Activations) -> torch.Tensor:
         return weight * relative_error(smooth(acts[layer], smoothing), target.expand_as(acts[layer]))

@@ -21,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from engine.errors import UserError, missing_or
-from engine.export import contact_sheet
+from engine.export import check_sheet, contact_sheet
 from engine.images import is_folder, load_image, resize_to, target_size, to_pil
 from engine.layers import receptive_field
 from engine.models import ModelView, require_map
@@ -235,6 +235,7 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         points = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg.seed)).fit_transform(features.numpy())
     cells = math.ceil(math.sqrt(len(names) * 1.3))
     thumb = int(cfg.thumb)
+    check_sheet(cells * cells, (thumb, thumb), thumb)
     canvas = Image.new("RGB", (cells * thumb, cells * thumb), "white")
     small = resize_to(pictures, (thumb - 2, thumb - 2))
     for i, (r, c) in enumerate(_grid_layout(points, cells)):

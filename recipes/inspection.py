@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from engine.errors import UserError
-from engine.export import contact_sheet, write_text
+from engine.export import check_sheet, contact_sheet, write_text
 from engine.images import colormap, target_size
 from engine.layers import Layer, layer_rows
 from engine.models import load_model
@@ -78,6 +78,7 @@ def _layers_table(rows: list[Layer]) -> list[str]:
 def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
     """Enlarge small maps ``(N, C, h, w)`` with nearest neighbours until the long side reaches ``side``."""
     factor = max(1, -(-side // max(maps.shape[-2:])))
+    check_sheet(maps.shape[0], (maps.shape[-2] * factor, maps.shape[-1] * factor), side)
     return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 

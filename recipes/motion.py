@@ -24,7 +24,7 @@ from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.checks import check_number
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
-from engine.images import load_image, quantize, to_pil
+from engine.images import load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
@@ -85,12 +85,15 @@ def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float
     zoom = cfg.zoom
     if isinstance(zoom, bool) or not isinstance(zoom, int | float) or not 0.5 <= zoom <= 2:
         raise UserError(f"zoom={cfg.zoom} is not valid; use a scale per frame from 0.5 to 2, such as zoom=1.03")
-    rotate = check_number(cfg, "rotate", low=-math.inf)
-    shift = cfg.shift
+    rotate = check_number(cfg, "rotate", low=-180, strict=False, high=180)
+    shift, side = cfg.shift, max(target_size(cfg.size))
     ok = isinstance(shift, ListConfig | list) and len(shift) == 2
-    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in shift)
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= side for v in shift)
     if not ok:
-        raise UserError(f"shift={shift} is not valid; give pixels per frame as shift=[x,y], such as shift=[0,2]")
+        raise UserError(
+            f"shift={shift} is not valid; give pixels per frame as shift=[x,y], each at most the picture's side "
+            f"({side}), such as shift=[0,2]"
+        )
     return frames, fps, zoom, rotate, (float(shift[0]), float(shift[1]))
 
 

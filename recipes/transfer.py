@@ -144,7 +144,7 @@ def _transfer_objective(
     """The style (and content) objective for each octave size, its targets made once per size; ``strength``'s
     ``content_factor`` scales the content weight; ``generator`` is the run's random source, from which
     ``statistics=sliced`` picks each step's set of directions."""
-    style_scale = check_number(cfg, "style_scale")
+    style_scale = check_number(cfg, "style_scale", high=STYLE_SCALE)
     content_weight = check_number(cfg, "content_weight", strict=False) * content_factor
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
@@ -300,6 +300,8 @@ def style_view(cfg: DictConfig, recipe: str) -> ModelView:
     return view
 
 
+STYLE_SCALE = 4.0
+"""The largest ``style_scale``: a style read at four times the output's side is already sixteen times its pixels."""
 WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False)}
 """The blend of the styles and the weights of the style layers: lists of numbers from 0."""
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.errors import UserError
 from engine.images import composite
 
 __all__ = [
@@ -89,12 +90,39 @@ class Roll(Transform):
         return torch.roll(x, (dy, dx), dims=(-2, -1))
 
 
+SCALE_RANGE, ANGLE_RANGE = (0.1, 10.0), 360.0
+"""A scale transform's factors lie from a tenth to tenfold (a factor of 0 leaves no picture), a rotation's angles
+within one turn either way."""
+
+
+def scale_factors(scales: Sequence[float]) -> list[float]:
+    """The factors as numbers in :data:`SCALE_RANGE`; one line naming the transform's ``scales`` otherwise."""
+    factors = [float(s) for s in scales]
+    if not all(SCALE_RANGE[0] <= s <= SCALE_RANGE[1] for s in factors):
+        raise UserError(
+            f"scales={factors} is not valid; a transform's scales must lie from {SCALE_RANGE[0]:g} to "
+            f"{SCALE_RANGE[1]:g}, like [1.0,0.975,1.025]"
+        )
+    return factors
+
+
+def rotation_angles(angles: Sequence[float]) -> list[float]:
+    """The angles as degrees within one turn; one line naming the transform's ``angles`` otherwise."""
+    degrees = [float(a) for a in angles]
+    if not all(abs(a) <= ANGLE_RANGE for a in degrees):
+        raise UserError(
+            f"angles={degrees} is not valid; a transform's angles are degrees from -{ANGLE_RANGE:g} to "
+            f"{ANGLE_RANGE:g}, like [-5,0,5]"
+        )
+    return degrees
+
+
 class RandomScale(Transform):
     """Resize by a factor drawn from ``scales`` (bilinear)."""
 
     def __init__(self, scales: Sequence[float]) -> None:
         super().__init__()
-        self.scales = [float(s) for s in scales]
+        self.scales = scale_factors(scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scales[self._randint(len(self.scales))]
@@ -109,7 +137,7 @@ class RandomRotate(Transform):
 
     def __init__(self, angles: Sequence[float]) -> None:
         super().__init__()
-        self.angles = [float(a) for a in angles]
+        self.angles = rotation_angles(angles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.angles[self._randint(len(self.angles))]
@@ -144,7 +172,7 @@ class RandomAffine(Transform):
     ) -> None:
         super().__init__()
         self.pad, self.shift, self.shift_after = int(pad), int(shift), int(shift_after)
-        self.scales, self.angles = [float(v) for v in scales], [float(v) for v in angles]
+        self.scales, self.angles = scale_factors(scales), rotation_angles(angles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

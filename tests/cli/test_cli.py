@@ -227,7 +227,7 @@ ERRORS = [
         ("recipe=gradcam", "input={assets}/whole.png", "size=null"),
         ("size=null", "does not apply", "size=224"),
     ),
-    Case("zoom-rotate-infinite", ("recipe=dream_zoom", "rotate=inf"), ("rotate=inf is not valid", "a finite number")),
+    Case("zoom-rotate-infinite", ("recipe=dream_zoom", "rotate=inf"), ("rotate=inf is not valid", "at most 180")),
     Case("steps-zero", (*CHANNEL, "steps=0"), ("steps=0", "whole number > 0")),
     Case("steps-negative", (*CHANNEL, "steps=-3"), ("steps=-3", "whole number > 0")),
     Case("lr-zero", (*CHANNEL, "lr=0"), ("lr=0", "number > 0")),

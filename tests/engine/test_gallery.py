@@ -173,3 +173,109 @@ def test_hostile_folder_names_stay_relative_links_that_run_nothing(tmp_path: Pat
     found = re.search(r'data-probe="([^"]*)"', dom)
     assert found is not None, dom[-2000:]
     assert found.group(1) == f"file:|{len(HOSTILE)}/{len(HOSTILE)}"
+
+
+def _run(folder: Path, metrics: str = '{"recipe": "channel", "seconds": 1.0}') -> Path:
+    """A run folder with a ``metrics.json``, as a render leaves one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(metrics)
+    return folder
+
+
+def _gallery_answer(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line ``dreamloom gallery`` answers a refused folder with (it exits 2)."""
+    from engine.cli import gallery
+
+    with pytest.raises(SystemExit) as done:
+        gallery(list(args))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith("dreamloom: error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_run_folders_named_by_numbers_and_words_sort_together(tmp_path: Path) -> None:
+    from engine.gallery import find_runs
+
+    for name in ("x", "10", "2", "²", "1", "b"):
+        _run(tmp_path / name)
+    assert [r.name for r in find_runs(tmp_path)] == ["1", "2", "10", "b", "x", "²"]
+
+
+def test_files_that_are_not_utf8_are_shown_with_their_bytes_replaced(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    (_run(tmp_path / "0") / ".hydra").mkdir()
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_bytes(b"- channel=1\n- note=caf\xe9\n")
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "error.txt").write_bytes(b"channel \xff\xfe is out of range\n")
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "metrics.json").write_bytes(b'{"seconds": 2.0, "note": "\xff"}')
+    page = write_gallery(tmp_path).read_text()
+    assert "channel=1 note=caf\ufffd" in page and "failed: channel \ufffd\ufffd is out of range" in page
+    assert page.count("<tr>") == 1 + 3 and 'data-v="2.0"' in page
+
+
+def test_a_metrics_file_nested_too_deep_is_a_run_without_numbers(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    _run(tmp_path / "0", "[" * 100_000 + "]" * 100_000)
+    _run(tmp_path / "1", '{"a": ' * 990 + "1" + "}" * 990)  # deep, but not too deep for json to read
+    _run(tmp_path / "2")
+    page = write_gallery(tmp_path).read_text()
+    assert page.count("<tr>") == 1 + 3 and "<th>seconds</th>" in page
+
+
+def test_overrides_with_yaml_aliases_are_not_expanded(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    lines = ["- &a0 [x, x, x, x, x, x, x, x, x, x]"]  # read, the last line alone is 10**7 x's
+    lines += [f"- &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    (_run(tmp_path / "0") / ".hydra").mkdir()
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("\n".join(lines) + "\n")
+    (_run(tmp_path / "1") / ".hydra").mkdir()
+    (tmp_path / "1" / ".hydra" / "overrides.yaml").write_text("- channel=4\n- hydra.verbose=true\n")
+    page = write_gallery(tmp_path)
+    assert page.stat().st_size < 20_000
+    text = page.read_text()
+    assert "<code>(defaults)</code>" in text and "<code>channel=4</code>" in text
+
+
+def test_a_folder_in_the_way_of_the_page_is_answered_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path / "0")
+    (tmp_path / "index.html").mkdir()
+    err = _gallery_answer(str(tmp_path), capsys=capsys)
+    assert f"'{tmp_path / 'index.html'}' is a folder" in err and "move it away" in err
+    assert (tmp_path / "index.html").is_dir()
+
+
+def test_a_users_own_index_html_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.gallery import write_gallery
+
+    _run(tmp_path / "0")
+    mine = tmp_path / "index.html"
+    mine.write_text("<h1>my own page</h1>\n")
+    err = _gallery_answer(str(tmp_path), capsys=capsys)
+    assert f"'{mine}' is a file that dreamloom gallery did not write" in err and "move it away" in err
+    assert mine.read_text() == "<h1>my own page</h1>\n"
+    mine.unlink()
+    first = write_gallery(tmp_path).read_text()
+    assert "dreamloom-gallery" in first
+    _run(tmp_path / "1")  # a page the gallery wrote is replaced by the next one
+    assert write_gallery(tmp_path).read_text().count("<tr>") == first.count("<tr>") + 1
+    before_the_mark = (
+        "<html><head><title>runs</title></head><body><h1>runs</h1>\n<p>2 runs. Click a column to sort by it.</p>"
+    )
+    mine.write_text(before_the_mark)  # as the gallery wrote its pages before they carried the mark
+    assert "dreamloom-gallery" in write_gallery(tmp_path).read_text()
+
+
+def test_names_and_metrics_that_are_not_unicode_text_still_make_a_page(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    odd = os.fsdecode(b"run\xff")  # a folder name that is not UTF-8
+    _run(tmp_path / odd, '{"\\ud800": 1, "seconds": 3.0}')  # a key that is half a character
+    Image.new("RGB", (8, 8)).save(tmp_path / odd / "image.png")
+    page = write_gallery(tmp_path).read_text()
+    assert 'src="./run%FF/image.png"' in page and "<th>?</th>" in page

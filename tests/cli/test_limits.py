@@ -1,0 +1,155 @@
+"""Values that are well-formed but far out of range, digits of other scripts, optimizer settings added with ``+``, and
+shared files built to exhaust the reader: each is one line and exit 2 before the work starts, with no folder left."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image, PngImagePlugin
+
+from engine.export import CONFIG_KEY, STORED_LIMIT, check_plain_yaml, plain_yaml
+from tests.helpers import assert_answered, command
+
+TINY = ["size=32", "steps=1", "octaves=1", "snapshot_every=0", "device=cpu"]
+
+REFUSED = [
+    (["recipe=embedding", "method=pca", "thumb=65536"], "use thumb="),
+    (["recipe=activations", "thumb=100000"], "use thumb="),
+    (["recipe=filters", "thumb=100000"], "use thumb="),
+    (["recipe=channel", "param=cppn", "param.depth=65536"], "depth from 1 to 32"),
+    (["recipe=channel", "param=cppn", "param.width=65536"], "width from 1 to 256"),
+    (["recipe=channel", "+optimizer.capturable=true"], "optimizer.capturable is not a setting"),
+    (["recipe=channel", "+optimizer.differentiable=true"], "optimizer.differentiable is not a setting"),
+    (["recipe=channel", "+optimizer.betas=[0.9]"], "optimizer.betas must be two numbers"),
+    (["recipe=channel", "+optimizer.betas={a:1}"], "optimizer.betas must be two numbers"),
+    (["recipe=channel", "+optimizer.eps=-0.0"], "optimizer.eps must be a number above 0"),
+    (["recipe=channel", "+optimizer.weight_decay=1e308"], "optimizer.weight_decay must be a number from 0 to 1"),
+    (["recipe=channel", "+optimizer.amsgrad=maybe"], "optimizer.amsgrad must be a switch"),
+    (["recipe=channel", "optimizer=sgd", "+optimizer.betas=[0.9,0.99]"], "use weight_decay, momentum"),
+    (["recipe=channel", "optimizer=lbfgs", "+optimizer.eps=0.1"], "it takes none beyond its own keys"),
+    (["recipe=style", "style_scale=1e308"], "style_scale must be a number > 0 and at most 4"),
+    (["recipe=texture", "style_scale=1e5"], "style_scale must be a number > 0 and at most 4"),
+    (["recipe=style_train", "style_scale=1e308"], "style_scale must be a number > 0 and at most 4"),
+    (["recipe=channel", "transforms._args_.0.scales=[1e308]"], "scales must lie from 0.1 to 10"),
+    (["recipe=channel", "transforms._args_.0.scales=[0]"], "scales must lie from 0.1 to 10"),
+    (["recipe=channel", "transforms._args_.0.angles=[1e308]"], "angles are degrees from -360 to 360"),
+    (["recipe=dream_zoom", "frames=2", "shift=[1e308,0]"], "each at most the picture's side (32)"),
+    (["recipe=dream_zoom", "frames=2", "rotate=1e308"], "rotate must be a number >= -180 and at most 180"),
+    (["recipe=layer_atlas", "channels='²'"], "picks no channels"),
+    (["recipe=layer_atlas", "channels='٣'"], "picks no channels"),
+    (["recipe=class", "target='²'"], "unknown class '²'"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), REFUSED, ids=[" ".join(a[1:]) for a, _ in REFUSED])
+def test_an_out_of_range_value_is_one_line_before_the_work(args: list[str], said: str, tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    code, err = command([*args, *TINY, f"hydra.run.dir={folder}"])
+    assert_answered(code, err, args, folder)
+    assert code == 2 and said in err, err
+    assert not folder.exists()
+
+
+def test_the_optimizer_settings_dreamloom_passes_on_still_reach_torch(tmp_path: Path) -> None:
+    args = ["recipe=channel", "+optimizer.weight_decay=0.01", "+optimizer.betas=[0.8,0.99]", "+optimizer.amsgrad=true"]
+    code, err = command([*args, *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 0, err
+    stored = yaml.safe_load((tmp_path / "run" / ".hydra" / "config.yaml").read_text())["optimizer"]
+    assert (stored["weight_decay"], stored["betas"], stored["amsgrad"]) == (0.01, [0.8, 0.99], True)
+
+
+@pytest.mark.parametrize("recipe", ["inversion", "inversion_sweep"])
+def test_a_layer_without_a_map_is_inverted_from_its_values(recipe: str, tmp_path: Path) -> None:
+    """The classifier's logits are a vector, not a map; inverting them is Mahendran and Vedaldi's deepest case."""
+    layer = "layer=classifier" if recipe == "inversion" else "layers=[classifier]"
+    code, err = command([f"recipe={recipe}", layer, *TINY, "steps=2", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 0, err
+    assert (tmp_path / "run" / "image.png").is_file()
+
+
+def test_stored_yaml_with_aliases_or_past_the_limit_is_refused_unread() -> None:
+    assert plain_yaml("a: 1\nb: [x, y]") == {"a": 1, "b": ["x", "y"]}
+    with pytest.raises(ValueError, match="aliases"):
+        check_plain_yaml("a: &a [x, x]\nb: [*a, *a]")
+    with pytest.raises(ValueError, match="longer than"):
+        check_plain_yaml("a: " + "x" * STORED_LIMIT)
+    check_plain_yaml("[" * 32 + "]" * 32)
+    with pytest.raises(ValueError, match="nested more than 32 deep"):
+        check_plain_yaml("[" * 33 + "]" * 33)
+
+
+def _alias_bomb(folder: Path) -> Path:
+    """Eight lines that would expand to 10⁸ values when read."""
+    lines = ["a0: &a0 [x,x,x,x,x,x,x,x,x,x]"] + [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(CONFIG_KEY, "\n".join(lines))
+    Image.new("RGB", (8, 8)).save(folder / "alias.png", pnginfo=info)
+    return folder / "alias.png"
+
+
+def _deep(folder: Path) -> Path:
+    """A config nested past what the YAML reader's stack holds."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(CONFIG_KEY, "a: " + "[" * 2000 + "]" * 2000)
+    Image.new("RGB", (8, 8)).save(folder / "deep.png", pnginfo=info)
+    return folder / "deep.png"
+
+
+def _huge_text(folder: Path) -> Path:
+    """A config chunk that inflates past what the PNG reader will hold."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(CONFIG_KEY, "a" * 3_000_000, zip=True)
+    Image.new("RGB", (8, 8)).save(folder / "text.png", pnginfo=info)
+    return folder / "text.png"
+
+
+def _bomb(folder: Path) -> Path:
+    """A few hundred bytes whose header claims 20000 × 20000 pixels."""
+    path = folder / "bomb.png"
+    Image.new("RGB", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", 20000, 20000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make", [_alias_bomb, _deep, _huge_text, _bomb], ids=["aliases", "nested", "huge text", "huge header"]
+)
+def test_a_shared_picture_built_to_exhaust_the_reader_is_one_line(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    picture = make(tmp_path)
+    code, err = command(["rerun", str(picture), f"hydra.run.dir={tmp_path / 'run'}"])
+    assert_answered(code, err, ["rerun", picture.name], tmp_path / "run")
+    assert code == 2 and "carries no dreamloom config" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["recipe=dream_zoom", "shift={a:1}"], "shift={a:1} is not valid; shift takes a list like [0,0]"),
+        (["recipe=style", "style={a:1}"], "style={a:1} is not valid; style takes a list like [ihc]"),
+        (["recipe=faithfulness", "fractions={a:1}"], "fractions takes a list like [0.1,0.3,0.5,0.7,0.9]"),
+    ],
+)
+def test_keys_given_to_a_list_are_answered_as_the_wrong_kind_not_as_unknown(
+    given: list[str], said: str, tmp_path: Path
+) -> None:
+    code, err = command([*given, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 2 and said in err and "no key" not in err, err
+
+
+def test_a_python_run_into_a_file_is_one_line(tmp_path: Path) -> None:
+    from engine import api
+    from engine.errors import UserError
+
+    (tmp_path / "taken").write_text("mine")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "run"):
+        with pytest.raises(UserError, match=r"a file is in the way\); choose another out="):
+            api.channel(out=out, size=32, steps=1)
+    assert (tmp_path / "taken").read_text() == "mine"
