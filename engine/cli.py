@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
-from engine.errors import WRITE_ERRORS, UserError, close_matches, digits
+from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
@@ -46,7 +46,7 @@ HYDRA_FILES = frozenset({".hydra", f"{PROG}.log", RESERVED})
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 
 
@@ -196,7 +196,7 @@ def _job_failed(folder: Path, job: str, line: str, record: str) -> None:
     """Report a sweep job's failure in one line, keep ``record`` in its folder's ``error.txt`` and tally it."""
     with contextlib.suppress(OSError):
         write_text(folder / "error.txt", record)
-    print(f"{PROG}: error: {job}: {line}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(f'{job}: {line}')}", file=sys.stderr)
     tally = os.environ.get(_FAILED_JOBS)
     if tally:  # the jobs may run in other processes: tell the command through a file it made
         with open(tally, "a", encoding="utf-8") as f:

@@ -6,7 +6,16 @@ import errno
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["WRITE_ERRORS", "UserError", "close_matches", "digits", "edit_distance", "missing_or", "out_of_memory"]
+__all__ = [
+    "WRITE_ERRORS",
+    "UserError",
+    "close_matches",
+    "digits",
+    "edit_distance",
+    "missing_or",
+    "one_line",
+    "out_of_memory",
+]
 
 
 class UserError(ValueError):
@@ -17,6 +26,13 @@ def digits(text: str) -> bool:
     """Whether ``text`` is one or more of the digits 0-9 (``str.isdigit`` also takes ``²`` and other scripts' digits,
     which ``int`` then refuses or reads as another number)."""
     return text.isascii() and text.isdigit()
+
+
+def one_line(message: str) -> str:
+    """``message`` as one printable line: a newline in a value the user gave shows as ``\\n``, other control
+    characters as ``?``, so an error line stays one line however odd the value quoted in it."""
+    text = message.replace("\r\n", "\n").replace("\n", "\\n")
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def edit_distance(a: str, b: str) -> int:

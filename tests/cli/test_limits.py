@@ -153,3 +153,10 @@ def test_a_python_run_into_a_file_is_one_line(tmp_path: Path) -> None:
         with pytest.raises(UserError, match=r"a file is in the way\); choose another out="):
             api.channel(out=out, size=32, steps=1)
     assert (tmp_path / "taken").read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\r\nb", "a\x1b[31mb"], ids=["newline", "crlf", "escape"])
+def test_a_value_with_control_characters_still_gets_one_line(value: str, tmp_path: Path) -> None:
+    code, err = command(["recipe=channel", f"layer={value}", *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 2 and err.count("\n") == 1 and err.startswith("dreamloom: error: "), err
+    assert "\x1b" not in err and not (tmp_path / "run").exists()
