@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from engine.configs import GROUPS, compose, override_value, recipes
+from engine.errors import UserError
 from engine.images import load_image
 from engine.results import claim, release
 
@@ -57,11 +58,19 @@ class Result:
         return load_image(self.folder / "image.png")
 
 
+def _override(key: str, value: Any) -> str:
+    """``key=value`` in Hydra's grammar; the key named in the line when the value cannot be written."""
+    try:
+        return f"{key}={override_value(value)}"
+    except UserError as e:
+        raise UserError(f"{key}: {e}") from None
+
+
 def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
-    cfg = compose([f"recipe={recipe}", *(f"{k}={override_value(v)}" for k, v in keys.items()), *overrides])
+    cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(out) if out is not None else default, out is not None, "out=")
     try:

@@ -44,7 +44,12 @@ def recipes() -> list[str]:
 
 
 def override_value(value: Any) -> str:
-    """A Python value as Hydra's override grammar writes it."""
+    """A Python value as Hydra's override grammar writes it. Text holding ``${`` is refused: Hydra would resolve it
+    (``${oc.env:HOME}`` becomes the home folder), and a value from Python is meant as the text itself."""
+    if isinstance(value, str) and "${" in value:
+        raise UserError(
+            f"the value {value[:80]!r} holds '${{', which would be resolved as an interpolation; pass it without"
+        )
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -160,3 +160,14 @@ def test_a_value_with_control_characters_still_gets_one_line(value: str, tmp_pat
     code, err = command(["recipe=channel", f"layer={value}", *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
     assert code == 2 and err.count("\n") == 1 and err.startswith("dreamloom: error: "), err
     assert "\x1b" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_python_value_is_never_resolved_as_an_interpolation(tmp_path: Path) -> None:
+    """A service that passes a visitor's text on as a key must not hand them its environment."""
+    from engine import api
+    from engine.errors import UserError
+
+    for value in ("${oc.env:HOME}", ["features.1", "${oc.env:HOME}"]):
+        with pytest.raises(UserError, match=r"^layer: the value .* holds '\$\{'"):
+            api.channel(layer=value, size=32, steps=1, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
