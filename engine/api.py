@@ -58,6 +58,20 @@ class Result:
         return load_image(self.folder / "image.png")
 
 
+def _check_overrides(overrides: Sequence[str]) -> None:
+    """``overrides`` are keys of the recipe called: not another recipe, not Hydra's keys (the folder is ``out=``),
+    and, as the keyword values, no interpolation to resolve."""
+    for line in overrides:
+        key = str(line).lstrip("+~").split("=", 1)[0]
+        if key == "recipe" or key.startswith("hydra"):
+            fix = "call that recipe's function instead" if key == "recipe" else "name the run's folder with out="
+            raise UserError(f"overrides={line!r}: {key} is not a key of the recipe called; {fix}")
+        if "${" in str(line):
+            raise UserError(
+                f"overrides={line!r} holds '${{', which would be resolved as an interpolation; pass it without"
+            )
+
+
 def _override(key: str, value: Any) -> str:
     """``key=value`` in Hydra's grammar; the key named in the line when the value cannot be written."""
     try:
@@ -70,6 +84,7 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
+    _check_overrides(overrides)
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(out) if out is not None else default, out is not None, "out=")

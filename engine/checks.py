@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from engine.configs import GROUPS, options
+from engine.configs import GROUPS, compose, options
 from engine.errors import UserError
 from engine.images import MAX_SIDE
 from recipes import CONFIG_DIR
@@ -19,6 +19,8 @@ __all__ = [
     "GIF_MS",
     "absolute_path",
     "absolute_paths",
+    "check_fixed_hydra_keys",
+    "check_flags",
     "check_gif",
     "check_groups",
     "check_list",
@@ -253,3 +255,47 @@ def absolute_path(value: Any) -> Any:
     except OSError:
         return value  # not a path this system can use: the key's own check names it
     return str(Path(value).expanduser().resolve())
+
+
+FIXED_HYDRA = ("hydra.output_subdir", "hydra.job.name", "hydra.sweep.subdir", "hydra.job.chdir", "hydra.runtime")
+"""Hydra's keys that decide where a run's files go beyond its folder, or which folder its relative paths mean: fixed,
+so that every file of a run lands in the one folder ``hydra.run.dir`` (or, per job, ``hydra.sweep.dir``) names."""
+TAKES_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"})
+
+
+def check_fixed_hydra_keys(args: list[str]) -> None:
+    """Refuse a change to one of :data:`FIXED_HYDRA` with one line."""
+    for arg in args:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if "=" in arg and key.startswith(FIXED_HYDRA):
+            raise UserError(
+                f"{key}= cannot be changed in dreamloom: every file of a run goes in its own folder; choose that "
+                "folder with hydra.run.dir= (hydra.sweep.dir= for a sweep)"
+            )
+
+
+def check_flags(args: list[str]) -> None:
+    """Hydra's printing flags: ``--cfg job|hydra|all`` (with ``-p PACKAGE`` and ``--resolve``) prints the config a
+    run would have, checked as a run's overrides are; ``-p`` or ``--resolve`` without ``--cfg`` would start a run
+    past every check, so they are refused."""
+    flags, overrides, value_of = [], [], None
+    for arg in args:
+        if value_of is not None:
+            flags.append((value_of, arg))
+            value_of = None
+        elif arg.startswith("-"):
+            value_of = arg if arg in TAKES_VALUE else None
+            if value_of is None:
+                flags.append((arg, ""))
+        else:
+            overrides.append(arg)
+    named = {flag for flag, _ in flags} | ({value_of} if value_of else set())
+    if value_of is not None:
+        raise UserError(f"{value_of} needs a value; use: dreamloom --cfg job recipe=NAME [key=value ...]")
+    if {"-p", "--package", "--resolve"} & named and not {"--cfg", "-c", "--help", "-h", "--hydra-help"} & named:
+        raise UserError("-p and --resolve only go with --cfg, which prints the config; drop them to start a run")
+    for flag, value in flags:
+        if flag in ("--cfg", "-c") and value not in ("job", "hydra", "all"):
+            raise UserError(f"{flag} {value} is not valid; use --cfg job, --cfg hydra or --cfg all")
+    if {"--cfg", "-c"} & named:
+        compose(overrides, hydra=True)  # a bad key or option is one line here too

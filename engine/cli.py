@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from engine.checks import check_fixed_hydra_keys, check_flags
 from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
@@ -94,10 +95,12 @@ def preflight(args: list[str], chosen: bool) -> Path | None:
     Returns:
         The run or sweep folder the overrides ask for, or None when Hydra handles the flags itself.
     """
+    check_fixed_hydra_keys(args)
     if {"-m", "--multirun"} & set(args):
         return _check_sweep(args)
     if any(a.startswith("-") for a in args):
-        return None  # --help, --cfg …: Hydra handles these itself
+        check_flags(args)
+        return None  # --help, --cfg …: Hydra prints these itself
     cfg = compose(args, hydra=True)
     if not cfg.get("resume"):
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder

@@ -19,7 +19,11 @@ __all__ = [
 
 
 class UserError(ValueError):
-    """A problem the user caused and can fix; its message says what is wrong and how to fix it."""
+    """A problem the user caused and can fix; its message says what is wrong and how to fix it, on one line
+    (:func:`one_line`: a value it quotes may hold newlines or control characters)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(str(message)))
 
 
 def digits(text: str) -> bool:

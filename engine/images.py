@@ -148,6 +148,8 @@ def _read_file(path: Path, key: str = "input") -> np.ndarray:
         raise UserError(
             f"{key} '{path}' is a folder, not a picture; pass a picture file, or a sample such as {key}=chelsea"
         )
+    if not path.is_file():  # a pipe or a device would be read until it ends, which may be never
+        raise UserError(f"{key} '{path}' is not a regular file (a pipe or a device); pass a picture file")
     try:
         with Image.open(path) as img:
             limit = Image.MAX_IMAGE_PIXELS or math.inf

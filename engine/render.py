@@ -21,6 +21,8 @@ from engine.images import is_folder, target_size
 
 __all__ = ["USAGE", "render_folder"]
 
+RENDER_PIXELS = 100_000_000
+"""The most pixels one render draws (all the batch's pictures together): each is held as floats while drawn."""
 USAGE = "dreamloom render FOLDER size=3840 (the long side) or size=[2160,3840]"
 
 
@@ -88,6 +90,12 @@ def render_folder(args: list[str]) -> list[Path]:
         if weights[0].shape[0] == 1
         else [f"image_{w}x{h}_{i}.png" for i in range(len(weights[0]))]
     )
+    if h * w * len(names) > RENDER_PIXELS:
+        side = int((RENDER_PIXELS / len(names)) ** 0.5)
+        raise UserError(
+            f"size={size} is {h * w * len(names) / 1e6:.0f} megapixels to draw, more than the {RENDER_PIXELS // 10**6} "
+            f"a render holds in memory; use a size up to about {side}×{side}"
+        )
     taken = [n for n in names if (folder / n).exists()]
     if taken:
         raise UserError(f"'{folder / taken[0]}' exists already; move it away to render that size again")

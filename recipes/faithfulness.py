@@ -48,6 +48,8 @@ PHOTOS = (
 METHODS = (*CAM_METHODS, *SALIENCY_METHODS)
 SCORES = ("deletion", "insertion", "road_morf", "road_lerf")
 """The four areas, each the mean class probability along its curve."""
+MOST_RANDOM_MAPS = 256
+"""The most random maps per picture: their mean is settled long before (each costs as much as a method's curves)."""
 MIN_SIDE = 48
 """The smallest picture side scored: at 32 px and below a CNN's last grid (stride 32) is a single cell, and a CAM
 ranks no pixel above another."""
@@ -271,8 +273,13 @@ def _check_keys(cfg: DictConfig, methods: list[str]) -> None:
     """One line for a key that would fail or mean nothing, before any picture is scored."""
     if not cfg.fractions or any(not 0 < float(f) < 1 for f in cfg.fractions):
         raise UserError(f"fractions={list(cfg.fractions)} is not valid; use fractions between 0 and 1, such as 0.5")
-    if int(cfg.points) < 2:
-        raise UserError(f"points={cfg.points} is too few for a curve; use points=2 or more (32 is the default)")
+    pixels = target_size(cfg.size)[0] * target_size(cfg.size)[1]
+    if not 2 <= int(cfg.points) <= pixels:
+        raise UserError(
+            f"points={cfg.points} is not valid; a curve takes from 2 points to one per pixel ({pixels}); 32 is the default"
+        )
+    if int(cfg.random_maps) > MOST_RANDOM_MAPS:
+        raise UserError(f"random_maps={cfg.random_maps} is more than needed; use at most {MOST_RANDOM_MAPS} (8 is the default)")
     if float(cfg.noise) > 1:
         raise UserError(f"noise={cfg.noise} is not valid; ROAD's noise is in pixel units from 0 to 1, such as 0.01")
     if min(target_size(cfg.size)) < MIN_SIDE:

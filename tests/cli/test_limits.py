@@ -171,3 +171,78 @@ def test_a_python_value_is_never_resolved_as_an_interpolation(tmp_path: Path) ->
         with pytest.raises(UserError, match=r"^layer: the value .* holds '\$\{'"):
             api.channel(layer=value, size=32, steps=1, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+FLAGS_AND_FOLDERS = [
+    (["-p", "recipe", "recipe=channel"], "-p and --resolve only go with --cfg"),
+    (["--resolve", "recipe=channel"], "-p and --resolve only go with --cfg"),
+    (["--cfg", "job", "recipe=channel", "stpes=5"], "no key 'stpes'; did you mean steps?"),
+    (["--cfg", "bogus", "recipe=channel"], "use --cfg job, --cfg hydra or --cfg all"),
+    (["recipe=channel", "--cfg"], "--cfg needs a value"),
+    (["recipe=channel", "hydra.job.name=../../jn"], "hydra.job.name= cannot be changed"),
+    (["recipe=channel", "hydra.job.chdir=true"], "hydra.job.chdir= cannot be changed"),
+    (["-m", "recipe=channel", "channel=1,2", "hydra.sweep.subdir=same"], "hydra.sweep.subdir= cannot be changed"),
+    (["recipe=faithfulness", "input=chelsea", "size=48", "points=1000000000"], "from 2 points to one per pixel (2304)"),
+    (["recipe=faithfulness", "input=chelsea", "size=48", "random_maps=1000000000"], "use at most 256"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), FLAGS_AND_FOLDERS, ids=[" ".join(a) for a, _ in FLAGS_AND_FOLDERS])
+def test_flags_and_hydra_keys_that_would_skip_the_checks_or_leave_the_folder_are_one_line(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    code, err = command(args)
+    assert code == 2 and err.count("\n") == 1 and said in err, err
+
+
+def test_hydras_files_never_land_outside_the_run_folder(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "config.yaml").write_text("mine\n")
+    code, err = command(["recipe=channel", *TINY, f"hydra.output_subdir={victim}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 2 and "hydra.output_subdir= cannot be changed" in err, err
+    assert (victim / "config.yaml").read_text() == "mine\n" and sorted(victim.iterdir()) == [victim / "config.yaml"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_pipe_given_as_a_picture_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    pipe = tmp_path / "picture.png"
+    os.mkfifo(pipe)
+    code, err = command(["recipe=saliency", f"input={pipe}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 2 and "is not a regular file" in err, err
+
+
+def test_a_render_too_large_to_hold_is_refused_from_its_size(tmp_path: Path) -> None:
+    run = tmp_path / "cppn"
+    assert command(["recipe=channel", "param=cppn", *TINY, f"hydra.run.dir={run}"])[0] == 0
+    code, err = command(["render", str(run), "size=[65536,65536]"])
+    assert code == 2 and "4295 megapixels" in err and "use a size up to about 10000×10000" in err, err
+    assert sorted(p.name for p in run.glob("image_*")) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (["recipe=saliency"], "recipe is not a key of the recipe called"),
+        (["hydra.run.dir=/tmp/x"], "name the run's folder with out="),
+        (["channel=${oc.env:SHLVL}"], "would be resolved as an interpolation"),
+    ],
+)
+def test_the_python_overrides_stay_keys_of_the_recipe_called(overrides: list[str], said: str, tmp_path: Path) -> None:
+    from engine import api
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=said):
+        api.channel(size=32, steps=1, out=tmp_path / "run", overrides=overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_python_error_is_one_line_too() -> None:
+    from engine import api
+    from engine.errors import UserError
+
+    with pytest.raises(UserError) as raised:
+        api.channel(layer="features.10\nx", size=32, steps=1)
+    assert "\n" not in str(raised.value) and "features.10\\nx" in str(raised.value)
