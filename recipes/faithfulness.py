@@ -276,10 +276,13 @@ def _check_keys(cfg: DictConfig, methods: list[str]) -> None:
     pixels = target_size(cfg.size)[0] * target_size(cfg.size)[1]
     if not 2 <= int(cfg.points) <= pixels:
         raise UserError(
-            f"points={cfg.points} is not valid; a curve takes from 2 points to one per pixel ({pixels}); 32 is the default"
+            f"points={cfg.points} is not valid; a curve takes from 2 points to one per pixel ({pixels}); "
+            "32 is the default"
         )
     if int(cfg.random_maps) > MOST_RANDOM_MAPS:
-        raise UserError(f"random_maps={cfg.random_maps} is more than needed; use at most {MOST_RANDOM_MAPS} (8 is the default)")
+        raise UserError(
+            f"random_maps={cfg.random_maps} is more than needed; use at most {MOST_RANDOM_MAPS} (8 is the default)"
+        )
     if float(cfg.noise) > 1:
         raise UserError(f"noise={cfg.noise} is not valid; ROAD's noise is in pixel units from 0 to 1, such as 0.01")
     if min(target_size(cfg.size)) < MIN_SIDE:
