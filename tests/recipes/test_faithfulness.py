@@ -132,7 +132,7 @@ def test_faithfulness_writes_its_table_csv_and_plot(tmp_path: Path) -> None:
         (["input=/no/such/picture.png"], "input"),
         (["target=top3"], "faithfulness scores one class per picture"),
         (["fractions=[]"], "fractions=[] is not valid"),
-        (["points=1"], "points=1 is too few"),
+        (["points=1"], "points=1 is not valid; a curve takes from 2 points"),
         (["noise=100"], "noise=100 is not valid"),
         (["size=16"], "size=16 is too small to score"),
         (["methods=[gradcam,integrated]", "baseline=pink"], "baseline=pink is not known"),
