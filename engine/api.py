@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.configs import GROUPS, compose, override_value, recipes
+from engine.configs import GROUPS, compose, override_value, recipes, refuse_interpolation
 from engine.errors import UserError
 from engine.images import load_image
 from engine.results import claim, release
@@ -66,10 +66,7 @@ def _check_overrides(overrides: Sequence[str]) -> None:
         if key == "recipe" or key.startswith("hydra"):
             fix = "call that recipe's function instead" if key == "recipe" else "name the run's folder with out="
             raise UserError(f"overrides={line!r}: {key} is not a key of the recipe called; {fix}")
-        if "${" in str(line):
-            raise UserError(
-                f"overrides={line!r} holds '${{', which would be resolved as an interpolation; pass it without"
-            )
+        refuse_interpolation(str(line), "overrides=")
 
 
 def _override(key: str, value: Any) -> str:

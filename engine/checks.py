@@ -117,8 +117,10 @@ def check_groups(cfg: DictConfig) -> None:
         option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
         node = cfg.get(group)
         if option.is_file() and isinstance(node, DictConfig):
-            _check_tree(cfg, group, node, OmegaConf.load(option), group)
-    _check_added_settings(cfg)
+            written = OmegaConf.load(option)
+            _check_tree(cfg, group, node, written, group)
+            if group == "optimizer" and isinstance(written, DictConfig):
+                _check_added_settings(node, written, str(picks.get(group)))
 
 
 ADDED_SETTINGS = {
@@ -136,18 +138,13 @@ range (low, high, low included?), two coefficients for ``betas``, or a switch. O
 ``differentiable`` …) change how torch runs the step, not the optimization, and are refused."""
 
 
-def _check_added_settings(cfg: DictConfig) -> None:
-    """Each optimizer setting beyond its option file's keys is one of :data:`ADDED_SETTINGS` that the picked
-    optimizer takes, with a value in its range."""
+def _check_added_settings(node: DictConfig, written: DictConfig, pick: str) -> None:
+    """Each setting of the optimizer ``node`` beyond its option file's keys (``written``) is one of
+    :data:`ADDED_SETTINGS` that the picked optimizer takes, with a value in its range."""
     import inspect
 
     from hydra.utils import get_class
 
-    node, pick = cfg.get("optimizer"), (cfg.get("choices") or {}).get("optimizer")
-    option = Path(CONFIG_DIR) / "optimizer" / f"{pick}.yaml"
-    if not isinstance(node, DictConfig) or not option.is_file():
-        return
-    written = OmegaConf.load(option)
     takes = inspect.signature(get_class(str(written._target_))).parameters
     for key in (str(k) for k in node if k not in written):
         if key not in ADDED_SETTINGS or key not in takes:

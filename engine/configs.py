@@ -22,7 +22,17 @@ from engine.errors import UserError, close_matches
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
 
-__all__ = ["GROUPS", "SPECIAL", "compose", "explain", "options", "override_value", "rebuild", "recipes"]
+__all__ = [
+    "GROUPS",
+    "SPECIAL",
+    "compose",
+    "explain",
+    "options",
+    "override_value",
+    "rebuild",
+    "recipes",
+    "refuse_interpolation",
+]
 
 GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
 """The config groups a run picks one option of; the picks are kept in the config as ``choices``."""
@@ -43,13 +53,19 @@ def recipes() -> list[str]:
     return options("recipe")
 
 
+def refuse_interpolation(text: str, what: str) -> None:
+    """One line when ``text``, meant as itself, holds ``${``, which Hydra would resolve (``${oc.env:HOME}``)."""
+    if "${" in text:
+        raise UserError(
+            f"{what} {text[:80]!r} holds '${{', which would be resolved as an interpolation; pass it without"
+        )
+
+
 def override_value(value: Any) -> str:
     """A Python value as Hydra's override grammar writes it. Text holding ``${`` is refused: Hydra would resolve it
     (``${oc.env:HOME}`` becomes the home folder), and a value from Python is meant as the text itself."""
-    if isinstance(value, str) and "${" in value:
-        raise UserError(
-            f"the value {value[:80]!r} holds '${{', which would be resolved as an interpolation; pass it without"
-        )
+    if isinstance(value, str):
+        refuse_interpolation(value, "the value")
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import UserError, close_matches, one_line
+from engine.errors import UserError, close_matches
 from recipes import CONFIG_DIR, options
 
 __all__ = [
@@ -281,7 +281,7 @@ def answer_help(args: list[str]) -> bool:
     try:
         text = f"dreamloom {version()}" if args[:1] == ["--version"] else asks_for_help(args)
     except UserError as e:
-        print(f"dreamloom: error: {one_line(str(e))}", file=sys.stderr)
+        print(f"dreamloom: error: {e}", file=sys.stderr)  # a UserError is one line
         sys.exit(2)
     if text is None:
         return False

@@ -273,7 +273,8 @@ def _check_keys(cfg: DictConfig, methods: list[str]) -> None:
     """One line for a key that would fail or mean nothing, before any picture is scored."""
     if not cfg.fractions or any(not 0 < float(f) < 1 for f in cfg.fractions):
         raise UserError(f"fractions={list(cfg.fractions)} is not valid; use fractions between 0 and 1, such as 0.5")
-    pixels = target_size(cfg.size)[0] * target_size(cfg.size)[1]
+    h, w = target_size(cfg.size)
+    pixels = h * w
     if not 2 <= int(cfg.points) <= pixels:
         raise UserError(
             f"points={cfg.points} is not valid; a curve takes from 2 points to one per pixel ({pixels}); "

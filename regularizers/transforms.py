@@ -95,26 +95,22 @@ SCALE_RANGE, ANGLE_RANGE = (0.1, 10.0), 360.0
 within one turn either way."""
 
 
+def _within(values: Sequence[float], key: str, low: float, high: float, rule: str) -> list[float]:
+    """``values`` as floats, each from ``low`` to ``high``; one line naming the transform's ``key`` otherwise."""
+    found = [float(v) for v in values]
+    if not all(low <= v <= high for v in found):
+        raise UserError(f"{key}={found} is not valid; a transform's {key} {rule.format(low=low, high=high)}")
+    return found
+
+
 def scale_factors(scales: Sequence[float]) -> list[float]:
-    """The factors as numbers in :data:`SCALE_RANGE`; one line naming the transform's ``scales`` otherwise."""
-    factors = [float(s) for s in scales]
-    if not all(SCALE_RANGE[0] <= s <= SCALE_RANGE[1] for s in factors):
-        raise UserError(
-            f"scales={factors} is not valid; a transform's scales must lie from {SCALE_RANGE[0]:g} to "
-            f"{SCALE_RANGE[1]:g}, like [1.0,0.975,1.025]"
-        )
-    return factors
+    """The factors as numbers in :data:`SCALE_RANGE`."""
+    return _within(scales, "scales", *SCALE_RANGE, "must lie from {low:g} to {high:g}, like [1.0,0.975,1.025]")
 
 
 def rotation_angles(angles: Sequence[float]) -> list[float]:
-    """The angles as degrees within one turn; one line naming the transform's ``angles`` otherwise."""
-    degrees = [float(a) for a in angles]
-    if not all(abs(a) <= ANGLE_RANGE for a in degrees):
-        raise UserError(
-            f"angles={degrees} is not valid; a transform's angles are degrees from -{ANGLE_RANGE:g} to "
-            f"{ANGLE_RANGE:g}, like [-5,0,5]"
-        )
-    return degrees
+    """The angles as degrees within one turn either way."""
+    return _within(angles, "angles", -ANGLE_RANGE, ANGLE_RANGE, "are degrees from {low:g} to {high:g}, like [-5,0,5]")
 
 
 class RandomScale(Transform):
