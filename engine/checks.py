@@ -3,14 +3,16 @@ and what it must be."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from engine.configs import GROUPS, compose, options
+from engine.configs import GROUPS, compose, explain, options
 from engine.errors import UserError
 from engine.images import MAX_SIDE
 from recipes import CONFIG_DIR
@@ -24,10 +26,15 @@ __all__ = [
     "check_gif",
     "check_groups",
     "check_list",
+    "check_new_folder",
     "check_number",
     "check_numbers",
+    "check_sweep",
     "check_switch",
 ]
+
+MOST_JOBS = 1000
+"""The most jobs one sweep (``-m``) may run: a ``range(...)`` past it is refused before Hydra expands it."""
 
 
 def check_number(
@@ -296,3 +303,72 @@ def check_flags(args: list[str]) -> None:
             raise UserError(f"{flag} {value} is not valid; use --cfg job, --cfg hydra or --cfg all")
     if {"--cfg", "-c"} & named:
         compose(overrides, hydra=True)  # a bad key or option is one line here too
+
+
+def check_new_folder(folder: Path, what: str, key: str) -> None:
+    """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
+    real, since permission bits say nothing to root)."""
+    try:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except OSError as e:
+        raise UserError(
+            f"cannot make the {what} folder '{str(folder)[:60]}…' ({e.strerror}); choose another {key}"
+        ) from None
+    problem = "is a file, not a folder" if not existing.is_dir() else None
+    if problem is None:
+        try:
+            Path(tempfile.mkdtemp(prefix=".dreamloom-", dir=existing)).rmdir()
+        except OSError as e:
+            problem = f"is not writable ({e.strerror})"
+    if problem:
+        raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
+
+
+def check_sweep(args: list[str]) -> Path:
+    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
+    and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
+
+    Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
+    first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
+    each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    lines = [a for a in args if not a.startswith("-")]
+    if any(a.startswith("hydra.run.dir=") for a in lines):
+        raise UserError(
+            "hydra.run.dir= names one run's folder, and a sweep (-m) makes one folder per job; name the sweep's "
+            "folder with hydra.sweep.dir=DIR instead"
+        )
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except OverrideParseException as e:
+        raise UserError(explain(e, lines)) from None
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+    first: list[str] = []
+    tries: list[tuple[int, str]] = []
+    jobs = 1
+    for override in parsed:
+        if not override.is_sweep_override():
+            first.append(str(override.input_line))
+            continue
+        key = override.get_key_element()
+        values = [f"{key}={value}" for value in itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1)]
+        jobs *= len(values)
+        if jobs > MOST_JOBS:
+            raise UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")
+        first.append(values[0])
+        if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
+            tries += [(len(first) - 1, value) for value in values[1:]]
+    combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
+    for combo in combos:
+        compose(combo)
+    sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
+    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):  # its jobs' folders would be written into one by one
+        raise UserError(
+            f"sweep folder '{sweep_dir}' already exists and is not empty; choose another hydra.sweep.dir= or move "
+            "it away"
+        )
+    check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
+    return sweep_dir

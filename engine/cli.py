@@ -25,14 +25,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from engine.checks import check_fixed_hydra_keys, check_flags
-from engine.configs import GROUPS, compose, explain, override_value, rebuild, recipes
+from engine.checks import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep
+from engine.configs import GROUPS, compose, override_value, rebuild, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
-from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown
+from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown, unmake
 from engine.runner import prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
@@ -64,8 +64,7 @@ def _discard(folder: Path | None) -> bool:
         return False
     shutil.rmtree(folder / ".hydra", ignore_errors=True)
     (folder / f"{PROG}.log").unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+    unmake(folder)
     return True
 
 
@@ -75,6 +74,21 @@ def _stopped(folder: Path | None) -> NoReturn:
         print(f"{PROG}: interrupted before any result was written; nothing was saved", file=sys.stderr)
     else:
         print(f"{PROG}: interrupted while saving; what was saved is in {folder}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _sweep_stopped(folder: Path | None) -> NoReturn:
+    """Answer Ctrl-C during a sweep: the jobs begun keep their folders, a stopped one what ``resume=`` needs."""
+    for job in folder.iterdir() if folder is not None and folder.is_dir() else []:
+        if job.is_dir() and digits(job.name):
+            _discard(job)  # a job that was only being set up
+    begun = _jobs(folder)
+    if folder is None or not begun:
+        _stopped(None)
+    print(
+        f"{PROG}: interrupted; the {begun} job(s) begun are in {shown(folder)} (one folder per job)",
+        file=sys.stderr,
+    )
     sys.exit(EXIT_INTERRUPTED)
 
 
@@ -97,7 +111,7 @@ def preflight(args: list[str], chosen: bool) -> Path | None:
     """
     check_fixed_hydra_keys(args)
     if {"-m", "--multirun"} & set(args):
-        return _check_sweep(args)
+        return check_sweep(args)
     if any(a.startswith("-") for a in args):
         check_flags(args)
         return None  # --help, --cfg …: Hydra prints these itself
@@ -105,73 +119,8 @@ def preflight(args: list[str], chosen: bool) -> Path | None:
     if not cfg.get("resume"):
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
     run_dir = Path(str(cfg.hydra.run.dir))
-    _check_new_folder(run_dir, "run", "hydra.run.dir=")
+    check_new_folder(run_dir, "run", "hydra.run.dir=")
     return claim(run_dir, chosen, "hydra.run.dir=")
-
-
-def _check_new_folder(folder: Path, what: str, key: str) -> None:
-    """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
-    real, since permission bits say nothing to root)."""
-    try:
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-    except OSError as e:
-        raise UserError(
-            f"cannot make the {what} folder '{str(folder)[:60]}…' ({e.strerror}); choose another {key}"
-        ) from None
-    problem = "is a file, not a folder" if not existing.is_dir() else None
-    if problem is None:
-        try:
-            Path(tempfile.mkdtemp(prefix=".dreamloom-", dir=existing)).rmdir()
-        except OSError as e:
-            problem = f"is not writable ({e.strerror})"
-    if problem:
-        raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
-
-
-def _check_sweep(args: list[str]) -> Path:
-    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
-    and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
-
-    Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
-    first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
-    each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    lines = [a for a in args if not a.startswith("-")]
-    if any(a.startswith("hydra.run.dir=") for a in lines):
-        raise UserError(
-            "hydra.run.dir= names one run's folder, and a sweep (-m) makes one folder per job; name the sweep's "
-            "folder with hydra.sweep.dir=DIR instead"
-        )
-    try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-    except OverrideParseException as e:
-        raise UserError(explain(e, lines)) from None
-    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
-    first: list[str] = []
-    tries: list[tuple[int, str]] = []
-    for override in parsed:
-        if not override.is_sweep_override():
-            first.append(str(override.input_line))
-            continue
-        key = override.get_key_element()
-        values = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        first.append(values[0])
-        if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
-            tries += [(len(first) - 1, value) for value in values[1:]]
-    combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
-    for combo in combos:
-        compose(combo)
-    sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
-    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):  # its jobs' folders would be written into one by one
-        raise UserError(
-            f"sweep folder '{sweep_dir}' already exists and is not empty; choose another hydra.sweep.dir= or move "
-            "it away"
-        )
-    _check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
-    return sweep_dir
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -188,8 +137,9 @@ def _entry(cfg: DictConfig) -> None:
         run_recipe(cfg, folder, recipe)
     except UserError as e:
         _job_failed(folder, job, str(e), f"{e}\n")
-    except Interrupted:
-        raise
+    except Interrupted as e:  # the sweep stops with this job: Hydra's launcher would go on to the next
+        print(f"{PROG}: {one_line(f'{job}: {e}')}", file=sys.stderr)
+        raise KeyboardInterrupt from None
     except Exception as e:  # a fault of ours in one job must not take down the others
         why = f"{type(e).__name__}: {e}".splitlines()[0]
         _job_failed(folder, job, f"failed unexpectedly ({why}); its traceback is in error.txt", traceback.format_exc())
@@ -251,7 +201,7 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
     prepare_function(cfg)
     default = Path("outputs").absolute() / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
     folder = Path(folders[-1]) if folders else default
-    _check_new_folder(folder, "run", "hydra.run.dir=")
+    check_new_folder(folder, "run", "hydra.run.dir=")
     return cfg, claim(folder, bool(folders), "hydra.run.dir=")
 
 
@@ -345,8 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     with _failed_jobs() if sweep else contextlib.nullcontext(list) as failed, _hydra_errors_raised():
         try:
             _entry()
-        except KeyboardInterrupt:  # while Hydra was still setting up the run folder
-            _stopped(None if sweep else run_dir)
+        except (KeyboardInterrupt, Interrupted):  # while Hydra was still setting up the run folder, or a sweep ran
+            _sweep_stopped(run_dir) if sweep else _stopped(run_dir)
         except OSError as e:  # Hydra's own files (.hydra/, the sweep's multirun.yaml) could not be written
             if e.errno not in WRITE_ERRORS:
                 raise
@@ -362,8 +312,14 @@ def main(argv: list[str] | None = None) -> None:
             f"(the sweep's runs are in {run_dir})"
         )
     if sweep and run_dir is not None:
-        jobs = sum(1 for p in run_dir.iterdir() if p.is_dir() and digits(p.name)) if run_dir.is_dir() else 0
-        print(f"{PROG}: wrote {jobs} runs in {shown(run_dir)} (one folder per job)", file=sys.stderr)
+        print(f"{PROG}: wrote {_jobs(run_dir)} runs in {shown(run_dir)} (one folder per job)", file=sys.stderr)
+
+
+def _jobs(folder: Path | None) -> int:
+    """How many job folders a sweep's folder holds."""
+    if folder is None or not folder.is_dir():
+        return 0
+    return sum(1 for p in folder.iterdir() if p.is_dir() and digits(p.name))
 
 
 _FAILED_JOBS = "DREAMLOOM_FAILED_JOBS"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from engine.errors import UserError, close_matches
+from engine.errors import UserError, close_matches, missing_or
 from engine.frozen_pass import FrozenSegment, Plan, fold_batchnorm, plan_of
 from engine.tokens import Layout, layout_of
 from objectives.classes import imagenet_categories
@@ -310,7 +310,8 @@ def _weights_enum(name: str, weights: str) -> torchvision.models.WeightsEnum:
 def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise UserError(f"model.checkpoint '{checkpoint}' does not exist; pass the path of a .pth state dict")
+        how = missing_or(path, "is not a regular file")
+        raise UserError(f"model.checkpoint '{checkpoint}' {how}; pass the path of a .pth state dict")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file

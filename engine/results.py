@@ -29,6 +29,7 @@ from engine.images import checkerboard, composite, resize_to, target_size
 from engine.models import LOGITS, ModelView
 
 __all__ = [
+    "MADE",
     "RESERVED",
     "SAVING",
     "WEIGHTS",
@@ -43,6 +44,7 @@ __all__ = [
     "save_metrics",
     "saving",
     "top5",
+    "unmake",
     "withdraw",
     "write_view",
 ]
@@ -71,7 +73,26 @@ RESERVED = ".dreamloom-run"
 """The file that marks a run folder as taken by a run in progress; made exclusively, so two runs never share one."""
 
 
+MADE: dict[Path, Path] = {}
+"""Run folders this process made, each with the nearest folder above it that was there before (see :func:`unmake`)."""
+
+
+def unmake(folder: Path) -> None:
+    """Remove an empty run folder, and the empty folders above it that were made for it."""
+    stop = MADE.pop(folder.resolve(), folder.parent.resolve())
+    for p in (folder.resolve(), *folder.resolve().parents):
+        if p == stop:
+            return
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
 def _reserve(folder: Path, key: str) -> bool:
+    before = next((p for p in folder.resolve().parents if p.is_dir()), None)
+    if before is not None and not folder.exists():
+        MADE[folder.resolve()] = before
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file in the way, a read-only or forbidden place

@@ -102,7 +102,9 @@ def build(node: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        what = str(e).splitlines()[0].removeprefix("Error in call to target ").rstrip(":")
+        text = str(e).split("full_key:")[0]  # Hydra's sentence, wrapped over lines, then the key
+        what = ((text.splitlines() or [""])[0] if e.__cause__ else " ".join(text.split())).rstrip(":. ")
+        what = what.removeprefix("Error in call to target ")
         why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
         raise UserError(f"could not build {what}{why}; check the keys given to it") from None
 

@@ -267,6 +267,8 @@ def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         )
     query = square_crop(load_image(cfg.query, "query"), square_side(cfg))
     k = min(int(cfg.k), len(names))
+    if k < int(cfg.k):
+        print(f"dreamloom: k={cfg.k} but {cfg.folder} holds {len(names)} pictures; showing all {k}", file=sys.stderr)
     feats = F.normalize(penultimate(view, torch.cat([query, pictures])), dim=1)
     by_features = (feats[1:] @ feats[0]).topk(k).indices.tolist()
     tiny = resize_to(torch.cat([query, pictures]), (32, 32)).flatten(1)

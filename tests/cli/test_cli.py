@@ -789,9 +789,17 @@ class Live:
         return "".join(self.lines)
 
 
-def _start(run: Path) -> Live:
-    """Start a long channel run writing into ``run``, with a checkpoint every 5 steps."""
-    args = ("recipe=channel", "steps=100000", "size=64", "checkpoint_every=5")
+def _start(run: Path, *extra: str) -> Live:
+    """Start a long channel run writing into ``run``, with a checkpoint every 5 steps (``extra``: more arguments)."""
+    flags = tuple(a for a in extra if a.startswith("-"))
+    args = (
+        *flags,
+        "recipe=channel",
+        "steps=100000",
+        "size=64",
+        "checkpoint_every=5",
+        *(a for a in extra if a not in flags),
+    )
     with _ctrl_c_enabled():
         proc = subprocess.Popen(
             command(args, run, run.parent), cwd=run.parent, env=_env(), stderr=subprocess.PIPE, text=True
@@ -836,6 +844,19 @@ def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
     assert live.proc.returncode == 130, stderr
     assert stderr.splitlines() == ["dreamloom: interrupted before any result was written; nothing was saved"], stderr
     assert not run.exists()
+
+
+def test_ctrl_c_during_a_sweep_names_the_folder_of_the_jobs_begun(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    live = _start(tmp_path / "unused", "-m", "channel=0,1", f"hydra.sweep.dir={sweep}")
+    _wait_for((sweep / "0" / "checkpoint.pt").is_file, TIMEOUT_S)
+    stderr = live.stop()
+    assert "Traceback" not in stderr and live.proc.returncode == 130, stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith("dreamloom: interrupted; the 1 job(s) begun are in sweep ("), last
+    assert "channel=0): interrupted after" in stderr and f"dreamloom resume={sweep / '0'}" in stderr, stderr
+    assert "nothing was saved" not in stderr and (sweep / "0" / "image.png").is_file()
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]  # job 1 not begun
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])

@@ -184,6 +184,10 @@ FLAGS_AND_FOLDERS = [
     (["-m", "recipe=channel", "channel=1,2", "hydra.sweep.subdir=same"], "hydra.sweep.subdir= cannot be changed"),
     (["recipe=faithfulness", "input=chelsea", "size=48", "points=1000000000"], "from 2 points to one per pixel (2304)"),
     (["recipe=faithfulness", "input=chelsea", "size=48", "random_maps=1000000000"], "use at most 256"),
+    (["-m", "recipe=channel", "channel=range(0,1000000000)"], "the sweep would run more than 1000 jobs (at channel)"),
+    (["-m", "recipe=channel", "channel=range(0,40)", "steps=range(1,40)"], "more than 1000 jobs (at steps)"),
+    (["recipe=channel", "model.checkpoint=/dev/zero"], "model.checkpoint '/dev/zero' is not a regular file"),
+    (["recipe=channel", "run._target_=builtins.exec"], "It cannot be authorized with HYDRA_INSTANTIATE_ALLOWLIST"),
 ]
 
 
@@ -203,6 +207,12 @@ def test_hydras_files_never_land_outside_the_run_folder(tmp_path: Path) -> None:
     assert code == 2 and "hydra.output_subdir= cannot be changed" in err, err
     assert (victim / "config.yaml").read_text() == "mine\n" and sorted(victim.iterdir()) == [victim / "config.yaml"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_run_leaves_no_empty_folders_it_made(tmp_path: Path) -> None:
+    code, err = command(["recipe=channel", "channel=99999", *TINY, f"hydra.run.dir={tmp_path / 'a' / 'b' / 'run'}"])
+    assert code == 2 and "out of range" in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_pipe_given_as_a_picture_is_refused_not_read(tmp_path: Path) -> None:

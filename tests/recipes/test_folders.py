@@ -142,3 +142,13 @@ def test_pixel_neighbours_follow_pixels_and_feature_neighbours_follow_content(tm
     metrics = _run(tmp_path / "run", "neighbours", f"folder={folder}", query, "size=96", "k=4")
     assert metrics["by_pixels"][:2] == ["coffee_1.png", "blurred.png"], metrics
     assert metrics["by_features"][:2] == ["coffee_1.png", "coffee_0.png"], metrics  # the same cup, cropped apart
+
+
+def test_neighbours_say_when_the_folder_holds_fewer_pictures_than_k(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _folder(tmp_path / "few", 3)
+    metrics = _run(tmp_path / "run", "neighbours", f"folder={folder}", "query=chelsea", "size=64", "k=10")
+    assert len(metrics["by_features"]) == 3 and len(metrics["by_pixels"]) == 3, metrics
+    err = capsys.readouterr().err
+    assert "k=10 but" in err and "holds 3 pictures; showing all 3" in err, err
