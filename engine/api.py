@@ -61,6 +61,10 @@ class Result:
 def _check_overrides(overrides: Sequence[str]) -> None:
     """``overrides`` are keys of the recipe called: not another recipe, not Hydra's keys (the folder is ``out=``),
     and, as the keyword values, no interpolation to resolve."""
+    if isinstance(overrides, str) or not all(isinstance(line, str) for line in overrides):
+        raise UserError(
+            f"overrides={overrides!r} is not a list of 'key=value' texts; write overrides=['model.weights=none', …]"
+        )
     for line in overrides:
         key = str(line).lstrip("+~").split("=", 1)[0]
         if key == "recipe" or key.startswith("hydra"):
@@ -82,6 +86,8 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     from engine.runner import run_recipe
 
     _check_overrides(overrides)
+    if out is not None and not isinstance(out, str | Path):
+        raise UserError(f"out={out!r} is not a folder path; pass text or a Path, such as out='runs/mine'")
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(out) if out is not None else default, out is not None, "out=")

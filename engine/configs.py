@@ -64,10 +64,19 @@ def refuse_interpolation(text: str, what: str) -> None:
 def override_value(value: Any) -> str:
     """A Python value as Hydra's override grammar writes it. Text holding ``${`` is refused: Hydra would resolve it
     (``${oc.env:HOME}`` becomes the home folder), and a value from Python is meant as the text itself."""
+    if isinstance(value, Path):
+        value = str(value)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a numpy number
     if isinstance(value, str):
         refuse_interpolation(value, "the value")
     if value is None:
         return "null"
+    if not isinstance(value, str | int | float | list | tuple):
+        raise UserError(
+            f"a value of type {type(value).__name__} is not one a key takes; give text, a number, a switch, null "
+            "or a list of them (a picture as a file path or a sample name)"
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):

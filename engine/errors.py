@@ -76,6 +76,8 @@ def out_of_memory(error: BaseException) -> bool:
 def missing_or(path: Path, otherwise: str) -> str:
     """How a path a key names fails: ``does not exist``, or ``otherwise`` (it exists but is not what was wanted)."""
     try:
-        return otherwise if path.exists() else "does not exist"
+        if path.exists():
+            return otherwise
+        return "is a link that leads to nothing (or to itself)" if path.is_symlink() else "does not exist"
     except OSError:
         return otherwise

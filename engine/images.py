@@ -189,6 +189,8 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         arr = arr[..., :3]
+    elif path.is_symlink():
+        raise UserError(f"{key} '{text}' is a link that leads to no file (or to itself); give the picture's own path")
     else:
         hint = close_matches(text, SAMPLES)
         shown = [n for n in SAMPLES if n not in ("immunohistochemistry", "halves")] + (

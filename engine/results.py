@@ -301,8 +301,8 @@ def finish(
         if out.weights is not None and not out.interrupted and not out.stopped:
             atomic_write(folder / WEIGHTS, partial(torch.save, out.weights))
         save_metrics(folder, metrics)
-    if out.interrupted:
-        raise Interrupted(folder, out.record.steps)
+    if out.interrupted:  # a video counts its frames, a picture its steps
+        raise Interrupted(folder, *((extra["frames"], "frame") if "frames" in extra else (out.record.steps,)))
     if out.stopped:
         raise UserError(f"{out.stopped} and metrics.json are in {folder}")
     (folder / CHECKPOINT).unlink(missing_ok=True)  # finished: nothing left to resume

@@ -145,9 +145,11 @@ def build_objective(cfg: DictConfig, view: ModelView, objective: Objective | Non
 def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
     """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
     if min(hw) < MIN_SIDE:
+        thin = max(hw) > 4 * min(hw)  # a long thin picture: a larger size= alone hardly helps
+        fix = "give both sides, such as size=[64,64]" if thin else "use a larger size="
         raise UserError(
-            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, "
-            "so use a larger size= (or fewer octaves=)"
+            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} (or fewer "
+            "octaves=)"
         )
     layers = [layer for layer in objective.layers if layer != INPUT]
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)

@@ -11,6 +11,7 @@ from engine.errors import UserError, digits
 from objectives.base import Activations, Objective, batch_slice
 
 __all__ = [
+    "MOST_CHANNELS",
     "channel",
     "channel_list",
     "channels",
@@ -37,6 +38,10 @@ def _conv_act(acts: Activations, layer: str, channel: int | None = None) -> torc
     return t
 
 
+MOST_CHANNELS = 256
+"""The most channels one atlas or :func:`channels` objective takes: each is one picture of the batch."""
+
+
 def channel(layer: str, channel: int, batch: int | None = None) -> Objective:
     """Maximize the mean of one channel over all positions (Olah et al., 2017).
 
@@ -50,12 +55,14 @@ def channel(layer: str, channel: int, batch: int | None = None) -> Objective:
     return Objective(fn, [layer], f"channel({layer}:{channel})")
 
 
-def channel_list(spec: int | str | Sequence[int]) -> list[int]:
-    """Channels from ``7``, ``"0:32"`` (a Python range, end excluded) or a list ``[1, 5, 9]``."""
+def channel_list(spec: int | str | Sequence[int], most: int = MOST_CHANNELS) -> list[int]:
+    """Channels from ``7``, ``"0:32"`` (a Python range, end excluded) or a list ``[1, 5, 9]``; at most ``most``
+    (one picture each, optimized together)."""
+    picked: Sequence[int]
     if isinstance(spec, str) and ":" in spec:
         parts = spec.split(":")
         try:
-            picked = list(range(*(int(p) for p in parts)))
+            picked = range(*(int(p) for p in parts))  # its length known before any list is made
         except (TypeError, ValueError):
             picked = []
     elif isinstance(spec, int | str):
@@ -64,7 +71,9 @@ def channel_list(spec: int | str | Sequence[int]) -> list[int]:
         picked = [int(c) for c in spec] if all(digits(str(c)) for c in spec) else []
     if not picked:
         raise UserError(f"channels={spec} picks no channels; use channels=0:16, channels=[1,5,9] or channels=7")
-    return picked
+    if len(picked) > most:
+        raise UserError(f"channels={spec} picks {len(picked)} channels; pick at most {most} per sheet")
+    return list(picked)
 
 
 def channels(layer: str, channels: int | str | Sequence[int]) -> Objective:

@@ -28,10 +28,13 @@ from engine.images import load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
+from objectives.activation import MOST_CHANNELS
 from recipes.visualize import render
 
 __all__ = ["FPS", "check_fps", "dream_zoom", "interpolate", "start_frames", "write_video", "zoom_and_turn"]
 
+MOST_FRAMES = 10_000
+"""The most frames of a zoom video (over five minutes at 30 frames a second): more would fill a disk, not a video."""
 FPS = (0.1, 60.0)
 """The slowest and fastest frame rates a video may have (a GIF holds a frame at most 10 s here)."""
 
@@ -80,7 +83,7 @@ def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str
 
 
 def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float, float]]:
-    frames = int(check_number(cfg, "frames", int, 0))
+    frames = int(check_number(cfg, "frames", int, 0, high=MOST_FRAMES))
     fps = check_fps(cfg.fps)
     zoom = cfg.zoom
     if isinstance(zoom, bool) or not isinstance(zoom, int | float) or not 0.5 <= zoom <= 2:
@@ -161,7 +164,7 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A batch of ``frames`` pictures blending objective ``from`` into ``to`` (channels of ``layer``, channels of other
     layers as ``LAYER:CHANNEL``, or classes as ``class:NAME``): the contact sheet
     ``image.png``, each picture in ``images/``, and ``interpolation.gif`` going there and back."""
-    frames = int(check_number(cfg, "frames", int, 1))
+    frames = int(check_number(cfg, "frames", int, 1, high=MOST_CHANNELS))  # one picture of the batch each
     with open_dict(cfg):
         cfg.batch = frames
     labels = [f"{i / (frames - 1):.2f}" for i in range(frames)]

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from engine import api
 from engine.errors import UserError
@@ -64,8 +66,16 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
         (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
         (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
         (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "add init=input")),
+        (lambda f: api.channel(out=f, overrides=[None]), ("is not a list of 'key=value' texts",)),
+        (lambda f: api.channel(out=f, overrides="steps=2"), ("is not a list of 'key=value' texts",)),
+        (lambda f: api.deepdream(out=f, input=np.zeros((8, 8, 3))), ("input: a value of type ndarray", "file path")),
+        (lambda f: api.deepdream(out=f, input=torch.zeros(1, 3, 8, 8)), ("input: a value of type Tensor",)),
+        (lambda f: api.channel(out=f, model=object()), ("model: a value of type object",)),
     ],
-    ids=["mistyped-key", "impossible-number", "unknown-model", "input-without-init"],
+    ids=[
+        *("mistyped-key", "impossible-number", "unknown-model", "input-without-init", "none-override"),
+        *("text-overrides", "array-picture", "tensor-picture", "object-option"),
+    ],
 )
 def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError) as caught:
@@ -73,3 +83,10 @@ def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None
     for w in words:
         assert w in str(caught.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_out_must_be_a_path_and_numpy_numbers_are_numbers(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="out=5 is not a folder path"):
+        api.channel(out=5)  # type: ignore[arg-type]
+    run = api.channel(out=tmp_path / "run", steps=np.int64(1), size=np.int64(32), octaves=1, device="cpu")
+    assert run.metrics["steps"] == 1

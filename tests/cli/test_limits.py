@@ -42,6 +42,9 @@ REFUSED = [
     (["recipe=layer_atlas", "channels='²'"], "picks no channels"),
     (["recipe=layer_atlas", "channels='٣'"], "picks no channels"),
     (["recipe=class", "target='²'"], "unknown class '²'"),
+    (["recipe=layer_atlas", "channels=0:1000000000"], "picks 1000000000 channels; pick at most 256 per sheet"),
+    (["recipe=interpolate", "frames=1000000000"], "frames must be a whole number > 1 and at most 256"),
+    (["recipe=dream_zoom", "frames=1000000000"], "frames must be a whole number > 0 and at most 10000"),
 ]
 
 
@@ -213,6 +216,20 @@ def test_a_failed_run_leaves_no_empty_folders_it_made(tmp_path: Path) -> None:
     code, err = command(["recipe=channel", "channel=99999", *TINY, f"hydra.run.dir={tmp_path / 'a' / 'b' / 'run'}"])
     assert code == 2 and "out of range" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_long_thin_picture_and_a_link_to_nowhere_are_named_as_such(tmp_path: Path) -> None:
+    Image.new("RGB", (400, 2), "red").save(tmp_path / "thin.png")
+    code, err = command(
+        ["recipe=deepdream", f"input={tmp_path / 'thin.png'}", *TINY, f"hydra.run.dir={tmp_path / 'a'}"]
+    )
+    assert code == 2 and "give both sides, such as size=[64,64]" in err, err
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    code, err = command(
+        ["recipe=deepdream", f"input={tmp_path / 'loop.png'}", *TINY, f"hydra.run.dir={tmp_path / 'b'}"]
+    )
+    assert code == 2 and "is a link that leads to no file" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.png", "thin.png"]
 
 
 def test_a_pipe_given_as_a_picture_is_refused_not_read(tmp_path: Path) -> None:
