@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from PIL import Image
 from engine.configs import GROUPS, compose, override_value, recipes, refuse_interpolation
 from engine.errors import UserError
 from engine.images import load_image
-from engine.results import claim, release
+from engine.results import MADE, claim, release, unmake
 
 __all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
@@ -61,7 +62,7 @@ class Result:
 def _check_overrides(overrides: Sequence[str]) -> None:
     """``overrides`` are keys of the recipe called: not another recipe, not Hydra's keys (the folder is ``out=``),
     and, as the keyword values, no interpolation to resolve."""
-    if isinstance(overrides, str) or not all(isinstance(line, str) for line in overrides):
+    if not isinstance(overrides, list | tuple) or not all(isinstance(line, str) for line in overrides):
         raise UserError(
             f"overrides={overrides!r} is not a list of 'key=value' texts; write overrides=['model.weights=none', …]"
         )
@@ -86,17 +87,18 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     from engine.runner import run_recipe
 
     _check_overrides(overrides)
-    if out is not None and not isinstance(out, str | Path):
+    if out is not None and not isinstance(out, str | os.PathLike):
         raise UserError(f"out={out!r} is not a folder path; pass text or a Path, such as out='runs/mine'")
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
     default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
-    target = claim(Path(out) if out is not None else default, out is not None, "out=")
+    target = claim(Path(os.fspath(out)) if out is not None else default, out is not None, "out=")
     try:
         done = run_recipe(cfg, target, recipe)
     finally:
         release(target)
         if not any(target.iterdir()):
-            target.rmdir()  # nothing was written: leave no empty folder behind
+            unmake(target)  # nothing was written: leave no empty folder behind, nor the ones made above it
+        MADE.pop(target.resolve(), None)
     return Result(done.folder, done.metrics)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.configs import GROUPS, compose, explain, options
-from engine.errors import UserError
+from engine.errors import UserError, one_line
 from engine.images import MAX_SIDE
 from recipes import CONFIG_DIR
 
@@ -354,7 +354,7 @@ def check_sweep(args: list[str]) -> Path:
             first.append(str(override.input_line))
             continue
         key = override.get_key_element()
-        values = [f"{key}={value}" for value in itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1)]
+        values = [f"{key}={value}" for value in _sweep_values(override, key)]
         jobs *= len(values)
         if jobs > MOST_JOBS:
             raise UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")
@@ -372,3 +372,20 @@ def check_sweep(args: list[str]) -> Path:
         )
     check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
     return sweep_dir
+
+
+def _sweep_values(override: Any, key: str) -> list[str]:
+    """The first values of a swept key, up to one past :data:`MOST_JOBS` (a range is counted before it is listed:
+    Hydra lists a shuffled one whole)."""
+    from hydra.core.override_parser.types import RangeSweep
+    from hydra.errors import HydraException
+
+    value = override.value()
+    ends = (value.start, value.stop, value.step) if isinstance(value, RangeSweep) else (None, None, None)
+    if None not in ends and ends[2] and (ends[1] - ends[0]) / ends[2] > MOST_JOBS:  # type: ignore[operator]
+        raise UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")
+    try:
+        return list(itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1))
+    except HydraException as e:  # glob(), which needs Hydra's config loader
+        why = one_line(str(e))
+        raise UserError(f"{key}: its values cannot be listed ({why}); name them, such as {key}=a,b,c") from None

@@ -84,9 +84,12 @@ def _sweep_stopped(folder: Path | None) -> NoReturn:
             _discard(job)  # a job that was only being set up
     begun = _jobs(folder)
     if folder is None or not begun:
+        if folder is not None and folder.is_dir() and {p.name for p in folder.iterdir()} <= {"multirun.yaml"}:
+            (folder / "multirun.yaml").unlink(missing_ok=True)
+            unmake(folder)
         _stopped(None)
     print(
-        f"{PROG}: interrupted; the {begun} job(s) begun are in {shown(folder)} (one folder per job)",
+        f"{PROG}: interrupted; the {begun} job(s) run or begun are in {shown(folder)} (one folder per job)",
         file=sys.stderr,
     )
     sys.exit(EXIT_INTERRUPTED)

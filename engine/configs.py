@@ -7,6 +7,7 @@ the project's configs do not name, or an interpolation (``${...}``), is refused 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -64,22 +65,22 @@ def refuse_interpolation(text: str, what: str) -> None:
 def override_value(value: Any) -> str:
     """A Python value as Hydra's override grammar writes it. Text holding ``${`` is refused: Hydra would resolve it
     (``${oc.env:HOME}`` becomes the home folder), and a value from Python is meant as the text itself."""
-    if isinstance(value, Path):
-        value = str(value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()  # a numpy number
     if isinstance(value, str):
         refuse_interpolation(value, "the value")
     if value is None:
         return "null"
-    if not isinstance(value, str | int | float | list | tuple):
+    if isinstance(value, bytes | bytearray) or not isinstance(value, str | int | float | Sequence):
         raise UserError(
             f"a value of type {type(value).__name__} is not one a key takes; give text, a number, a switch, null "
             "or a list of them (a picture as a file path or a sample name)"
         )
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list | tuple):
+    if isinstance(value, Sequence) and not isinstance(value, str):  # a list, a tuple, OmegaConf's ListConfig
         return "[" + ",".join(override_value(v) for v in value) + "]"
     if isinstance(value, str) and (not re.fullmatch(r"[A-Za-z_./-][A-Za-z0-9_./+-]*", value) or _reads_as_other(value)):
         text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)  # backslashes before a quote doubled

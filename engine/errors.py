@@ -78,6 +78,6 @@ def missing_or(path: Path, otherwise: str) -> str:
     try:
         if path.exists():
             return otherwise
-        return "is a link that leads to nothing (or to itself)" if path.is_symlink() else "does not exist"
+        return "is a link that leads to no file (or to itself)" if path.is_symlink() else "does not exist"
     except OSError:
         return otherwise

@@ -78,11 +78,13 @@ MADE: dict[Path, Path] = {}
 
 
 def unmake(folder: Path) -> None:
-    """Remove an empty run folder, and the empty folders above it that were made for it."""
-    stop = MADE.pop(folder.resolve(), folder.parent.resolve())
-    for p in (folder.resolve(), *folder.resolve().parents):
-        if p == stop:
-            return
+    """Remove an empty run folder, and the empty folders above it that were made for it (never through a link)."""
+    if folder.is_symlink():
+        return
+    here = folder.resolve()
+    stop = MADE.pop(here, None)
+    above = list(here.parents)
+    for p in [here, *(above[: above.index(stop)] if stop in above else [])]:
         try:
             p.rmdir()
         except OSError:
@@ -90,12 +92,15 @@ def unmake(folder: Path) -> None:
 
 
 def _reserve(folder: Path, key: str) -> bool:
-    before = next((p for p in folder.resolve().parents if p.is_dir()), None)
-    if before is not None and not folder.exists():
-        MADE[folder.resolve()] = before
+    here = folder.resolve()
+    MADE.pop(here, None)
+    before = next((p for p in here.parents if p.is_dir()), None)
+    if before is not None and not folder.exists() and not folder.is_symlink():
+        MADE[here] = before
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file in the way, a read-only or forbidden place
+        MADE.pop(here, None)
         what = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror or str(e)
         raise UserError(f"cannot make the run folder '{shown(folder)}' ({what}); choose another {key}") from None
     if any(p.name != RESERVED for p in folder.iterdir()):

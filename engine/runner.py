@@ -102,10 +102,12 @@ def build(node: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        text = str(e).split("full_key:")[0]  # Hydra's sentence, wrapped over lines, then the key
-        what = ((text.splitlines() or [""])[0] if e.__cause__ else " ".join(text.split())).rstrip(":. ")
-        what = what.removeprefix("Error in call to target ")
-        why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
+        text, _, key = str(e).partition("full_key:")
+        if e.__cause__ is None:  # Hydra refused the target itself (one it will not build): never relay its bypass
+            target = text.split("'")[1] if text.count("'") >= 2 else "it"
+            raise UserError(f"{key.strip() or 'a'}._target_={target} is not allowed; remove that override") from None
+        what = (text.splitlines() or [""])[0].rstrip(":. ").removeprefix("Error in call to target ")
+        why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})"
         raise UserError(f"could not build {what}{why}; check the keys given to it") from None
 
 
@@ -145,12 +147,9 @@ def build_objective(cfg: DictConfig, view: ModelView, objective: Objective | Non
 def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple[int, int], batch: int) -> None:
     """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
     if min(hw) < MIN_SIDE:
-        thin = max(hw) > 4 * min(hw)  # a long thin picture: a larger size= alone hardly helps
-        fix = "give both sides, such as size=[64,64]" if thin else "use a larger size="
-        raise UserError(
-            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} (or fewer "
-            "octaves=)"
-        )
+        fix = "give both sides, such as size=[64,64]" if max(hw) > 4 * min(hw) else "use a larger size="  # thin
+        raise UserError(f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} "
+                        "(or fewer octaves=)")  # fmt: skip
     layers = [layer for layer in objective.layers if layer != INPUT]
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -71,8 +72,12 @@ def channel_list(spec: int | str | Sequence[int], most: int = MOST_CHANNELS) -> 
         picked = [int(c) for c in spec] if all(digits(str(c)) for c in spec) else []
     if not picked:
         raise UserError(f"channels={spec} picks no channels; use channels=0:16, channels=[1,5,9] or channels=7")
-    if len(picked) > most:
-        raise UserError(f"channels={spec} picks {len(picked)} channels; pick at most {most} per sheet")
+    try:
+        count = len(picked)
+    except OverflowError:  # a range longer than the largest index
+        count = sys.maxsize
+    if count > most:
+        raise UserError(f"channels={spec} picks {count} channels; pick at most {most} per sheet")
     return list(picked)
 
 

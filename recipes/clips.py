@@ -176,7 +176,7 @@ def run_clip(
     last = to_pil(done[-1][0]) if done else Image.new("RGB", (8, 8), "grey")
     painted = len(done)
     seconds = round(record.seconds, 3)
-    extra: dict[str, Any] = {} if interrupted else _measures(cfg, view, done, frames)  # stopped: no waiting on it
+    extra: dict[str, Any] = {} if interrupted else _measures(cfg, view, done, frames)  # interrupted: no waiting on it
     if painted > resumed:
         extra["seconds_per_frame"] = round(record.seconds / (painted - resumed), 3)
     result = write_view(

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine import api
+from engine.configs import override_value
 from engine.errors import UserError
 
 
@@ -79,14 +80,15 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
 )
 def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError) as caught:
-        call(tmp_path / "run")
+        call(tmp_path / "made" / "run")
     for w in words:
         assert w in str(caught.value)
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "made").exists()  # nor the folder made to hold it
 
 
 def test_out_must_be_a_path_and_numpy_numbers_are_numbers(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="out=5 is not a folder path"):
         api.channel(out=5)  # type: ignore[arg-type]
-    run = api.channel(out=tmp_path / "run", steps=np.int64(1), size=np.int64(32), octaves=1, device="cpu")
+    assert [override_value(v) for v in (np.bool_(True), np.float32(0.5), (np.int64(2), 3))] == ["true", "0.5", "[2,3]"]
+    run = api.channel(out=tmp_path / "run", steps=np.int64(1), size=np.int64(32), octaves=1, lr=np.float32(0.05))
     assert run.metrics["steps"] == 1

@@ -848,12 +848,12 @@ def test_ctrl_c_before_the_first_step_writes_nothing(tmp_path: Path) -> None:
 
 def test_ctrl_c_during_a_sweep_names_the_folder_of_the_jobs_begun(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    live = _start(tmp_path / "unused", "-m", "channel=0,1", f"hydra.sweep.dir={sweep}")
+    live = _start(tmp_path / "unused", "-m", "channel=0,1", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={sweep}")
     _wait_for((sweep / "0" / "checkpoint.pt").is_file, TIMEOUT_S)
     stderr = live.stop()
     assert "Traceback" not in stderr and live.proc.returncode == 130, stderr
     last = stderr.splitlines()[-1]
-    assert last.startswith("dreamloom: interrupted; the 1 job(s) begun are in sweep ("), last
+    assert last.startswith("dreamloom: interrupted; the 1 job(s) run or begun are in sweep ("), last
     assert "channel=0): interrupted after" in stderr and f"dreamloom resume={sweep / '0'}" in stderr, stderr
     assert "nothing was saved" not in stderr and (sweep / "0" / "image.png").is_file()
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]  # job 1 not begun

@@ -190,7 +190,9 @@ FLAGS_AND_FOLDERS = [
     (["-m", "recipe=channel", "channel=range(0,1000000000)"], "the sweep would run more than 1000 jobs (at channel)"),
     (["-m", "recipe=channel", "channel=range(0,40)", "steps=range(1,40)"], "more than 1000 jobs (at steps)"),
     (["recipe=channel", "model.checkpoint=/dev/zero"], "model.checkpoint '/dev/zero' is not a regular file"),
-    (["recipe=channel", "run._target_=builtins.exec"], "It cannot be authorized with HYDRA_INSTANTIATE_ALLOWLIST"),
+    (["recipe=channel", "run._target_=builtins.exec"], "run._target_=builtins.exec is not allowed; remove that"),
+    (["-m", "recipe=channel", "channel=shuffle(range(0,1000000000))"], "more than 1000 jobs (at channel)"),
+    (["recipe=layer_atlas", "channels=0:100000000000000000000"], "pick at most 256 per sheet"),
 ]
 
 
@@ -212,10 +214,15 @@ def test_hydras_files_never_land_outside_the_run_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_a_failed_run_leaves_no_empty_folders_it_made(tmp_path: Path) -> None:
-    code, err = command(["recipe=channel", "channel=99999", *TINY, f"hydra.run.dir={tmp_path / 'a' / 'b' / 'run'}"])
+def test_a_failed_run_leaves_no_empty_folders_it_made_and_keeps_the_users(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    code, err = command(["recipe=channel", "channel=99999", *TINY, f"hydra.run.dir={tmp_path / 'mine/a/b/run'}"])
     assert code == 2 and "out of range" in err, err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "mine"] and list((tmp_path / "mine").iterdir()) == []
+    (tmp_path / "data" / "empty").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data" / "empty")  # a run folder given through a link
+    code, err = command(["recipe=channel", "channel=99999", *TINY, f"hydra.run.dir={tmp_path / 'link'}"])
+    assert code == 2 and (tmp_path / "data" / "empty").is_dir() and (tmp_path / "link").is_symlink(), err
 
 
 def test_a_long_thin_picture_and_a_link_to_nowhere_are_named_as_such(tmp_path: Path) -> None:
