@@ -357,7 +357,7 @@ def check_sweep(args: list[str]) -> Path:
         values = [f"{key}={value}" for value in _sweep_values(override, key)]
         jobs *= len(values)
         if jobs > MOST_JOBS:
-            raise UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")
+            raise _too_many(key)
         first.append(values[0])
         if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
             tries += [(len(first) - 1, value) for value in values[1:]]
@@ -383,9 +383,13 @@ def _sweep_values(override: Any, key: str) -> list[str]:
     value = override.value()
     ends = (value.start, value.stop, value.step) if isinstance(value, RangeSweep) else (None, None, None)
     if None not in ends and ends[2] and (ends[1] - ends[0]) / ends[2] > MOST_JOBS:  # type: ignore[operator]
-        raise UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")
+        raise _too_many(key)
     try:
         return list(itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1))
     except HydraException as e:  # glob(), which needs Hydra's config loader
         why = one_line(str(e))
         raise UserError(f"{key}: its values cannot be listed ({why}); name them, such as {key}=a,b,c") from None
+
+
+def _too_many(key: str) -> UserError:
+    return UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")

@@ -154,11 +154,8 @@ class ModelView(nn.Module):
                 raise UserError(f"layer {layer} is not a layer name (list them with: dreamloom recipe=layers)")
             if layer != LOGITS and self.aliases.get(layer, layer) not in self._modules_by_name:
                 hint = close_matches(layer, [*self._modules_by_name, *self.aliases])
-                raise UserError(
-                    f"model {self.name} has no layer '{layer}'"
-                    + (f"; {hint}" if hint else "")
-                    + " (list them with: dreamloom recipe=layers)"
-                )
+                where = f"{self.name} has no layer '{layer}'" + (f"; {hint}" if hint else "")
+                raise UserError(f"model {where} (list them with: dreamloom recipe=layers)")
 
     def check_maps(self, layers: Iterable[str], use: str, hw: tuple[int, int] = (224, 224)) -> None:
         """:func:`require_map` for every layer on a grey picture of size ``hw`` (a model that cannot run at ``hw``

@@ -119,12 +119,7 @@ def snapshots(cfg: DictConfig) -> Snapshots:
 def penalty_terms(cfg: DictConfig) -> Objective | None:
     """The recipe's ``tv``, ``l1`` and ``l2`` penalties on the picture (those set above 0), or None."""
     terms = [float(cfg[key]) * factory() for key, factory in PENALTIES.items() if cfg.get(key)]
-    if not terms:
-        return None
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
+    return Objective.sum(terms) if terms else None
 
 
 def penalized(cfg: DictConfig, objective: Objective) -> Objective:
@@ -148,8 +143,10 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
     """Evaluate the objective once on a grey picture of the smallest size, to fail early on sizes and indices."""
     if min(hw) < MIN_SIDE:
         fix = "give both sides, such as size=[64,64]" if max(hw) > 4 * min(hw) else "use a larger size="  # thin
-        raise UserError(f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} "
-                        "(or fewer octaves=)")  # fmt: skip
+        raise UserError(
+            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} (or fewer "
+            "octaves=)"
+        )
     layers = [layer for layer in objective.layers if layer != INPUT]
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)
     try:
