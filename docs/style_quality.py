@@ -123,15 +123,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def sheet(out: Path, variants: list[tuple[str, ...]], folder: Path, cell: int = 180) -> None:
-    """One row per pair: the content, the style, then each saved ``(variant, caption)`` picture, squeezed to square
-    cells of ``cell`` pixels under a caption strip."""
+    """One row per pair that has every variant saved: the content, the style, then each saved ``(variant, caption)``
+    picture, squeezed to square cells of ``cell`` pixels under a caption strip."""
     strip = 16
     columns = [("", "content"), ("", "style"), *variants]
-    canvas = Image.new("RGB", (cell * len(columns), strip + cell * len(PAIRS)), "white")
+    pairs = [(c, s) for c, s in PAIRS if all((folder / f"{c}_{s}_{v}.png").exists() for v, _ in variants)]
+    canvas = Image.new("RGB", (cell * len(columns), strip + cell * len(pairs)), "white")
     draw = ImageDraw.Draw(canvas)
     for c, (_, caption) in enumerate(columns):
         draw.text((c * cell + 4, 2), caption, fill="black")
-    for r, (content, style) in enumerate(PAIRS):
+    for r, (content, style) in enumerate(pairs):
         for c, (variant, _) in enumerate(columns):
             path = folder / (f"{content}_{style}_{variant}.png" if variant else "")
             picture = to_pil(load_image(path if variant else (content, style)[c]))

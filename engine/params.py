@@ -14,7 +14,7 @@ import torch
 from engine.errors import UserError
 from engine.spectrum import COLOR_CORRELATION, load_spectrum
 
-__all__ = ["COLOR_CORRELATION", "ImageFn", "alpha", "fft", "maco", "pixel", "shared_fft"]
+__all__ = ["COLOR_CORRELATION", "ImageFn", "alpha", "fft", "from_rgb", "maco", "pixel", "shared_fft"]
 
 ImageFn = Callable[[], torch.Tensor]
 
@@ -35,7 +35,8 @@ def _to_rgb(t: torch.Tensor, decorrelate: bool) -> torch.Tensor:
     return torch.sigmoid(t)
 
 
-def _from_rgb(img: torch.Tensor, decorrelate: bool) -> torch.Tensor:
+def from_rgb(img: torch.Tensor, decorrelate: bool) -> torch.Tensor:
+    """The pixel parameters (sigmoid space, decorrelated colour or not) whose picture is ``img`` in [0, 1]."""
     t = torch.logit(img.clamp(_EPS, 1 - _EPS))
     if decorrelate:
         t = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(t), t)
@@ -73,7 +74,7 @@ def pixel(
         generator: random source of the start.
         device: where the parameters live.
     """
-    param = _from_rgb(_start(shape, init, sd, generator, device), decorrelate).requires_grad_(True)
+    param = from_rgb(_start(shape, init, sd, generator, device), decorrelate).requires_grad_(True)
     return [param], lambda: _to_rgb(param, decorrelate)
 
 
@@ -113,7 +114,7 @@ def fft(
     if init is None:
         spec = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator).to(device) * _within("sd", sd, 0, 10)
     else:
-        t = _from_rgb(_start(shape, init, sd, generator, device), decorrelate)
+        t = from_rgb(_start(shape, init, sd, generator, device), decorrelate)
         spec = torch.view_as_real(torch.fft.rfft2(t, norm="ortho") / scale)
     spectrum = spec.contiguous().requires_grad_(True)
 
@@ -182,7 +183,7 @@ def maco(
     b, c, h, w = shape
     magnitude = load_spectrum(h, w, device) * _within("contrast", contrast, 0.1, 10)
     if init is not None:
-        t = _from_rgb(_start(shape, init, sd, generator, device), True) / _MACO_GAIN
+        t = from_rgb(_start(shape, init, sd, generator, device), True) / _MACO_GAIN
         phase = torch.angle(torch.fft.rfft2(t, norm="ortho"))
     elif _within("sd", sd, 0, 10) == 0:
         phase = torch.zeros((b, c, h, w // 2 + 1), device=device)

@@ -46,6 +46,7 @@ from objectives.transfer import (
     style_features,
     style_grams,
 )
+from regularizers.flatten import settle_auto
 
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
@@ -216,6 +217,7 @@ def paint(
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     content_factor, colour_share = _strength(cfg)
+    settle_auto(cfg, styles, blend, photo, colour_share)  # flatten=auto: the styles' flat share, as strength says
     generator = torch.Generator().manual_seed(cfg.seed)  # the run's, which checkpoints save
     objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend, content_factor, generator)
     if extra is not None:

@@ -1,5 +1,7 @@
-"""Penalties on the picture (L1, L2, total variation) and robustness transforms (pad, jitter, scale, rotate, blur)."""
+"""Penalties on the picture (L1, L2, total variation), robustness transforms (pad, jitter, scale, rotate, blur) and
+flattening into flat colours (L0 gradient smoothing)."""
 
+from regularizers.flatten import flat_share, flatten
 from regularizers.penalties import l1, l2, total_variation, tv_map
 from regularizers.transforms import (
     Compose,
@@ -23,6 +25,8 @@ __all__ = [
     "RandomScale",
     "Roll",
     "Transform",
+    "flat_share",
+    "flatten",
     "l1",
     "l2",
     "total_variation",

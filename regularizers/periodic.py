@@ -1,7 +1,8 @@
 """Regularizers that act on the picture itself between optimizer steps, not through the loss (Yosinski et al., 2015,
 "Understanding Neural Networks Through Deep Visualization"; Nguyen et al., 2016, "Multifaceted Feature
 Visualization"): every few steps the picture is blurred, decayed toward grey, or has its weakest pixels set to grey,
-and the region being optimized may start at the centre and grow.
+and the region being optimized may start at the centre and grow; or it is flattened into flat colours with sharp edges
+(:mod:`regularizers.flatten`), as a flat graphic style asks.
 
 They work on the pixels of ``param=pixel``, whose value 0 is mid-grey (the sigmoid's middle), as the mean-subtracted
 picture's 0 is in the papers. Each key is ``[every, strength]``: the period in steps, then how strong.
@@ -16,14 +17,22 @@ import torch
 
 from engine.callbacks import Callback
 from engine.errors import UserError
-from engine.params import ImageFn
+from engine.params import ImageFn, from_rgb
+from regularizers.flatten import flatten
 from regularizers.transforms import GaussianBlur
 
 __all__ = ["KEYS", "Periodic", "periodic"]
 
-KEYS = {"blur": (0.0, 10.0), "decay": (0.0, 1.0), "clip_norm": (0.0, 100.0), "clip_contribution": (0.0, 100.0)}
+KEYS = {
+    "blur": (0.0, 10.0),
+    "decay": (0.0, 1.0),
+    "clip_norm": (0.0, 100.0),
+    "clip_contribution": (0.0, 100.0),
+    "flatten": (0.0, 1.0),
+}
 """The ``[every, strength]`` keys and the open range each strength lies in: blur's σ in pixels, the fraction the
-picture decays by, and the percentile of pixels set to grey by norm or by contribution."""
+picture decays by, the percentile of pixels set to grey by norm or by contribution, and the share of pixels left
+flat (flatten also acts at the last step, so the result is flat)."""
 
 
 def _pair(key: str, value: Any) -> tuple[int, float] | None:
@@ -38,9 +47,10 @@ def _pair(key: str, value: Any) -> tuple[int, float] | None:
     if not (isinstance(strength, int | float) and not isinstance(strength, bool) and low < strength < high):
         ok = False
     if not ok:
+        what, other = ("share", "; style also takes auto") if key == "flatten" else ("strength", "")
         raise UserError(
-            f"{key}={value} is not valid; {key} is [every, strength]: a whole number of steps from 1, then a number "
-            f"above {low:g} and below {high:g} (or null: off)"
+            f"{key}={value} is not valid; {key} is [every, {what}]: a whole number of steps from 1, then a number "
+            f"above {low:g} and below {high:g} (or null: off{other})"
         )
     return int(every), float(strength)  # type: ignore[arg-type]
 
@@ -51,9 +61,10 @@ class Periodic(Callback):
     Args:
         picture: the optimized pixels ``(B, 3, H, W)``, changed in place.
         steps: the loop's length (for ``centre``).
-        blur, decay, clip_norm, clip_contribution: ``(every, strength)`` or None (see :data:`KEYS`).
+        blur, decay, clip_norm, clip_contribution, flatten: ``(every, strength)`` or None (see :data:`KEYS`).
         centre: the share of the steps over which the optimized region grows from the picture's central half to all
             of it (outside the region the picture stays as it started); None: all of it from the start.
+        decorrelate: the pixels are in decorrelated colour (``param.decorrelate``; flatten works on the colours).
     """
 
     def __init__(
@@ -65,9 +76,12 @@ class Periodic(Callback):
         clip_norm: tuple[int, float] | None = None,
         clip_contribution: tuple[int, float] | None = None,
         centre: float | None = None,
+        flatten: tuple[int, float] | None = None,
+        decorrelate: bool = False,
     ) -> None:
         self.picture, self.steps, self.centre = picture, steps, centre
         self.blur, self.decay, self.clip_norm, self.clip_contribution = blur, decay, clip_norm, clip_contribution
+        self.flatten, self.decorrelate = flatten, decorrelate
         self.start = picture.detach().clone() if centre else None
 
     @staticmethod
@@ -93,6 +107,8 @@ class Periodic(Callback):
                 self._grey_below(p, (p * p.grad).abs().sum(dim=1, keepdim=True), percentile)
             if self.start is not None and self.centre:
                 self._hold_outside(min(1.0, done / (self.centre * self.steps)))
+            if self.flatten is not None and (done % self.flatten[0] == 0 or done == self.steps):
+                p.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
 
     def _hold_outside(self, grown: float) -> None:
         """Keep the picture as it started outside the centred box of ``1/2 + grown/2`` of each side."""
@@ -107,8 +123,11 @@ class Periodic(Callback):
 
 def periodic(cfg: Any, params: Sequence[torch.Tensor], steps: int) -> Periodic | None:
     """The periodic regularizers the run's keys ask for (``blur``, ``decay``, ``clip_norm``, ``clip_contribution``,
-    ``centre``), on its pixel picture; None when none is on. One line when a key is wrong or the picture is not
-    ``param=pixel``."""
+    ``flatten``, ``centre``), on its pixel picture; None when none is on. One line when a key is wrong or the picture
+    is not ``param=pixel``."""
+    if cfg.get("flatten") == "auto":
+        raise UserError("flatten=auto takes the style's flat share, so only style transfer has it; "
+                        "give flatten=[every, share] (such as [30,0.7]) or null")  # fmt: skip
     rules = {key: _pair(key, cfg.get(key)) for key in KEYS}
     centre = cfg.get("centre")
     if centre is not None and (isinstance(centre, bool) or not isinstance(centre, int | float) or not 0 < centre <= 1):
@@ -119,4 +138,5 @@ def periodic(cfg: Any, params: Sequence[torch.Tensor], steps: int) -> Periodic |
     if cfg.param.get("_target_") != "engine.params.pixel":
         on = " ".join(f"{k}={cfg.get(k)}" for k in (*KEYS, "centre") if cfg.get(k) is not None)
         raise UserError(f"{on} works on the picture's pixels; add param=pixel (Fourier pictures are smooth already)")
-    return Periodic(params[0], steps, centre=centre, **rules)  # type: ignore[arg-type]
+    decorrelate = bool(cfg.param.get("decorrelate", False))
+    return Periodic(params[0], steps, centre=centre, decorrelate=decorrelate, **rules)  # type: ignore[arg-type]

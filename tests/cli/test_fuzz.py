@@ -67,6 +67,7 @@ KEYS = {
     "cam_layer": st.sampled_from(["null", "features.18", "classifier.1", "nope"]),
     "channels": st.sampled_from(["0:2", "[1,3]", "5", "0:0", "x"]),
     "query": st.sampled_from(["chelsea", "missing.png", "null"]),
+    "flatten": st.sampled_from(["auto", "null", "[1,0.7]", "[0,0.5]", "[2,1]", "0.5", "x"]),
 }
 SMALL = {"steps": "2", "size": "32", "frames": "2", "steps_next": "1", "samples": "2", "chunk": "64"}
 """Values that keep a run that succeeds short, for the keys a draw leaves alone."""

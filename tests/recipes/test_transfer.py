@@ -110,6 +110,7 @@ def test_the_style_recipes_keep_the_defaults_they_were_measured_with() -> None:
     picks = {name: (cfg.statistics, cfg.pyramid, cfg.histogram_weight) for name, cfg in cfgs.items()}
     assert picks == {"style": ("gram", 3, 300), "texture": ("gram", 1, 100), "style_video": ("gram", 1, 0)}
     assert (cfgs["style"].octave_colors, cfgs["style_video"].octave_colors) == (True, False)
+    assert [cfgs[name].flatten for name in names] == ["auto", None, None]
 
 
 def test_blend_weights_are_checked_and_normalized() -> None:
