@@ -44,9 +44,10 @@ RENAMED = {
     "task": "run= names a recipe's function now; pick a recipe with recipe=NAME",
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
-FORMER = {"pyramid": 1, "octave_colors": False}
+FORMER = {"pyramid": 1, "octave_colors": False, "flatten": None}
 """Keys added since runs were first stored, with the value they had before: a stored run without the key is rebuilt
-as it ran (the style pyramid came after single-scale runs, the octaves' recolouring after starts recoloured once)."""
+as it ran (the style pyramid came after single-scale runs, the octaves' recolouring after starts recoloured once,
+flattening after pictures left unflattened)."""
 
 
 def recipes() -> list[str]:

@@ -224,12 +224,12 @@ def _listeners(
     frames: Snapshots,
     saver: Checkpointer | None,
 ) -> list[Callback]:
-    """Octave ``(i, of)``'s callbacks, in the order they hear each step: recorder, snapshots, progress bar, divergence
-    guard, the goal (last octave only), the periodic regularizers and the checkpointer."""
+    """Octave ``(i, of)``'s callbacks, in the order they hear each step: recorder, periodic regularizers (snapshots
+    and goal see their picture), snapshots, progress bar, divergence guard, goal (last octave only), checkpointer."""
     i, of = octave
     label = f"octave {i + 1}/{of} " if of > 1 else ""
     goal = goal if i == of - 1 else None
-    listed = [rec, frames, Progress(label), Guard(label=label.strip()), goal, periodic(cfg, params, int(cfg.steps))]
+    listed = [rec, periodic(cfg, params, int(cfg.steps)), frames, Progress(label), Guard(label=label.strip()), goal]
     return [c for c in [*listed, saver] if c is not None]
 
 

@@ -46,7 +46,7 @@ from objectives.transfer import (
     style_features,
     style_grams,
 )
-from regularizers.flatten import settle_auto
+from regularizers.flat import settled
 
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
@@ -217,7 +217,6 @@ def paint(
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     seen = luminance(photo) if photo is not None and cfg.colors == "luminance" else photo
     content_factor, colour_share = _strength(cfg)
-    settle_auto(cfg, styles, blend, photo, colour_share)  # flatten=auto: the styles' flat share, as strength says
     generator = torch.Generator().manual_seed(cfg.seed)  # the run's, which checkpoints save
     objective_at = _transfer_objective(cfg, view, styles, masks, seen, blend, content_factor, generator)
     if extra is not None:
@@ -232,10 +231,12 @@ def paint(
                 _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, side=None, rounds=30
             )
     start = None if first is None else first.to(view.device)
-    out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart)
+    with settled(cfg, styles, blend, photo, colour_share) as flat:  # flatten=auto: the styles' flat share
+        out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart)
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
-    return out, objective_at(sizes[-1]).name, {"styles": sources, "style_weights": blend, "colors": cfg.colors}
+    keys = {"styles": sources, "style_weights": blend, "colors": cfg.colors, "flatten": flat}
+    return out, objective_at(sizes[-1]).name, keys
 
 
 def _statistics(cfg: DictConfig) -> str:

@@ -2,7 +2,7 @@
 "Understanding Neural Networks Through Deep Visualization"; Nguyen et al., 2016, "Multifaceted Feature
 Visualization"): every few steps the picture is blurred, decayed toward grey, or has its weakest pixels set to grey,
 and the region being optimized may start at the centre and grow; or it is flattened into flat colours with sharp edges
-(:mod:`regularizers.flatten`), as a flat graphic style asks.
+(:mod:`regularizers.flat`), as a flat graphic style asks.
 
 They work on the pixels of ``param=pixel``, whose value 0 is mid-grey (the sigmoid's middle), as the mean-subtracted
 picture's 0 is in the papers. Each key is ``[every, strength]``: the period in steps, then how strong.
@@ -18,7 +18,7 @@ import torch
 from engine.callbacks import Callback
 from engine.errors import UserError
 from engine.params import ImageFn, from_rgb
-from regularizers.flatten import flatten
+from regularizers.flat import flatten
 from regularizers.transforms import GaussianBlur
 
 __all__ = ["KEYS", "Periodic", "periodic"]
@@ -109,6 +109,12 @@ class Periodic(Callback):
                 self._hold_outside(min(1.0, done / (self.centre * self.steps)))
             if self.flatten is not None and (done % self.flatten[0] == 0 or done == self.steps):
                 p.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
+
+    def on_end(self, done: int, image_fn: ImageFn) -> None:
+        """A loop stopped early (a goal reached) still ends on a flattened picture."""
+        if self.flatten is not None and done % self.flatten[0] != 0:
+            with torch.no_grad():
+                self.picture.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
 
     def _hold_outside(self, grown: float) -> None:
         """Keep the picture as it started outside the centred box of ``1/2 + grown/2`` of each side."""

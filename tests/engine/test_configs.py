@@ -122,3 +122,10 @@ def test_a_run_stored_before_the_pyramid_is_rebuilt_as_it_ran() -> None:
     assert rebuild(old, "old.png").pyramid == 1
     assert rebuild(old, "old.png", ["pyramid=2"]).pyramid == 2
     assert "pyramid" not in rebuild(config_yaml(compose(["recipe=channel"])), "channel.png")
+
+
+def test_a_style_run_stored_before_flatten_is_rebuilt_unflattened() -> None:
+    text = config_yaml(compose(["recipe=style"]))
+    assert rebuild(text, "new.png").flatten == "auto"
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("flatten:"))
+    assert rebuild(old, "old.png").flatten is None

@@ -12,18 +12,23 @@ with fewer flat pixels than asked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
-from omegaconf import open_dict
+from omegaconf import ListConfig, open_dict
 
-__all__ = ["AUTO_EVERY", "FLAT_STEP", "auto_share", "flat_share", "flatten", "settle_auto"]
+from engine.images import resize_to, target_size
+
+__all__ = ["AUTO_EVERY", "FLAT_STEP", "MOST_SHARE", "auto_share", "flat_share", "flatten", "settled"]
 
 AUTO_EVERY = 30
 """``flatten=auto``'s period in steps (and each octave's last step): often enough that the painting settles into the
 flat regions between, seldom enough to cost little (one flattening takes about a second at 512 px on two cores)."""
 
+MOST_SHARE = 0.98
+"""The largest share ``flatten=auto`` asks for (a nearly blank style would otherwise ask for a blank picture)."""
 FLAT_STEP = 3 / 255
 """A pixel is flat when no channel differs from its right or lower neighbour's by this much (3 grey levels)."""
 
@@ -50,12 +55,14 @@ def flatten(picture: torch.Tensor, share: float, beta: float = 0.05, beta_max: f
     Args:
         picture: the pictures, in [0, 1].
         share: the share of pixels (in [0, 1)) whose gradient is set to zero.
-        beta, beta_max: the splitting weight's start and end; it doubles each round (22 rounds by default).
+        beta, beta_max: the splitting weight's start and end; it doubles each round (21 rounds by default).
     """
     if not 0 <= share < 1:
         raise ValueError(f"share must be in [0, 1), got {share}")
     source = picture.detach().float()
     h, w = source.shape[-2:]
+    if min(h, w) < 2:
+        raise ValueError(f"flatten needs at least 2 x 2 pixels, got {h} x {w}")
     gx, gy = _difference_spectra(h, w, source.device)
     spread = gx.abs().square() + gy.abs().square()
     given = torch.fft.rfft2(source)
@@ -77,22 +84,39 @@ def auto_share(
     styles: Sequence[torch.Tensor], blend: Sequence[float], photo: torch.Tensor | None, fraction: float
 ) -> float | None:
     """What ``flatten=auto`` asks of a painting: the styles' flat share (blended by ``blend``), reached ``fraction``
-    of the way from the photo's own; None (off) without a photo, or when the styles are no flatter than it."""
+    of the way from the photo's own, at most :data:`MOST_SHARE`; None (off) without a photo, or when that is not at
+    least a hundredth above the photo's own share. Measure the styles at the size the painting reads them."""
     if photo is None:
         return None
     wanted = sum(weight * flat_share(s) for s, weight in zip(styles, blend, strict=True))
     own = flat_share(photo)
-    if wanted <= own or fraction <= 0:
-        return None
-    return round(own + fraction * (wanted - own), 3)
+    share = min(MOST_SHARE, own + fraction * (wanted - own))
+    return round(share, 3) if share >= own + 0.01 else None
 
 
-def settle_auto(
+@contextmanager
+def settled(
     cfg: Any, styles: Sequence[torch.Tensor], blend: Sequence[float], photo: torch.Tensor | None, fraction: float
-) -> None:
-    """Make ``flatten=auto`` plain in the run's ``cfg``: ``[AUTO_EVERY, share]`` from :func:`auto_share`, or null, so
-    the picture's stored config says what was used and paints the same again. Other values are left as given."""
-    if cfg.get("flatten") == "auto":
-        share = auto_share(styles, blend, photo, fraction)
+) -> Iterator[Any]:
+    """While a style run optimizes, ``flatten=auto`` made plain in its ``cfg`` (what the periodic step reads and
+    checkpoints keep): ``[AUTO_EVERY, share]`` from :func:`auto_share`, the styles read at ``style_scale`` of the
+    picture's long side, or null (also for a picture that is not ``param=pixel``); ``auto`` again afterwards, so the
+    picture's config keeps it and a rerun with other keys decides anew. Yields the rule used (for ``metrics.json``);
+    any other value is used as given."""
+    given = cfg.get("flatten")
+    if given != "auto":
+        yield list(given) if isinstance(given, ListConfig) else given  # checked where the periodic step is made
+        return
+    share = None
+    if photo is not None and cfg.param.get("_target_") == "engine.params.pixel":
+        side = round(float(cfg.get("style_scale") or 1.0) * max(photo.shape[-2:]))
+        seen = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
+        share = auto_share(seen, blend, photo, fraction)
+    rule = None if share is None else [AUTO_EVERY, share]
+    with open_dict(cfg):
+        cfg.flatten = rule
+    try:
+        yield rule
+    finally:
         with open_dict(cfg):
-            cfg.flatten = None if share is None else [AUTO_EVERY, share]
+            cfg.flatten = "auto"

@@ -8,9 +8,9 @@ import torch
 from omegaconf import OmegaConf
 
 from engine.errors import UserError
-from engine.images import load_image, resize_to
+from engine.images import load_image, resize_to, target_size
 from engine.params import from_rgb, pixel
-from regularizers.flatten import auto_share, flat_share, flatten
+from regularizers.flat import MOST_SHARE, auto_share, flat_share, flatten
 from regularizers.periodic import Periodic, periodic
 
 
@@ -65,7 +65,7 @@ def test_each_picture_of_a_batch_gets_its_own_flat_pixels() -> None:
 def test_auto_share_is_the_style_s_when_the_style_is_flatter() -> None:
     photo = _two_colours(noise=0.1)  # nothing flat
     flat, busy = torch.full((1, 3, 32, 48), 0.5), _two_colours(noise=0.2, seed=3)
-    assert auto_share([flat], [1.0], photo, 1.0) == 1.0
+    assert auto_share([flat], [1.0], photo, 1.0) == MOST_SHARE  # a blank style does not ask for a blank picture
     assert auto_share([flat], [1.0], photo, 0.5) == pytest.approx(0.5, abs=0.05)  # half way from the photo's
     assert auto_share([flat, busy], [0.5, 0.5], photo, 1.0) == pytest.approx(0.5, abs=0.05)  # the blend
     assert auto_share([busy], [1.0], photo, 1.0) is None  # no flatter than the photo: off
@@ -74,19 +74,43 @@ def test_auto_share_is_the_style_s_when_the_style_is_flatter() -> None:
 
 
 @pytest.mark.parametrize("decorrelate", [False, True])
-def test_periodic_flatten_acts_on_its_period_and_at_the_last_step(decorrelate: bool) -> None:
-    params, image_fn = pixel((1, 3, 32, 48), init=_two_colours(), decorrelate=decorrelate)
+def test_periodic_flatten_acts_on_its_period_at_the_last_step_and_at_an_early_end(decorrelate: bool) -> None:
+    start = torch.cat([_two_colours(seed=0), _two_colours(seed=1)])  # a batch: each picture flattened
+    params, image_fn = pixel((2, 3, 32, 48), init=start, decorrelate=decorrelate)
     p = params[0]
     rule = Periodic(p, 7, flatten=(3, 0.9), decorrelate=decorrelate)
     before = p.detach().clone()
     rule.on_step(0, torch.zeros(()), image_fn)  # step 1: not due
     assert torch.equal(p, before)
-    rule.on_step(2, torch.zeros(()), image_fn)  # step 3: due
-    assert flat_share(image_fn().detach()) > 0.85
-    with torch.no_grad():
-        p.copy_(from_rgb(_two_colours(seed=5), decorrelate))
-    rule.on_step(6, torch.zeros(()), image_fn)  # step 7: not a multiple of 3, but the last
-    assert flat_share(image_fn().detach()) > 0.85
+    picture = image_fn().detach()
+    rule.on_step(2, torch.zeros(()), image_fn)  # step 3: due, the picture's colours flattened
+    assert torch.allclose(image_fn().detach(), flatten(picture, 0.9), atol=2e-3)
+    for end in ("last step", "early end", "early end on a flattening"):
+        with torch.no_grad():
+            p.copy_(from_rgb(start, decorrelate))
+        if end == "last step":
+            rule.on_step(6, torch.zeros(()), image_fn)  # step 7: not a multiple of 3, but the last
+        else:
+            rule.on_end(6 if end.endswith("flattening") else 5, image_fn)  # a goal reached after step 5 or 6
+        if end.endswith("flattening"):  # step 6 was flattened already: nothing more
+            assert torch.allclose(image_fn().detach(), start, atol=2e-3)
+        else:
+            assert flat_share(image_fn().detach()) > 0.85
+
+
+def test_periodic_reads_the_pictures_colour_space() -> None:
+    for decorrelate in (False, True):
+        cfg = _cfg(flatten=[3, 0.5], param={"_target_": "engine.params.pixel", "decorrelate": decorrelate})
+        rule = periodic(cfg, [torch.zeros(1, 3, 8, 8)], 10)
+        assert isinstance(rule, Periodic) and rule.decorrelate is decorrelate and rule.flatten == (3, 0.5)
+
+
+def test_flatten_takes_odd_sizes_and_refuses_a_single_row() -> None:
+    photo = resize_to(load_image("coffee"), (33, 47))
+    out = flatten(photo, 0.6)
+    assert out.shape == photo.shape and flat_share(out) == pytest.approx(0.6, abs=0.06)
+    with pytest.raises(ValueError, match="2 x 2"):
+        flatten(torch.rand(1, 3, 1, 40), 0.5)
 
 
 def _cfg(**keys: object) -> object:
@@ -108,19 +132,27 @@ def test_bad_flatten_gets_one_line(value: object, words: str) -> None:
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_style_flattens_for_a_flat_style_and_stores_the_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_style_flattens_for_a_flat_style_and_keeps_auto_in_its_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from engine.export import read_png_config
     from engine.runner import run_recipe
     from tests.helpers import compose_recipe
 
-    shares = {}
-    for style in ("logo", "ihc"):
-        cfg = compose_recipe("style", "content=coffee", f"style=[{style}]", "size=96", "steps=3", "octaves=1",
-                             "snapshot_every=0", "device=cpu")  # fmt: skip
-        run_recipe(cfg, tmp_path / style, "style")
-        stored = OmegaConf.create(read_png_config(tmp_path / style / "image.png"))
-        assert stored.flatten == cfg.flatten  # the share as used, so a rerun paints the same
-        shares[style] = (cfg.flatten, flat_share(load_image(tmp_path / style / "image.png")))
-    (every, share), flat = shares["logo"]  # the logo is flatter than the photo: its share, reached
-    assert every == 30 and 0.7 < share < 0.9 and flat == pytest.approx(share, abs=0.08)
-    assert shares["ihc"][0] is None and shares["ihc"][1] < 0.5  # busier than the photo: off
+    found = {}
+    for name, keys in {
+        "logo": ["style=[logo]"],
+        "ihc": ["style=[ihc]"],  # busier than the photo: off
+        "faithful": ["style=[logo]", "strength=0"],  # strength 0: off
+        "fourier": ["style=[logo]", "param=fft"],  # not pixels: off, and the run works
+    }.items():
+        cfg = compose_recipe("style", "content=coffee", "size=96", "steps=3", "octaves=1", "snapshot_every=0",
+                             "device=cpu", *keys)  # fmt: skip
+        metrics = run_recipe(cfg, tmp_path / name, "style").metrics
+        stored = OmegaConf.create(read_png_config(tmp_path / name / "image.png"))
+        assert stored.flatten == "auto" == cfg.flatten  # a rerun with other keys decides again
+        found[name] = (metrics["flatten"], flat_share(load_image(tmp_path / name / "image.png")))
+    (every, share), flat = found["logo"]  # the logo is flatter than the photo: its share at the picture's size
+    logo = load_image("logo")
+    assert share == pytest.approx(flat_share(resize_to(logo, target_size(96, logo.shape[-2:]))), abs=0.002)
+    assert every == 30 and flat == pytest.approx(share, abs=0.08)
+    assert [found[name][0] for name in ("ihc", "faithful", "fourier")] == [None, None, None]
+    assert found["ihc"][1] < 0.5
