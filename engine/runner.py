@@ -129,8 +129,7 @@ def penalized(cfg: DictConfig, objective: Objective) -> Objective:
 
 
 def build_objective(cfg: DictConfig, view: ModelView, objective: Objective | None = None) -> Objective:
-    """The recipe's ``objective`` (or ``objective``, made in code) with its penalties, its layers checked against
-    the model."""
+    """The recipe's ``objective`` (or one made in code) with its penalties, its layers checked against the model."""
     objective = build(cfg.objective) if objective is None else objective
     if not isinstance(objective, Objective):
         raise UserError("the recipe's objective does not build an Objective; check its _target_")
@@ -223,13 +222,14 @@ def _listeners(
     rec: Recorder,
     frames: Snapshots,
     saver: Checkpointer | None,
+    keys: dict[str, Any] | None,
 ) -> list[Callback]:
-    """Octave ``(i, of)``'s callbacks, in the order they hear each step: recorder, periodic regularizers (snapshots
-    and goal see their picture), snapshots, progress bar, divergence guard, goal (last octave only), checkpointer."""
+    """Octave ``(i, of)``'s callbacks in hearing order: recorder, periodic rules, snapshots, progress, guard, goal."""
     i, of = octave
     label = f"octave {i + 1}/{of} " if of > 1 else ""
     goal = goal if i == of - 1 else None
-    listed = [rec, periodic(cfg, params, int(cfg.steps)), frames, Progress(label), Guard(label=label.strip()), goal]
+    rules = periodic(cfg, params, int(cfg.steps), keys)
+    listed = [rec, rules, frames, Progress(label), Guard(label=label.strip()), goal]
     return [c for c in [*listed, saver] if c is not None]
 
 
@@ -249,6 +249,7 @@ def optimize_octaves(
     folder: Path | None = None,
     goal: Goal | None = None,
     restart: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    keys: dict[str, Any] | None = None,
 ) -> Rendered:
     """Run the configured parameterization, transforms and optimizer over ``sizes``, smallest first.
 
@@ -263,6 +264,7 @@ def optimize_octaves(
             with ``cfg.resume``, the octaves before the saved one are skipped and the saved one carries on.
         goal: ends the last octave early once its test holds (``stop_at``).
         restart: without ``base``, each later octave's start passes through it (not a resumed octave's).
+        keys: values the periodic regularizers take instead of the config's (a style's ``flatten=auto`` made plain).
     """
     _refuse_alpha_dream(cfg, base)
     generator = generator or torch.Generator().manual_seed(cfg.seed)
@@ -285,7 +287,7 @@ def optimize_octaves(
         first_step = 0 if state is None else restore(state, params, optimizer, generator, rec, frames)
         state = None
         saver = None if path is None else Checkpointer(path, every, i, params, optimizer, generator, rec, frames, text)
-        kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver)
+        kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver, keys)
         objective = objective_at(sizes[i])
         return optimize(params, image_fn, objective, view, transforms, optimizer, cfg.steps, kept, tiling, first_step)
 
@@ -301,8 +303,7 @@ def optimize_octaves(
 
 
 def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
-    """The recipe's model, with the seed set (``fold``: see :func:`load_model`); :func:`run_recipe` checked the
-    numbers before calling the recipe."""
+    """The recipe's model, with the seed set (``fold``: see :func:`load_model`)."""
     torch.manual_seed(cfg.seed)
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 

@@ -46,7 +46,7 @@ from objectives.transfer import (
     style_features,
     style_grams,
 )
-from regularizers.flat import settled
+from regularizers.flat import settle
 
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
@@ -231,8 +231,9 @@ def paint(
                 _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, side=None, rounds=30
             )
     start = None if first is None else first.to(view.device)
-    with settled(cfg, styles, blend, photo, colour_share) as flat:  # flatten=auto: the styles' flat share
-        out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart)
+    flat = settle(cfg, styles, blend, photo, colour_share)  # flatten=auto: the styles' flat share, as strength says
+    out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart,
+                           keys={"flatten": flat})  # fmt: skip
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
     keys = {"styles": sources, "style_weights": blend, "colors": cfg.colors, "flatten": flat}

@@ -12,16 +12,15 @@ with fewer flat pixels than asked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from omegaconf import ListConfig, open_dict
+from omegaconf import ListConfig
 
 from engine.images import resize_to, target_size
 
-__all__ = ["AUTO_EVERY", "FLAT_STEP", "MOST_SHARE", "auto_share", "flat_share", "flatten", "settled"]
+__all__ = ["AUTO_EVERY", "FLAT_STEP", "MOST_SHARE", "auto_share", "flat_share", "flatten", "settle"]
 
 AUTO_EVERY = 30
 """``flatten=auto``'s period in steps (and each octave's last step): often enough that the painting settles into the
@@ -85,7 +84,8 @@ def auto_share(
 ) -> float | None:
     """What ``flatten=auto`` asks of a painting: the styles' flat share (blended by ``blend``), reached ``fraction``
     of the way from the photo's own, at most :data:`MOST_SHARE`; None (off) without a photo, or when that is not at
-    least a hundredth above the photo's own share. Measure the styles at the size the painting reads them."""
+    least a hundredth above the photo's own share (so: when the styles are no flatter than the photo, or ``fraction``
+    is 0). Measure the styles at the size the painting reads them."""
     if photo is None:
         return None
     wanted = sum(weight * flat_share(s) for s, weight in zip(styles, blend, strict=True))
@@ -94,29 +94,19 @@ def auto_share(
     return round(share, 3) if share >= own + 0.01 else None
 
 
-@contextmanager
-def settled(
+def settle(
     cfg: Any, styles: Sequence[torch.Tensor], blend: Sequence[float], photo: torch.Tensor | None, fraction: float
-) -> Iterator[Any]:
-    """While a style run optimizes, ``flatten=auto`` made plain in its ``cfg`` (what the periodic step reads and
-    checkpoints keep): ``[AUTO_EVERY, share]`` from :func:`auto_share`, the styles read at ``style_scale`` of the
-    picture's long side, or null (also for a picture that is not ``param=pixel``); ``auto`` again afterwards, so the
-    picture's config keeps it and a rerun with other keys decides anew. Yields the rule used (for ``metrics.json``);
-    any other value is used as given."""
+) -> Any:
+    """The ``flatten`` rule a style run uses: for ``auto``, ``[AUTO_EVERY, share]`` from :func:`auto_share` with the
+    styles read at ``style_scale`` of the picture's long side, or None (also for a picture that is not
+    ``param=pixel``); any other value as given (checked where the periodic step is made). The run's config keeps
+    ``auto``, so a resume or a rerun decides again from its keys (the same keys, the same share)."""
     given = cfg.get("flatten")
     if given != "auto":
-        yield list(given) if isinstance(given, ListConfig) else given  # checked where the periodic step is made
-        return
-    share = None
-    if photo is not None and cfg.param.get("_target_") == "engine.params.pixel":
-        side = round(float(cfg.get("style_scale") or 1.0) * max(photo.shape[-2:]))
-        seen = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
-        share = auto_share(seen, blend, photo, fraction)
-    rule = None if share is None else [AUTO_EVERY, share]
-    with open_dict(cfg):
-        cfg.flatten = rule
-    try:
-        yield rule
-    finally:
-        with open_dict(cfg):
-            cfg.flatten = "auto"
+        return list(given) if isinstance(given, ListConfig) else given
+    if photo is None or cfg.param.get("_target_") != "engine.params.pixel":
+        return None
+    side = round(float(cfg.get("style_scale") or 1.0) * max(photo.shape[-2:]))
+    seen = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
+    share = auto_share(seen, blend, photo, fraction)
+    return None if share is None else [AUTO_EVERY, share]

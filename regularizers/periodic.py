@@ -10,7 +10,7 @@ picture's 0 is in the papers. Each key is ``[every, strength]``: the period in s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -112,7 +112,7 @@ class Periodic(Callback):
 
     def on_end(self, done: int, image_fn: ImageFn) -> None:
         """A loop stopped early (a goal reached) still ends on a flattened picture."""
-        if self.flatten is not None and done % self.flatten[0] != 0:
+        if self.flatten is not None and done % self.flatten[0] != 0 and done != self.steps:
             with torch.no_grad():
                 self.picture.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
 
@@ -127,14 +127,17 @@ class Periodic(Callback):
         self.picture.copy_(torch.where(inside, self.picture, self.start))
 
 
-def periodic(cfg: Any, params: Sequence[torch.Tensor], steps: int) -> Periodic | None:
+def periodic(
+    cfg: Any, params: Sequence[torch.Tensor], steps: int, keys: Mapping[str, Any] | None = None
+) -> Periodic | None:
     """The periodic regularizers the run's keys ask for (``blur``, ``decay``, ``clip_norm``, ``clip_contribution``,
-    ``flatten``, ``centre``), on its pixel picture; None when none is on. One line when a key is wrong or the picture
-    is not ``param=pixel``."""
-    if cfg.get("flatten") == "auto":
+    ``flatten``, ``centre``; ``keys`` in place of the config's), on its pixel picture; None when none is on. One line
+    when a key is wrong or the picture is not ``param=pixel``."""
+    given = {key: (keys or {}).get(key, cfg.get(key)) for key in KEYS}
+    if given["flatten"] == "auto":
         raise UserError("flatten=auto takes the style's flat share, so only style transfer has it; "
                         "give flatten=[every, share] (such as [30,0.7]) or null")  # fmt: skip
-    rules = {key: _pair(key, cfg.get(key)) for key in KEYS}
+    rules = {key: _pair(key, value) for key, value in given.items()}
     centre = cfg.get("centre")
     if centre is not None and (isinstance(centre, bool) or not isinstance(centre, int | float) or not 0 < centre <= 1):
         raise UserError(f"centre={centre} is not valid; centre is the share of the steps (above 0, at most 1) "
@@ -142,7 +145,7 @@ def periodic(cfg: Any, params: Sequence[torch.Tensor], steps: int) -> Periodic |
     if not any(rules.values()) and centre is None:
         return None
     if cfg.param.get("_target_") != "engine.params.pixel":
-        on = " ".join(f"{k}={cfg.get(k)}" for k in (*KEYS, "centre") if cfg.get(k) is not None)
+        on = " ".join(f"{k}={v}" for k, v in [*given.items(), ("centre", centre)] if v is not None)
         raise UserError(f"{on} works on the picture's pixels; add param=pixel (Fourier pictures are smooth already)")
     decorrelate = bool(cfg.param.get("decorrelate", False))
     return Periodic(params[0], steps, centre=centre, decorrelate=decorrelate, **rules)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from PIL import Image
 import engine.callbacks
 from engine.checkpoints import CHECKPOINT
 from engine.cli import main as dreamloom_main
+from engine.export import read_png_config
 from engine.results import Interrupted
 from engine.runner import run_recipe
 from tests.helpers import compose_recipe
@@ -105,6 +106,7 @@ RESUMABLE = {
     "channel": ("channel", ("size=64", "steps=12"), 10),  # Adam's moments must come back too
     "deepdream": ("deepdream", ("size=[64,96]", "octaves=3", "steps=4"), 9),  # stopped in the third octave
     "style": ("style", ("size=80", "octaves=2", "steps=4"), 5),  # its last octave reads a half-size copy too
+    "flat style": ("style", ("content=coffee", "style=logo", "size=80", "octaves=2", "steps=4"), 5),  # flatten=auto
     "maco": ("channel", ("size=48", "steps=8", "param=maco"), 6),
     "alpha": ("channel", ("size=48", "steps=8", "param=alpha"), 6),
     "cppn": ("channel", ("size=48", "octaves=2", "steps=4", "param=cppn", "param.fit_steps=5"), 5),
@@ -144,6 +146,8 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, case: str, monke
     assert (resumed / "progress.gif").read_bytes() == (whole / "progress.gif").read_bytes()
     metrics = json.loads((resumed / "metrics.json").read_text())
     assert metrics["recipe"] == recipe and metrics["steps"] == json.loads((whole / "metrics.json").read_text())["steps"]
+    if case == "flat style":  # flattened, and still auto in the resumed picture's config: a rerun decides again
+        assert metrics["flatten"] is not None and "\nflatten: auto\n" in str(read_png_config(resumed / "image.png"))
 
 
 @pytest.mark.parametrize("every", [0, 1], ids=["nothing-to-resume", "checkpoint-kept"])
