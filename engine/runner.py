@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +271,7 @@ def optimize_octaves(
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     transforms = build(cfg.transforms).set_generator(generator)
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
-    make_param: Callable[..., Any] = build(cfg.param)
-    param_args = {"sd": 0.0} if cfg.init == "zeros" else {}  # a flat start
+    make_param: Callable[..., Any] = partial(build(cfg.param), **({"sd": 0.0} if cfg.init == "zeros" else {}))
     rec, frames, state = Recorder(), snapshots(cfg), octave_checkpoint(cfg.get("resume"), len(sizes), cfg.steps)
     every = int(cfg.get("checkpoint_every") or 0)
     path = folder / CHECKPOINT if every and folder is not None else None
@@ -282,10 +282,9 @@ def optimize_octaves(
         shape = (cfg.batch, 3, *sizes[i])
         if state is not None and i < state["octave"]:
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
-        params, image_fn = make_param(shape, init=start, generator=generator, device=view.device, **param_args)
+        params, image_fn = make_param(shape, init=start, generator=generator, device=view.device)  # zeros: flat
         last[:], optimizer = params, _optimizer(cfg, params)
-        first_step = 0 if state is None else restore(state, params, optimizer, generator, rec, frames)
-        state = None
+        first_step, state = 0 if state is None else restore(state, params, optimizer, generator, rec, frames), None
         saver = None if path is None else Checkpointer(path, every, i, params, optimizer, generator, rec, frames, text)
         kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver, keys)
         objective = objective_at(sizes[i])

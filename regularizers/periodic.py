@@ -108,13 +108,18 @@ class Periodic(Callback):
             if self.start is not None and self.centre:
                 self._hold_outside(min(1.0, done / (self.centre * self.steps)))
             if self.flatten is not None and (done % self.flatten[0] == 0 or done == self.steps):
-                p.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
+                self._flatten(image_fn)
 
     def on_end(self, done: int, image_fn: ImageFn) -> None:
         """A loop stopped early (a goal reached) still ends on a flattened picture."""
         if self.flatten is not None and done % self.flatten[0] != 0 and done != self.steps:
             with torch.no_grad():
-                self.picture.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
+                self._flatten(image_fn)
+
+    def _flatten(self, image_fn: ImageFn) -> None:
+        """The picture's colours smoothed to ``flatten``'s share of flat pixels, written back to its pixels."""
+        assert self.flatten is not None
+        self.picture.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))
 
     def _hold_outside(self, grown: float) -> None:
         """Keep the picture as it started outside the centred box of ``1/2 + grown/2`` of each side."""

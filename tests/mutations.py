@@ -221,7 +221,7 @@ MUTANTS = [
            "self._hold_outside(min(1.0, done / (self.centre * self.steps)))", "self._hold_outside(0.0)",
            (f"{REG}/test_periodic.py",)),
     Mutant("periodic flattening does nothing", "regularizers/periodic.py",
-           "p.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))", "pass",
+           "self.picture.copy_(from_rgb(flatten(image_fn(), self.flatten[1]), self.decorrelate))", "pass",
            (f"{REG}/test_flat.py",)),
     Mutant("flatten keeps one pixel's gradient in a hundred", "regularizers/flat.py",
            "keep = (energy > cut)", "keep = (energy > cut * 0.01)", (f"{REG}/test_flat.py",)),
