@@ -261,6 +261,11 @@ def resize_to(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
+def resize_long(img: torch.Tensor, side: int) -> torch.Tensor:
+    """:func:`resize_to` with the long side at ``side``, the aspect ratio kept."""
+    return resize_to(img, target_size(side, (img.shape[-2], img.shape[-1])))
+
+
 def resize_wrapped(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """Resize a picture that repeats (a tiling texture): each edge is filtered with the opposite edge as its
     neighbour, so the result repeats without a seam too. Shape: ``(B, C, H, W) -> (B, C, h, w)``."""

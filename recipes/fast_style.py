@@ -24,7 +24,7 @@ from engine.checks import check_number
 from engine.errors import UserError, missing_or
 from engine.export import atomic_write, contact_sheet, loss_curves, save_png
 from engine.flow import Motion
-from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_to, target_size, to_pil
+from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_long, resize_to, target_size, to_pil
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
@@ -127,7 +127,7 @@ def _losses(cfg: DictConfig, view: ModelView) -> tuple[_Losses, list[str]]:
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
     side = max(1, round(check_number(cfg, "style_scale", high=STYLE_SCALE) * int(cfg.size)))
     styles = [load_image(s, "style") for s in sources]
-    scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(view.device) for s in styles]
+    scaled = [resize_long(s, side).to(view.device) for s in styles]
     grams = style_grams(view, scaled, layers, blend, str(cfg.smoothing))
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
     objective = check_number(cfg, "style_weight") * style(grams, weights, str(cfg.smoothing))

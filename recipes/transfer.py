@@ -26,7 +26,7 @@ from engine.colors import (
     transfer_colors,
 )
 from engine.errors import UserError
-from engine.images import load_image, resize_to, target_size
+from engine.images import load_image, resize_long, resize_to, target_size
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
@@ -155,8 +155,7 @@ def _transfer_objective(
     levels = _levels(cfg) if view.layout.input_size is None else 1  # one size in: no smaller copies
 
     def objective_at(size: tuple[int, int]) -> Objective:
-        side = max(1, round(style_scale * max(size)))
-        scaled = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))).to(dev) for s in styles]
+        scaled = [resize_long(s, max(1, round(style_scale * max(size)))).to(dev) for s in styles]
         smallest = min(min(size), *(min(s.shape[-2:]) for s in scaled))  # the picture's or a style's short side
         named, weights = pyramid(layers, layer_weights, levels, smallest)
         objective = style_weight * _style_term(view, scaled, named, weights, smoothing, masks, blend, sliced_by)
@@ -231,7 +230,8 @@ def paint(
                 _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, side=None, rounds=30
             )
     start = None if first is None else first.to(view.device)
-    flat = settle(cfg, styles, blend, photo, colour_share)  # flatten=auto: the styles' flat share, as strength says
+    seen_at = max(1, round(check_number(cfg, "style_scale", high=STYLE_SCALE) * max(hw)))  # as objective_at reads
+    flat = settle(cfg, [resize_long(s, seen_at) for s in styles], blend, photo, colour_share)  # flatten=auto
     out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart,
                            keys={"flatten": flat})  # fmt: skip
     if photo is not None and cfg.colors == "luminance":
@@ -279,7 +279,7 @@ def _recoloured(
     (None: whole)."""
     if fraction <= 0:
         return photo
-    small = styles if side is None else [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
+    small = styles if side is None else [resize_long(s, side) for s in styles]
     hw = (photo.shape[-2], photo.shape[-1])  # a later octave's start is smaller than the masks
     regions = None if masks is None else [resize_to(m, hw).cpu() for m in masks]
     each = []

@@ -18,8 +18,6 @@ from typing import Any
 import torch
 from omegaconf import ListConfig
 
-from engine.images import resize_to, target_size
-
 __all__ = ["AUTO_EVERY", "FLAT_STEP", "MOST_SHARE", "auto_share", "flat_share", "flatten", "settle"]
 
 AUTO_EVERY = 30
@@ -97,8 +95,8 @@ def auto_share(
 def settle(
     cfg: Any, styles: Sequence[torch.Tensor], blend: Sequence[float], photo: torch.Tensor | None, fraction: float
 ) -> Any:
-    """The ``flatten`` rule a style run uses: for ``auto``, ``[AUTO_EVERY, share]`` from :func:`auto_share` with the
-    styles read at ``style_scale`` of the picture's long side, or None (also for a picture that is not
+    """The ``flatten`` rule a style run uses: for ``auto``, ``[AUTO_EVERY, share]`` from :func:`auto_share` (``styles``
+    as the painting reads them: at ``style_scale`` of its long side), or None (also for a picture that is not
     ``param=pixel``); any other value as given (checked where the periodic step is made). The run's config keeps
     ``auto``, so a resume or a rerun decides again from its keys (the same keys, the same share)."""
     given = cfg.get("flatten")
@@ -106,7 +104,5 @@ def settle(
         return list(given) if isinstance(given, ListConfig) else given
     if photo is None or cfg.param.get("_target_") != "engine.params.pixel":
         return None
-    side = round(float(cfg.get("style_scale") or 1.0) * max(photo.shape[-2:]))
-    seen = [resize_to(s, target_size(side, (s.shape[-2], s.shape[-1]))) for s in styles]
-    share = auto_share(seen, blend, photo, fraction)
+    share = auto_share(styles, blend, photo, fraction)
     return None if share is None else [AUTO_EVERY, share]
