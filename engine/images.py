@@ -261,9 +261,10 @@ def resize_to(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def resize_long(img: torch.Tensor, side: int) -> torch.Tensor:
-    """:func:`resize_to` with the long side at ``side``, the aspect ratio kept."""
-    return resize_to(img, target_size(side, (img.shape[-2], img.shape[-1])))
+def resize_long(img: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
+    """:func:`resize_to` as the ``size`` key reads: an integer is the long side, the aspect ratio kept; a pair is
+    ``[h, w]`` as given (:func:`target_size`)."""
+    return resize_to(img, target_size(size, (img.shape[-2], img.shape[-1])))
 
 
 def resize_wrapped(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

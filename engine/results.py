@@ -25,7 +25,7 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT
 from engine.errors import UserError
 from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png
-from engine.images import checkerboard, composite, resize_to, target_size
+from engine.images import checkerboard, composite, resize_long
 from engine.models import LOGITS, ModelView
 
 __all__ = [
@@ -206,7 +206,7 @@ def probabilities(view: ModelView, picture: torch.Tensor) -> torch.Tensor:
     classifier reads a 4K picture no better, and would need gigabytes for it). Shape: ``(classes,)``."""
     first = picture[:1]
     if max(first.shape[-2:]) > 1024:
-        first = resize_to(first, target_size(1024, (first.shape[-2], first.shape[-1])))
+        first = resize_long(first, 1024)
     with torch.no_grad():
         return view(first.to(view.device), [LOGITS])[LOGITS].softmax(-1)[0]
 

@@ -23,7 +23,7 @@ from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
-from engine.images import load_image, resize_to, target_size
+from engine.images import load_image, resize_long
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
@@ -314,7 +314,7 @@ def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.T
             f"recipe={recipe} needs a picture; pass input=PICTURE (a path or a sample such as input=chelsea)"
         )
     picture = load_image(cfg.input)
-    return resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1]))).to(device)
+    return resize_long(picture, cfg.size).to(device)
 
 
 def _resumed(cfg: DictConfig) -> DictConfig:

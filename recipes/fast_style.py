@@ -24,7 +24,7 @@ from engine.checks import check_number
 from engine.errors import UserError, missing_or
 from engine.export import atomic_write, contact_sheet, loss_curves, save_png
 from engine.flow import Motion
-from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_long, resize_to, target_size, to_pil
+from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_long, resize_to, to_pil
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
@@ -266,7 +266,7 @@ def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     losses, sources = _losses(cfg, view)
     content_sources = list(SAMPLE_PHOTOS) if cfg.folder in (None, "samples") else _picture_files(cfg.folder, "folder")
     preview = load_image(str(cfg.preview), "preview")
-    preview = resize_to(preview, target_size(cfg.size, (preview.shape[-2], preview.shape[-1]))).to(view.device)
+    preview = resize_long(preview, cfg.size).to(view.device)
     t = _training(cfg, view.device)
     crops = _Crops(content_sources, side, t.generator)
     if t.step == 0 and cfg.snapshot_every:
@@ -294,7 +294,7 @@ def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
 def _sized(cfg: DictConfig, picture: torch.Tensor) -> torch.Tensor:
     """``picture`` at ``size`` (its long side), or as it is with ``size=null``; one line when it is too small."""
     if cfg.size is not None:
-        picture = resize_to(picture, target_size(cfg.size, (picture.shape[-2], picture.shape[-1])))
+        picture = resize_long(picture, cfg.size)
     return _big_enough(picture)
 
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Goal
 from engine.errors import UserError
-from engine.images import checkerboard, composite, load_image, resize_to, target_size
+from engine.images import checkerboard, composite, load_image, resize_long, target_size
 from engine.measures import random_views
 from engine.models import LOGITS, ModelView, require_map
 from engine.octaves import octave_sizes
@@ -129,7 +129,7 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     layer = str(cfg.layer)
 
     def guided(view: ModelView, hw: tuple[int, int]) -> Objective:
-        seen = resize_to(guide, target_size(min(max(hw), GUIDE_SIDE), (guide.shape[-2], guide.shape[-1])))
+        seen = resize_long(guide, min(max(hw), GUIDE_SIDE))
         view.check_layers([layer])
         with torch.no_grad():
             out = view(seen.to(view.device), [layer])[layer]

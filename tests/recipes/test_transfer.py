@@ -111,6 +111,7 @@ def test_the_style_recipes_keep_the_defaults_they_were_measured_with() -> None:
     assert picks == {"style": ("gram", 3, 300), "texture": ("gram", 1, 100), "style_video": ("gram", 1, 0)}
     assert (cfgs["style"].octave_colors, cfgs["style_video"].octave_colors) == (True, False)
     assert [cfgs[name].flatten for name in names] == ["auto", None, None]
+    assert [(cfgs[name].octaves, cfgs[name].octave_scale) for name in names] == [(3, 1.5), (3, 1.5), (2, 1.5)]
 
 
 def test_blend_weights_are_checked_and_normalized() -> None:
