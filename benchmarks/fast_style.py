@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from engine.configs import compose
-from engine.images import load_image, resize_to, target_size
+from engine.images import load_image, resize_long
 from engine.measures import grid_strength, style_distance
 from engine.models import load_model
 from engine.runner import run_recipe
@@ -60,7 +60,7 @@ def train(root: Path) -> tuple[str, float]:
 def painting_speed(net_source: str, root: Path) -> dict[str, float]:
     net, _ = load_network(net_source)
     photo = load_image(CONTENT)
-    photo = resize_to(photo, target_size(SIDE, (photo.shape[-2], photo.shape[-1])))
+    photo = resize_long(photo, SIDE)
     times = []
     for _ in range(5):
         start = time.perf_counter()
@@ -80,7 +80,7 @@ def painting_speed(net_source: str, root: Path) -> dict[str, float]:
     torch.manual_seed(0)
     vgg = load_model("vgg19", "none")
     style = load_image(STYLE)
-    style = resize_to(style, target_size(SIDE, (style.shape[-2], style.shape[-1])))
+    style = resize_long(style, SIDE)
     own = style_distance(vgg, VGG_LAYERS, photo, style)
     fast = style_distance(vgg, VGG_LAYERS, painted, style) / own
     slow = style_distance(vgg, VGG_LAYERS, load_image(root / "style" / "image.png"), style) / own

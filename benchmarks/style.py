@@ -30,11 +30,11 @@ MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([
 
 
 def pictures() -> tuple[torch.Tensor, torch.Tensor]:
-    from engine.images import load_image, resize_to, target_size
+    from engine.images import load_image, resize_long
 
     photo, painting = load_image(CONTENT), load_image(STYLE)
-    photo = resize_to(photo, target_size(SIDE, (photo.shape[-2], photo.shape[-1])))
-    return photo, resize_to(painting, target_size(SIDE, (painting.shape[-2], painting.shape[-1])))
+    photo = resize_long(photo, SIDE)
+    return photo, resize_long(painting, SIDE)
 
 
 class PlainStyle:

@@ -31,7 +31,7 @@ from make_gallery import IMAGES, thumbnail
 from PIL import Image, ImageDraw
 
 from engine.configs import compose
-from engine.images import load_image, resize_to, target_size, to_pil
+from engine.images import load_image, resize_long, to_pil
 from engine.measures import color_distance, feature_distance, grid_strength, style_distance, texture_distance
 from engine.models import load_model
 from engine.runner import run_recipe
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for content_name, style_name in PAIRS[args.skip : args.pairs]:
         photo = load_image(content_name)
-        photo = resize_to(photo, target_size(args.size, (photo.shape[-2], photo.shape[-1])))
+        photo = resize_long(photo, args.size)
         style = load_image(style_name)
-        style = resize_to(style, target_size(args.size, (style.shape[-2], style.shape[-1])))
+        style = resize_long(style, args.size)
         if args.docs:
             for name, picture in ((content_name, photo), (style_name, style)):
                 to_pil(picture).save(out_root / f"{name}.png")

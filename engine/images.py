@@ -25,6 +25,7 @@ __all__ = [
     "is_folder",
     "load_image",
     "quantize",
+    "resize_long",
     "resize_to",
     "resize_wrapped",
     "target_size",

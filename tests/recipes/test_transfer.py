@@ -15,7 +15,7 @@ from engine.colors import keep_chroma, luminance, match_colors, match_luminance,
 from engine.configs import compose
 from engine.errors import UserError
 from engine.export import contact_sheet
-from engine.images import load_image, resize_to, resize_wrapped
+from engine.images import load_image, resize_long, resize_to, resize_wrapped
 from engine.measures import color_distance, feature_distance, grid_strength, style_distance, texture_distance
 from engine.models import ModelView, classic_names, load_model
 from engine.runner import run_recipe
@@ -239,6 +239,13 @@ def test_wrapped_resize_keeps_a_repeating_picture_seamless() -> None:
     # the wrapped result, repeated, equals resizing the repeated picture (away from its outer border)
     reference = resize_to(tile.repeat(1, 1, 3, 3), (90, 90))[..., 30:60, 30:60]
     assert torch.allclose(big, reference, atol=1e-5)
+
+
+def test_resize_long_reads_the_size_key_as_target_size_does() -> None:
+    picture = torch.rand(1, 3, 30, 60)
+    assert resize_long(picture, 20).shape[-2:] == (10, 20)  # the long side, the aspect ratio kept
+    assert resize_long(picture, [12, 16]).shape[-2:] == (12, 16)  # a pair is [h, w] as given
+    assert resize_long(picture, 60) is picture  # already that size: the picture itself
 
 
 def test_roll_shifts_by_at_most_its_limit() -> None:
