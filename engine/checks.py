@@ -237,28 +237,30 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
         raise UserError(f"{name}={value} is not valid; {name} must be a name like {default}")
 
 
-def absolute_paths(cfg: DictConfig, keys: Iterable[str]) -> None:
+def absolute_paths(cfg: DictConfig, keys: Iterable[str], run: Path | None = None) -> None:
     """Make the files ``keys`` name (one or a list each) absolute in ``cfg``, so its stored copy finds them from any
-    folder."""
+    folder; the ``run``'s own folder is never one of them (``hydra.run.dir=logo style=logo`` means the sample)."""
     with open_dict(cfg):
         for key in keys:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, ListConfig):
-                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
+                OmegaConf.update(cfg, key, [absolute_path(v, run) for v in value])
             elif value is not None:
-                OmegaConf.update(cfg, key, absolute_path(value))
+                OmegaConf.update(cfg, key, absolute_path(value, run))
 
 
-def absolute_path(value: Any) -> Any:
-    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is."""
+def absolute_path(value: Any, run: Path | None = None) -> Any:
+    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number, the ``run``
+    folder itself) as it is."""
     try:
         if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
             return value  # an empty value stays empty (it is not the working folder)
-        if not Path(value).expanduser().exists():
+        found = Path(value).expanduser()
+        if not found.exists() or (run is not None and found.resolve() == run.resolve()):
             return value
     except OSError:
         return value  # not a path this system can use: the key's own check names it
-    return str(Path(value).expanduser().resolve())
+    return str(found.resolve())
 
 
 FIXED_HYDRA = ("hydra.output_subdir", "hydra.job.name", "hydra.sweep.subdir", "hydra.job.chdir", "hydra.runtime")

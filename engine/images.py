@@ -183,7 +183,7 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
         found = path.exists()
     except OSError as e:  # a name too long for the file system, and the like
         raise UserError(f"{key} '{text[:60]}…' is not a usable path ({e.strerror}); give a shorter path") from None
-    if found:
+    if found and not (text in SAMPLES and path.is_dir()):  # a folder bearing a sample's name is no picture
         arr = _read_file(path, key)
     elif text in SAMPLES:
         arr = SAMPLES[text]()

@@ -144,8 +144,8 @@ def _probe(view: ModelView, objective: Objective, transforms: Compose, hw: tuple
     if min(hw) < MIN_SIDE:
         fix = "give both sides, such as size=[64,64]" if max(hw) > 4 * min(hw) else "use a larger size="  # thin
         raise UserError(
-            f"size {list(hw)} is too small; pictures need at least {MIN_SIDE} pixels a side, so {fix} (or fewer "
-            "octaves=)"
+            f"size {list(hw)} is too small (the smallest picture the run makes: its first octave, or a tile's cut "
+            f"edge); pictures need at least {MIN_SIDE} pixels a side, so {fix} (or fewer octaves=)"
         )
     layers = [layer for layer in objective.layers if layer != INPUT]
     img = torch.full((batch, 3, *hw), 0.5, device=view.device)
@@ -337,7 +337,7 @@ def prepare_function(cfg: DictConfig) -> tuple[Callable[..., RunResult], RecipeS
     return fn, spec
 
 
-def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
+def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str, folder: Path) -> None:
     """Check the recipe's own numbers and the groups' keys, refuse penalties where nothing is optimized, and make
     the file keys absolute (so the picture's stored config finds them from any folder)."""
     check_groups(cfg)
@@ -350,7 +350,7 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
         given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
-    absolute_paths(cfg, (*PATH_KEYS, *spec.paths))
+    absolute_paths(cfg, (*PATH_KEYS, *spec.paths), folder)
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:
@@ -367,7 +367,7 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
         recipe = None
     recipe = recipe or str((cfg.get("choices") or {}).get("recipe") or cfg.name)
     fn, spec = prepare_function(cfg)
-    _prepare(cfg, spec, recipe)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
+    _prepare(cfg, spec, recipe, folder)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
     check_numbers(cfg)
     try:
         return fn(cfg, folder, recipe)

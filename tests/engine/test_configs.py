@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 
 from engine.checks import absolute_path
 from engine.configs import compose, explain, options, rebuild, recipes
 from engine.errors import UserError
+from engine.images import load_image
 from engine.results import config_yaml
 from tests.helpers import run
 
@@ -112,6 +114,19 @@ def test_file_keys_become_absolute_but_an_empty_one_stays_empty(
     assert absolute_path("photo.png") == str(tmp_path / "photo.png")
     assert absolute_path("chelsea") == "chelsea"  # a sample name, not a file here
     assert absolute_path("") == "" and absolute_path("  ") == "  "  # not the working folder
+
+
+def test_a_run_folder_bearing_a_samples_name_does_not_hide_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hydra.run.dir=logo style=logo``: Hydra makes ./logo before the keys are read; the key means the sample."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logo").mkdir()
+    assert absolute_path("logo", tmp_path / "logo") == "logo"  # the run's own folder stays a name
+    assert absolute_path("logo") == str(tmp_path / "logo")  # any other folder is a path, as before
+    read_here = load_image("logo", "style")  # a folder is never a picture: the sample
+    monkeypatch.chdir(tmp_path / "logo")  # where no ./logo exists
+    assert torch.equal(read_here, load_image("logo", "style"))
 
 
 def test_a_run_stored_before_the_pyramid_is_rebuilt_as_it_ran() -> None:
