@@ -33,7 +33,7 @@ from objectives.base import INPUT, Objective
 from objectives.transfer import blend_weights, content, histogram, style, style_grams
 from recipes.clips import carry_over, is_clip, run_clip
 from recipes.folders import picture_files, square_crop
-from recipes.transfer import STYLE_SCALE, WEIGHTS, as_list, style_layer_keys
+from recipes.transfer import WEIGHTS, as_list, style_layer_keys, styles_seen
 
 __all__ = ["style_fast", "style_train"]
 
@@ -125,9 +125,7 @@ def _losses(cfg: DictConfig, view: ModelView) -> tuple[_Losses, list[str]]:
     if not sources:
         raise UserError("no style picture; pass style=PICTURE (a path or a sample such as style=ihc)")
     blend = blend_weights([float(w) for w in as_list(cfg.style_weights)] or None, len(sources))
-    side = max(1, round(check_number(cfg, "style_scale", high=STYLE_SCALE) * int(cfg.size)))
-    styles = [load_image(s, "style") for s in sources]
-    scaled = [resize_long(s, side).to(view.device) for s in styles]
+    scaled = [s.to(view.device) for s in styles_seen(cfg, [load_image(s, "style") for s in sources], int(cfg.size))]
     grams = style_grams(view, scaled, layers, blend, str(cfg.smoothing))
     weights = dict(zip(layers, layer_weights, strict=True)) if layer_weights else None
     objective = check_number(cfg, "style_weight") * style(grams, weights, str(cfg.smoothing))

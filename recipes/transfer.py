@@ -54,6 +54,11 @@ STATISTICS = ("gram", "sliced")
 __all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
 
 
+def styles_seen(cfg: DictConfig, styles: list[torch.Tensor], side: int) -> list[torch.Tensor]:
+    """The style pictures as a painting of long side ``side`` reads them: their long side ``style_scale`` of it."""
+    return [resize_long(s, max(1, round(check_number(cfg, "style_scale", high=STYLE_SCALE) * side))) for s in styles]
+
+
 def as_list(value: Any) -> list[Any]:
     """A key that takes one value or a list, as a list (null: empty)."""
     if value is None:
@@ -145,7 +150,6 @@ def _transfer_objective(
     """The style (and content) objective for each octave size, its targets made once per size; ``strength``'s
     ``content_factor`` scales the content weight; ``generator`` is the run's random source, from which
     ``statistics=sliced`` picks each step's set of directions."""
-    style_scale = check_number(cfg, "style_scale", high=STYLE_SCALE)
     content_weight = check_number(cfg, "content_weight", strict=False) * content_factor
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
@@ -155,7 +159,7 @@ def _transfer_objective(
     levels = _levels(cfg) if view.layout.input_size is None else 1  # one size in: no smaller copies
 
     def objective_at(size: tuple[int, int]) -> Objective:
-        scaled = [resize_long(s, max(1, round(style_scale * max(size)))).to(dev) for s in styles]
+        scaled = [s.to(dev) for s in styles_seen(cfg, styles, max(size))]
         smallest = min(min(size), *(min(s.shape[-2:]) for s in scaled))  # the picture's or a style's short side
         named, weights = pyramid(layers, layer_weights, levels, smallest)
         objective = style_weight * _style_term(view, scaled, named, weights, smoothing, masks, blend, sliced_by)
@@ -230,8 +234,7 @@ def paint(
                 _recoloured, styles=styles, masks=masks, blend=blend, fraction=colour_share, side=None, rounds=30
             )
     start = None if first is None else first.to(view.device)
-    seen_at = max(1, round(check_number(cfg, "style_scale", high=STYLE_SCALE) * max(hw)))  # as objective_at reads
-    flat = settle(cfg, [resize_long(s, seen_at) for s in styles], blend, photo, colour_share)  # flatten=auto
+    flat = settle(cfg, styles_seen(cfg, styles, max(hw)), blend, photo, colour_share)  # flatten=auto
     out = optimize_octaves(cfg, view, sizes, objective_at, None, start, generator, folder, restart=restart,
                            keys={"flatten": flat})  # fmt: skip
     if photo is not None and cfg.colors == "luminance":
