@@ -23,6 +23,7 @@ __all__ = [
     "composite",
     "from_pil",
     "is_folder",
+    "is_input_folder",
     "load_image",
     "quantize",
     "resize_long",
@@ -39,6 +40,12 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
         return Path(path).expanduser().is_dir()
     except OSError:
         return False
+
+
+def is_input_folder(source: str | os.PathLike[str]) -> bool:
+    """Whether an ``input`` value names a folder of pictures: a folder, unless it is a sample's bare name, which always
+    means the sample (a run folder ``hydra.run.dir=chelsea`` is no input; ``./chelsea`` names a folder of that name)."""
+    return str(source) not in SAMPLES and is_folder(source)
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:

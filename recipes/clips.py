@@ -50,7 +50,7 @@ CLIP_SUFFIXES = {".gif", ".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
 def is_clip(source: str) -> bool:
     """Whether ``input`` names a clip: the sample clip, a video file, or a GIF of more than one frame."""
     path = Path(source).expanduser()
-    if source == CLIP and not path.exists():
+    if source == CLIP and not path.is_file():  # a folder of that name (the run's own) is no clip
         return True
     suffix = path.suffix.lower()
     if suffix == ".gif" and path.is_file():
@@ -68,7 +68,7 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
     import imageio.v2 as imageio
 
     path = Path(source).expanduser()
-    if source == CLIP and not path.exists():
+    if source == CLIP and not path.is_file():
         path = sample_clip()
     if not path.is_file():
         raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")

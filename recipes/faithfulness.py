@@ -28,7 +28,7 @@ from PIL import Image
 from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.export import figure_picture, write_text
-from engine.images import SAMPLES, is_folder, load_image, resize_to, target_size
+from engine.images import SAMPLES, is_input_folder, load_image, resize_to, target_size
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
@@ -198,7 +198,7 @@ def _pictures(cfg: DictConfig, side: tuple[int, int]) -> list[tuple[str, torch.T
         raise UserError("recipe=faithfulness needs pictures; pass input=PICTURE, input=FOLDER or input=photos")
     if source == "photos":
         names = list(PHOTOS)
-    elif is_folder(source):
+    elif is_input_folder(source):
         folder = Path(source).expanduser()
         names = [str(p) for p in picture_files(folder)[0]]
         if not names:

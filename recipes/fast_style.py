@@ -24,7 +24,7 @@ from engine.checks import check_number
 from engine.errors import UserError, missing_or
 from engine.export import atomic_write, contact_sheet, loss_curves, save_png
 from engine.flow import Motion
-from engine.images import SAMPLE_PHOTOS, is_folder, load_image, resize_long, resize_to, to_pil
+from engine.images import SAMPLE_PHOTOS, is_folder, is_input_folder, load_image, resize_long, resize_to, to_pil
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
@@ -381,7 +381,7 @@ def style_fast(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             f"{keys} {verb} a clip; input={source} is not one, so drop {them} "
             f"(rerunning an older picture: add {' '.join(f'{k}=null' for k in given)})"
         )
-    if is_folder(source):
+    if is_input_folder(source):
         return _fast_folder(cfg, folder, recipe, paint, info)
     picture = _sized(cfg, load_image(source))
     painted, seconds = _timed(paint, picture)

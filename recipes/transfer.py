@@ -240,6 +240,8 @@ def paint(
     if photo is not None and cfg.colors == "luminance":
         out.picture = keep_chroma(out.picture, photo.to(view.device).expand_as(out.picture))
     keys = {"styles": sources, "style_weights": blend, "colors": cfg.colors, "flatten": flat}
+    if photo is not None:  # what strength= set (texture has no photo to weigh)
+        keys["strength"] = float(cfg.strength)
     return out, objective_at(sizes[-1]).name, keys
 
 

@@ -13,7 +13,7 @@ from hydra.errors import MissingConfigException
 from engine.checks import absolute_path
 from engine.configs import compose, explain, options, rebuild, recipes
 from engine.errors import UserError
-from engine.images import load_image
+from engine.images import is_input_folder, load_image
 from engine.results import config_yaml
 from tests.helpers import run
 
@@ -125,6 +125,8 @@ def test_a_run_folder_bearing_a_samples_name_does_not_hide_the_sample(
     assert absolute_path("logo", tmp_path / "logo") == "logo"  # the run's own folder stays a name
     assert absolute_path("logo") == str(tmp_path / "logo")  # any other folder is a path, as before
     read_here = load_image("logo", "style")  # a folder is never a picture: the sample
+    assert not is_input_folder("logo")  # nor a folder of inputs (style_fast, faithfulness)
+    assert is_input_folder("./logo") and is_input_folder(str(tmp_path / "logo"))
     monkeypatch.chdir(tmp_path / "logo")  # where no ./logo exists
     assert torch.equal(read_here, load_image("logo", "style"))
 

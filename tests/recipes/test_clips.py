@@ -147,3 +147,14 @@ def test_wrong_clip_keys_are_one_line(keys: tuple[str, ...], line: str, tmp_path
     with pytest.raises(UserError, match=line.replace("(", r"\(").replace(")", r"\)")):
         run_recipe(cfg, tmp_path / "run", "x")
     assert not (tmp_path / "run" / "frames").exists() or not any((tmp_path / "run" / "frames").iterdir())
+
+
+def test_a_run_folder_named_clip_does_not_hide_the_sample_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hydra.run.dir=clip input=clip``: Hydra makes ./clip first; the key still means the sample clip."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip").mkdir()
+    assert recipes.clips.is_clip("clip")
+    frames, _ = recipes.clips.read_clip("clip", limit=2)
+    assert len(frames) == 2
+    (tmp_path / "other").mkdir()
+    assert not recipes.clips.is_clip(str(tmp_path / "other"))

@@ -451,7 +451,7 @@ def test_strength_moves_from_the_photo_towards_the_style(tmp_path: Path) -> None
     field = resize_to(load_image("hubble_deep_field"), (64, 64))
     colours, changes = [], []
     for strength in (0, 1):
-        _run(tmp_path / str(strength), "style", *common, f"strength={strength}")
+        assert _run(tmp_path / str(strength), "style", *common, f"strength={strength}")["strength"] == strength
         result = load_image(tmp_path / str(strength) / "image.png")
         photo = resize_to(load_image("astronaut"), (result.shape[-2], result.shape[-1]))
         colours.append(color_distance(result, field))
