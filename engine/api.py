@@ -53,6 +53,8 @@ class Result:
     def picture(self) -> torch.Tensor:
         """The run's picture in [0, 1]. Shape: ``(1, 3, H, W)``, or ``(1, 4, H, W)`` for a transparent one
         (``param=alpha``)."""
+        if not (self.folder / "image.png").is_file():  # recipe=layers writes its table, layers.txt, and no picture
+            raise UserError(f"recipe={self.metrics.get('recipe')} writes no picture; read its files in {self.folder}")
         with Image.open(self.folder / "image.png") as img:
             if img.mode == "RGBA":
                 return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()

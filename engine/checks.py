@@ -3,38 +3,30 @@ and what it must be."""
 
 from __future__ import annotations
 
-import itertools
 import math
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from engine.configs import GROUPS, compose, explain, options
-from engine.errors import UserError, one_line
-from engine.images import MAX_SIDE
+from engine.configs import GROUPS, options
+from engine.errors import UserError
+from engine.images import MAX_SIDE, SAMPLES, target_size
+from engine.samples import CLIP
 from recipes import CONFIG_DIR
 
 __all__ = [
     "GIF_MS",
     "absolute_path",
     "absolute_paths",
-    "check_fixed_hydra_keys",
-    "check_flags",
     "check_gif",
     "check_groups",
     "check_list",
-    "check_new_folder",
     "check_number",
     "check_numbers",
-    "check_sweep",
     "check_switch",
 ]
-
-MOST_JOBS = 1000
-"""The most jobs one sweep (``-m``) may run: a ``range(...)`` past it is refused before Hydra expands it."""
 
 
 def check_number(
@@ -87,8 +79,9 @@ def check_numbers(cfg: DictConfig) -> None:
     check_number(cfg, "checkpoint_every", int, 0, strict=False)
     for key in ("tv", "l1", "l2"):
         check_number(cfg, key, float, 0, strict=False)
-    if cfg.octaves > 1:
-        check_number(cfg, "octave_scale", float, 1)
+    check_number(cfg, "octave_scale", float, 1)  # even at one octave: a stored run may be rerun with more
+    if cfg.get("size") is not None:
+        target_size(cfg.size)  # the size's own line, though the recipe may read it late or not at all
     if cfg.get("tile_size") is not None:
         check_number(cfg, "tile_size", int, 63)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not -(2**63) <= cfg.seed < 2**64:
@@ -251,147 +244,15 @@ def absolute_paths(cfg: DictConfig, keys: Iterable[str], run: Path | None = None
 
 def absolute_path(value: Any, run: Path | None = None) -> Any:
     """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number, the ``run``
-    folder itself) as it is."""
+    folder itself, a folder bearing a sample's name: ``./chelsea`` names that folder) as it is."""
     try:
         if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
             return value  # an empty value stays empty (it is not the working folder)
         found = Path(value).expanduser()
         if not found.exists() or (run is not None and found.resolve() == run.resolve()):
             return value
+        if found.is_dir() and value in (*SAMPLES, CLIP, "photos"):  # a sample's bare name means the sample
+            return value
     except OSError:
         return value  # not a path this system can use: the key's own check names it
     return str(found.resolve())
-
-
-FIXED_HYDRA = ("hydra.output_subdir", "hydra.job.name", "hydra.sweep.subdir", "hydra.job.chdir", "hydra.runtime")
-"""Hydra's keys that decide where a run's files go beyond its folder, or which folder its relative paths mean: fixed,
-so that every file of a run lands in the one folder ``hydra.run.dir`` (or, per job, ``hydra.sweep.dir``) names."""
-TAKES_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"})
-
-
-def check_fixed_hydra_keys(args: list[str]) -> None:
-    """Refuse a change to one of :data:`FIXED_HYDRA` with one line."""
-    for arg in args:
-        key = arg.lstrip("+~").split("=", 1)[0]
-        if "=" in arg and key.startswith(FIXED_HYDRA):
-            raise UserError(
-                f"{key}= cannot be changed in dreamloom: every file of a run goes in its own folder; choose that "
-                "folder with hydra.run.dir= (hydra.sweep.dir= for a sweep)"
-            )
-
-
-def check_flags(args: list[str]) -> None:
-    """Hydra's printing flags: ``--cfg job|hydra|all`` (with ``-p PACKAGE`` and ``--resolve``) prints the config a
-    run would have, checked as a run's overrides are; ``-p`` or ``--resolve`` without ``--cfg`` would start a run
-    past every check, so they are refused."""
-    flags, overrides, value_of = [], [], None
-    for arg in args:
-        if value_of is not None:
-            flags.append((value_of, arg))
-            value_of = None
-        elif arg.startswith("-"):
-            value_of = arg if arg in TAKES_VALUE else None
-            if value_of is None:
-                flags.append((arg, ""))
-        else:
-            overrides.append(arg)
-    named = {flag for flag, _ in flags} | ({value_of} if value_of else set())
-    if value_of is not None:
-        raise UserError(f"{value_of} needs a value; use: dreamloom --cfg job recipe=NAME [key=value ...]")
-    if {"-p", "--package", "--resolve"} & named and not {"--cfg", "-c", "--help", "-h", "--hydra-help"} & named:
-        raise UserError("-p and --resolve only go with --cfg, which prints the config; drop them to start a run")
-    for flag, value in flags:
-        if flag in ("--cfg", "-c") and value not in ("job", "hydra", "all"):
-            raise UserError(f"{flag} {value} is not valid; use --cfg job, --cfg hydra or --cfg all")
-    if {"--cfg", "-c"} & named:
-        compose(overrides, hydra=True)  # a bad key or option is one line here too
-
-
-def check_new_folder(folder: Path, what: str, key: str) -> None:
-    """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
-    real, since permission bits say nothing to root)."""
-    try:
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-    except OSError as e:
-        raise UserError(
-            f"cannot make the {what} folder '{str(folder)[:60]}…' ({e.strerror}); choose another {key}"
-        ) from None
-    problem = "is a file, not a folder" if not existing.is_dir() else None
-    if problem is None:
-        try:
-            Path(tempfile.mkdtemp(prefix=".dreamloom-", dir=existing)).rmdir()
-        except OSError as e:
-            problem = f"is not writable ({e.strerror})"
-    if problem:
-        raise UserError(f"cannot make the {what} folder '{folder}': '{existing}' {problem}; choose another {key}")
-
-
-def check_sweep(args: list[str]) -> Path:
-    """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
-    and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
-
-    Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
-    first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
-    each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    lines = [a for a in args if not a.startswith("-")]
-    if any(a.startswith("hydra.run.dir=") for a in lines):
-        raise UserError(
-            "hydra.run.dir= names one run's folder, and a sweep (-m) makes one folder per job; name the sweep's "
-            "folder with hydra.sweep.dir=DIR instead"
-        )
-    try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-    except OverrideParseException as e:
-        raise UserError(explain(e, lines)) from None
-    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
-    first: list[str] = []
-    tries: list[tuple[int, str]] = []
-    jobs = 1
-    for override in parsed:
-        if not override.is_sweep_override():
-            first.append(str(override.input_line))
-            continue
-        key = override.get_key_element()
-        values = [f"{key}={value}" for value in _sweep_values(override, key)]
-        jobs *= len(values)
-        if jobs > MOST_JOBS:
-            raise _too_many(key)
-        first.append(values[0])
-        if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
-            tries += [(len(first) - 1, value) for value in values[1:]]
-    combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
-    for combo in combos:
-        compose(combo)
-    sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
-    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):  # its jobs' folders would be written into one by one
-        raise UserError(
-            f"sweep folder '{sweep_dir}' already exists and is not empty; choose another hydra.sweep.dir= or move "
-            "it away"
-        )
-    check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
-    return sweep_dir
-
-
-def _sweep_values(override: Any, key: str) -> list[str]:
-    """The first values of a swept key, up to one past :data:`MOST_JOBS` (a range is counted before it is listed:
-    Hydra lists a shuffled one whole)."""
-    from hydra.core.override_parser.types import RangeSweep
-    from hydra.errors import HydraException
-
-    value = override.value()
-    ends = (value.start, value.stop, value.step) if isinstance(value, RangeSweep) else (None, None, None)
-    if None not in ends and ends[2] and (ends[1] - ends[0]) / ends[2] > MOST_JOBS:  # type: ignore[operator]
-        raise _too_many(key)
-    try:
-        return list(itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1))
-    except HydraException as e:  # glob(), which needs Hydra's config loader
-        why = one_line(str(e))
-        raise UserError(f"{key}: its values cannot be listed ({why}); name them, such as {key}=a,b,c") from None
-
-
-def _too_many(key: str) -> UserError:
-    return UserError(f"the sweep would run more than {MOST_JOBS} jobs (at {key}); split it into smaller sweeps")

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from engine.checks import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep
+from engine.arguments import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep
 from engine.configs import GROUPS, compose, override_value, rebuild, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,12 +17,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import UserError, close_matches
 
 __all__ = [
+    "MIN_SIDE",
     "SAMPLES",
     "SAMPLE_PHOTOS",
+    "check_side",
     "checkerboard",
     "colormap",
     "composite",
     "from_pil",
+    "input_picture",
     "is_folder",
     "is_input_folder",
     "load_image",
@@ -199,6 +203,11 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
         arr = arr[..., :3]
     elif path.is_symlink():
         raise UserError(f"{key} '{text}' is a link that leads to no file (or to itself); give the picture's own path")
+    elif text == "photos":  # the packaged set, which recipe=faithfulness reads as a folder
+        raise UserError(
+            f"{key}=photos (the ten sample photos) is read by recipe=faithfulness only; pass one picture, such as "
+            f"{key}=chelsea"
+        )
     else:
         hint = close_matches(text, SAMPLES)
         shown = [n for n in SAMPLES if n not in ("immunohistochemistry", "halves")] + (
@@ -325,3 +334,27 @@ def colormap(values: torch.Tensor) -> torch.Tensor:
     t = (v - low).unsqueeze(0)
     stops = _STOPS.to(values.device)
     return stops[low].permute(2, 0, 1) * (1 - t) + stops[low + 1].permute(2, 0, 1) * t
+
+
+MIN_SIDE = 16
+"""The fewest pixels a side of any picture a run makes or shows."""
+
+
+def input_picture(cfg: Any, recipe: str, device: torch.device) -> torch.Tensor:
+    """The recipe's ``input`` picture at ``size`` (its long side), on ``device``; one error line when there is none."""
+    if not cfg.get("input"):
+        raise UserError(
+            f"recipe={recipe} needs a picture; pass input=PICTURE (a path or a sample such as input=chelsea)"
+        )
+    picture = resize_long(load_image(cfg.input), cfg.size)
+    check_side(cfg, picture.shape[-2:])
+    return picture.to(device)
+
+
+def check_side(cfg: Any, hw: Sequence[int]) -> None:
+    """One line when ``size`` makes a picture under :data:`MIN_SIDE` pixels on a side (a view of a sliver)."""
+    if min(hw) < MIN_SIDE:
+        raise UserError(
+            f"size={cfg.size} makes a {hw[0]}x{hw[1]} picture; pictures need at least {MIN_SIDE} pixels a side, so "
+            "use a larger size= (224 is what the model was trained at)"
+        )

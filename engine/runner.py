@@ -23,7 +23,7 @@ from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
-from engine.images import load_image, resize_long
+from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
@@ -39,7 +39,6 @@ __all__ = [
     "RecipeSpec",
     "build",
     "build_objective",
-    "input_picture",
     "load_view",
     "optimize_octaves",
     "penalized",
@@ -51,7 +50,6 @@ __all__ = [
 ]
 
 ALPHA, CPPN = "engine.params.alpha", "engine.cppn.cppn"  # treated apart: transparent, and drawn at any size
-MIN_SIDE = 16
 PATH_KEYS = ("input", "init", "model.checkpoint")
 """Shared keys that may name a file; a recipe adds its own with ``@recipe(paths=...)``."""
 PENALTIES = {"tv": total_variation, "l1": l1, "l2": l2}
@@ -66,6 +64,8 @@ class RecipeSpec:
     numbers: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
     penalties: bool = True
     lists: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
+    objective: bool = False
+    ignores: tuple[str, ...] = ()
 
 
 def recipe(
@@ -73,6 +73,8 @@ def recipe(
     numbers: Mapping[str, tuple[type, float, bool]] | None = None,
     penalties: bool = True,
     lists: Mapping[str, tuple[type, float, bool]] | None = None,
+    objective: bool = False,
+    ignores: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., RunResult]], Callable[..., RunResult]]:
     """Mark a recipe function and declare its keys.
 
@@ -83,10 +85,12 @@ def recipe(
         penalties: whether the recipe honours ``tv``, ``l1`` and ``l2`` (every recipe that optimizes a picture
             freely does); one that does not refuses them with one line.
         lists: keys that hold a list of numbers, each checked as ``numbers`` are.
+        objective: whether the recipe builds the ``objective`` key; one that does not refuses a given one.
+        ignores: shared keys (null by default) the recipe does not read; a given one is refused with one line.
     """
 
     def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
-        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}))
+        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}), objective, ignores)
         fn.recipe_spec = spec  # type: ignore[attr-defined]
         return fn
 
@@ -307,16 +311,6 @@ def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 
 
-def input_picture(cfg: DictConfig, recipe: str, device: torch.device) -> torch.Tensor:
-    """The recipe's ``input`` picture at ``size`` (its long side), on ``device``; one error line when there is none."""
-    if not cfg.get("input"):
-        raise UserError(
-            f"recipe={recipe} needs a picture; pass input=PICTURE (a path or a sample such as input=chelsea)"
-        )
-    picture = load_image(cfg.input)
-    return resize_long(picture, cfg.size).to(device)
-
-
 def _resumed(cfg: DictConfig) -> DictConfig:
     """The run saved in ``cfg.resume``'s checkpoint, rebuilt from the project's configs, still pointing at it."""
     folder = str(cfg.resume)
@@ -350,6 +344,10 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str, folder: Path) -> No
         given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
+    unread = [k for k in (*spec.ignores, *(() if spec.objective else ("objective",))) if cfg.get(k) is not None]
+    if unread:
+        shown, them = " ".join(f"{k}={cfg[k]}" for k in unread), "them" if len(unread) > 1 else "it"
+        raise UserError(f"recipe={recipe} does not read {', '.join(unread)}, so {shown} would do nothing; drop {them}")
     absolute_paths(cfg, (*PATH_KEYS, *spec.paths), folder)
 
 

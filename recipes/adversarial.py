@@ -19,12 +19,13 @@ from omegaconf import DictConfig
 from engine.callbacks import Callback, Diverged, Guard, Progress
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
-from engine.images import quantize, target_size
+from engine.images import check_side, input_picture, quantize, target_size
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, config_yaml, probabilities, top5, write_view
-from engine.runner import input_picture, load_view, penalty_terms, recipe, snapshots
+from engine.runner import load_view, penalty_terms, recipe, snapshots
 from objectives.base import INPUT, Objective
 from objectives.classes import resolve_class
+from regularizers.periodic import KEYS
 
 __all__ = ["ATTACKS", "adversarial", "attack", "fool", "fooling", "parse_eps"]
 
@@ -180,7 +181,7 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe()
+@recipe(numbers={"confidence": (float, 0, True)}, ignores=("input", *KEYS, "centre"))
 def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write a picture grown from noise that the model calls ``target`` with ``confidence``."""
     view = load_view(cfg)
@@ -189,6 +190,7 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         raise UserError(f"confidence={cfg.confidence} is not valid; use a probability between 0 and 1, e.g. 0.99")
     target = resolve_class(cfg.target, view.categories)
     hw = target_size(cfg.size)
+    check_side(cfg, hw)
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(int(cfg.seed))
     frames = snapshots(cfg)

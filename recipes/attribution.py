@@ -23,10 +23,10 @@ from omegaconf import DictConfig
 from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.export import contact_sheet
-from engine.images import colormap
+from engine.images import colormap, input_picture
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, probabilities, top5, write_view
-from engine.runner import input_picture, load_view, recipe
+from engine.runner import load_view, recipe
 from objectives.classes import resolve_class
 from recipes.cams import CAM_METHODS, cam
 from recipes.gradients import (
@@ -60,9 +60,12 @@ MAX_SHIFTS = 8
 """The most pixels copies are moved by (``shifts=``): 64 passes per class."""
 
 
-def conv_layer(view: ModelView, layer: str, hw: tuple[int, int]) -> None:
-    """Raise :class:`UserError` unless ``layer`` gives a spatial map ``(C, H, W)`` for a picture of size ``hw``."""
-    view.check_maps([layer], "Grad-CAM needs a convolutional layer such as the last one before pooling", hw)
+def conv_layer(
+    view: ModelView, layer: str, hw: tuple[int, int], use: str = "Grad-CAM needs a convolutional layer"
+) -> None:
+    """Raise :class:`UserError` unless ``layer`` gives a spatial map ``(C, H, W)`` for a picture of size ``hw``;
+    ``use`` says what needs one."""
+    view.check_maps([layer], f"{use} such as the last one before pooling", hw)
 
 
 def gradcam(view: ModelView, picture: torch.Tensor, target: int, layer: str) -> torch.Tensor:

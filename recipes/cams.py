@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from engine.errors import UserError
 from engine.models import LOGITS, ModelView
 
-__all__ = ["CAM_METHODS", "GRADIENT_FREE", "LayerReading", "cam"]
+__all__ = ["CAM_METHODS", "LayerReading", "cam"]
 
 EPS = 1e-7
 
@@ -136,7 +136,6 @@ CAM_METHODS: dict[str, Callable[[LayerReading], torch.Tensor]] = {
     "ablationcam": _ablationcam,
 }
 """Each method, by the name ``method=`` takes: ``reading -> (h, w)`` map before rectifying."""
-GRADIENT_FREE = frozenset({"eigencam", "scorecam", "ablationcam"})
 
 
 def cam(
@@ -147,7 +146,7 @@ def cam(
     if method not in CAM_METHODS:
         raise UserError(f"method={method} is not a CAM method; use one of {', '.join(CAM_METHODS)}")
     x = picture.to(view.device).detach()
-    if method in GRADIENT_FREE:
+    if method == "eigencam":  # the one method that ignores the class
         with torch.no_grad():
             acts, grads = view(x, [layer])[layer][0], None
     else:
@@ -155,7 +154,7 @@ def cam(
         out = view(x, [layer, LOGITS])
         (grad,) = torch.autograd.grad(out[LOGITS][:, target].sum(), out[layer])
         acts, grads = out[layer][0].detach(), grad[0]
-        if not grads.any():
+        if not grads.any():  # Score-CAM and Ablation-CAM too would weigh rounding noise there
             raise UserError(
                 f"layer {layer} does not reach the score of class {target} (its gradient there is zero, as at a "
                 "vision transformer's last block, whose patch tokens the head never reads); choose an earlier layer "

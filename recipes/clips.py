@@ -203,6 +203,7 @@ def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
     paths=("style", "mask"),
     numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
     lists=WEIGHTS,
+    ignores=("content",),
 )
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer frame by frame. Frame ``k`` starts from painted frame ``k - 1`` warped along the flow (the new
@@ -231,7 +232,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return run_clip(cfg, folder, recipe, view, make, lambda: name[0] or "style")
 
 
-@recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)})
+@recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)}, objective=True)
 def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream of a clip. Frame ``k`` starts from dream ``k - 1`` warped along the flow, blended with the new frame
     (``blend``: the dream's share; the new frame alone where the flow fails), and is dreamed on with the usual

@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.errors import UserError, missing_or
 from engine.export import check_sheet, contact_sheet
-from engine.images import is_folder, load_image, resize_to, target_size, to_pil
+from engine.images import check_side, is_folder, load_image, resize_to, target_size, to_pil
 from engine.layers import receptive_field
 from engine.models import ModelView, require_map
 from engine.results import RunResult, write_view
@@ -93,7 +93,9 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
 
 def square_side(cfg: DictConfig) -> int:
     """The side of the square crops a folder view reads: ``size``, or the longer of ``[h, w]``."""
-    return max(target_size(cfg.size if cfg.size is not None else 224))
+    side = max(target_size(cfg.size if cfg.size is not None else 224))
+    check_side(cfg, (side, side))
+    return side
 
 
 def channel_map(acts: torch.Tensor, layer: str, channel: int) -> torch.Tensor:
@@ -140,7 +142,9 @@ def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data:
     return result
 
 
-@recipe(paths=("folder",), numbers={"channel": (int, 0, False), "top": (int, 0, True)}, penalties=False)
+@recipe(
+    paths=("folder",), numbers={"channel": (int, 0, False), "top": (int, 0, True)}, penalties=False, ignores=("input",)
+)
 def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``top`` pictures where one channel fires most, each cropped to the receptive field of its strongest unit."""
     t0 = time.perf_counter()
@@ -211,7 +215,12 @@ def _grid_layout(points: np.ndarray, cells: int) -> list[tuple[int, int]]:
     return [spots[i] for i in range(len(points))]
 
 
-@recipe(paths=("folder",), numbers={"thumb": (int, 7, True), "perplexity": (float, 0, True)}, penalties=False)
+@recipe(
+    paths=("folder",),
+    numbers={"thumb": (int, 7, True), "perplexity": (float, 0, True)},
+    penalties=False,
+    ignores=("input",),
+)
 def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The pictures laid out by their classifier features, reduced to 2-D by PCA or t-SNE, one thumbnail per cell."""
     t0 = time.perf_counter()
@@ -254,7 +263,7 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False)
+@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False, ignores=("input",))
 def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``k`` pictures nearest ``query`` in the classifier's feature space (cosine) and in pixel space (L2 on
     32-px copies), as two captioned rows."""

@@ -11,11 +11,11 @@ from omegaconf import DictConfig
 
 from engine.errors import UserError
 from engine.export import check_sheet, contact_sheet, write_text
-from engine.images import colormap, target_size
+from engine.images import check_side, colormap, input_picture, target_size
 from engine.layers import Layer, layer_rows
 from engine.models import load_model
 from engine.results import RunResult, save_metrics, write_view
-from engine.runner import input_picture, load_view, recipe
+from engine.runner import load_view, recipe
 from recipes.attribution import conv_layer
 
 __all__ = ["activations", "filters", "layers"]
@@ -25,13 +25,14 @@ THUMB = {"thumb": (int, 0, True)}
 """The side a small map or kernel is enlarged to on the sheet."""
 
 
-@recipe(penalties=False)
+@recipe(penalties=False, ignores=("input",))
 def layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Print the model's layers, the block outputs worth visualizing first (with output shape and receptive field),
     then every other module, and save the table as ``layers.txt``. Only the architecture is built: no weights are
     read or downloaded, since names and shapes do not depend on them."""
     view = load_model(cfg.model.name, None, None, cfg.device, fold=False)
     hw = target_size(cfg.size if cfg.size is not None else 224)
+    check_side(cfg, hw)
     t0 = time.perf_counter()
     rows = layer_rows(view, hw)
     blocks = [r for r in rows if r.block]
@@ -88,7 +89,7 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view = load_view(cfg)
     picture = input_picture(cfg, recipe, view.device)
     layer = str(cfg.layer)
-    conv_layer(view, layer, (picture.shape[-2], picture.shape[-1]))
+    conv_layer(view, layer, (picture.shape[-2], picture.shape[-1]), "activations shows a convolutional layer's maps")
     with torch.no_grad():
         acts = view(picture, [layer])[layer][0].float()
     scale = torch.quantile(acts.clamp_min(0).flatten(), 0.995).clamp_min(1e-12)
@@ -108,7 +109,7 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(numbers=THUMB, penalties=False)
+@recipe(numbers=THUMB, penalties=False, ignores=("input",))
 def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
     (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0. ``scale=each``
@@ -119,8 +120,10 @@ def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     view.check_layers([layer])
     module = view.model.get_submodule(view.aliases.get(layer, layer))
     if not isinstance(module, torch.nn.Conv2d):
+        kind = type(module).__name__
+        kind = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
         raise UserError(
-            f"layer {layer} is a {type(module).__name__}, not a convolution; filters shows a Conv2d's kernels "
+            f"layer {layer} is {kind}, not a convolution; filters shows a Conv2d's kernels "
             "(the first is features.0.0 on MobileNetV2; list them with: dreamloom recipe=layers)"
         )
     if cfg.scale not in SCALES:

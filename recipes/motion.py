@@ -24,10 +24,10 @@ from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.checks import check_number
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
-from engine.images import load_image, quantize, target_size, to_pil
+from engine.images import input_picture, load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, config_yaml, finish
-from engine.runner import build_objective, input_picture, load_view, optimize_octaves, recipe
+from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import MOST_CHANNELS
 from recipes.visualize import render
 
@@ -118,7 +118,7 @@ def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     return copied
 
 
-@recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)})
+@recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)}, objective=True)
 def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The zoom video: frame ``k + 1`` is frame ``k`` warped (zoom, rotate, shift), then dreamed on.
 
@@ -159,7 +159,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return finish(cfg, folder, recipe, view, result, objective.name, frames=len(pictures), fps=fps, videos=videos)
 
 
-@recipe()
+@recipe(objective=True)
 def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A batch of ``frames`` pictures blending objective ``from`` into ``to`` (channels of ``layer``, channels of other
     layers as ``LAYER:CHANNEL``, or classes as ``class:NAME``): the contact sheet

@@ -26,12 +26,12 @@ from engine.colors import (
     transfer_colors,
 )
 from engine.errors import UserError
-from engine.images import load_image, resize_long, resize_to, target_size
+from engine.images import input_picture, load_image, resize_long, resize_to, target_size
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import ALPHA, input_picture, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.runner import ALPHA, load_view, optimize_octaves, penalized, recipe, snapshots
 from engine.scales import pyramid
 from objectives.base import Objective
 from objectives.transfer import (
@@ -129,6 +129,8 @@ def _style_pictures(
             "such as content=grace_hopper)"
         )
     masks = None
+    if cfg.get("mask_colors") is not None and not cfg.mask:
+        raise UserError(f"mask_colors={cfg.mask_colors} names a mask's colours; pass mask=PICTURE or drop mask_colors")
     if cfg.mask:
         colors = [str(c) for c in as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders
@@ -319,6 +321,7 @@ WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False
     paths=("content", "style", "mask"),
     numbers={"style_scale": (float, 0, True)},
     lists=WEIGHTS,
+    ignores=("input",),  # the photo is content=
 )
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.

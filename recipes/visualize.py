@@ -56,7 +56,7 @@ ObjectiveMaker = Callable[[ModelView, tuple[int, int]], Objective]
 """Makes a render's objective in code, from the model and the picture's final size, instead of from its YAML."""
 
 
-@recipe(numbers={**INDICES, "diversity": (float, 0, False), "log_prob": (float, 0, False)})
+@recipe(numbers={**INDICES, "diversity": (float, 0, False), "log_prob": (float, 0, False)}, objective=True)
 def render(
     cfg: DictConfig, folder: Path, recipe: str, labels: list[str] | None = None, make: ObjectiveMaker | None = None
 ) -> RunResult:
@@ -108,7 +108,7 @@ GUIDE_SIDE = 512
 """The longest side the guide picture is seen at: its motifs at the scale they have in a picture of that size."""
 
 
-@recipe(paths=("guide",), numbers={"guide_gain": (float, 0, True)})
+@recipe(paths=("guide",), numbers={"guide_gain": (float, 0, True)}, objective=True)
 def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream, guided by ``guide=PICTURE`` when it is given: the guide's motifs grow in the picture
     (:func:`objectives.guided_dream` at ``layer`` instead of the recipe's own objective)."""
@@ -140,7 +140,7 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return render(cfg, folder, recipe, make=guided)
 
 
-@recipe()
+@recipe(objective=True)
 def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Channel visualizations of one layer side by side: picture ``i`` of a batch maximizes the ``i``-th channel."""
     picked = channel_list(cfg.channels if isinstance(cfg.channels, int | str) else list(cfg.channels))

@@ -58,6 +58,10 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
     assert result.picture.shape == (1, 3, 48, 48)
     styled = api.run("texture", out=tmp_path / "tex", style=["brick"], size=[32, 48], steps=1, octaves=1)
     assert styled.picture.shape == (1, 3, 32, 48)
+    table = api.layers(out=tmp_path / "layers")  # a table, no picture: asking for one is answered
+    assert (table.folder / "layers.txt").is_file()
+    with pytest.raises(UserError, match="recipe=layers writes no picture; read its files in"):
+        table.picture  # noqa: B018
 
 
 @pytest.mark.parametrize(

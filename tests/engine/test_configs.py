@@ -123,7 +123,10 @@ def test_a_run_folder_bearing_a_samples_name_does_not_hide_the_sample(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logo").mkdir()
     assert absolute_path("logo", tmp_path / "logo") == "logo"  # the run's own folder stays a name
-    assert absolute_path("logo") == str(tmp_path / "logo")  # any other folder is a path, as before
+    assert absolute_path("logo") == "logo"  # and so does any folder bearing a sample's name (an earlier run's)
+    assert absolute_path("./logo") == str(tmp_path / "logo")  # which ./logo names
+    (tmp_path / "mine").mkdir()
+    assert absolute_path("mine") == str(tmp_path / "mine")  # any other folder is a path, as before
     read_here = load_image("logo", "style")  # a folder is never a picture: the sample
     assert not is_input_folder("logo")  # nor a folder of inputs (style_fast, faithfulness)
     assert is_input_folder("./logo") and is_input_folder(str(tmp_path / "logo"))

@@ -57,3 +57,26 @@ def test_max_patches_refuses_a_transformer_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no receptive field to cut a patch by") as caught:
         run(tmp_path, "max_patches", "model=swin_t", "model.weights=none", "layer=features.7", "size=64")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_block_the_head_never_reads_is_refused_by_every_method_that_weighs_the_class(tmp_path: Path) -> None:
+    """The ViT's head reads only the class token, so the last block's patch tokens have no bearing on the score:
+    Score-CAM and Ablation-CAM would draw rounding noise there as Grad-CAM would divide by zero. Eigen-CAM, which
+    ignores the class, still maps the block."""
+    from engine.errors import UserError
+
+    last = "layer=encoder.layers.encoder_layer_11"
+    for method in ("gradcam", "scorecam", "ablationcam"):
+        with pytest.raises(UserError, match="does not reach the score of class"):
+            run(
+                tmp_path / method,
+                "gradcam",
+                "model=vit_b_16",
+                "model.weights=none",
+                "size=64",
+                last,
+                f"method={method}",
+            )
+    run(tmp_path / "eigen", "gradcam", "model=vit_b_16", "model.weights=none", "size=64", last, "method=eigencam")
+    assert np.load(tmp_path / "eigen" / "maps.npy").max() > 0
