@@ -12,8 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.configs import GROUPS, options
 from engine.errors import UserError
-from engine.images import MAX_SIDE, SAMPLES, target_size
-from engine.samples import CLIP
+from engine.images import MAX_SIDE, SAMPLE_NAMES, target_size
 from recipes import CONFIG_DIR
 
 __all__ = [
@@ -244,14 +243,14 @@ def absolute_paths(cfg: DictConfig, keys: Iterable[str], run: Path | None = None
 
 def absolute_path(value: Any, run: Path | None = None) -> Any:
     """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number, the ``run``
-    folder itself, a folder bearing a sample's name: ``./chelsea`` names that folder) as it is."""
+    folder itself, a sample's bare name beside a folder of that name, which ``./chelsea`` would name) as it is."""
     try:
         if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
             return value  # an empty value stays empty (it is not the working folder)
         found = Path(value).expanduser()
         if not found.exists() or (run is not None and found.resolve() == run.resolve()):
             return value
-        if found.is_dir() and value in (*SAMPLES, CLIP, "photos"):  # a sample's bare name means the sample
+        if found.is_dir() and value in SAMPLE_NAMES:  # a sample's bare name means the sample
             return value
     except OSError:
         return value  # not a path this system can use: the key's own check names it

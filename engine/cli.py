@@ -33,7 +33,7 @@ from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown, unmake
-from engine.runner import prepare_function, run_recipe
+from engine.runner import forget_unread, prepare_function, run_recipe
 from recipes import CONFIG_DIR
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
@@ -200,8 +200,9 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
     if not text:
         raise UserError(f"'{source}' carries no dreamloom config; pass the image.png that a dreamloom run wrote")
     folders = [a.split("=", 1)[1] for a in args[1:] if a.startswith("hydra.run.dir=")]
-    cfg = rebuild(text, str(source), [a for a in args[1:] if not a.startswith("hydra.run.dir=")])
-    prepare_function(cfg)
+    changes = [a for a in args[1:] if not a.startswith("hydra.run.dir=")]
+    cfg = rebuild(text, str(source), changes)
+    forget_unread(cfg, str(source), changes)
     default = Path("outputs").absolute() / time.strftime("%Y-%m-%d") / time.strftime(f"%H-%M-%S_{cfg.name}_rerun")
     folder = Path(folders[-1]) if folders else default
     check_new_folder(folder, "run", "hydra.run.dir=")

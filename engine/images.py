@@ -19,6 +19,7 @@ from engine.errors import UserError, close_matches
 __all__ = [
     "MIN_SIDE",
     "SAMPLES",
+    "SAMPLE_NAMES",
     "SAMPLE_PHOTOS",
     "check_side",
     "checkerboard",
@@ -49,7 +50,7 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
 def is_input_folder(source: str | os.PathLike[str]) -> bool:
     """Whether an ``input`` value names a folder of pictures: a folder, unless it is a sample's bare name, which always
     means the sample (a run folder ``hydra.run.dir=chelsea`` is no input; ``./chelsea`` names a folder of that name)."""
-    return str(source) not in SAMPLES and is_folder(source)
+    return str(source) not in SAMPLE_NAMES and is_folder(source)
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -136,6 +137,9 @@ SAMPLES: dict[str, Callable[[], np.ndarray]] = {
 }
 """Sample pictures that ship with scikit-image and matplotlib, usable as ``input=NAME``."""
 
+SAMPLE_NAMES = frozenset({*SAMPLES, "clip", "photos"})
+"""The bare names that always mean a packaged sample (a picture, the sample clip, faithfulness's ten photos), even
+beside a folder of that name."""
 SAMPLE_PHOTOS = tuple(n for n in SAMPLES if n not in ("immunohistochemistry", "halves", "logo", "strokes"))
 """The samples that are photos: not ihc's long name, the mask, the graphic or the painting drawn in code."""
 
@@ -354,7 +358,9 @@ def input_picture(cfg: Any, recipe: str, device: torch.device) -> torch.Tensor:
 def check_side(cfg: Any, hw: Sequence[int]) -> None:
     """One line when ``size`` makes a picture under :data:`MIN_SIDE` pixels on a side (a view of a sliver)."""
     if min(hw) < MIN_SIDE:
+        thin = max(hw) > 4 * min(hw) and isinstance(cfg.size, int)  # a thin picture's long side is what size= set
+        fix = "give both sides, such as size=[64,64]" if thin else "use a larger size= (the model was trained at 224)"
         raise UserError(
-            f"size={cfg.size} makes a {hw[0]}x{hw[1]} picture; pictures need at least {MIN_SIDE} pixels a side, so "
-            "use a larger size= (224 is what the model was trained at)"
+            f"size={cfg.size} makes a picture {hw[1]} pixels wide and {hw[0]} high; pictures need at least "
+            f"{MIN_SIDE} pixels a side, so {fix}"
         )

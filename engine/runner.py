@@ -7,8 +7,8 @@ adds beyond the shared ones: those that name files and those that must be number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from engine.scales import read
+from engine.spec import RecipeSpec, recipe, unread_keys
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
 from regularizers.periodic import KEYS, periodic
@@ -39,6 +40,7 @@ __all__ = [
     "RecipeSpec",
     "build",
     "build_objective",
+    "forget_unread",
     "load_view",
     "optimize_octaves",
     "penalized",
@@ -52,49 +54,14 @@ __all__ = [
 ALPHA, CPPN = "engine.params.alpha", "engine.cppn.cppn"  # treated apart: transparent, and drawn at any size
 PATH_KEYS = ("input", "init", "model.checkpoint")
 """Shared keys that may name a file; a recipe adds its own with ``@recipe(paths=...)``."""
+HINTS = {
+    ("style", "input"): " (the photo to paint is content=)",
+    ("texture", "input"): " (a photo to paint is content=)",
+    ("style_video", "content"): " (each frame of input= is the content in turn)",
+}
+"""What to say beside a refused key where a user likely meant another."""
 PENALTIES = {"tv": total_variation, "l1": l1, "l2": l2}
 """The penalty keys every optimizing recipe takes, each the weight of a term on the picture."""
-
-
-@dataclass(frozen=True)
-class RecipeSpec:
-    """What a recipe function declares about its own keys (see :func:`recipe`)."""
-
-    paths: tuple[str, ...] = ()
-    numbers: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
-    penalties: bool = True
-    lists: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
-    objective: bool = False
-    ignores: tuple[str, ...] = ()
-
-
-def recipe(
-    paths: tuple[str, ...] = (),
-    numbers: Mapping[str, tuple[type, float, bool]] | None = None,
-    penalties: bool = True,
-    lists: Mapping[str, tuple[type, float, bool]] | None = None,
-    objective: bool = False,
-    ignores: tuple[str, ...] = (),
-) -> Callable[[Callable[..., RunResult]], Callable[..., RunResult]]:
-    """Mark a recipe function and declare its keys.
-
-    Args:
-        paths: keys that name files or folders; made absolute before the run, so a rerun finds them from anywhere.
-        numbers: keys that must be numbers, as ``(kind, low, strict)``: ``int`` or ``float``, above ``low``
-            (``strict``) or at least ``low``. Checked before the run when set (a ``null`` key is the recipe's).
-        penalties: whether the recipe honours ``tv``, ``l1`` and ``l2`` (every recipe that optimizes a picture
-            freely does); one that does not refuses them with one line.
-        lists: keys that hold a list of numbers, each checked as ``numbers`` are.
-        objective: whether the recipe builds the ``objective`` key; one that does not refuses a given one.
-        ignores: shared keys (null by default) the recipe does not read; a given one is refused with one line.
-    """
-
-    def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
-        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}), objective, ignores)
-        fn.recipe_spec = spec  # type: ignore[attr-defined]
-        return fn
-
-    return mark
 
 
 def build(node: Any, **kwargs: Any) -> Any:
@@ -311,10 +278,24 @@ def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 
 
+def forget_unread(cfg: DictConfig, source: str, changes: Sequence[str] = ()) -> None:
+    """Set to null, with a note, the keys a stored run gives that its recipe does not read (a run made before they
+    were refused), unless ``changes`` gives them anew."""
+    _, spec = prepare_function(cfg)
+    given = {c.split("=", 1)[0] for c in changes}
+    old = [k for k in unread_keys(cfg, spec) if k not in given]
+    if old:
+        with open_dict(cfg):
+            for key in old:
+                cfg[key] = None
+        print(f"dreamloom: {source}: keys this recipe does not read were left out: {', '.join(old)}", file=sys.stderr)
+
+
 def _resumed(cfg: DictConfig) -> DictConfig:
     """The run saved in ``cfg.resume``'s checkpoint, rebuilt from the project's configs, still pointing at it."""
     folder = str(cfg.resume)
     saved = rebuild(load_checkpoint(folder, progress=False)["config"], str(Path(folder) / CHECKPOINT))
+    forget_unread(saved, str(Path(folder) / CHECKPOINT))
     with open_dict(saved):
         saved.resume = folder
     return saved
@@ -344,10 +325,12 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str, folder: Path) -> No
         given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
-    unread = [k for k in (*spec.ignores, *(() if spec.objective else ("objective",))) if cfg.get(k) is not None]
+    unread = unread_keys(cfg, spec)
     if unread:
+        keys = " and ".join(f"{k}=" for k in unread)
         shown, them = " ".join(f"{k}={cfg[k]}" for k in unread), "them" if len(unread) > 1 else "it"
-        raise UserError(f"recipe={recipe} does not read {', '.join(unread)}, so {shown} would do nothing; drop {them}")
+        hint = HINTS.get((recipe, unread[0]), "")
+        raise UserError(f"recipe={recipe} does not read {keys}, so {shown} would do nothing; drop {them}{hint}")
     absolute_paths(cfg, (*PATH_KEYS, *spec.paths), folder)
 
 

@@ -140,7 +140,7 @@ def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
     return int(probs.argmax()), probs
 
 
-@recipe(numbers={"magnify": (float, 0, True)}, penalties=False)
+@recipe(numbers={"magnify": (float, 0, True)}, penalties=False, ignores=("tile_size",))
 def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write the original, the difference ×``magnify`` and the adversarial picture, and their predictions."""
     view = load_view(cfg)
@@ -181,7 +181,7 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(numbers={"confidence": (float, 0, True)}, ignores=("input", *KEYS, "centre"))
+@recipe(numbers={"confidence": (float, 0, True)}, ignores=("input", "tile_size", *KEYS, "centre"))
 def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write a picture grown from noise that the model calls ``target`` with ``confidence``."""
     view = load_view(cfg)

@@ -233,6 +233,7 @@ def _methods(cfg: DictConfig) -> list[str]:
     | {"sigma": (float, 0, False), "noise": (float, 0, False)},
     lists={"fractions": (float, 0, True)},
     penalties=False,
+    ignores=("tile_size",),
 )
 def faithfulness(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Score ``methods`` on every picture of ``input`` for the model's top class (or ``target``): deletion,

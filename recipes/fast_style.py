@@ -253,7 +253,7 @@ def _mean(rows: list[list[float]], column: int) -> float:
     | {"histogram_weight": (float, 0, False)},
     penalties=False,
     lists=WEIGHTS,
-    ignores=("input",),
+    ignores=("input", "tile_size"),
 )
 def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Train a style network (:class:`engine.stylenet.StyleNet`) on ``style`` with crops of the content pictures;

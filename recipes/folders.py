@@ -143,7 +143,10 @@ def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data:
 
 
 @recipe(
-    paths=("folder",), numbers={"channel": (int, 0, False), "top": (int, 0, True)}, penalties=False, ignores=("input",)
+    paths=("folder",),
+    numbers={"channel": (int, 0, False), "top": (int, 0, True)},
+    penalties=False,
+    ignores=("input", "tile_size"),
 )
 def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``top`` pictures where one channel fires most, each cropped to the receptive field of its strongest unit."""
@@ -219,7 +222,7 @@ def _grid_layout(points: np.ndarray, cells: int) -> list[tuple[int, int]]:
     paths=("folder",),
     numbers={"thumb": (int, 7, True), "perplexity": (float, 0, True)},
     penalties=False,
-    ignores=("input",),
+    ignores=("input", "tile_size"),
 )
 def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The pictures laid out by their classifier features, reduced to 2-D by PCA or t-SNE, one thumbnail per cell."""
@@ -263,7 +266,7 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False, ignores=("input",))
+@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False, ignores=("input", "tile_size"))
 def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``k`` pictures nearest ``query`` in the classifier's feature space (cosine) and in pixel space (L2 on
     32-px copies), as two captioned rows."""

@@ -25,7 +25,7 @@ THUMB = {"thumb": (int, 0, True)}
 """The side a small map or kernel is enlarged to on the sheet."""
 
 
-@recipe(penalties=False, ignores=("input",))
+@recipe(penalties=False, ignores=("input", "tile_size"))
 def layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Print the model's layers, the block outputs worth visualizing first (with output shape and receptive field),
     then every other module, and save the table as ``layers.txt``. Only the architecture is built: no weights are
@@ -83,7 +83,7 @@ def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
     return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 
-@recipe(numbers=THUMB, penalties=False)
+@recipe(numbers=THUMB, penalties=False, ignores=("tile_size",))
 def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Every channel of ``layer`` for ``input``, as a grid of heat maps in channel order (one shared scale)."""
     view = load_view(cfg)
@@ -109,7 +109,7 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(numbers=THUMB, penalties=False, ignores=("input",))
+@recipe(numbers=THUMB, penalties=False, ignores=("input", "tile_size"))
 def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
     (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0. ``scale=each``

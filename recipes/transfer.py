@@ -130,7 +130,8 @@ def _style_pictures(
         )
     masks = None
     if cfg.get("mask_colors") is not None and not cfg.mask:
-        raise UserError(f"mask_colors={cfg.mask_colors} names a mask's colours; pass mask=PICTURE or drop mask_colors")
+        shown = "[" + ",".join(map(str, as_list(cfg.mask_colors))) + "]"
+        raise UserError(f"mask_colors={shown} names a mask's colours; pass mask=PICTURE or drop mask_colors")
     if cfg.mask:
         colors = [str(c) for c in as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders

@@ -15,6 +15,7 @@ from engine.configs import compose, explain, options, rebuild, recipes
 from engine.errors import UserError
 from engine.images import is_input_folder, load_image
 from engine.results import config_yaml
+from engine.runner import forget_unread
 from tests.helpers import run
 
 
@@ -149,3 +150,18 @@ def test_a_style_run_stored_before_flatten_is_rebuilt_unflattened() -> None:
     assert rebuild(text, "new.png").flatten == "auto"
     old = "\n".join(line for line in text.splitlines() if not line.startswith("flatten:"))
     assert rebuild(old, "old.png").flatten is None
+
+
+def test_a_stored_key_the_recipe_does_not_read_is_left_out_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    """A picture made before unread keys were refused (``recipe=style input=chelsea``) still reruns and resumes: the
+    key is left out, and said so; given anew on the rerun's command line, it is refused as on any run."""
+    text = config_yaml(compose(["recipe=style"])).replace("\ninput: null\n", "\ninput: chelsea\n")
+    cfg = rebuild(text, "old.png")
+    assert cfg.input == "chelsea"
+    forget_unread(cfg, "old.png")
+    assert (
+        cfg.input is None and "old.png: keys this recipe does not read were left out: input" in capsys.readouterr().err
+    )
+    again = rebuild(text, "old.png", ["input=coffee"])
+    forget_unread(again, "old.png", ["input=coffee"])
+    assert again.input == "coffee"  # kept, so the run names it in one line
