@@ -218,7 +218,8 @@ def _gradcam(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain:
     method = _choice(cfg, "method", CAM_METHODS)
 
     def explain(picture: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-        heat = cam(view, picture, target, str(cfg.layer), method, int(cfg.chunk))
+        bar = Progress(f"{method} ") if method in ("scorecam", "ablationcam") else None  # many passes: seconds
+        heat = cam(view, picture, target, str(cfg.layer), method, int(cfg.chunk), bar)
         return _heat_panel(picture, heat), heat
 
     return explain

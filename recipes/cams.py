@@ -8,12 +8,13 @@ the layer's activations (and, for most, the class score's gradient there).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.models import LOGITS, ModelView
 
@@ -25,8 +26,8 @@ EPS = 1e-7
 @dataclass
 class LayerReading:
     """What a method may use: the layer's map ``acts`` ``(C, h, w)``, the class logit's gradient there ``grads``
-    (None for the gradient-free methods), and how to ask the model again (``view``, ``picture``, ``target``,
-    ``layer``, ``batch``)."""
+    (None for Eigen-CAM), and how to ask the model again (``view``, ``picture``, ``target``, ``layer``, ``batch``;
+    a method that does, batch by batch, tells ``progress``)."""
 
     view: ModelView
     picture: torch.Tensor
@@ -35,6 +36,17 @@ class LayerReading:
     acts: torch.Tensor
     grads: torch.Tensor | None
     batch: int
+    progress: Progress | None = None
+
+    def passes(self, total: int) -> Iterator[int]:
+        """The first channel of each batch of ``total``, each pass told to ``progress``."""
+        starts = range(0, total, self.batch)
+        if self.progress is not None:
+            self.progress.on_start(len(starts), lambda: self.picture)
+        for i, start in enumerate(starts):
+            yield start
+            if self.progress is not None:
+                self.progress.on_step(i, None, lambda: self.picture)
 
     @property
     def g(self) -> torch.Tensor:
@@ -98,7 +110,7 @@ def _scorecam(r: LayerReading) -> torch.Tensor:
     masks = (up - low) / (high - low).clamp_min(EPS)
     base = r.view(torch.zeros_like(x), [LOGITS])[LOGITS].softmax(-1)[0, r.target]
     weights = torch.zeros(len(masks), device=x.device)
-    for start in range(0, len(masks), r.batch):
+    for start in r.passes(len(masks)):
         part = masks[start : start + r.batch, None]
         weights[start : start + len(part)] = r.view(x * part, [LOGITS])[LOGITS].softmax(-1)[:, r.target] - base
     weights[(high - low).flatten() <= EPS] = 0  # a flat channel masks nothing out
@@ -112,7 +124,7 @@ def _ablationcam(r: LayerReading) -> torch.Tensor:
     x, channels = r.picture, r.acts.shape[0]
     full = r.view(x, [LOGITS])[LOGITS][0, r.target]
     drops = torch.zeros(channels, device=x.device)
-    for start in range(0, channels, r.batch):
+    for start in r.passes(channels):
         ids = torch.arange(start, min(start + r.batch, channels), device=x.device)
 
         def ablate(a: torch.Tensor, ids: torch.Tensor = ids) -> torch.Tensor:
@@ -139,7 +151,13 @@ CAM_METHODS: dict[str, Callable[[LayerReading], torch.Tensor]] = {
 
 
 def cam(
-    view: ModelView, picture: torch.Tensor, target: int, layer: str, method: str = "gradcam", batch: int = 32
+    view: ModelView,
+    picture: torch.Tensor,
+    target: int,
+    layer: str,
+    method: str = "gradcam",
+    batch: int = 32,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """The ``method`` map of class ``target`` at ``layer`` for a picture in [0, 1] of shape ``(1, 3, H, W)``:
     rectified, enlarged to the picture (bilinear) and divided by its maximum. Shape: ``(H, W)``, in [0, 1]."""
@@ -160,6 +178,6 @@ def cam(
                 "vision transformer's last block, whose patch tokens the head never reads); choose an earlier layer "
                 "(the model's default is model.cam_layer)"
             )
-    raw = CAM_METHODS[method](LayerReading(view, x.detach(), target, layer, acts, grads, batch))
+    raw = CAM_METHODS[method](LayerReading(view, x.detach(), target, layer, acts, grads, batch, progress))
     up = F.interpolate(raw.relu()[None, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     return (up / up.max().clamp_min(1e-12)).detach()

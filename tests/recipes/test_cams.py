@@ -3,12 +3,14 @@ papers' formulas, then on the real MobileNetV2."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from engine.callbacks import Progress
 from engine.errors import UserError
 from engine.models import ModelView
 from recipes.cams import CAM_METHODS, cam
@@ -84,6 +86,16 @@ def test_each_cam_method_matches_its_formula_worked_by_hand(method: str) -> None
     picture = torch.tensor(A).view(1, 2, 1, 3)
     got = cam(view, picture, 0, "features", method, batch=1)
     assert got.flatten().tolist() == pytest.approx(_worked()[method], abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_the_methods_that_ask_the_model_again_tell_each_batch(method: str) -> None:
+    """Score-CAM and Ablation-CAM make one pass per batch of channels; the bar hears of each (two channels, batch 1)."""
+    told = io.StringIO()
+    view, picture = _view(Weighed(), 2), torch.tensor(A).view(1, 2, 1, 3)
+    got = cam(view, picture, 0, "features", method, batch=1, progress=Progress("cam ", stream=told))
+    assert got.flatten().tolist() == pytest.approx(_worked()[method], abs=1e-5)  # the bar changes nothing
+    assert told.getvalue().splitlines()[-1].startswith("cam [") and " 2/2 " in told.getvalue()
 
 
 def test_eigencam_is_the_first_principal_axis_with_the_activation_s_sign() -> None:
