@@ -19,6 +19,7 @@ __all__ = [
     "GIF_MS",
     "absolute_path",
     "absolute_paths",
+    "as_typed",
     "check_gif",
     "check_groups",
     "check_list",
@@ -62,10 +63,15 @@ def check_list(cfg: DictConfig, key: str, kind: type = float, low: float = 0, st
         try:
             check_number(DictConfig({key: item}), key, kind, low, strict)
         except UserError:
-            shown = "[" + ",".join(map(str, items)) + "]" if isinstance(value, ListConfig) else str(value)
+            shown = as_typed(value)
             need = "whole numbers" if kind is int else "finite numbers"
             bound = "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
             raise UserError(f"{key}={shown} is not valid; {key} must be a list of {need}{bound}") from None
+
+
+def as_typed(value: Any) -> str:
+    """A key's value as the command line writes it: a list as ``[a,b]``, not Python's ``['a', 'b']``."""
+    return "[" + ",".join(map(as_typed, value)) + "]" if isinstance(value, ListConfig | list) else str(value)
 
 
 def check_numbers(cfg: DictConfig) -> None:
@@ -229,28 +235,27 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
         raise UserError(f"{name}={value} is not valid; {name} must be a name like {default}")
 
 
-def absolute_paths(cfg: DictConfig, keys: Iterable[str], run: Path | None = None) -> None:
+def absolute_paths(cfg: DictConfig, keys: Iterable[str]) -> None:
     """Make the files ``keys`` name (one or a list each) absolute in ``cfg``, so its stored copy finds them from any
-    folder; the ``run``'s own folder is never one of them (``hydra.run.dir=logo style=logo`` means the sample)."""
+    folder."""
     with open_dict(cfg):
         for key in keys:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, ListConfig):
-                OmegaConf.update(cfg, key, [absolute_path(v, run) for v in value])
+                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
             elif value is not None:
-                OmegaConf.update(cfg, key, absolute_path(value, run))
+                OmegaConf.update(cfg, key, absolute_path(value))
 
 
-def absolute_path(value: Any, run: Path | None = None) -> Any:
-    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number, the ``run``
-    folder itself, a sample's bare name beside a folder of that name, which ``./chelsea`` would name) as it is."""
+def absolute_path(value: Any) -> Any:
+    """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is. A
+    sample's bare name stays one beside a folder of that name (a run folder, ``hydra.run.dir=logo style=logo``, or
+    any other: ``./logo`` names the folder)."""
     try:
         if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
             return value  # an empty value stays empty (it is not the working folder)
         found = Path(value).expanduser()
-        if not found.exists() or (run is not None and found.resolve() == run.resolve()):
-            return value
-        if found.is_dir() and value in SAMPLE_NAMES:  # a sample's bare name means the sample
+        if not found.exists() or (found.is_dir() and value in SAMPLE_NAMES):
             return value
     except OSError:
         return value  # not a path this system can use: the key's own check names it

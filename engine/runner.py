@@ -20,7 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
-from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
+from engine.checks import absolute_paths, as_typed, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory
 from engine.images import MIN_SIDE
@@ -54,12 +54,6 @@ __all__ = [
 ALPHA, CPPN = "engine.params.alpha", "engine.cppn.cppn"  # treated apart: transparent, and drawn at any size
 PATH_KEYS = ("input", "init", "model.checkpoint")
 """Shared keys that may name a file; a recipe adds its own with ``@recipe(paths=...)``."""
-HINTS = {
-    ("style", "input"): " (the photo to paint is content=)",
-    ("texture", "input"): " (a photo to paint is content=)",
-    ("style_video", "content"): " (each frame of input= is the content in turn)",
-}
-"""What to say beside a refused key where a user likely meant another."""
 PENALTIES = {"tv": total_variation, "l1": l1, "l2": l2}
 """The penalty keys every optimizing recipe takes, each the weight of a term on the picture."""
 
@@ -312,7 +306,7 @@ def prepare_function(cfg: DictConfig) -> tuple[Callable[..., RunResult], RecipeS
     return fn, spec
 
 
-def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str, folder: Path) -> None:
+def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
     """Check the recipe's own numbers and the groups' keys, refuse penalties where nothing is optimized, and make
     the file keys absolute (so the picture's stored config finds them from any folder)."""
     check_groups(cfg)
@@ -328,10 +322,11 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str, folder: Path) -> No
     unread = unread_keys(cfg, spec)
     if unread:
         keys = " and ".join(f"{k}=" for k in unread)
-        shown, them = " ".join(f"{k}={cfg[k]}" for k in unread), "them" if len(unread) > 1 else "it"
-        hint = HINTS.get((recipe, unread[0]), "")
-        raise UserError(f"recipe={recipe} does not read {keys}, so {shown} would do nothing; drop {them}{hint}")
-    absolute_paths(cfg, (*PATH_KEYS, *spec.paths), folder)
+        shown, them = " ".join(f"{k}={as_typed(cfg[k])}" for k in unread), "them" if len(unread) > 1 else "it"
+        hints = "; ".join(h for h in (spec.ignores.get(k) for k in unread) if h)
+        raise UserError(f"recipe={recipe} does not read {keys}, so {shown} would do nothing; drop {them}"
+                        + (f" ({hints})" if hints else ""))  # fmt: skip
+    absolute_paths(cfg, (*PATH_KEYS, *spec.paths))
 
 
 def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:
@@ -348,7 +343,7 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
         recipe = None
     recipe = recipe or str((cfg.get("choices") or {}).get("recipe") or cfg.name)
     fn, spec = prepare_function(cfg)
-    _prepare(cfg, spec, recipe, folder)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
+    _prepare(cfg, spec, recipe)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
     check_numbers(cfg)
     try:
         return fn(cfg, folder, recipe)

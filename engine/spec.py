@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
@@ -21,7 +21,7 @@ class RecipeSpec:
     penalties: bool = True
     lists: Mapping[str, tuple[type, float, bool]] = field(default_factory=dict)
     objective: bool = False
-    ignores: tuple[str, ...] = ()
+    ignores: Mapping[str, str] = field(default_factory=dict)
 
 
 def recipe(
@@ -30,7 +30,7 @@ def recipe(
     penalties: bool = True,
     lists: Mapping[str, tuple[type, float, bool]] | None = None,
     objective: bool = False,
-    ignores: tuple[str, ...] = (),
+    ignores: Iterable[str] | Mapping[str, str] = (),
 ) -> Callable[[Callable[..., RunResult]], Callable[..., RunResult]]:
     """Mark a recipe function and declare its keys.
 
@@ -42,11 +42,13 @@ def recipe(
             freely does); one that does not refuses them with one line.
         lists: keys that hold a list of numbers, each checked as ``numbers`` are.
         objective: whether the recipe builds the ``objective`` key; one that does not refuses a given one.
-        ignores: shared keys (null by default) the recipe does not read; a given one is refused with one line.
+        ignores: shared keys (null by default) the recipe does not read; a given one is refused with one line. As a
+            mapping, each key's value is said beside the refusal (what the user likely meant instead).
     """
 
     def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
-        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}), objective, ignores)
+        hints = dict(ignores) if isinstance(ignores, Mapping) else dict.fromkeys(ignores, "")
+        spec = RecipeSpec(tuple(paths), dict(numbers or {}), penalties, dict(lists or {}), objective, hints)
         fn.recipe_spec = spec  # type: ignore[attr-defined]
         return fn
 

@@ -37,7 +37,7 @@ from engine.runner import ALPHA, build_objective, load_view, optimize_octaves, r
 from engine.samples import CLIP, sample_clip
 from objectives.transfer import temporal
 from recipes.motion import FPS, check_fps, start_frames, write_video
-from recipes.transfer import WEIGHTS, paint, style_view
+from recipes.transfer import UNTILED, WEIGHTS, paint, style_view
 
 __all__ = ["carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
 
@@ -203,7 +203,7 @@ def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
     paths=("style", "mask"),
     numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
     lists=WEIGHTS,
-    ignores=("content",),
+    ignores={"content": "each frame of input= is the content in turn", **UNTILED},
 )
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer frame by frame. Frame ``k`` starts from painted frame ``k - 1`` warped along the flow (the new

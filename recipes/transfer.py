@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from engine.callbacks import Recorder
-from engine.checks import check_number, check_switch
+from engine.checks import as_typed, check_number, check_switch
 from engine.colors import (
     COLOR_MODES,
     keep_chroma,
@@ -130,8 +130,7 @@ def _style_pictures(
         )
     masks = None
     if cfg.get("mask_colors") is not None and not cfg.mask:
-        shown = "[" + ",".join(map(str, as_list(cfg.mask_colors))) + "]"
-        raise UserError(f"mask_colors={shown} names a mask's colours; pass mask=PICTURE or drop mask_colors")
+        raise UserError(f"mask_colors={as_typed(cfg.mask_colors)} names a mask's colours; pass mask=PICTURE or drop it")
     if cfg.mask:
         colors = [str(c) for c in as_list(cfg.mask_colors)] or None
         # regions are found at the mask's own size, then resized: a mask of any size fits, with soft borders
@@ -305,7 +304,6 @@ def style_view(cfg: DictConfig, recipe: str) -> ModelView:
     for key in ("seamless", "octave_colors"):  # style, texture and style_video: answered before the model loads
         if key in cfg:
             check_switch(cfg, key)
-    _untiled(cfg, recipe)
     view = load_view(cfg)
     if cfg.get("seamless"):
         view.wrap_edges()
@@ -316,22 +314,20 @@ STYLE_SCALE = 4.0
 """The largest ``style_scale``: a style read at four times the output's side is already sixteen times its pixels."""
 WEIGHTS = {"style_weights": (float, 0, False), "layer_weights": (float, 0, False)}
 """The blend of the styles and the weights of the style layers: lists of numbers from 0."""
+UNTILED = {"tile_size": "it compares whole feature maps, so it cannot run tile by tile; for less memory, drop "
+           "tile_size= and use a smaller size="}  # fmt: skip
+"""What the recipes that match whole feature maps say to ``tile_size=``, which they do not read."""
 
 
 @recipe(
     paths=("content", "style", "mask"),
     numbers={"style_scale": (float, 0, True)},
     lists=WEIGHTS,
-    ignores=("input",),  # the photo is content=
+    ignores={"input": "the photo to paint is content=", **UNTILED},
 )
 def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder.
-
-    Keys: ``content``, ``style`` (one or a list), ``style_weights``, ``style_scale``, ``colors``, ``mask``,
-    ``mask_colors``, ``content_layer``, ``style_layers``, ``layer_weights``, ``smoothing``, ``statistics``, ``pyramid``,
-    ``strength``, ``octave_colors``, ``content_weight``, ``style_weight``, ``histogram_weight``, ``seamless`` and the
-    shared ones (``size``, ``octaves``, ``steps``, ``lr``, ``tv`` …).
-    """
+    """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder. The keys
+    and their meanings are in ``recipes/recipe/style.yaml`` and ``texture.yaml`` (``dreamloom recipe=style --help``)."""
     _strength(cfg), _statistics(cfg), _levels(cfg)  # a wrong value is answered before the model loads
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
@@ -351,16 +347,7 @@ def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor,
     return round(feature_distance(view, layer, result, picture), 5)
 
 
-def _untiled(cfg: DictConfig, recipe: str) -> None:
-    if cfg.get("tile_size") is not None:
-        raise UserError(
-            f"recipe={recipe} compares whole feature maps, so it cannot run tile by tile; drop tile_size= "
-            "(tiles work for deepdream, class, channel and neuron) or use a smaller size="
-        )
-
-
 def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
-    _untiled(cfg, recipe)
     if cfg.param.get("_target_") == ALPHA:
         raise UserError(f"recipe={recipe} rebuilds a whole photo, which has no transparent parts; drop param=alpha")
     view = load_view(cfg)
@@ -369,7 +356,7 @@ def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Ten
     return view, picture, octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
 
 
-@recipe()
+@recipe(ignores=UNTILED)
 def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Reconstruct ``input`` from one layer's activations (Mahendran & Vedaldi, 2015)."""
     view, picture, sizes = _inversion_setup(cfg, recipe)
@@ -380,7 +367,7 @@ def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return finish(cfg, folder, recipe, view, out, make(sizes[-1]).name, feature_error=error)
 
 
-@recipe()
+@recipe(ignores=UNTILED)
 def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Inversions from shallow to deep layers side by side, after the picture itself, on one captioned sheet."""
     if cfg.get("resume"):

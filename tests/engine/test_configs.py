@@ -123,8 +123,7 @@ def test_a_run_folder_bearing_a_samples_name_does_not_hide_the_sample(
     """``hydra.run.dir=logo style=logo``: Hydra makes ./logo before the keys are read; the key means the sample."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logo").mkdir()
-    assert absolute_path("logo", tmp_path / "logo") == "logo"  # the run's own folder stays a name
-    assert absolute_path("logo") == "logo"  # and so does any folder bearing a sample's name (an earlier run's)
+    assert absolute_path("logo") == "logo"  # the run's own folder stays a name, as any folder bearing a sample's
     assert absolute_path("./logo") == str(tmp_path / "logo")  # which ./logo names
     (tmp_path / "mine").mkdir()
     assert absolute_path("mine") == str(tmp_path / "mine")  # any other folder is a path, as before
