@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from engine.checks import as_typed
 from engine.errors import UserError
 from engine.export import check_sheet, contact_sheet, write_text
 from engine.images import check_side, colormap, input_picture, target_size
@@ -16,6 +17,7 @@ from engine.layers import Layer, layer_rows
 from engine.models import load_model
 from engine.results import RunResult, save_metrics, write_view
 from engine.runner import load_view, recipe
+from objectives.activation import channel_list
 from recipes.attribution import conv_layer
 
 __all__ = ["activations", "filters", "layers"]
@@ -83,18 +85,20 @@ def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
     return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 
-@recipe(numbers=THUMB, penalties=False, ignores=("tile_size",))
+@recipe(numbers={**THUMB, "top": (int, 0, True)}, penalties=False, ignores=("tile_size",))
 def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Every channel of ``layer`` for ``input``, as a grid of heat maps in channel order (one shared scale)."""
+    """A layer's channels for ``input`` as a grid of heat maps on one shared scale, each captioned with its channel:
+    every channel in order, the ones ``channels`` names, or the ``top`` most active (strongest first)."""
     view = load_view(cfg)
     picture = input_picture(cfg, recipe, view.device)
     layer = str(cfg.layer)
     conv_layer(view, layer, (picture.shape[-2], picture.shape[-1]), "activations shows a convolutional layer's maps")
     with torch.no_grad():
         acts = view(picture, [layer])[layer][0].float()
+    picked = _shown_channels(cfg, layer, acts)
     scale = torch.quantile(acts.clamp_min(0).flatten(), 0.995).clamp_min(1e-12)
-    shown = torch.stack([colormap(a) for a in (acts / scale).clamp(0, 1)])
-    sheet = contact_sheet(_tiles(shown, int(cfg.thumb)).cpu(), pad=2)
+    shown = torch.stack([colormap(a) for a in (acts[picked] / scale).clamp(0, 1)])
+    sheet = contact_sheet(_tiles(shown, int(cfg.thumb)).cpu(), pad=2, labels=[str(c) for c in picked])
     channels, h, w = acts.shape
     active = float((acts > 0).float().mean())
     return write_view(
@@ -106,7 +110,30 @@ def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         layer=layer,
         shape=[channels, h, w],
         active_share=round(active, 4),
+        channels=picked,
     )
+
+
+def _shown_channels(cfg: DictConfig, layer: str, acts: torch.Tensor) -> list[int]:
+    """The channels to draw: ``channels=`` (a range, list or index), the ``top=`` strongest by mean activation, or
+    all of them in order."""
+    count = acts.shape[0]
+    if cfg.channels is not None and cfg.top is not None:
+        raise UserError(
+            f"channels={as_typed(cfg.channels)} and top={cfg.top} both pick the maps to show; give one of them"
+        )
+    if cfg.top is not None:
+        return acts.mean(dim=(1, 2)).argsort(descending=True)[: int(cfg.top)].tolist()
+    if cfg.channels is None:
+        return list(range(count))
+    picked = channel_list(cfg.channels, most=count)
+    outside = [c for c in picked if not 0 <= c < count]
+    if outside:
+        raise UserError(
+            f"channels={as_typed(cfg.channels)} names channel {outside[0]}, but layer {layer} has {count} "
+            f"channels; use 0 to {count - 1}"
+        )
+    return picked
 
 
 @recipe(numbers=THUMB, penalties=False, ignores=("input", "tile_size"))

@@ -384,6 +384,12 @@ ERRORS = [
     ),
     Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=PICTURE", "input=chelsea")),
     Case(
+        "activations-channel-outside",
+        ("recipe=activations", "channels=[3,30]"),
+        ("channel 30", "features.3 has 24 channels", "0 to 23"),
+    ),
+    Case("activations-channels-and-top", ("recipe=activations", "channels=0:4", "top=4"), ("give one of them",)),
+    Case(
         "folder-missing",
         ("recipe=embedding", "folder=pictures"),
         ("folder 'pictures' does not exist", "folder=samples"),

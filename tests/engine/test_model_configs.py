@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from engine.configs import options
-from engine.models import _weights_enum, load_model
+from engine.models import load_model
+from engine.weights import _weights_enum
 from tests.helpers import compose_recipe
 
 

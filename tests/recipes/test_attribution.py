@@ -222,6 +222,11 @@ def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
     assert acts.shape == (24, 16, 24) and metrics["shape"] == [24, 16, 24]
     with Image.open(tmp_path / "acts" / "image.png") as sheet:
         assert sheet.width >= 5 * 40  # 24 maps, five to a row, each enlarged to at least 40 pixels
+    strongest = acts.mean(axis=(1, 2)).argsort()[::-1][:3].tolist()
+    assert _run(tmp_path / "top", "activations", "layer=features.3", "top=3")["channels"] == strongest
+    assert _run(tmp_path / "some", "activations", "layer=features.3", "channels=[5,2]")["channels"] == [5, 2]
+    with Image.open(tmp_path / "some" / "image.png") as sheet:
+        assert sheet.width < 5 * 40  # two maps, not 24
     _run(tmp_path / "filters", "filters")
     kernels = np.load(tmp_path / "filters" / "filters.npy")
     assert kernels.shape == (32, 3, 3, 3)
