@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.configs import compose, explain
 from engine.errors import UserError, one_line
+from engine.results import claim
 from recipes import CONFIG_DIR
 
 __all__ = ["check_fixed_hydra_keys", "check_flags", "check_new_folder", "check_sweep"]
@@ -82,7 +83,9 @@ def check_new_folder(folder: Path, what: str, key: str) -> None:
 
 def check_sweep(args: list[str]) -> Path:
     """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
-    and refuse a sweep folder that already holds files (an earlier sweep's jobs would be overwritten one by one).
+    and take the sweep's folder for it alone (:func:`engine.results.claim`): one that already holds files is refused
+    (an earlier sweep's jobs would be overwritten one by one), and a default name another sweep took in the same
+    second gets ``_2``.
 
     Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
     first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
@@ -121,13 +124,12 @@ def check_sweep(args: list[str]) -> Path:
     for combo in combos:
         compose(combo)
     sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
-    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):  # its jobs' folders would be written into one by one
-        raise UserError(
-            f"sweep folder '{sweep_dir}' already exists and is not empty; choose another hydra.sweep.dir= or move "
-            "it away"
-        )
     check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
-    return sweep_dir
+    chosen = any(a.startswith("hydra.sweep.dir=") for a in lines)
+    try:  # taken for this sweep alone: another started in the same second gets the next free name
+        return claim(sweep_dir, chosen, "hydra.sweep.dir=")
+    except UserError as e:
+        raise UserError(str(e).replace("run folder", "sweep folder")) from None
 
 
 def _sweep_values(override: Any, key: str) -> list[str]:

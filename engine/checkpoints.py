@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
+from engine.configs import RUN_NAME
 from engine.errors import UserError
 from engine.export import atomic_write, plain_yaml
 from engine.images import is_folder
@@ -43,7 +43,6 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = 1
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a run name the command line takes as it is (not name=a,b: a sweep)
 OPTIONAL = frozenset({"frame_stride"})  # the fields an older checkpoint may lack
 Fields = dict[str, tuple[Callable[[Any], bool], str]]
 
@@ -111,7 +110,7 @@ def resume_name(folder: str | Path) -> str:
     """The name of the run whose checkpoint ``folder`` holds (checked whole first), fit to pass on the command line:
     ``run`` for one with other characters than letters, digits, ``_``, ``-`` and ``.``."""
     name = plain_yaml(load_checkpoint(folder)["config"]).get("name")
-    return name if isinstance(name, str) and NAME.fullmatch(name) else "run"
+    return name if isinstance(name, str) and RUN_NAME.fullmatch(name) else "run"
 
 
 def _refused(path: Path, why: str) -> UserError:
@@ -134,6 +133,23 @@ def check_checkpoint(state: dict[str, Any], path: Path, progress: bool = True) -
     for key, (fits, what) in fields.items():
         if key in state and not fits(state[key]):
             raise _refused(path, f"its {key!r} is not {what}")
+    if not _stored_once(state):
+        raise _refused(path, "its tensors are views of the same bytes, far larger once read than the file")
+
+
+def _tensors(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
+    return [t for v in items for t in _tensors(v, depth + 1)] if depth < 8 else []
+
+
+def _stored_once(state: dict[str, Any]) -> bool:
+    """Whether the checkpoint's tensors together hold no more bytes than their storages do: many views of one
+    storage would let a small file stand for gigabytes once each is copied out."""
+    tensors = _tensors(state)
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(t.numel() * t.element_size() for t in tensors) <= sum(storages.values())
 
 
 def _stored_config(text: Any, path: Path) -> dict[str, Any]:

@@ -172,6 +172,9 @@ def _run_and_answer(cfg: DictConfig, folder: Path, recipe: str) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         _stopped(folder)
+    except Exception:  # a fault of ours: the traceback is for a bug report, and the folder is not left locked
+        _discard(folder)
+        raise
     release(folder)
     STOP.clear()  # a signal that came while the results were written waited for them; they are whole now
     print(f"{PROG}: wrote {shown(result.folder)}", file=sys.stderr)
@@ -309,6 +312,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"could not write the run's files ({e.strerror}); nothing was kept: free some space or choose "
                 f"another {key}"
             )
+        finally:
+            if sweep and run_dir is not None:  # a run's own folder is handed back by the run
+                release(run_dir)
+                if run_dir.is_dir() and not any(run_dir.iterdir()):
+                    unmake(run_dir)  # no job was run (--cfg, --help)
         failures = failed()
     if failures:
         _fail(

@@ -19,7 +19,7 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from engine.errors import UserError, close_matches
+from engine.errors import UserError, close_matches, one_line
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
 
@@ -45,6 +45,8 @@ RENAMED = {
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
 FORMER = {"pyramid": 1, "octave_colors": False, "flatten": None}
+RUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A run name as a folder takes it and the command line passes it on (not ``name=a,b``: a sweep)."""
 """Keys added since runs were first stored, with the value they had before: a stored run without the key is rebuilt
 as it ran (the style pyramid came after single-scale runs, the octaves' recolouring after starts recoloured once,
 flattening after pictures left unflattened)."""
@@ -111,6 +113,7 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
 
     args = list(overrides)
+    _refuse_odd(args)
     _refuse_added(args)
     try:
         if GlobalHydra.instance().is_initialized():  # inside a run Hydra started: its config folder is this one
@@ -124,6 +127,11 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     for group, pick in picks.items():  # a list (param=[]) asks Hydra for several options or none
         if not isinstance(pick, str):
             raise UserError(f"{group} takes exactly one option; choose {group}= one of {', '.join(options(group))}")
+    if OmegaConf.is_missing(cfg, "name"):  # its keys went under recipe: instead of the top
+        raise UserError(
+            f"recipe {picks['recipe']} gives no name: recipes/recipe/{picks['recipe']}.yaml must begin with the line "
+            f"'# @package _global_' and hold name: {picks['recipe']}"
+        )
     with open_dict(cfg):
         cfg.choices = picks
         if not hydra:
@@ -155,6 +163,21 @@ def explain(err: Exception, args: Sequence[str]) -> str:
         f"could not read the command line: {first}; write each override as key=value "
         "(lists as key=[a,b], text with spaces or commas in quotes)"
     )
+
+
+def _refuse_odd(args: list[str]) -> None:
+    """Refuse ``~KEY`` (Hydra's removal of a key: every key is read, so the run would fail later) and a
+    ``recipe=`` or group pick that names a path rather than an option (``recipe=../model/vgg16``)."""
+    for arg in args:
+        key, _, value = arg.lstrip("+").partition("=")
+        if arg.startswith("~") and not key.lstrip("~").startswith("hydra."):
+            key = key.lstrip("~")
+            raise UserError(
+                f"{arg} would remove the key {key}, which the recipe reads; give {key}=VALUE instead, or leave it "
+                "out for the recipe's default"
+            )
+        if key in GROUPS and ("/" in value or "\\" in value or value.startswith(".")):
+            raise UserError(f"{key}={value} is not one of its options; choose {key}= one of {', '.join(options(key))}")
 
 
 def _refuse_added(args: list[str]) -> None:
@@ -210,10 +233,20 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def _resolvable(value: Any) -> bool:
+    """Whether a plain value holds ``${`` anywhere, in a list inside a list too: OmegaConf would resolve it."""
+    if isinstance(value, list):
+        return any(_resolvable(v) for v in value)
+    return isinstance(value, str) and "${" in value
+
+
 def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, left: list[str]) -> None:
     """Copy the plain values of ``stored`` onto ``fresh`` where ``fresh`` has the same key; check the rest."""
     for key, value in stored.items():
         where = f"{path}.{key}" if path else str(key)
+        if key == "_args_" and isinstance(fresh.get(key), ListConfig):
+            _overlay_args(fresh[key], value, source, where, left)
+            continue
         if key in SPECIAL:
             if key == "_target_" and fresh.get("_target_") != value:
                 raise _refuse(source, where, f"the target '{value}'")
@@ -230,11 +263,28 @@ def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, 
             continue
         if not _plain(value) or isinstance(here, DictConfig) or _holds_targets(here):
             raise _refuse(source, where, "a structure")
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and "${" in t for t in texts):
+        if _resolvable(value):
             raise _refuse(source, where, "an interpolation")
+        if where == "name" and not (isinstance(value, str) and RUN_NAME.fullmatch(value)):
+            continue  # the run folder is named after it: the recipe's own name, not a path or a control character
         if not follows:
             fresh[key] = value
+
+
+def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str]) -> None:
+    """A part's positional arguments (``transforms._args_``: its transforms in order), item by item: each mapping
+    overlaid as :func:`_overlay` does (its target must be the project's), each plain value copied."""
+    if not isinstance(stored, list) or len(stored) != len(fresh):
+        left.append(path)  # another list of parts than the project's config has: the config's own is kept
+        return
+    for i, value in enumerate(stored):
+        where = f"{path}.{i}"
+        if isinstance(value, dict) and isinstance(fresh[i], DictConfig):
+            _overlay(fresh[i], value, source, where, left)
+        elif not _plain(value) or isinstance(fresh[i], DictConfig | ListConfig) or _resolvable(value):
+            raise _refuse(source, where, "a structure")
+        else:
+            fresh[i] = value
 
 
 def _holds_targets(node: Any) -> bool:
@@ -282,7 +332,10 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
             cfg[key] = value
     stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
     if stale:
-        print(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}", file=sys.stderr)
+        print(
+            one_line(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}"),
+            file=sys.stderr,
+        )
     _apply(cfg, [c for c in changes if c not in groups])
     return cfg
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from engine.errors import UserError
 from engine.params import ImageFn
 
-__all__ = ["RADIUS", "coordinates", "cppn", "render_cppn", "render_large"]
+__all__ = ["RADIUS", "coordinates", "cppn", "render_cppn", "render_large", "weight_shapes"]
 
 RADIUS = math.sqrt(3.0)
 """The coordinates span -RADIUS … RADIUS along the picture's short side (unit variance, as in Lucid's CPPN)."""
@@ -100,18 +100,27 @@ def cppn(
             f"param.width={width} and param.depth={depth} are not valid; use a width from 1 to {MAX_WIDTH} and a "
             f"depth from 1 to {MAX_DEPTH} (default 24 and 8)"
         )
-    weights: list[torch.Tensor] = []
-    for n_in in [3, *([2 * width] * (depth - 1))]:
-        std = math.sqrt(1.0 / n_in) / _GAIN
-        weights.append(torch.randn((b, width, n_in), generator=generator) * std)
-        weights.append(torch.zeros((b, width)))
-    weights.append(torch.zeros((b, 3, 2 * width)))  # the last layer starts at zero: a flat grey picture
-    weights.append(torch.zeros((b, 3)))
+    shapes = weight_shapes(b, width, depth)
+    weights = (
+        [  # random matrices, zero biases, and a last layer at zero: a flat grey picture
+            torch.randn(s, generator=generator) * math.sqrt(1.0 / s[-1]) / _GAIN if len(s) == 3 else torch.zeros(s)
+            for s in shapes[:-2]
+        ]
+        + [torch.zeros(s) for s in shapes[-2:]]
+    )
     params = [t.to(device).requires_grad_(True) for t in weights]
     coords = coordinates(h, w, device)
     if init is not None and fit_steps > 0:
         _fit(params, coords, init.to(device).expand(b, 3, h, w), fit_steps)
     return params, lambda: render_cppn(params, coords)
+
+
+def weight_shapes(batch: int, width: int, depth: int) -> list[tuple[int, ...]]:
+    """The shapes of the weights :func:`cppn` makes for ``batch`` pictures, in order."""
+    shapes: list[tuple[int, ...]] = []
+    for n_in in [3, *([2 * width] * (depth - 1))]:
+        shapes += [(batch, width, n_in), (batch, width)]
+    return [*shapes, (batch, 3, 2 * width), (batch, 3)]
 
 
 def _fit(params: list[torch.Tensor], coords: torch.Tensor, target: torch.Tensor, steps: int) -> None:

@@ -50,9 +50,10 @@ MOST_COLUMNS = 100
 
 def _read(path: Path, most: int) -> str | None:
     """The first ``most`` characters of a text file a run left (bytes that are not UTF-8 replaced), or None when
-    there is none or it cannot be read (a folder, a pipe, no permission)."""
+    there is none or it cannot be read (a folder, a pipe, no permission) or is a link, or sits in a linked folder
+    (``.hydra``): a run writes its own files, so a link could only bring another file's text into the page."""
     try:
-        if not path.is_file():
+        if path.is_symlink() or path.parent.is_symlink() or not path.is_file():
             return None
         with path.open(encoding="utf-8", errors="replace") as f:
             return f.read(most)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from omegaconf import DictConfig
 from PIL import Image
 
 from engine.configs import rebuild
@@ -23,6 +24,8 @@ __all__ = ["USAGE", "render_folder"]
 
 RENDER_PIXELS = 100_000_000
 """The most pixels one render draws (all the batch's pictures together): each is held as floats while drawn."""
+MAX_BATCH = 256
+"""The most pictures one render redraws (a run's batch)."""
 USAGE = "dreamloom render FOLDER size=3840 (the long side) or size=[2160,3840]"
 
 
@@ -56,6 +59,18 @@ def _weights(path: Path, source: str) -> list[torch.Tensor]:
     return [t.float() for t in weights]
 
 
+def _check_shapes(weights: list[torch.Tensor], cfg: DictConfig, path: Path) -> None:
+    """The weights must be the network the run's own keys describe (its batch, ``param.width``, ``param.depth``)."""
+    from engine.cppn import MAX_DEPTH, MAX_WIDTH, weight_shapes
+
+    batch, width, depth = cfg.get("batch"), cfg.param.get("width"), cfg.param.get("depth")
+    sizes = (batch, width, depth)
+    fits = all(isinstance(n, int) and not isinstance(n, bool) for n in sizes)
+    fits = fits and 1 <= width <= MAX_WIDTH and 1 <= depth <= MAX_DEPTH and 1 <= batch <= MAX_BATCH
+    if not fits or [tuple(t.shape) for t in weights] != weight_shapes(batch, width, depth):
+        raise UserError(f"'{path}' is not the network its run's keys describe; run the recipe again")
+
+
 def render_folder(args: list[str]) -> list[Path]:
     """Render the ``param=cppn`` run in ``args[0]`` at the ``size=`` in ``args[1:]``; returns the pictures written
     beside its ``image.png`` (``image_WxH.png``, or ``image_WxH_N.png`` for each picture of a batch)."""
@@ -82,7 +97,10 @@ def render_folder(args: list[str]) -> list[Path]:
             f"dreamloom rerun {folder} size=…"
         )
     weights = _weights(folder / WEIGHTS, str(folder))
+    _check_shapes(weights, cfg, folder / WEIGHTS)
     first = picture if weights[0].shape[0] == 1 else folder / "images" / "000.png"
+    if not first.is_file():
+        raise UserError(f"'{folder}' has lost {first.name} of its batch's pictures; run the recipe again")
     with Image.open(first) as img:  # the run's own aspect ratio, for a size given as the long side
         h, w = target_size(size, (img.height, img.width))  # type: ignore[arg-type]
     names = (

@@ -105,17 +105,37 @@ def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     leave a ``checkpoint.pt`` holding this run's keys (what ``resume=`` reads, as the step checkpoints of the other
     recipes are); returns the copied frames."""
     made = folder / "frames"
+    found = _written_frames(Path(str(cfg.resume)) / "frames", limit) if cfg.get("resume") else []
     made.mkdir(parents=True, exist_ok=True)
     copied = []
-    if cfg.get("resume"):  # carry on after the last frame the stopped run wrote
-        frames = Path(str(cfg.resume)) / "frames"
-        for path in [frames / f"{k:04d}.png" for k in range(limit)]:  # 0000.png, 0001.png … up to the first gap
-            if not path.is_file():
-                break
-            atomic_write(made / path.name, partial(shutil.copyfile, path))
-            copied.append(made / path.name)
+    for path in found:  # carry on after the last frame the stopped run wrote
+        atomic_write(made / path.name, partial(shutil.copyfile, path))
+        copied.append(made / path.name)
     atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
     return copied
+
+
+def _written_frames(frames: Path, limit: int) -> list[Path]:
+    """The frames a stopped run wrote (0000.png, 0001.png … up to the first gap), each checked to be a PNG file of
+    the run folder's own, not a link to a file elsewhere, before anything is copied."""
+    found = []
+    for path in [frames / f"{k:04d}.png" for k in range(limit)]:
+        if not path.is_file():
+            break
+        try:
+            if path.is_symlink() or frames.is_symlink():
+                raise ValueError("a link")
+            with Image.open(path) as picture:
+                if picture.format != "PNG":
+                    raise ValueError(str(picture.format))
+                picture.verify()
+        except (OSError, ValueError, SyntaxError):
+            raise UserError(
+                f"'{path}' is not a frame the stopped run wrote; resume a run folder dreamloom wrote as it is, or "
+                "start the run again"
+            ) from None
+        found.append(path)
+    return found
 
 
 @recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)}, objective=True)

@@ -384,6 +384,18 @@ ERRORS = [
     ),
     Case("activations-no-input", ("recipe=activations", "input=null"), ("pass input=PICTURE", "input=chelsea")),
     Case(
+        "objective-target-misspelt",
+        ("recipe=neuron", "objective._target_=objectives.nueron"),
+        ("objectives has no nueron", "did you mean neuron"),
+    ),
+    Case(
+        "run-target-module-misspelt",
+        ("recipe=neuron", "run._target_=recipes.visualise.render"),
+        ("there is no module recipes.visualise", "run._target_"),
+    ),
+    Case("remove-a-key", ("recipe=channel", "~size"), ("~size would remove the key size", "give size=VALUE")),
+    Case("recipe-a-path", ("recipe=../model/vgg16",), ("recipe=../model/vgg16 is not one of its options", "channel")),
+    Case(
         "activations-channel-outside",
         ("recipe=activations", "channels=[3,30]"),
         ("channel 30", "features.3 has 24 channels", "0 to 23"),

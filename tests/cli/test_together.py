@@ -53,6 +53,16 @@ def test_one_named_folder_goes_to_one_run(tmp_path: Path) -> None:
     assert _whole(shared)["steps"] == 2 and len(list(shared.rglob("metrics.json"))) == 1
 
 
+def test_sweeps_started_together_keep_every_job(tmp_path: Path) -> None:
+    sweep = ["-m", *SMALL, "channel=0,1"]
+    done = _together([[*sweep, "seed=1"], [*sweep, "seed=2"]], tmp_path)  # the same second: the same default name
+    assert all(d.returncode == 0 for d in done), [d.stderr[-500:] for d in done]
+    jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob("metrics.json"))
+    assert len(jobs) == 4 and len({j.parent for j in jobs}) == 2  # two sweep folders of two jobs each
+    assert sorted(int(_whole(j)["seed"]) for j in jobs) == [1, 1, 2, 2]  # type: ignore[call-overload]
+    assert not list((tmp_path / "outputs").rglob(RESERVED))
+
+
 @pytest.mark.parametrize("name", ["sp ace & co", "hash#tag?q=1%20", "été/ünï", "it's"])
 def test_the_python_api_takes_any_path(name: str, tmp_path: Path) -> None:
     picture = tmp_path / f"{name} in.png"

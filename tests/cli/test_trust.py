@@ -148,3 +148,38 @@ def test_resume_takes_only_the_frames_a_run_wrote(tmp_path: Path) -> None:
     cfg = compose_recipe("style_video", f"resume={tmp_path / 'stopped'}")
     copied = start_frames(cfg, tmp_path / "new", limit=10)
     assert [p.name for p in copied] == ["0000.png", "0001.png"]  # up to the first gap; hidden and odd names ignored
+
+
+@pytest.mark.parametrize("odd", ["link", "text"])
+def test_resume_copies_no_file_from_outside_the_stopped_run(tmp_path: Path, odd: str) -> None:
+    from recipes.motion import start_frames
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET")
+    frames = tmp_path / "stopped" / "frames"
+    frames.mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(frames / "0000.png")
+    if odd == "link":  # a shared run folder whose second frame points at a private file
+        (frames / "0001.png").symlink_to(secret)
+    else:
+        (frames / "0001.png").write_text("SECRET")
+    cfg = compose_recipe("dream_zoom", f"resume={tmp_path / 'stopped'}")
+    with pytest.raises(UserError, match=r"0001.png' is not a frame the stopped run wrote; resume a run folder"):
+        start_frames(cfg, tmp_path / "new", limit=10)
+    assert not (tmp_path / "new").exists()  # nothing copied, nothing made
+
+
+def test_a_fault_of_ours_leaves_the_folder_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.cli
+    from engine.results import claim
+
+    folder = claim(tmp_path / "run", True, "hydra.run.dir=")
+
+    def fault(*args: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(engine.cli, "run_recipe", fault)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback, for the report
+        engine.cli._run_and_answer(compose_recipe("channel"), folder, "channel")
+    assert not folder.exists()  # nothing was written: no folder, and the name is free for the next run
+    assert claim(tmp_path / "run", True, "hydra.run.dir=") == tmp_path / "run"

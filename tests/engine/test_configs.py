@@ -164,3 +164,53 @@ def test_a_stored_key_the_recipe_does_not_read_is_left_out_with_a_note(capsys: p
     again = rebuild(text, "old.png", ["input=coffee"])
     forget_unread(again, "old.png", ["input=coffee"])
     assert again.input == "coffee"  # kept, so the run names it in one line
+
+
+def test_a_stored_transform_setting_is_rebuilt_as_it_ran() -> None:
+    text = config_yaml(compose(["recipe=channel", "transforms._args_.0.pad=20"]))
+    assert rebuild(text, "padded.png").transforms._args_[0].pad == 20
+    assert rebuild(text, "padded.png", ["transforms._args_.0.pad=4"]).transforms._args_[0].pad == 4
+    foreign = text.replace("regularizers.transforms.RandomAffine", "builtins.exec")
+    with pytest.raises(UserError, match=r"stores the target 'builtins.exec' at transforms._args_.0"):
+        rebuild(foreign, "shared.png")
+
+
+def test_a_shared_pictures_values_are_never_resolved(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    text = config_yaml(compose(["recipe=channel"]))
+    for value in ("[['${oc.env:SECRET_TOKEN}']]", "[[1, ['${layer}']]]"):  # hidden in lists of lists
+        with pytest.raises(UserError, match="an interpolation"):
+            rebuild(text.replace("name: channel", f"name: {value}"), "shared.png")
+    odd = rebuild(text.replace("name: channel", "name: x/../../../../tmp/escaped"), "shared.png")
+    assert odd.name == "channel"  # the run folder is named after it: never a path
+    note = text.replace("steps: 256", 'steps: 256\n"\\e[2K\\rfake line": 1')
+    rebuild(note, "shared.png")
+    err = capsys.readouterr().err
+    assert "fake line" in err and "\x1b" not in err  # a stored key's control characters reach no terminal
+
+
+def test_a_target_whose_module_fails_to_import_shows_that_modules_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.runner import unlocatable
+
+    (tmp_path / "half_made.py").write_text("from objectives import not_exported_yet\n\n\ndef fn():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    line = unlocatable("half_made.fn", "run")
+    assert line.startswith("run._target_=half_made.fn cannot be loaded: importing half_made fails (ImportError: ")
+    assert "not_exported_yet" in line and line.endswith("fix that module")
+
+
+def test_a_recipe_yaml_without_its_package_line_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import engine.configs
+
+    configs = tmp_path / "recipes"
+    shutil.copytree(engine.configs.CONFIG_DIR, configs)
+    (configs / "recipe" / "fresh.yaml").write_text("name: fresh\nobjective: {_target_: objectives.channel}\n")
+    monkeypatch.setattr(engine.configs, "CONFIG_DIR", str(configs))
+    with pytest.raises(UserError, match=r"fresh.yaml must begin with the line '# @package _global_' and hold name"):
+        compose(["recipe=fresh"])

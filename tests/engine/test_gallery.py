@@ -215,6 +215,25 @@ def test_files_that_are_not_utf8_are_shown_with_their_bytes_replaced(tmp_path: P
     assert page.count("<tr>") == 1 + 3 and 'data-v="2.0"' in page
 
 
+def test_linked_files_in_a_run_folder_bring_no_other_files_text_into_the_page(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("- PRIVATE-TEXT=1\n")
+    runs = tmp_path / "runs"
+    (runs / "0").mkdir(parents=True)
+    (runs / "0" / "error.txt").symlink_to(secret)  # a shared folder's "failed job" pointing at a private file
+    _run(runs / "1")
+    (runs / "1" / ".hydra").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "overrides.yaml").symlink_to(secret)
+    _run(runs / "2")
+    (runs / "2" / "metrics.json").unlink()
+    (runs / "2" / "metrics.json").symlink_to(secret)
+    page = write_gallery(runs).read_text()
+    assert "PRIVATE" not in page
+
+
 def test_a_metrics_file_nested_too_deep_is_a_run_without_numbers(tmp_path: Path) -> None:
     from engine.gallery import write_gallery
 

@@ -173,13 +173,23 @@ def test_render_draws_a_cppn_run_again_at_another_size(tmp_path: Path) -> None:
         ("no-size", "render takes a run folder and one size="),
         ("scalar-weights", "is not a param=cppn run's weights"),
         ("garbage-picture", "carries no dreamloom config"),
+        ("odd-weights", "is not the network its run's keys describe"),
+        ("wider-weights", "is not the network its run's keys describe"),
+        ("lost-picture", "has lost 000.png"),
     ],
 )
 def test_render_answers_bad_input_in_one_line(tmp_path: Path, case: str, words: str) -> None:
     run = tmp_path / "run"
     param = "param=fft" if case == "not-cppn" else "param=cppn"
-    run_recipe(compose_recipe("channel", "size=32", "steps=1", param, "device=cpu"), run, "channel")
+    batch = "batch=2" if case == "lost-picture" else "batch=1"
+    run_recipe(compose_recipe("channel", "size=32", "steps=1", param, batch, "device=cpu"), run, "channel")
     marker = tmp_path / "ran"
+    if case in ("odd-weights", "wider-weights"):  # a shared folder's weights, not the network its keys describe
+        weights = torch.load(run / "cppn.pt", weights_only=True)
+        crafted = weights[:-1] if case == "odd-weights" else [t.repeat(4, *[1] * (t.dim() - 1)) for t in weights]
+        torch.save(crafted, run / "cppn.pt")
+    if case == "lost-picture":
+        (run / "images" / "000.png").unlink()
     if case == "exists":
         Image.new("RGB", (40, 40)).save(run / "image_40x40.png")
     if case == "no-weights":

@@ -83,6 +83,11 @@ def _config_alone(state: dict[str, Any]) -> None:
         del state[key]
 
 
+def _views(count: int) -> list[torch.Tensor]:
+    one = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    return [one[:] for _ in range(count)]
+
+
 CASES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "config-a-number": (lambda s: s.update(config=12345), "its config is not the text of a run's keys"),
     "config-a-list": (lambda s: s.update(config=["a"]), "its config is not the text of a run's keys"),
@@ -113,6 +118,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "step-negative": (lambda s: s.update(step=-1), "its 'step' is not a whole number from 0 to 8"),
     "octave-beyond-the-run": (lambda s: s.update(octave=3), "its 'octave' is not a whole number from 0 to 0"),
     "frames-not-pictures": (lambda s: s.update(frames=[torch.zeros(3)]), "its 'frames' is not a list of RGB frames"),
+    "frames-views-of-one": (  # 600 frames that are one frame's bytes: a small file, gigabytes once read
+        lambda s: s.update(frames=_views(600)),
+        "its tensors are views of the same bytes",
+    ),
     "params-missing": (lambda s: s.pop("params"), "it lacks params"),
     "params-blown-up": (lambda s: s.update(params=[torch.zeros(1).expand(10**9)]), "its 'params' is not a list"),
     "config-alone": (_config_alone, "it holds no optimization over octaves to carry on"),
