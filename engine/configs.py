@@ -373,8 +373,16 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
             assert isinstance(parsed, dict)
             value = parsed["value"]
+            if "_target_" in str(value):
+                raise UserError(f"{change}: a change names no class to build; pick an option instead (model=vgg16)")
+            if isinstance(value, dict):
+                inner = isinstance(OmegaConf.select(cfg, key), DictConfig)
+                fix = f"change one of its values, such as {key}.KEY=VALUE" if inner else "give one value or a list"
+                raise UserError(f"{change}: {key} takes no mapping here; {fix}")
             with open_dict(cfg):
                 OmegaConf.update(cfg, key, value, merge=False)
+        except UserError:
+            raise
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
             raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
 

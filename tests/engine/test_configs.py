@@ -214,3 +214,18 @@ def test_a_recipe_yaml_without_its_package_line_is_one_line(tmp_path: Path, monk
     monkeypatch.setattr(engine.configs, "CONFIG_DIR", str(configs))
     with pytest.raises(UserError, match=r"fresh.yaml must begin with the line '# @package _global_' and hold name"):
         compose(["recipe=fresh"])
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("run={_target_:os.system}", "a change names no class to build"),
+        ("objective=[{_target_:builtins.print}]", "a change names no class to build"),
+        ("objective={layer:features.3}", "change one of its values, such as objective.KEY=VALUE"),
+        ("size={a:1}", "size takes no mapping here; give one value or a list"),
+    ],
+)
+def test_a_rerun_change_builds_nothing_new(change: str, words: str) -> None:
+    text = config_yaml(compose(["recipe=channel"]))
+    with pytest.raises(UserError, match=re.escape(words)):
+        rebuild(text, "mine.png", [change])
