@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ __all__ = [
     "missing_or",
     "one_line",
     "out_of_memory",
+    "unlocatable",
 ]
 
 
@@ -81,3 +83,26 @@ def missing_or(path: Path, otherwise: str) -> str:
         return "is a link that leads to no file (or to itself)" if path.is_symlink() else "does not exist"
     except OSError:
         return otherwise
+
+
+def unlocatable(target: str, key: str) -> str:
+    """Why ``target`` names nothing: its module fails to import (the error inside it), or lacks the name."""
+    module, _, name = target.rpartition(".")
+    try:
+        found = importlib.import_module(module) if module else None
+    except ModuleNotFoundError as e:
+        if not (e.name and (module + ".").startswith(e.name + ".")):  # a module it imports is missing
+            return _import_failed(target, key, module, e)
+        hint = close_matches(e.name, ["engine", "objectives", "regularizers", "recipes"])
+        return f"{key}._target_={target} names nothing: there is no module {e.name}" + (f"; {hint}" if hint else "")
+    except Exception as e:  # the module's own error (a missing export, a typo in it) is the one to see
+        return _import_failed(target, key, module, e)
+    if found is None:
+        return f"{key}._target_={target} is not a module and a name in it; write it as package.module.function"
+    hint = close_matches(name, [n for n in dir(found) if not n.startswith("_")])
+    return f"{key}._target_={target} names nothing: {module} has no {name}" + (f"; {hint}" if hint else "")
+
+
+def _import_failed(target: str, key: str, module: str, e: Exception) -> str:
+    why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    return f"{key}._target_={target} cannot be loaded: importing {module} fails ({why}); fix that module"

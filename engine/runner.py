@@ -7,7 +7,6 @@ adds beyond the shared ones: those that name files and those that must be number
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -23,7 +22,7 @@ from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, as_typed, check_groups, check_list, check_number, check_numbers
 from engine.configs import rebuild
-from engine.errors import WRITE_ERRORS, UserError, close_matches, out_of_memory
+from engine.errors import WRITE_ERRORS, UserError, out_of_memory, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
@@ -78,29 +77,6 @@ def build(node: Any, **kwargs: Any) -> Any:
         what = (text.splitlines() or [""])[0].rstrip(":. ").removeprefix("Error in call to target ")
         why = f" ({type(e.__cause__).__name__}: {str(e.__cause__).splitlines()[0]})"
         raise UserError(f"could not build {what}{why}; check the keys given to it") from None
-
-
-def unlocatable(target: str, key: str) -> str:
-    """Why ``target`` names nothing: its module fails to import (the error inside it), or lacks the name."""
-    module, _, name = target.rpartition(".")
-    try:
-        found = importlib.import_module(module) if module else None
-    except ModuleNotFoundError as e:
-        if not (e.name and (module + ".").startswith(e.name + ".")):  # a module it imports is missing
-            return _import_failed(target, key, module, e)
-        hint = close_matches(e.name, ["engine", "objectives", "regularizers", "recipes"])
-        return f"{key}._target_={target} names nothing: there is no module {e.name}" + (f"; {hint}" if hint else "")
-    except Exception as e:  # the module's own error (a missing export, a typo in it) is the one to see
-        return _import_failed(target, key, module, e)
-    if found is None:
-        return f"{key}._target_={target} is not a module and a name in it; write it as package.module.function"
-    hint = close_matches(name, [n for n in dir(found) if not n.startswith("_")])
-    return f"{key}._target_={target} names nothing: {module} has no {name}" + (f"; {hint}" if hint else "")
-
-
-def _import_failed(target: str, key: str, module: str, e: Exception) -> str:
-    why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-    return f"{key}._target_={target} cannot be loaded: importing {module} fails ({why}); fix that module"
 
 
 def snapshots(cfg: DictConfig) -> Snapshots:

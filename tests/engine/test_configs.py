@@ -194,7 +194,7 @@ def test_a_shared_pictures_values_are_never_resolved(
 def test_a_target_whose_module_fails_to_import_shows_that_modules_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.runner import unlocatable
+    from engine.errors import unlocatable
 
     (tmp_path / "half_made.py").write_text("from objectives import not_exported_yet\n\n\ndef fn():\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
