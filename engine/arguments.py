@@ -83,9 +83,9 @@ def check_new_folder(folder: Path, what: str, key: str) -> None:
 
 def check_sweep(args: list[str]) -> Path:
     """Compose a sweep's configs as its jobs will, so a misspelled key or option is one line before any job runs,
-    and take the sweep's folder for it alone (:func:`engine.results.claim`): one that already holds files is refused
-    (an earlier sweep's jobs would be overwritten one by one), and a default name another sweep took in the same
-    second gets ``_2``.
+    and take the sweep's folder for it alone (:func:`engine.results.claim`): a named one that holds files or is in use
+    is refused (an earlier sweep's jobs would be overwritten one by one), and a default name that is taken (another
+    sweep started in the same second) gets ``_2``.
 
     Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
     first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by

@@ -23,8 +23,7 @@ import yaml
 from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
-from engine.configs import RUN_NAME
-from engine.errors import UserError
+from engine.errors import RUN_NAME, UserError
 from engine.export import atomic_write, plain_yaml
 from engine.images import is_folder
 from engine.params import ImageFn

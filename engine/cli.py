@@ -79,6 +79,8 @@ def _stopped(folder: Path | None) -> NoReturn:
 
 def _sweep_stopped(folder: Path | None) -> NoReturn:
     """Answer Ctrl-C during a sweep: the jobs begun keep their folders, a stopped one what ``resume=`` needs."""
+    if folder is not None and folder.is_dir():
+        release(folder)  # the sweep is over: its folder is handed back before it is looked at
     for job in folder.iterdir() if folder is not None and folder.is_dir() else []:
         if job.is_dir() and digits(job.name):
             _discard(job)  # a job that was only being set up

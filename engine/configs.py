@@ -19,7 +19,7 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from engine.errors import UserError, close_matches, one_line
+from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
 
@@ -45,8 +45,6 @@ RENAMED = {
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
 FORMER = {"pyramid": 1, "octave_colors": False, "flatten": None}
-RUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-"""A run name as a folder takes it and the command line passes it on (not ``name=a,b``: a sweep)."""
 """Keys added since runs were first stored, with the value they had before: a stored run without the key is rebuilt
 as it ran (the style pyramid came after single-scale runs, the octaves' recolouring after starts recoloured once,
 flattening after pictures left unflattened)."""
@@ -170,7 +168,8 @@ def _refuse_odd(args: list[str]) -> None:
     ``recipe=`` or group pick that names a path rather than an option (``recipe=../model/vgg16``)."""
     for arg in args:
         key, _, value = arg.lstrip("+").partition("=")
-        if arg.startswith("~") and not key.lstrip("~").startswith("hydra."):
+        key = key.partition("@")[0]  # recipe@_global_=…: the group is recipe
+        if arg.startswith("~") and not key.lstrip("~").startswith(("hydra.", "hydra/")):
             key = key.lstrip("~")
             raise UserError(
                 f"{arg} would remove the key {key}, which the recipe reads; give {key}=VALUE instead, or leave it "
@@ -275,7 +274,7 @@ def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: 
     """A part's positional arguments (``transforms._args_``: its transforms in order), item by item: each mapping
     overlaid as :func:`_overlay` does (its target must be the project's), each plain value copied."""
     if not isinstance(stored, list) or len(stored) != len(fresh):
-        left.append(path)  # another list of parts than the project's config has: the config's own is kept
+        left.append(f"{path} (an older list of parts; today's is used)")
         return
     for i, value in enumerate(stored):
         where = f"{path}.{i}"
@@ -373,9 +372,9 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
             assert isinstance(parsed, dict)
             value = parsed["value"]
-            if "_target_" in str(value):
+            if _names_class(value):
                 raise UserError(f"{change}: a change names no class to build; pick an option instead (model=vgg16)")
-            if isinstance(value, dict):
+            if _mapping_in(value):
                 inner = isinstance(OmegaConf.select(cfg, key), DictConfig)
                 fix = f"change one of its values, such as {key}.KEY=VALUE" if inner else "give one value or a list"
                 raise UserError(f"{change}: {key} takes no mapping here; {fix}")
@@ -385,6 +384,18 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             raise
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
             raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
+
+
+def _mapping_in(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(_mapping_in(v) for v in value))
+
+
+def _names_class(value: Any) -> bool:
+    """Whether a mapping in ``value`` (in a list too) has a ``_target_`` or another of Hydra's instantiation keys."""
+    if isinstance(value, dict):
+        keys = [str(k) for k in value]  # {_target_:x} written without a space reads as one key, "_target_:x"
+        return any(k.startswith(tuple(SPECIAL)) for k in keys) or any(_names_class(v) for v in value.values())
+    return isinstance(value, list) and any(_names_class(v) for v in value)
 
 
 _MISSING = object()

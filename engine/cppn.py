@@ -103,7 +103,7 @@ def cppn(
     shapes = weight_shapes(b, width, depth)
     weights = (
         [  # random matrices, zero biases, and a last layer at zero: a flat grey picture
-            torch.randn(s, generator=generator) * math.sqrt(1.0 / s[-1]) / _GAIN if len(s) == 3 else torch.zeros(s)
+            torch.randn(s, generator=generator) * (math.sqrt(1.0 / s[-1]) / _GAIN) if len(s) == 3 else torch.zeros(s)
             for s in shapes[:-2]
         ]
         + [torch.zeros(s) for s in shapes[-2:]]

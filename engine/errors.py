@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import importlib
+import pkgutil
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "RUN_NAME",
     "WRITE_ERRORS",
     "UserError",
     "close_matches",
@@ -85,6 +88,10 @@ def missing_or(path: Path, otherwise: str) -> str:
         return otherwise
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A run name as a folder takes it and the command line passes it on (not ``name=a,b``: a sweep)."""
+
+
 def unlocatable(target: str, key: str) -> str:
     """Why ``target`` names nothing: its module fails to import (the error inside it), or lacks the name."""
     module, _, name = target.rpartition(".")
@@ -93,14 +100,26 @@ def unlocatable(target: str, key: str) -> str:
     except ModuleNotFoundError as e:
         if not (e.name and (module + ".").startswith(e.name + ".")):  # a module it imports is missing
             return _import_failed(target, key, module, e)
-        hint = close_matches(e.name, ["engine", "objectives", "regularizers", "recipes"])
-        return f"{key}._target_={target} names nothing: there is no module {e.name}" + (f"; {hint}" if hint else "")
+        return f"{key}._target_={target} names nothing: there is no module {e.name}" + _module_hint(e.name)
     except Exception as e:  # the module's own error (a missing export, a typo in it) is the one to see
         return _import_failed(target, key, module, e)
     if found is None:
         return f"{key}._target_={target} is not a module and a name in it; write it as package.module.function"
     hint = close_matches(name, [n for n in dir(found) if not n.startswith("_")])
     return f"{key}._target_={target} names nothing: {module} has no {name}" + (f"; {hint}" if hint else "")
+
+
+def _module_hint(missing: str) -> str:
+    """ "; did you mean …" for a module name: the project's packages, or the modules beside it in its package."""
+    parent, _, last = missing.rpartition(".")
+    names = ["engine", "objectives", "regularizers", "recipes"]
+    if parent:
+        try:
+            names = [m.name for m in pkgutil.iter_modules(importlib.import_module(parent).__path__)]
+        except (ImportError, AttributeError):
+            names = []
+    hint = close_matches(last, names)
+    return f"; {hint}" if hint else ""
 
 
 def _import_failed(target: str, key: str, module: str, e: Exception) -> str:

@@ -24,8 +24,6 @@ __all__ = ["USAGE", "render_folder"]
 
 RENDER_PIXELS = 100_000_000
 """The most pixels one render draws (all the batch's pictures together): each is held as floats while drawn."""
-MAX_BATCH = 256
-"""The most pictures one render redraws (a run's batch)."""
 USAGE = "dreamloom render FOLDER size=3840 (the long side) or size=[2160,3840]"
 
 
@@ -66,7 +64,7 @@ def _check_shapes(weights: list[torch.Tensor], cfg: DictConfig, path: Path) -> N
     batch, width, depth = cfg.get("batch"), cfg.param.get("width"), cfg.param.get("depth")
     sizes = (batch, width, depth)
     fits = all(isinstance(n, int) and not isinstance(n, bool) for n in sizes)
-    fits = fits and 1 <= width <= MAX_WIDTH and 1 <= depth <= MAX_DEPTH and 1 <= batch <= MAX_BATCH
+    fits = fits and 1 <= width <= MAX_WIDTH and 1 <= depth <= MAX_DEPTH and batch >= 1
     if not fits or [tuple(t.shape) for t in weights] != weight_shapes(batch, width, depth):
         raise UserError(f"'{path}' is not the network its run's keys describe; run the recipe again")
 

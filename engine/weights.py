@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import typing
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,7 @@ class _HeldNotice:
     def __enter__(self) -> _HeldNotice:
         self.out, self.err = sys.stdout, sys.stderr
         self.held: list[str] = []
-        sys.stdout, sys.stderr = _Stream(self.hold), _Stream(self.release)  # type: ignore[assignment]
+        sys.stdout, sys.stderr = _Stream(self.hold, self.out), _Stream(self.release, self.err)  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,14 +97,28 @@ class _HeldNotice:
 
 
 class _Stream(io.TextIOBase):
-    """A text stream that hands every write to ``write_to``."""
+    """A text stream that hands every write to ``write_to`` and is otherwise ``real`` (its terminal, its encoding),
+    so a progress bar draws as it would there."""
 
-    def __init__(self, write_to: Callable[[str], None]) -> None:
-        self.write_to = write_to
+    def __init__(self, write_to: Callable[[str], None], real: typing.TextIO) -> None:
+        self.write_to, self.real = write_to, real
 
     def write(self, text: str) -> int:
         self.write_to(text)
         return len(text)
+
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.real.encoding
 
 
 def build_model(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.Module, list[str]]:

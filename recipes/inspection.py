@@ -17,7 +17,7 @@ from engine.layers import Layer, layer_rows
 from engine.models import load_model
 from engine.results import RunResult, save_metrics, write_view
 from engine.runner import load_view, recipe
-from objectives.activation import channel_list
+from objectives.activation import MOST_CHANNELS, channel_list
 from recipes.attribution import conv_layer
 
 __all__ = ["activations", "filters", "layers"]
@@ -123,10 +123,12 @@ def _shown_channels(cfg: DictConfig, layer: str, acts: torch.Tensor) -> list[int
             f"channels={as_typed(cfg.channels)} and top={cfg.top} both pick the maps to show; give one of them"
         )
     if cfg.top is not None:
-        return acts.mean(dim=(1, 2)).argsort(descending=True)[: int(cfg.top)].tolist()
+        if int(cfg.top) > count:
+            raise UserError(f"top={cfg.top} is more than the {count} channels of {layer}; use top={count} or less")
+        return acts.mean(dim=(1, 2)).argsort(descending=True, stable=True)[: int(cfg.top)].tolist()
     if cfg.channels is None:
         return list(range(count))
-    picked = channel_list(cfg.channels, most=count)
+    picked = channel_list(cfg.channels, most=max(count, MOST_CHANNELS))  # one past the layer: named below
     outside = [c for c in picked if not 0 <= c < count]
     if outside:
         raise UserError(

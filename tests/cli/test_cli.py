@@ -397,9 +397,10 @@ ERRORS = [
     Case("recipe-a-path", ("recipe=../model/vgg16",), ("recipe=../model/vgg16 is not one of its options", "channel")),
     Case(
         "activations-channel-outside",
-        ("recipe=activations", "channels=[3,30]"),
-        ("channel 30", "features.3 has 24 channels", "0 to 23"),
+        ("recipe=activations", "channels=0:32"),
+        ("channel 24", "features.3 has 24 channels", "0 to 23"),
     ),
+    Case("activations-top-too-many", ("recipe=activations", "top=30"), ("the 24 channels of features.3", "top=24")),
     Case("activations-channels-and-top", ("recipe=activations", "channels=0:4", "top=4"), ("give one of them",)),
     Case(
         "folder-missing",

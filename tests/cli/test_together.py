@@ -63,6 +63,46 @@ def test_sweeps_started_together_keep_every_job(tmp_path: Path) -> None:
     assert not list((tmp_path / "outputs").rglob(RESERVED))
 
 
+def test_sweeps_named_for_the_same_second_get_their_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    import hydra.core.utils
+
+    from engine.arguments import check_sweep
+    from engine.results import release
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Frozen:
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Frozen)  # Hydra's ${now:} reads the clock through it
+    monkeypatch.chdir(tmp_path)
+    sweep = ["-m", "recipe=channel", "channel=0,1"]
+    first, second = check_sweep(sweep), check_sweep(sweep)
+    assert first == Path("outputs/multirun/2026-01-02/03-04-05_channel")
+    assert second == first.with_name("03-04-05_channel_2") and (second / RESERVED).exists()
+    named = ["-m", "recipe=channel", "channel=0,1", f"hydra.sweep.dir={tmp_path / 'mine'}"]
+    check_sweep(named)
+    with pytest.raises(UserError, match=r"sweep folder .* is in use by another run"):
+        check_sweep(named)
+    for folder in (first, second, tmp_path / "mine"):
+        release(folder)
+
+
+def test_ctrl_c_before_a_sweeps_first_job_leaves_no_folder(tmp_path: Path) -> None:
+    from engine.cli import _sweep_stopped
+    from engine.results import claim
+
+    folder = claim(tmp_path / "sweep", True, "hydra.sweep.dir=")
+    (folder / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(SystemExit) as stopped:
+        _sweep_stopped(folder)
+    assert stopped.value.code == 130 and not folder.exists()
+
+
 @pytest.mark.parametrize("name", ["sp ace & co", "hash#tag?q=1%20", "été/ünï", "it's"])
 def test_the_python_api_takes_any_path(name: str, tmp_path: Path) -> None:
     picture = tmp_path / f"{name} in.png"

@@ -223,9 +223,15 @@ def test_a_recipe_yaml_without_its_package_line_is_one_line(tmp_path: Path, monk
         ("objective=[{_target_:builtins.print}]", "a change names no class to build"),
         ("objective={layer:features.3}", "change one of its values, such as objective.KEY=VALUE"),
         ("size={a:1}", "size takes no mapping here; give one value or a list"),
+        ("objective=[{layer:features.3}]", "change one of its values"),
     ],
 )
 def test_a_rerun_change_builds_nothing_new(change: str, words: str) -> None:
     text = config_yaml(compose(["recipe=channel"]))
     with pytest.raises(UserError, match=re.escape(words)):
         rebuild(text, "mine.png", [change])
+
+
+def test_a_rerun_change_may_mention_target_in_a_plain_value() -> None:
+    text = config_yaml(compose(["recipe=channel"]))
+    assert rebuild(text, "mine.png", ["name=best_target_run"]).name == "best_target_run"
