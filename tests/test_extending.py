@@ -1,0 +1,47 @@
+"""docs/extending.md's worked recipe works as written: its YAML and its function, added as the page says, run and
+answer the checks every recipe passes (penalties honoured, a bad number refused in one line)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import engine.configs
+import recipes.visualize
+from engine.errors import UserError
+from engine.runner import run_recipe
+from tests.helpers import compose_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's ``channel_class``: its YAML in a copy of the configs, its function in ``recipes.visualize``."""
+    (yaml_text,) = re.findall(r"```yaml\n(.*?)```", PAGE, re.S)
+    code = re.findall(r"```python\n(.*?)```", PAGE, re.S)[0]
+    (imports,) = re.findall(r"the import `(from objectives import [\w, ]+)`", PAGE)
+    configs = tmp_path / "recipes"
+    shutil.copytree(engine.configs.CONFIG_DIR, configs)
+    (configs / "recipe" / "channel_class.yaml").write_text(yaml_text)
+    monkeypatch.setattr(engine.configs, "CONFIG_DIR", str(configs))
+    space = dict(vars(recipes.visualize))
+    exec(f"{imports}\n{code}", space)  # the page's own lines, as a contributor pastes them
+    monkeypatch.setattr(recipes.visualize, "channel_class", space["channel_class"], raising=False)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("added")
+def test_the_worked_recipe_runs_and_honours_its_keys(tmp_path: Path) -> None:
+    keys = ("size=32", "steps=2", "device=cpu", "snapshot_every=0")
+    plain = run_recipe(compose_recipe("channel_class", *keys), tmp_path / "plain", "channel_class").metrics
+    assert (tmp_path / "plain" / "image.png").is_file() and plain["recipe"] == "channel_class"
+    smooth = run_recipe(compose_recipe("channel_class", *keys, "tv=5"), tmp_path / "tv", "channel_class").metrics
+    assert "tv" in str(smooth["objective"]) and "tv" not in str(plain["objective"])
+    for bad, says in (("channel=abc", "channel=abc is not valid"), ("layer=features.99", "has no layer")):
+        with pytest.raises(UserError, match=says):
+            run_recipe(compose_recipe("channel_class", *keys, bad), tmp_path / "bad", "channel_class")
