@@ -20,8 +20,9 @@ from engine.callbacks import Callback, Diverged, Guard, Progress
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
 from engine.images import check_side, input_picture, quantize, target_size
+from engine.loop import STOP
 from engine.models import LOGITS, ModelView
-from engine.results import RunResult, config_yaml, probabilities, top5, write_view
+from engine.results import Interrupted, RunResult, config_yaml, probabilities, top5, write_view
 from engine.runner import load_view, penalty_terms, recipe, snapshots
 from objectives.base import INPUT, Objective
 from objectives.classes import resolve_class
@@ -91,6 +92,14 @@ def attack(
     return torch.min(torch.max(quantize(x.detach()), low), high)
 
 
+class StoppedEarly(Exception):
+    """Ctrl-C or SIGTERM during :func:`fool`: the picture so far (8-bit) and the steps taken."""
+
+    def __init__(self, picture: torch.Tensor, taken: int) -> None:
+        super().__init__(f"stopped after {taken} steps")
+        self.picture, self.taken = picture, taken
+
+
 def fool(
     view: ModelView,
     target: int,
@@ -106,6 +115,9 @@ def fool(
     minimizing the target's cross-entropy plus ``penalty`` on the picture (tv, l1, l2).
 
     Returns the 8-bit picture ``(1, 3, H, W)`` and the number of steps taken.
+
+    Raises:
+        StoppedEarly: on Ctrl-C or SIGTERM, with the picture so far.
     """
     noise = torch.rand((1, 3, *hw), generator=generator).to(view.device)
     logit = (noise.clamp(0.01, 0.99) / (1 - noise.clamp(0.01, 0.99))).log().requires_grad_(True)
@@ -113,25 +125,46 @@ def fool(
     label = torch.tensor([target], device=view.device)
     for cb in callbacks:
         cb.on_start(steps, logit.sigmoid)
-    taken = 0
-    for step in range(steps):
-        x = logit.sigmoid()
-        logits = view(x, [LOGITS])[LOGITS]
-        taken = step
-        if float(logits.detach().softmax(-1)[0, target]) >= confidence:
-            for cb in callbacks:
-                cb.on_end(step, logit.sigmoid)
-            break
-        loss = F.cross_entropy(logits, label)
-        if penalty is not None:
-            loss = loss + penalty({INPUT: x})
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        taken = step + 1
-        for cb in callbacks:
-            cb.on_step(step, loss.detach(), logit.sigmoid)
+    taken = _fool_steps(view, logit, optimizer, label, confidence, steps, callbacks, penalty)
     return quantize(logit.detach().sigmoid()), taken
+
+
+def _fool_steps(
+    view: ModelView,
+    logit: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    label: torch.Tensor,
+    confidence: float,
+    steps: int,
+    callbacks: Sequence[Callback],
+    penalty: Objective | None,
+) -> int:
+    """:func:`fool`'s steps on ``logit`` (in place); returns how many were taken, or raises :class:`StoppedEarly`
+    with the picture so far on Ctrl-C or SIGTERM."""
+    target, taken = int(label[0]), 0
+    try:
+        for step in range(steps):
+            if STOP.is_set():
+                raise KeyboardInterrupt
+            x = logit.sigmoid()
+            logits = view(x, [LOGITS])[LOGITS]
+            taken = step
+            if float(logits.detach().softmax(-1)[0, target]) >= confidence:
+                for cb in callbacks:
+                    cb.on_end(step, logit.sigmoid)
+                break
+            loss = F.cross_entropy(logits, label)
+            if penalty is not None:
+                loss = loss + penalty({INPUT: x})
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            taken = step + 1
+            for cb in callbacks:
+                cb.on_step(step, loss.detach(), logit.sigmoid)
+    except KeyboardInterrupt:
+        raise StoppedEarly(quantize(logit.detach().sigmoid()), taken) from None
+    return taken
 
 
 def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -197,14 +230,17 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     guard = [Progress(), frames, Guard()]
     penalty = penalty_terms(cfg)
     name = f"cross_entropy({view.categories[target]})" + (f" + {penalty.name}" if penalty is not None else "")
+    stopped: dict[str, Any] = {}
     try:
         picture, taken = fool(view, target, hw, confidence, int(cfg.steps), float(cfg.lr), generator, guard, penalty)
     except Diverged as e:
         raise UserError(f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}") from None
+    except StoppedEarly as e:  # the picture so far is written, as the optimizing recipes write theirs
+        picture, taken, stopped = e.picture, e.taken, {"interrupted": True}
     seconds = time.perf_counter() - t0
     probs = probabilities(view, picture)
     caption = f"{view.categories[target][:22]} {float(probs[target]):.1%}"
-    return write_view(
+    result = write_view(
         cfg,
         folder,
         recipe,
@@ -218,4 +254,8 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         target_probability=round(float(probs[target]), 4),
         reached=float(probs[target]) >= confidence,
         top5=top5(probs, view.categories),
+        **stopped,
     )
+    if stopped:
+        raise Interrupted(folder, taken)
+    return result

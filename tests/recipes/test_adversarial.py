@@ -77,3 +77,22 @@ def test_adversarial_recipe_writes_the_triptych_and_the_numbers(tmp_path: Path) 
     saved = load_image(tmp_path / "adversarial.png")
     original = resize_to(load_image("chelsea"), (64, 96))
     assert (saved - (original * 255).round() / 255).abs().max() <= 2 / 255 + 1e-6
+
+
+@pytest.mark.slow
+def test_a_stopped_fooling_run_writes_its_picture_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.callbacks
+    from engine.results import Interrupted
+
+    counted = engine.callbacks.Progress.on_step
+
+    def stop(self, step, loss, image_fn):  # type: ignore[no-untyped-def]
+        counted(self, step, loss, image_fn)
+        if step == 2:
+            raise KeyboardInterrupt  # as Ctrl-C would, part way
+
+    monkeypatch.setattr(engine.callbacks.Progress, "on_step", stop)
+    with pytest.raises(Interrupted, match=r"interrupted after 3 steps; the picture so far and metrics\.json are in"):
+        run_recipe(compose(["recipe=fooling", "size=48", "steps=50", "device=cpu"]), tmp_path, "fooling")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["steps"] == 3 and (tmp_path / "image.png").is_file()
