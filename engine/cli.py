@@ -192,6 +192,10 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
     source = Path(args[0])
     if is_folder(source) and (source / "image.png").is_file():  # a run folder: its picture
         source = source / "image.png"
+    if is_folder(source):
+        jobs = sorted((p for p in source.iterdir() if p.is_dir() and digits(p.name)), key=lambda p: int(p.name))
+        sweep = f" (a sweep's folder: pass one job's, such as {source / jobs[0].name})" if jobs else ""
+        raise UserError(f"'{source}' holds no image.png{sweep}; pass the image.png of an earlier run or its folder")
     if not source.is_file():
         raise UserError(f"'{source}' does not exist; pass the image.png of an earlier run (or its folder)")
     if any(a.startswith("resume=") for a in args[1:]):

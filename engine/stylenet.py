@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import UserError, missing_or
+from engine.errors import UserError, close_matches, missing_or
 
 __all__ = ["NETWORK", "StyleNet", "load_network", "network_file", "network_state", "paint_tiled"]
 
@@ -143,6 +143,8 @@ def network_file(source: str) -> Path:
         path = path / NETWORK
     if not path.is_file():
         problem = missing_or(Path(source).expanduser(), f"holds no {NETWORK}")
+        hint = close_matches(source, packaged)
+        problem += f" ({hint})" if hint else ""
         raise UserError(
             f"net={source} {problem}; use a packaged network ({' or '.join(f'net={n}' for n in packaged)}) "
             "or train one with: dreamloom recipe=style_train style=PICTURE, then pass its run folder"

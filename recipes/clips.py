@@ -28,7 +28,7 @@ from engine.colors import match_colors
 from engine.errors import UserError
 from engine.export import save_png
 from engine.flow import FLOW_METHODS, Motion, flow_flicker, motion
-from engine.images import from_pil, load_image, quantize, resize_to, target_size, to_pil
+from engine.images import SAMPLES, from_pil, load_image, quantize, resize_to, target_size, to_pil
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
@@ -70,6 +70,10 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
     path = Path(source).expanduser()
     if source == CLIP and not path.is_file():
         path = sample_clip()
+    if not path.is_file() and source in SAMPLES:
+        raise UserError(
+            f"input={source} is a sample picture, not a clip; pass input=clip (the sample clip), a GIF or a video"
+        )
     if not path.is_file():
         raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")
     try:
@@ -85,7 +89,7 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
     if len(frames) == 1 and limit != 1:
         raise UserError(
             f"input '{source}' is a still picture, not a clip; pass a GIF or video with several frames "
-            "(recipe=style paints a single picture)"
+            "(recipe=style paints one picture, recipe=deepdream dreams on one)"
         )
     fps = meta.get("fps") or (1000 / meta["duration"] if meta.get("duration") else None)
     return frames, float(fps) if fps else None

@@ -301,7 +301,7 @@ def _big_enough(picture: torch.Tensor) -> torch.Tensor:
     short, long = sorted(picture.shape[-2:])
     if short < MIN_PAINT:
         raise UserError(
-            f"a {picture.shape[-1]}x{picture.shape[-2]} picture is too small to paint (its short side needs "
+            f"a picture of {picture.shape[-1]}x{picture.shape[-2]} px is too small to paint (its short side needs "
             f"{MIN_PAINT} px); give size={max(MIN_PAINT * 4, -(-long * MIN_PAINT // short))} or more"
         )
     return picture

@@ -394,6 +394,12 @@ ERRORS = [
         ("there is no module recipes.visualise", "run._target_"),
     ),
     Case("remove-a-key", ("recipe=channel", "~size"), ("~size would remove the key size", "give size=VALUE")),
+    Case(
+        "clip-a-sample-picture",
+        ("recipe=style_video", "input=chelsea"),
+        ("is a sample picture, not a clip", "input=clip"),
+    ),
+    Case("style-net-misspelt", ("recipe=style_fast", "net=ihx"), ("net=ihx does not exist (did you mean ihc?)",)),
     Case("recipe-a-path", ("recipe=../model/vgg16",), ("recipe=../model/vgg16 is not one of its options", "channel")),
     Case(
         "activations-channel-outside",

@@ -183,3 +183,11 @@ def test_a_fault_of_ours_leaves_the_folder_free(tmp_path: Path, monkeypatch: pyt
         engine.cli._run_and_answer(compose_recipe("channel"), folder, "channel")
     assert not folder.exists()  # nothing was written: no folder, and the name is free for the next run
     assert claim(tmp_path / "run", True, "hydra.run.dir=") == tmp_path / "run"
+
+
+def test_a_rerun_of_a_folder_without_a_picture_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sweep" / "0").mkdir(parents=True)
+    (tmp_path / "sweep" / "1").mkdir()
+    said = _rerun([str(tmp_path / "sweep")], capsys)
+    assert "holds no image.png (a sweep's folder: pass one job's, such as" in said and "does not exist" not in said
+    assert said.split("such as ")[1].startswith(str(tmp_path / "sweep" / "0"))
