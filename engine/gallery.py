@@ -77,16 +77,20 @@ def _metrics(folder: Path) -> dict[str, Any]:
     return metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers
 
 
-def _overrides(folder: Path) -> list[str]:
-    """A run's Hydra overrides, less Hydra's own; none when the file is missing, unreadable or refused as
+def _overrides(folder: Path) -> list[str] | None:
+    """A run's Hydra overrides, less Hydra's own (and the run name a ``resume=`` adds); None when the file is missing
+    (a rerun or an API run, made without Hydra's command line), none when it is unreadable or refused as
     :func:`~engine.export.plain_yaml` refuses it (aliases that expand to gigabytes, too large)."""
     text = _read(folder / ".hydra" / "overrides.yaml", STORED_LIMIT + 1)
+    if text is None:
+        return None
     try:
         found = plain_yaml(text) if text is not None else []
     except (ValueError, RecursionError, yaml.YAMLError):
         found = []
-    found = found if isinstance(found, list) else []
-    return [str(o) for o in found if not str(o).startswith("hydra.")]
+    found = [str(o) for o in found] if isinstance(found, list) else []
+    resumed = any(o.startswith("resume=") for o in found)
+    return [o for o in found if not o.startswith("hydra.") and not (resumed and o.startswith("name="))]
 
 
 class Run:
@@ -95,7 +99,8 @@ class Run:
     def __init__(self, folder: Path, root: Path) -> None:
         self.folder, self.name = folder, str(folder.relative_to(root)) if folder != root else folder.name
         self.metrics = _metrics(folder)
-        self.overrides = _overrides(folder)
+        self.recorded = _overrides(folder)
+        self.overrides = self.recorded or []
         failed = _read(folder / "error.txt", SHORT + 1)
         self.error = None if failed is None else _short(failed.strip())
         self.numbers = dict(_numbers(self.metrics))
@@ -256,9 +261,10 @@ def _page_text(runs: list[Run], page: Path, title: str) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "pictures", "recipe", "overrides", *columns])
     rows = []
     for run in runs:
-        overrides = _short(" ".join(run.overrides)) or "(defaults)"
+        overrides = _short(" ".join(run.overrides)) or ("(defaults)" if run.recorded is not None else "(not recorded)")
+        name = run.name + (" (interrupted)" if run.metrics.get("interrupted") is True else "")
         cells = [
-            f"<td>{html.escape(run.name)}</td>",
+            f"<td>{html.escape(name)}</td>",
             f'<td class="media">{_media(run, page)}</td>',
             _cell(run.metrics.get("recipe")),
             f"<td><code>{html.escape(overrides)}</code></td>",

@@ -298,3 +298,21 @@ def test_names_and_metrics_that_are_not_unicode_text_still_make_a_page(tmp_path:
     Image.new("RGB", (8, 8)).save(tmp_path / odd / "image.png")
     page = write_gallery(tmp_path).read_text()
     assert 'src="./run%FF/image.png"' in page and "<th>?</th>" in page
+
+
+def test_the_page_says_which_runs_were_stopped_and_which_overrides_are_unknown(tmp_path: Path) -> None:
+    from engine.gallery import write_gallery
+
+    _run(tmp_path / "rerun")  # no .hydra: a rerun or an API run
+    _run(tmp_path / "stopped", '{"recipe": "class", "seconds": 1.0, "interrupted": true}')
+    (tmp_path / "stopped" / ".hydra").mkdir()
+    (tmp_path / "stopped" / ".hydra" / "overrides.yaml").write_text("- recipe=class\n")
+    _run(tmp_path / "resumed")
+    (tmp_path / "resumed" / ".hydra").mkdir()
+    (tmp_path / "resumed" / ".hydra" / "overrides.yaml").write_text("- resume=/runs/stopped\n- name=class_resumed\n")
+    page = write_gallery(tmp_path).read_text()
+    rows = {
+        row.split("</td>")[0].removeprefix("<tr><td>"): row for row in page.split("\n") if row.startswith("<tr><td>")
+    }
+    assert "(not recorded)" in rows["rerun"] and "stopped (interrupted)" in rows
+    assert "resume=/runs/stopped" in rows["resumed"] and "name=class_resumed" not in rows["resumed"]
