@@ -251,7 +251,11 @@ def optimize_octaves(
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device)  # zeros: flat
         last[:], optimizer = params, _optimizer(cfg, params)
+        resumed = state is not None
         first_step, state = 0 if state is None else restore(state, params, optimizer, generator, rec, frames), None
+        if resumed:
+            where = f" of octave {i + 1}/{len(sizes)}" if len(sizes) > 1 else ""
+            print(f"dreamloom: carrying on from step {first_step} of {cfg.steps}{where}", file=sys.stderr)
         saver = None if path is None else Checkpointer(path, every, i, params, optimizer, generator, rec, frames, text)
         kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver, keys)
         objective = objective_at(sizes[i])

@@ -4,6 +4,7 @@ it, and a run stopped part way carries on from its checkpoint to the picture it 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,9 @@ RESUMABLE = {
 
 
 @pytest.mark.parametrize("case", list(RESUMABLE))
-def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_resumed_run_ends_on_the_same_picture(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     recipe, keys, stop_after = RESUMABLE[case]
     run_recipe(compose_recipe(recipe, *keys, "checkpoint_every=4", "device=cpu"), tmp_path / "whole", recipe)
     assert not (tmp_path / "whole" / CHECKPOINT).exists()  # a finished run keeps no checkpoint
@@ -138,7 +141,10 @@ def test_a_resumed_run_ends_on_the_same_picture(tmp_path: Path, case: str, monke
         counted(self, step, loss, image_fn)
 
     monkeypatch.setattr(engine.callbacks.Recorder, "on_step", count)
+    capsys.readouterr()
     dreamloom_main([f"resume={tmp_path / 'cut'}"])
+    steps = next(k for k in keys if k.startswith("steps=")).split("=")[1]
+    assert re.search(rf"dreamloom: carrying on from step \d+ of {steps}\b", capsys.readouterr().err)
     whole, resumed = tmp_path / "whole", tmp_path / "cut_resumed"  # beside the run it carries on
     total = json.loads((whole / "metrics.json").read_text())["steps"]
     assert len(taken) == total - stop_after // 4 * 4  # only the steps after the last checkpoint were run again
