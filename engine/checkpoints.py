@@ -117,13 +117,9 @@ def _refused(path: Path, why: str) -> UserError:
 
 
 def check_checkpoint(state: dict[str, Any], path: Path, progress: bool = True) -> None:
-    """Refuse a checkpoint whose fields are not what dreamloom writes, before anything of it is used: the config
-    must be plain YAML holding a mapping; with ``progress``, every field of its kind (an optimization over octaves,
-    a style network's training, or the config alone) must be there with the type and range it is written with.
-
-    Raises:
-        UserError: naming the first field that is missing or wrong.
-    """
+    """Refuse (:class:`UserError`, naming the first wrong field) a checkpoint whose fields are not what dreamloom
+    writes, before anything of it is used: the config must be plain YAML holding a mapping; with ``progress``, every
+    field of its kind (octaves, a style training, or the config alone) must have its written type and range."""
     config = _stored_config(state.get("config"), path)
     fields = _fields(_kind(state), config, path) if progress else {}
     missing = [key for key in fields if key not in state and key not in OPTIONAL]
@@ -136,17 +132,17 @@ def check_checkpoint(state: dict[str, Any], path: Path, progress: bool = True) -
         raise _refused(path, "its tensors are views of the same bytes, far larger once read than the file")
 
 
-def _tensors(value: Any, depth: int = 0) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ()
-    return [t for v in items for t in _tensors(v, depth + 1)] if depth < 8 else []
-
-
 def _stored_once(state: dict[str, Any]) -> bool:
     """Whether the checkpoint's tensors together hold no more bytes than their storages do: many views of one
     storage would let a small file stand for gigabytes once each is copied out."""
-    tensors = _tensors(state)
+    tensors: list[torch.Tensor] = []
+    todo: list[Any] = [state]
+    while todo:  # the fields are checked already: containers of tensors and plain values, a few levels deep
+        value = todo.pop()
+        if isinstance(value, torch.Tensor):
+            tensors.append(value)
+        elif isinstance(value, dict | list | tuple):
+            todo += value.values() if isinstance(value, dict) else value
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
     return sum(t.numel() * t.element_size() for t in tensors) <= sum(storages.values())
 

@@ -374,7 +374,7 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             value = parsed["value"]
             if _names_class(value):
                 raise UserError(f"{change}: a change names no class to build; pick an option instead (model=vgg16)")
-            if _mapping_in(value):
+            if not _plain(value):  # a mapping, at any depth
                 inner = isinstance(OmegaConf.select(cfg, key), DictConfig)
                 fix = f"change one of its values, such as {key}.KEY=VALUE" if inner else "give one value or a list"
                 raise UserError(f"{change}: {key} takes no mapping here; {fix}")
@@ -384,10 +384,6 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             raise
         except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
             raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
-
-
-def _mapping_in(value: Any) -> bool:
-    return isinstance(value, dict) or (isinstance(value, list) and any(_mapping_in(v) for v in value))
 
 
 def _names_class(value: Any) -> bool:

@@ -240,8 +240,7 @@ def optimize_octaves(
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
     make_param: Callable[..., Any] = partial(build(cfg.param), **({"sd": 0.0} if cfg.init == "zeros" else {}))
     rec, frames, state = Recorder(), snapshots(cfg), octave_checkpoint(cfg.get("resume"), len(sizes), cfg.steps)
-    every = int(cfg.get("checkpoint_every") or 0)
-    path = folder / CHECKPOINT if every and folder is not None else None
+    path = folder / CHECKPOINT if (every := int(cfg.get("checkpoint_every") or 0)) and folder is not None else None
     text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:
@@ -251,11 +250,8 @@ def optimize_octaves(
             return torch.zeros(shape, device=view.device)  # done before the checkpoint: its state replaces it
         params, image_fn = make_param(shape, init=start, generator=generator, device=view.device)  # zeros: flat
         last[:], optimizer = params, _optimizer(cfg, params)
-        resumed = state is not None
-        first_step, state = 0 if state is None else restore(state, params, optimizer, generator, rec, frames), None
-        if resumed:
-            where = f" of octave {i + 1}/{len(sizes)}" if len(sizes) > 1 else ""
-            print(f"dreamloom: carrying on from step {first_step} of {cfg.steps}{where}", file=sys.stderr)
+        first_step = 0 if state is None else _carry_on(state, (params, optimizer, generator, rec, frames), cfg, sizes)
+        state = None
         saver = None if path is None else Checkpointer(path, every, i, params, optimizer, generator, rec, frames, text)
         kept = _listeners(cfg, (i, len(sizes)), goal, params, rec, frames, saver, keys)
         objective = objective_at(sizes[i])
@@ -270,6 +266,15 @@ def optimize_octaves(
         return _diverged(cfg, e, rec, frames)
     except KeyboardInterrupt:
         return _interrupted(rec, frames)
+
+
+def _carry_on(state: dict[str, Any], parts: tuple[Any, ...], cfg: DictConfig, sizes: list[tuple[int, int]]) -> int:
+    """Put a checkpoint back into the octave's ``parts`` (:func:`restore`'s), say where the run carries on, and
+    return that step."""
+    step = restore(state, *parts)
+    where = f" of octave {int(state['octave']) + 1}/{len(sizes)}" if len(sizes) > 1 else ""
+    print(f"dreamloom: carrying on from step {step} of {cfg.steps}{where}", file=sys.stderr)
+    return step
 
 
 def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
-import typing
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -69,56 +69,15 @@ def _read_checkpoint(model: nn.Module, name: str, checkpoint: str) -> None:
         )
 
 
-class _HeldNotice:
-    """Around a download: torch's "Downloading: URL" line (on standard output) is held until the download starts, that
-    is until its progress bar writes to standard error, and dropped if it never does, so an offline run prints
-    dreamloom's one line only."""
-
-    def __enter__(self) -> _HeldNotice:
-        self.out, self.err = sys.stdout, sys.stderr
-        self.held: list[str] = []
-        sys.stdout, sys.stderr = _Stream(self.hold, self.out), _Stream(self.release, self.err)  # type: ignore[assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stdout, sys.stderr = self.out, self.err
-
-    def hold(self, text: str) -> None:
-        if text.startswith("Downloading") or (self.held and text == "\n"):
-            self.held.append(text)
-        else:
-            self.out.write(text)
-
-    def release(self, text: str) -> None:
-        self.out.write("".join(self.held))
-        self.out.flush()
-        self.held = []
-        self.err.write(text)
-
-
-class _Stream(io.TextIOBase):
-    """A text stream that hands every write to ``write_to`` and is otherwise ``real`` (its terminal, its encoding),
-    so a progress bar draws as it would there."""
-
-    def __init__(self, write_to: Callable[[str], None], real: typing.TextIO) -> None:
-        self.write_to, self.real = write_to, real
-
-    def write(self, text: str) -> int:
-        self.write_to(text)
-        return len(text)
-
-    def isatty(self) -> bool:
-        return self.real.isatty()
-
-    def fileno(self) -> int:
-        return self.real.fileno()
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self.real.encoding
+@contextlib.contextmanager
+def _held_notice() -> Iterator[None]:
+    """Around a download: what torch prints on standard output ("Downloading: URL to PATH") is held and shown once
+    the download succeeds, and dropped when it fails (offline), so that such a run prints dreamloom's one line only.
+    The progress bar, on standard error, is left as it is."""
+    held = io.StringIO()
+    with contextlib.redirect_stdout(held):
+        yield
+    sys.stdout.write(held.getvalue())
 
 
 def build_model(name: str, weights: str | None, checkpoint: str | None) -> tuple[nn.Module, list[str]]:
@@ -143,7 +102,7 @@ def build_model(name: str, weights: str | None, checkpoint: str | None) -> tuple
         model.load_state_dict(torch.load(packaged, map_location="cpu", weights_only=True))
         return model, categories
     try:
-        with _HeldNotice():
+        with _held_notice():
             return torchvision.models.get_model(name, weights=w, progress=True), categories
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         reason = getattr(e, "reason", None) or type(e).__name__
