@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.configs import GROUPS, options
@@ -26,6 +27,7 @@ __all__ = [
     "check_number",
     "check_numbers",
     "check_switch",
+    "seeded",
 ]
 
 
@@ -91,6 +93,13 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, "tile_size", int, 63)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not -(2**63) <= cfg.seed < 2**64:
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number that fits in 64 bits")
+
+
+def seeded(seed: int, offset: int = 0) -> torch.Generator:
+    """A generator seeded with ``seed + offset`` taken modulo 2**64, the seeds' range (so a per-frame or per-picture
+    offset on the largest seed wraps round instead of overflowing; a negative seed is its two's complement, as torch's
+    own ``manual_seed`` reads it)."""
+    return torch.Generator().manual_seed((int(seed) + int(offset)) % 2**64)
 
 
 GIF_MS = (20, 10_000)

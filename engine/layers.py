@@ -80,8 +80,9 @@ def _first(value: Any) -> int:
 
 Field = tuple[int, int, float]
 """``(size, jump, start)``: units see ``size`` input pixels, ``jump`` pixels apart, the first centred on ``start``."""
-SHORTCUTS = frozenset({"downsample", "shortcut"})
-"""Children that run beside a block's main path (ResNet's projection shortcut): they never widen the field."""
+SHORTCUTS = frozenset({"downsample", "shortcut", "proj"})
+"""Children that run beside a block's main path (the projection shortcuts of ResNet's blocks, RegNet's and MaxViT's
+``proj``): they never widen the field. (Swin's attention also has a ``proj``, a linear layer that widens nothing.)"""
 
 
 def _widen(module: nn.Module, field: Field) -> Field:

@@ -160,7 +160,7 @@ def maco(
     shape: tuple[int, int, int, int],
     init: torch.Tensor | None = None,
     sd: float = 0.01,
-    contrast: float = 2.0,
+    contrast: float = 1.2,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[list[torch.Tensor], ImageFn]:
@@ -176,7 +176,7 @@ def maco(
         shape: ``(B, 3, H, W)``.
         init: a starting picture in [0, 1] whose phase is kept (its magnitude is replaced), or None.
         sd: 0 starts from zero phase (a symmetric picture); any other value from uniformly random phases.
-        contrast: the magnitudes' scale, as a multiple of the photos' mean (whose contrast is a dull photo's).
+        contrast: the magnitudes' scale, as a multiple of the photos' mean (a little over 1: the sigmoid softens it).
         generator: random source of the start.
         device: where the parameters live.
     """

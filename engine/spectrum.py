@@ -49,7 +49,8 @@ def make_spectrum() -> np.ndarray:
     from engine.images import load_image
 
     window = torch.hann_window(SIDE, periodic=False, dtype=torch.float64)
-    window = (window[:, None] * window[None, :]) / window.square().mean().sqrt()  # keeps the crops' energy
+    window = window[:, None] * window[None, :]
+    window = window / window.square().mean().sqrt()  # of the 2-D window itself: keeps the crops' energy
     to_decorrelated = torch.linalg.inv(COLOR_CORRELATION.double())
     total = torch.zeros((3, SIDE, SIDE // 2 + 1), dtype=torch.float64)
     count = 0

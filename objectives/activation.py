@@ -106,7 +106,9 @@ def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None,
             )
         return -t[:, channel, row, col].sum()
 
-    return Objective(fn, [layer], f"neuron({layer}:{channel} at {x if x is not None else 'centre'},{y or ''})")
+    return Objective(
+        fn, [layer], f"neuron({layer}:{channel} at {'centre' if x is None else x},{'centre' if y is None else y})"
+    )
 
 
 def endpoint(spec: int | str, layer: str, batch: int | None = None) -> Objective:

@@ -84,8 +84,8 @@ class _Gram(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return ((grad + grad.transpose(1, 2)) / x.shape[-1]) @ x
+        (x,) = ctx.saved_tensors  # under autocast the Gram matrix, and so its gradient, is half precision
+        return ((grad + grad.transpose(1, 2)) / x.shape[-1]).to(x.dtype) @ x
 
 
 def relative_error(current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,10 +100,10 @@ def content(layer: str, target: torch.Tensor, weight: float = 1.0, smoothing: st
 
     Shape: ``target`` is ``(1, C, H, W)`` (or ``(1, N)`` for a layer without a map), broadcast over the batch.
     """
-    smooth(target.flatten()[:1].view(1, 1, 1, 1), smoothing)  # an unknown smoothing: refused now, not at a step
+    goal = smooth(target, smoothing)  # both sides smoothed alike; an unknown smoothing refused now, not at a step
 
     def fn(acts: Activations) -> torch.Tensor:
-        return weight * relative_error(smooth(acts[layer], smoothing), target.expand_as(acts[layer]))
+        return weight * relative_error(smooth(acts[layer], smoothing), goal.expand_as(acts[layer]))
 
     return Objective(fn, [layer], f"content({layer})")
 

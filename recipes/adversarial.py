@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from engine.callbacks import Callback, Diverged, Guard, Progress
+from engine.checks import seeded
 from engine.errors import UserError
 from engine.export import contact_sheet, save_png
 from engine.images import check_side, input_picture, quantize, target_size
@@ -225,7 +226,7 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     hw = target_size(cfg.size)
     check_side(cfg, hw)
     t0 = time.perf_counter()
-    generator = torch.Generator().manual_seed(int(cfg.seed))
+    generator = seeded(cfg.seed)
     frames = snapshots(cfg)
     guard = [Progress(), frames, Guard()]
     penalty = penalty_terms(cfg)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from engine.callbacks import Recorder
 from engine.checkpoints import CHECKPOINT
-from engine.checks import check_number
+from engine.checks import check_number, seeded
 from engine.colors import match_colors
 from engine.errors import UserError
 from engine.export import save_png
@@ -257,7 +257,7 @@ def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             carried, mask = carry_over(before.to(view.device), base, moved)
             base = base + blend * mask * (carried - base)
         sizes = octave_sizes((base.shape[-2], base.shape[-1]), cfg.octaves, float(cfg.octave_scale))
-        generator = torch.Generator().manual_seed(int(cfg.seed) + k)
+        generator = seeded(cfg.seed, k)
         return optimize_octaves(
             first if before is None else later, view, sizes, lambda hw: objective, base=base, generator=generator
         )

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+from engine.checks import seeded
 from engine.errors import UserError
 from engine.export import contact_sheet
 from engine.images import checkerboard, composite, resize_to
@@ -189,7 +190,7 @@ def _groups(cfg: DictConfig, view: ModelView, index: int | None, label: str) -> 
     order = scores.argsort(descending=True)
     top = order[shown[order]][:pool]
     features = penultimate(view, pictures[top])
-    labels = kmeans(F.normalize(features, dim=1), k, torch.Generator().manual_seed(int(cfg.seed) % 2**63))
+    labels = kmeans(F.normalize(features, dim=1), k, seeded(cfg.seed))
     groups = sorted([top[labels == j].tolist() for j in range(k)], key=len, reverse=True)
     return _Clusters(names, pictures, groups, dict(zip(top.tolist(), features, strict=True)))
 
@@ -265,7 +266,7 @@ def _similarities(found: _Clusters, seen_features: torch.Tensor) -> dict[str, fl
 def class_on_crops(view: ModelView, pictures: torch.Tensor, index: int, seed: int) -> dict[str, list[float]]:
     """Per picture, the class's mean probability on :data:`VIEWS` random crops (``crop_probability``) and the share
     of those crops where it is at least 0.9 (``crops_sure``); the crops drawn from ``seed``."""
-    generator = torch.Generator().manual_seed(seed % 2**63)
+    generator = seeded(seed)
     means, sure = [], []
     for one in pictures:
         views = random_views(one[None], VIEWS, generator, side=min(224, *one.shape[-2:]))

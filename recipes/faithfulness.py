@@ -26,6 +26,7 @@ from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
 from engine.callbacks import Progress
+from engine.checks import seeded
 from engine.errors import UserError
 from engine.export import figure_picture, write_text
 from engine.images import SAMPLES, is_input_folder, load_image, resize_to, target_size
@@ -173,7 +174,7 @@ def scores(
 ) -> dict[str, object]:
     """The four areas and the curves of one map: deletion to the mean colour, insertion onto a blur, ROAD both
     ways."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded(seed)
     place = ranking(heat, generator)
     x = picture.cpu()
     points, chunk, fractions = int(cfg.points), int(cfg.chunk), [float(f) for f in cfg.fractions]
@@ -299,7 +300,7 @@ def _random_scores(
     """The reference: the areas and curves of ``random_maps`` random maps, averaged (one map's areas scatter widely)."""
     hw = (picture.shape[-2], picture.shape[-1])
     found = [
-        scores(view, picture, random_map(hw, grid, torch.Generator().manual_seed(seed * 1000 + k)), target, cfg, seed)
+        scores(view, picture, random_map(hw, grid, seeded(seed * 1000, k)), target, cfg, seed)
         for k in range(int(cfg.random_maps))
     ]
     areas = {key: float(np.mean([f[key] for f in found])) for key in SCORES}  # type: ignore[misc]

@@ -21,7 +21,7 @@ from PIL import Image
 
 from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT
-from engine.checks import check_number
+from engine.checks import check_number, seeded
 from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png
 from engine.images import input_picture, load_image, quantize, target_size, to_pil
@@ -162,7 +162,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     try:
         for k in range(len(pictures), frames):
             start = zoom_and_turn(current, zoom, rotate, shift) if k > 0 else current
-            generator = torch.Generator().manual_seed(int(cfg.seed) + k)
+            generator = seeded(cfg.seed, k)
             out = optimize_octaves(each, view, sizes, lambda hw: objective, base=start, generator=generator)
             record.merge(out.record)
             if out.interrupted or out.stopped:

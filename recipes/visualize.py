@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Goal
+from engine.checks import seeded
 from engine.errors import UserError
 from engine.images import checkerboard, composite, load_image, resize_long, target_size
 from engine.measures import random_views
@@ -88,7 +89,7 @@ def class_goal(cfg: DictConfig, view: ModelView) -> Goal:
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
         raise UserError(f"stop_at={confidence} is not valid; stop_at is a confidence between 0 and 1, like 0.9")
     target = resolve_class(cfg.target, view.categories)
-    generator = torch.Generator().manual_seed((int(cfg.seed) + 1) % 2**63)  # apart from the run's own source
+    generator = seeded(cfg.seed, 1)  # apart from the run's own source
 
     def reached(picture: torch.Tensor) -> bool:
         flat = composite(picture, checkerboard(*picture.shape[-2:]).to(picture))

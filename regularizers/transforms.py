@@ -147,7 +147,7 @@ class RandomAffine(Transform):
     """Pad, jitter, scale, rotate and jitter again, as :class:`Pad`, :class:`Jitter`, :class:`RandomScale`,
     :class:`RandomRotate` and :class:`Jitter` in turn would, but in one bilinear resampling with reflected edges.
 
-    The output has the size the chain would give, ``(n + 2·pad − shift − shift_after) · scale`` a side. One
+    The output has the size the chain would give, ``(n + 2·pad − shift) · scale − shift_after`` a side. One
     resampling instead of three costs less, and blurs the picture the model sees less.
 
     Args:
@@ -270,7 +270,7 @@ class Compose(nn.Sequential):
 
     Args:
         transforms: the transforms, in order.
-        generator: source of randomness for every random transform; a fresh unseeded one when None.
+        generator: source of randomness for every random transform; when None, a new generator at torch's default seed.
     """
 
     def __init__(self, *transforms: nn.Module, generator: torch.Generator | None = None) -> None:

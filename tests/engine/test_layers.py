@@ -25,6 +25,16 @@ def test_receptive_fields_of_a_residual_network_by_hand(resnet18) -> None:  # ty
     assert receptive_field(resnet18, "layer4.1")[:2] == (435, 32)
 
 
+def test_shortcuts_named_proj_run_beside_the_main_path() -> None:
+    """RegNet's and MaxViT's projection shortcuts are called ``proj`` and come before the main path: each stage halves
+    the grid once, so the jump doubles once per stage (RegNet: stem /2, then four stages: 32 at the last)."""
+    regnet = load_model("regnet_y_400mf", None, fold=False)
+    jumps = [receptive_field(regnet, f"trunk_output.block{k}")[1] for k in range(1, 5)]
+    assert jumps == [4, 8, 16, 32]
+    maxvit = load_model("maxvit_t", None, fold=False)
+    assert receptive_field(maxvit, "blocks.3")[1] == 32
+
+
 def test_inception_branches_run_side_by_side() -> None:
     """GoogLeNet's inception3a: after maxpool2 (27 px, jump 8) its widest branch is 1x1 then 3x3 (+16): 43, not the
     sum over its four branches."""

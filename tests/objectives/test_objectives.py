@@ -21,6 +21,7 @@ from objectives import (
     neuron,
     resolve_class,
 )
+from objectives.transfer import content, gram
 
 
 @pytest.fixture
@@ -38,6 +39,29 @@ def test_channel_is_negative_mean_summed_over_batch(acts: dict[str, torch.Tensor
 def test_neuron_defaults_to_centre(acts: dict[str, torch.Tensor]) -> None:
     assert torch.allclose(neuron("layer", 1)(acts), -acts["layer"][:, 1, 2, 3].sum())
     assert torch.allclose(neuron("layer", 1, x=0, y=4)(acts), -acts["layer"][:, 1, 4, 0].sum())
+
+
+def test_a_neuron_names_its_position_whatever_it_is() -> None:
+    assert neuron("layer", 3, x=0, y=0).name == "neuron(layer:3 at 0,0)"
+    assert neuron("layer", 3, y=5).name == "neuron(layer:3 at centre,5)"
+
+
+def test_the_gram_matrix_backpropagates_under_autocast() -> None:
+    """Under autocast the Gram matrix is bfloat16, so its gradient is too, while the features are float32."""
+    x = torch.rand(1, 4, 3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = (gram(x).float() - 1).square().sum()
+    (got,) = torch.autograd.grad(loss, x)
+    y = x.detach().requires_grad_(True)
+    (want,) = torch.autograd.grad((gram(y) - 1).square().sum(), y)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, rtol=0.05, atol=0.02)
+
+
+def test_a_smoothed_content_term_smooths_its_target_too() -> None:
+    """The same features as the target cost nothing, with or without smoothing."""
+    target = torch.rand(1, 4, 5, 6) * 3
+    for smoothing in ("none", "softmax"):
+        assert float(content("layer", target, smoothing=smoothing)({"layer": target.clone()})) < 1e-10
 
 
 def test_deepdream_is_negative_mean_square(acts: dict[str, torch.Tensor]) -> None:

@@ -58,7 +58,8 @@ def test_warp_turns_a_quarter_turn_like_rot90() -> None:
 
 @pytest.mark.slow
 def test_dream_zoom_writes_frames_gif_and_mp4(tmp_path: Path) -> None:
-    run_recipe(compose_recipe("dream_zoom", *SMALL, "zoom=1.1", "rotate=2"), tmp_path, "dream_zoom")
+    largest = f"seed={2**64 - 1}"  # each frame's seed is the run's plus the frame's number, wrapped round
+    run_recipe(compose_recipe("dream_zoom", *SMALL, "zoom=1.1", "rotate=2", largest), tmp_path, "dream_zoom")
     frames = sorted(p.name for p in (tmp_path / "frames").iterdir())
     assert frames == ["0000.png", "0001.png", "0002.png"]
     with Image.open(tmp_path / "video.gif") as gif:
