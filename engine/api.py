@@ -91,11 +91,24 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     _check_overrides(overrides)
     if out is not None and not isinstance(out, str | os.PathLike):
         raise UserError(f"out={out!r} is not a folder path; pass text or a Path, such as out='runs/mine'")
+    resume = keys.get("resume")
+    if resume not in (None, ""):
+        others = [*(k for k in keys if k != "resume"), *overrides]
+        if others:
+            raise UserError(
+                f"resume= carries on a run with its own keys, so {', '.join(others)} would be ignored; pass only "
+                "resume= (and out=), or start a new run"
+            )
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
-    default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
+    if resume not in (None, ""):
+        from engine.checkpoints import resumed_folder
+
+        default = resumed_folder(str(resume))  # beside the run it carries on, as the command puts it
+    else:
+        default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
     target = claim(Path(os.fspath(out)) if out is not None else default, out is not None, "out=")
     try:
-        done = run_recipe(cfg, target, recipe)
+        done = run_recipe(cfg, target, recipe, resumed_as=recipe if resume not in (None, "") else None)
     finally:
         release(target)
         if not any(target.iterdir()):
@@ -128,7 +141,14 @@ def recipe_keys(recipe: str) -> set[str]:
 
 
 def _recipe_function(recipe: str) -> Callable[..., Result]:
-    def fn(out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
+    name = f"{recipe}_" if keyword.iskeyword(recipe) else recipe
+
+    def fn(*args: Any, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
+        if args:
+            raise UserError(
+                f"api.{name}() takes keywords only, not {', '.join(repr(a) for a in args)}; name each key, as in "
+                f"api.{name}(key=value) (help(api.{name}) lists them)"
+            )
         return run(recipe, out, overrides, **keys)
 
     params = [

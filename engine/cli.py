@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sys
@@ -230,14 +229,12 @@ def _resume_args(args: list[str]) -> list[str]:
             f"resume= carries on a run with its own keys, so {' '.join(others)} would be ignored; pass only "
             "resume=FOLDER (and hydra.run.dir=), or start a new run"
         )
-    from engine.checkpoints import resume_name
+    from engine.checkpoints import resume_name, resumed_folder
 
     args = [*args, f"name={resume_name(resume[-1])}_resumed"]  # the checkpoint checked whole: no folder is made yet
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
-    source = Path(resume[-1].rstrip("/")).expanduser()
-    beside = source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
-    return [*args, f"hydra.run.dir={override_value(str(beside))}"]
+    return [*args, f"hydra.run.dir={override_value(str(resumed_folder(resume[-1])))}"]
 
 
 def rerun(args: list[str]) -> None:

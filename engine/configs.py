@@ -198,8 +198,9 @@ def _refuse_added(args: list[str]) -> None:
 
 def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")][-1:]
+    options = [a for a in args if a.split("=", 1)[0] in GROUPS[1:]]  # param=maco has no decay where fft has
     try:
-        plain = compose([f"recipe={r}" for r in picked])
+        plain = compose([*(f"recipe={r}" for r in picked), *options])
     except UserError:
         plain = OmegaConf.create()
     keys = [str(k) for k in plain.keys()]
@@ -210,7 +211,17 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
         kind = f"keys of its own ({', '.join(map(str, found))})" if isinstance(found, DictConfig) else kind
         return f"{name}={given} is not valid; {name} takes {kind}"
     where = f"recipe {picked[0]} has" if picked else "the recipe has"
-    short = name.split(".")[-1]
+    short, group = name.split(".")[-1], name.split(".")[0]
+    if not added and group in GROUPS[1:] and name.count(".") == 1 and isinstance(plain.get(group), DictConfig):
+        own = [str(k) for k in plain[group] if not str(k).startswith("_")]
+        chosen = (plain.get("choices") or {}).get(group, "")
+        hint = close_matches(short, own)
+        return (
+            f"{group}={chosen} has no key '{short}'; "
+            + (f"{hint} (its keys: " if hint else "its keys: ")
+            + (", ".join(own) or "none")
+            + (")" if hint else "")
+        )
     if short in RENAMED and "." not in name:
         return f"{where} no key '{name}'; it was renamed: use {RENAMED[short]}"
     hint = close_matches(short, [k for k in keys if k != name])

@@ -340,7 +340,7 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
     absolute_paths(cfg, (*PATH_KEYS, *spec.paths))
 
 
-def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunResult:
+def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed_as: str | None = None) -> RunResult:
     """Run a composed config into ``folder``: its function is the one ``run._target_`` names.
 
     Args:
@@ -348,11 +348,17 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None) -> RunR
             is rebuilt from the project's configs instead.
         folder: the run folder, made already.
         recipe: the recipe's name for ``metrics.json`` (default: the recipe the config picked).
+        resumed_as: with ``resume``, the recipe the caller meant to carry on (``api.channel(resume=…)``): another
+            recipe's run is refused.
     """
     if cfg.get("resume"):
         cfg = _resumed(cfg)
         recipe = None
     recipe = recipe or str((cfg.get("choices") or {}).get("recipe") or cfg.name)
+    if resumed_as is not None and resumed_as != recipe:
+        raise UserError(
+            f"{cfg.resume} holds a recipe={recipe} run, not {resumed_as}; resume it with api.run({recipe!r}, resume=…)"
+        )
     fn, spec = prepare_function(cfg)
     _prepare(cfg, spec, recipe)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
     check_numbers(cfg)

@@ -89,13 +89,14 @@ def _layercam(r: LayerReading) -> torch.Tensor:
 
 
 def _eigencam(r: LayerReading) -> torch.Tensor:
-    """Eigen-CAM (Muhammad & Yeasin, 2020): the places' feature vectors projected on their first principal axis;
-    it ignores the class. The axis's sign is chosen so the map agrees with the layer's total activation."""
+    """Eigen-CAM (Muhammad & Yeasin, 2020): the places' centred feature vectors projected on their first principal
+    axis; it ignores the class. The axis's sign is chosen so the map agrees with the layer's total activation.
+    (Uncentred, the projection carries the mean's offset, which can push every place below zero, and the map away.)"""
     rows = r.acts.flatten(1).T  # (places, C)
     centred = rows - rows.mean(0, keepdim=True)
     axis = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-    proj = rows @ axis
-    if torch.dot(proj - proj.mean(), rows.sum(1) - rows.sum(1).mean()) < 0:
+    proj = centred @ axis
+    if torch.dot(proj, rows.sum(1) - rows.sum(1).mean()) < 0:
         proj = -proj
     return proj.view(r.acts.shape[1:])
 

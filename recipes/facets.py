@@ -176,16 +176,22 @@ def _groups(cfg: DictConfig, view: ModelView, index: int | None, label: str) -> 
     names, pictures, skipped = load_folder(cfg.folder, square_side(cfg))
     if skipped:
         print(f"dreamloom: skipped {skipped} files in {cfg.folder} that are not pictures", file=sys.stderr)
+    need = f"{k} facets need {k}" if k > 1 else "a facet needs one"
     if index is None and len(names) < k:
         raise UserError(
-            f"folder '{cfg.folder}' holds {len(names)} pictures; {k} facets need {k}: use k={len(names)} or fewer, "
+            f"folder '{cfg.folder}' holds {len(names)} pictures; {need}: use k={len(names)} or fewer, "
             "or a folder with more pictures"
         )
     scores, shown = _drive(view, pictures, cfg, index)
+    if int(shown.sum()) == 0:
+        raise UserError(
+            f"none of the {len(names)} pictures in folder '{cfg.folder}' shows {label} among its top 5 classes; "
+            f"give a folder of pictures of it with folder=PATH (or draw one picture with recipe=class target={label})"
+        )
     if int(shown.sum()) < k:
         raise UserError(
             f"{int(shown.sum())} of the {len(names)} pictures in folder '{cfg.folder}' show {label} among their top 5 "
-            f"classes; {k} facets need {k}: use k={max(1, int(shown.sum()))} or fewer, or a folder with more of them"
+            f"classes; {need}: use k={int(shown.sum())} or fewer, or a folder with more of them"
         )
     order = scores.argsort(descending=True)
     top = order[shown[order]][:pool]

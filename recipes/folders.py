@@ -92,8 +92,12 @@ def load_folder(folder: Any, side: int) -> tuple[list[str], torch.Tensor, int]:
 
 
 def square_side(cfg: DictConfig) -> int:
-    """The side of the square crops a folder view reads: ``size``, or the longer of ``[h, w]``."""
-    side = max(target_size(cfg.size if cfg.size is not None else 224))
+    """The side of the square crops a folder view reads: ``size`` (``[n, n]`` too; a size that is not square is
+    refused rather than squared without a word)."""
+    h, w = target_size(cfg.size if cfg.size is not None else 224)
+    if h != w:
+        raise UserError(f"size=[{h},{w}]: this recipe reads square pictures; give one side, such as size={max(h, w)}")
+    side = h
     check_side(cfg, (side, side))
     return side
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+import engine.callbacks
 from engine import api
 from engine.configs import override_value
 from engine.errors import UserError
+from engine.results import Interrupted
 
 
 def test_each_package_imports_first_on_its_own() -> None:
@@ -96,3 +98,28 @@ def test_out_must_be_a_path_and_numpy_numbers_are_numbers(tmp_path: Path) -> Non
     assert [override_value(v) for v in (np.bool_(True), np.float32(0.5), (np.int64(2), 3))] == ["true", "0.5", "[2,3]"]
     run = api.channel(out=tmp_path / "run", steps=np.int64(1), size=np.int64(32), octaves=1, lr=np.float32(0.05))
     assert run.metrics["steps"] == 1
+
+
+def test_keywords_only_and_resume_as_the_command_takes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A positional value is refused (it once became the run's folder); ``resume=`` refuses other keys and another
+    recipe's run, and puts the new run beside the stopped one, as the command does."""
+    with pytest.raises(UserError, match=r"api.class_\(\) takes keywords only, not 'goldfish'"):
+        api.class_("goldfish", size=32)
+    assert not (tmp_path / "goldfish").exists() and not Path("goldfish").exists()
+    counted = engine.callbacks.Recorder.on_step
+
+    def stop(self, step, loss, image_fn):  # type: ignore[no-untyped-def]
+        counted(self, step, loss, image_fn)
+        if self.steps == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would
+
+    with monkeypatch.context() as patch, pytest.raises(Interrupted):
+        patch.setattr(engine.callbacks.Recorder, "on_step", stop)
+        api.channel(out=tmp_path / "cut", size=32, steps=6, checkpoint_every=2, snapshot_every=0, device="cpu")
+    with pytest.raises(UserError, match="so steps, size would be ignored"):
+        api.channel(resume=str(tmp_path / "cut"), steps=9, size=40)
+    with pytest.raises(UserError, match=r"holds a recipe=channel run, not class; resume it with api.run\(.channel., resume=…\)"):
+        api.class_(resume=str(tmp_path / "cut"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut"]
+    done = api.channel(resume=str(tmp_path / "cut"))
+    assert done.folder == tmp_path / "cut_resumed" and done.metrics["steps"] == 6

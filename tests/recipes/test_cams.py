@@ -100,8 +100,8 @@ def test_the_methods_that_ask_the_model_again_tell_each_batch(method: str) -> No
 
 def test_eigencam_is_the_first_principal_axis_with_the_activation_s_sign() -> None:
     # the places (1, 2), (3, 1), (2, 4), centred on (2, 7/3), have covariance [[2, -1], [-1, 42/9]]: eigenvalues 5 and
-    # 5/3, the first axis (1, -3)/sqrt(10). The places project to (-5, 0, -10)/sqrt(10), which runs against their
-    # totals (3, 4, 6), so the sign flips: (5, 0, 10) -> (0.5, 0, 1).
+    # 5/3, the first axis (1, -3)/sqrt(10). The centred places project to (0, 5, -5)/sqrt(10), which runs against
+    # their totals (3, 4, 6), so the sign flips: (0, -5, 5) -> (0, 0, 1) once below zero is cut.
     class Plain(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -113,7 +113,7 @@ def test_eigencam_is_the_first_principal_axis_with_the_activation_s_sign() -> No
     got = cam(
         _view(Plain(), 2), torch.tensor([[1.0, 3.0, 2.0], [2.0, 1.0, 4.0]]).view(1, 2, 1, 3), 0, "features", "eigencam"
     )
-    assert got.flatten().tolist() == pytest.approx([0.5, 0.0, 1.0], abs=1e-5)
+    assert got.flatten().tolist() == pytest.approx([0.0, 0.0, 1.0], abs=1e-5)
 
 
 def test_gradcam_plus_plus_keeps_small_gradients() -> None:

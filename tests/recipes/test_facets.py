@@ -74,6 +74,8 @@ def test_a_channels_facets_cluster_the_pictures_it_fires_on(tmp_path: Path, crop
         (["target=tabby", "k=4", "pool=2"], "pool=2 is smaller than k=4"),
         (["target=tabby", "k=4"], "show tabby among their top 5 classes; 4 facets need 4: use k="),
         (["target=tabby", "batch=3"], "batch=3 would be ignored; set k= instead"),
+        (["target=flamingo", "k=1"], "none of the .* pictures in folder .* shows flamingo among its top 5 classes"),
+        (["target=tabby", "size=[32,48]"], r"size=\[32,48\]: this recipe reads square pictures; give one side"),
         (["target=tabby", "k=0"], "k=0 is not valid"),
         (["target=tabby", "diversity_layer=features.99"], "no layer 'features.99'"),
         (["channel=3"], "channel= needs its layer"),
