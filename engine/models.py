@@ -196,6 +196,8 @@ class ModelView(nn.Module):
 
         def hook(name: str):  # type: ignore[no-untyped-def]
             def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+                if name in out:  # a module run more than once (ResNet's shared relu): read and edited at its first
+                    return None
                 mapped = self.layout.as_map(module, output, hw)
                 shaped: Any = edits[name](mapped) if name in edits else mapped  # type: ignore[arg-type]
                 out[name] = shaped
@@ -215,6 +217,9 @@ class ModelView(nn.Module):
         finally:
             for h in handles:
                 h.remove()
+        unrun = sorted(inner - out.keys())
+        if unrun:  # an auxiliary head, used in training only
+            raise UserError(f"layer {unrun[0]} does not run when {self.name} classifies a picture; pick another layer")
         return {k: v for k, v in out.items() if k in wanted}
 
     def module(self, layer: str) -> nn.Module:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ ATTACKS = ("fgsm", "iterative")
 
 def parse_eps(value: Any) -> float:
     """``eps`` as a number in (0, 1]; fractions such as ``2/255`` are accepted."""
-    try:
-        eps = float(Fraction(str(value).strip()))
+    top, _, bottom = str(value).strip().partition("/")
+    try:  # each side a plain number: 0.5/255 too, which Fraction refuses
+        eps = float(top) / float(bottom) if bottom else float(top)
     except (ValueError, ZeroDivisionError):
         eps = float("nan")
     if not 0 < eps <= 1:

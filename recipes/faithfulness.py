@@ -14,6 +14,8 @@ Library functions first, then ``faithfulness`` (``recipe=faithfulness``), which 
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from pathlib import Path
 
@@ -91,8 +93,8 @@ def curve(
     batch: int = 32,
 ) -> torch.Tensor:
     """The class probability as pixels change from ``start`` to ``end`` in the order of ``place``, at ``points`` + 1
-    even fractions from none to all. Deletion: start = the picture, end = its mean colour; insertion: start = a
-    blurred copy, end = the picture. Shape: ``(1, 3, H, W)`` twice -> ``(points + 1,)``."""
+    even fractions from none to all. Deletion: start = the picture, end = the training data's mean colour;
+    insertion: start = a blurred copy, end = the picture. Shape: ``(1, 3, H, W)`` twice -> ``(points + 1,)``."""
     count = place.numel()
     taken = torch.round(torch.linspace(0, count, points + 1)).long().view(-1, 1, 1, 1)
     masks = place.view(1, 1, *place.shape) < taken
@@ -339,11 +341,12 @@ def summary(rows: list[dict[str, object]], methods: list[str]) -> dict[str, dict
 
 def _csv(rows: list[dict[str, object]]) -> str:
     head = ["picture", "class", "method", *SCORES, "seconds"]
-    lines = [",".join(head)]
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\n")  # quotes a name holding a comma or a quote as CSV readers expect
+    table.writerow(head)
     for r in rows:
-        cells = [str(r[k]) if k in ("picture", "class", "method") else f"{float(r[k]):.5f}" for k in head]  # type: ignore[arg-type]
-        lines.append(",".join(f'"{c}"' if "," in c else c for c in cells))
-    return "\n".join(lines) + "\n"
+        table.writerow([str(r[k]) if k in ("picture", "class", "method") else f"{float(r[k]):.5f}" for k in head])  # type: ignore[arg-type]
+    return text.getvalue()
 
 
 def curves_plot(rows: list[dict[str, object]], methods: list[str], fractions: list[float]) -> Image.Image:

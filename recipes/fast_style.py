@@ -10,6 +10,7 @@ own photos). Every ``snapshot_every`` steps a fixed ``preview`` picture is paint
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -319,11 +320,14 @@ def _fast_folder(cfg: DictConfig, folder: Path, recipe: str, paint: Any, info: d
     for file in files:  # every picture readable and large enough before anything is written
         _sized(cfg, load_image(file))
     text = config_yaml(cfg)
+    stems = Counter(Path(f).stem for f in files)  # cat.jpg and cat.png: cat_jpg.png and cat_png.png, neither lost
     try:
         for file in files:
             painted, took = _timed(paint, _sized(cfg, load_image(file)))
             seconds += took
-            save_png(folder / "images" / f"{Path(file).stem}.png", painted[0], text)
+            path = Path(file)
+            stem = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.')}"
+            save_png(folder / "images" / f"{stem}.png", painted[0], text)
             thumbs.append(square_crop(painted, 160))
     except KeyboardInterrupt:
         interrupted = True

@@ -118,7 +118,9 @@ def test_keywords_only_and_resume_as_the_command_takes_it(tmp_path: Path, monkey
         api.channel(out=tmp_path / "cut", size=32, steps=6, checkpoint_every=2, snapshot_every=0, device="cpu")
     with pytest.raises(UserError, match="so steps, size would be ignored"):
         api.channel(resume=str(tmp_path / "cut"), steps=9, size=40)
-    with pytest.raises(UserError, match=r"holds a recipe=channel run, not class; resume it with api.run\(.channel., resume=…\)"):
+    with pytest.raises(
+        UserError, match=r"holds a recipe=channel run, not class; resume it with api.run\(.channel., resume=…\)"
+    ):
         api.class_(resume=str(tmp_path / "cut"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut"]
     done = api.channel(resume=str(tmp_path / "cut"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.errors import UserError
 from engine.layers import layer_rows, receptive_field
 from engine.models import load_model
 from tests.helpers import run
@@ -42,6 +43,13 @@ def test_inception_branches_run_side_by_side() -> None:
     assert receptive_field(view, "inception3a")[:2] == (43, 8)
 
 
+def test_a_layer_that_never_runs_is_named() -> None:
+    """GoogLeNet's auxiliary heads run in training only: asking for one is one line, not a missing key."""
+    view = load_model("googlenet", None, fold=False)
+    with pytest.raises(UserError, match=r"layer aux1\.conv does not run when googlenet classifies a picture"):
+        view.check_maps(["aux1.conv"], "a map", (96, 96))
+
+
 def test_blocks_are_the_main_path_modules(resnet18) -> None:  # type: ignore[no-untyped-def]
     rows = layer_rows(resnet18, (224, 224))
     blocks = [r.name for r in rows if r.block]
@@ -66,3 +74,13 @@ def test_a_module_that_runs_twice_says_so(resnet18) -> None:  # type: ignore[no-
     rows = {r.name: r for r in layer_rows(resnet18, (64, 64))}
     assert rows["layer1.0.relu"].kind == "ReLU (runs 2x)" and rows["layer1.0.relu"].field is None
     assert rows["layer1.0.conv2"].field == 27 and "runs" not in rows["layer1.0.conv2"].kind
+    # read (and edited) at its first run, whether the pass goes on to the logits or stops there
+    x, name = torch.rand(1, 3, 64, 64), "layer4.1.relu"
+    seen: list[tuple[int, ...]] = []
+
+    def edit(t: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(t.shape))
+        return t
+
+    alone, with_logits = resnet18(x, [name])[name], resnet18(x, [name, "logits"], {name: edit})[name]
+    assert torch.equal(alone, with_logits) and len(seen) == 1

@@ -21,7 +21,7 @@ from recipes.adversarial import attack, fool, parse_eps
 
 
 def test_eps_accepts_fractions_and_refuses_the_impossible() -> None:
-    assert parse_eps("2/255") == pytest.approx(2 / 255)
+    assert parse_eps("2/255") == pytest.approx(2 / 255) and parse_eps("0.5/255") == pytest.approx(0.5 / 255)
     assert parse_eps(0.5) == 0.5 and parse_eps(1) == 1.0
     for bad in (0, -0.1, 1.5, "abc", "1/0", float("nan")):
         with pytest.raises(UserError, match=r"eps=.* is not valid"):

@@ -95,7 +95,8 @@ def test_faithfulness_writes_its_table_csv_and_plot(tmp_path: Path) -> None:
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     cat = Image.fromarray(SAMPLES["chelsea"]())
-    for name, box in (("a.png", (0, 0, 120, 120)), ("b.png", (100, 40, 220, 160))):
+    odd = 'b, "the cat".png'  # a comma and quotes: the CSV still reads back
+    for name, box in (("a.png", (0, 0, 120, 120)), (odd, (100, 40, 220, 160))):
         cat.crop(box).save(pictures / name)
     (pictures / "notes.txt").write_text("not a picture")
     args = [f"input={pictures}", "methods=[gradcam,integrated]", "size=64", "points=4", "fractions=[0.25,0.5]"]
@@ -115,7 +116,7 @@ def test_faithfulness_writes_its_table_csv_and_plot(tmp_path: Path) -> None:
     with open(tmp_path / "run" / "faithfulness.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["random", "gradcam", "integrated"] * 2
-    assert {r["picture"] for r in rows} == {"a.png", "b.png"}
+    assert {r["picture"] for r in rows} == {"a.png", odd}
     gradcam = [float(r["deletion"]) for r in rows if r["method"] == "gradcam"]
     assert table["gradcam"]["deletion"] == pytest.approx(sum(gradcam) / 2, abs=1e-4)
     with Image.open(tmp_path / "run" / "image.png") as plot:

@@ -207,12 +207,13 @@ def test_style_fast_paints_a_picture_a_folder_and_a_clip(tmp_path: Path) -> None
     for name in ("chelsea", "coffee"):
         _save(name, folder)
     (folder / "notes.txt").write_text("not a picture")
+    Image.open(folder / "coffee.png").save(folder / "coffee.jpg")  # the same name but its ending: both kept
     one = run_recipe(compose_recipe("style_fast", "input=astronaut", "size=200", "tile_size=96"), tmp_path / "one", "x")
     assert one.metrics["image_size"] == [200, 200]
     with Image.open(tmp_path / "one" / "image.png") as picture:
         assert picture.size == (200, 200)
     run_recipe(compose_recipe("style_fast", f"input={folder}", "size=64"), tmp_path / "many", "x")
-    assert sorted(p.name for p in (tmp_path / "many" / "images").iterdir()) == ["chelsea.png", "coffee.png"]
+    assert sorted(p.name for p in (tmp_path / "many" / "images").iterdir()) == ["chelsea.png", "coffee_jpg.png", "coffee_png.png"]
     clip = run_recipe(compose_recipe("style_fast", "input=clip", "size=96", "frames=3"), tmp_path / "clip", "x")
     assert clip.metrics["frames"] == 3 and clip.metrics["videos"] == ["video.gif", "video.mp4"]
     assert clip.metrics["flicker"]["output"] > 0 and clip.metrics["content_drift"] < 1.5
