@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -116,8 +117,21 @@ class Recorder(Callback):
             return self.image_fn().detach()
 
 
+def _tiled(pictures: torch.Tensor, gap: int = 2) -> torch.Tensor:
+    """A batch laid out in rows, as square as it goes, white between the pictures (one picture as it is).
+    Shape: ``(B, C, H, W) -> (C, H', W')``."""
+    b, c, h, w = pictures.shape
+    cols = math.ceil(math.sqrt(b))
+    rows = math.ceil(b / cols)
+    sheet = torch.ones(c, rows * (h + gap) - gap, cols * (w + gap) - gap, dtype=pictures.dtype)
+    for i, picture in enumerate(pictures.cpu()):
+        top, left = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        sheet[:, top : top + h, left : left + w] = picture
+    return sheet
+
+
 class Snapshots(Callback):
-    """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif``.
+    """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif`` (a batch's pictures side by side).
 
     A long run does not pile up frames: once there are more than ``max_frames``, every other one is dropped and
     frames are taken half as often from then on, so the GIF still spans the whole run at an even pace.
@@ -148,8 +162,8 @@ class Snapshots(Callback):
 
     def _take(self, image_fn: ImageFn, done: int, last: bool) -> None:
         with torch.no_grad():
-            picture = image_fn()[:1]
-            frame = to_pil(composite(picture, checkerboard(*picture.shape[-2:])))
+            pictures = image_fn()
+            frame = to_pil(_tiled(composite(pictures, checkerboard(*pictures.shape[-2:]))))
         frame.thumbnail((self.max_side, self.max_side))
         self.add(frame, last)
         self.taken = done

@@ -75,6 +75,17 @@ def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
     assert np.array_equal(np.asarray(snaps.frames[-1]), np.asarray(to_pil(final[0])))  # the GIF ends on the result
 
 
+def test_snapshots_show_every_picture_of_a_batch(tiny: ModelView) -> None:
+    """Three pictures: two to a row, two rows, 2 px of white between them (the GIF of an atlas shows the atlas)."""
+    params, image = pixel((3, 3, 20, 20))
+    snaps = Snapshots(every=4)
+    final = optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 5, [snaps])
+    last = np.asarray(snaps.frames[-1])
+    assert last.shape == (42, 42, 3) and (last[20:22] == 255).all() and (last[22:, 22:] == 255).all()
+    for i, (top, left) in enumerate(((0, 0), (0, 22), (22, 0))):
+        assert np.array_equal(last[top : top + 20, left : left + 20], np.asarray(to_pil(final[i])))
+
+
 def test_snapshots_thin_out_past_their_cap_and_keep_an_even_pace(tiny: ModelView) -> None:
     params, image = pixel((1, 3, 40, 60))
     snaps = Snapshots(every=1, max_side=30, max_frames=4)
