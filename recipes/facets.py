@@ -36,7 +36,7 @@ from objectives.activation import channel, diversified, mean_cosine
 from objectives.base import Objective
 from objectives.classes import class_logit, resolve_class
 from recipes.folders import channel_map, load_folder, penultimate, square_side
-from recipes.visualize import class_goal
+from recipes.visualize import class_goal, goal_met
 
 __all__ = ["class_on_crops", "facets", "kmeans"]
 
@@ -234,6 +234,7 @@ def facets(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     seen_features = penultimate(view, seen)
     checks = {} if index is None else class_on_crops(view, seen, index, int(cfg.seed) + 1)
     extra: dict[str, Any] = {"aim": label, "clusters": [[found.names[i] for i in g] for g in found.groups]}
+    extra |= goal_met(cfg, goal)
     extra |= {**_similarities(found, seen_features), **checks, "seconds_total": round(time.perf_counter() - t0, 2)}
     sheet = _sheet(found, seen, seen_features, checks)
     return finish(cfg, folder, recipe, view, out, objective.name, sheet=sheet, **extra)

@@ -7,6 +7,7 @@ and transforms are the engine's, shared with every optimizing recipe.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def render(
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     goal = class_goal(cfg, view) if cfg.get("stop_at") is not None else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder, goal=goal)
-    return finish(cfg, folder, recipe, view, out, objective.name, labels)
+    return finish(cfg, folder, recipe, view, out, objective.name, labels, **goal_met(cfg, goal))
 
 
 STOP_VIEWS, STOP_SHARE = 16, 0.9
@@ -101,6 +102,15 @@ def class_goal(cfg: DictConfig, view: ModelView) -> Goal:
         return True
 
     return Goal(reached)
+
+
+def goal_met(cfg: DictConfig, goal: Goal | None) -> dict[str, int]:
+    """Say so when ``stop_at`` ended the run (the step of its last octave), and give it to ``metrics.json``."""
+    if goal is None or goal.done_at is None:
+        return {}
+    octave = " of the last octave" if int(cfg.octaves) > 1 else ""
+    print(f"dreamloom: stop_at={cfg.stop_at} held after step {goal.done_at}{octave}; stopped there", file=sys.stderr)
+    return {"stop_at_step": goal.done_at}
 
 
 MAX_GAIN = 100.0

@@ -172,10 +172,10 @@ def test_stop_at_ends_a_class_picture_once_the_model_is_sure(tmp_path: Path, mob
 
     keys = ("target=flamingo", "size=224", "steps=96", "snapshot_every=0", "device=cpu")
     stopped = run_recipe(compose_recipe("class", *keys, "stop_at=0.9"), tmp_path / "stop", "class").metrics
-    assert 0 < stopped["steps"] < 96 and stopped["steps"] % 8 == 0
+    assert 0 < stopped["steps"] < 96 and stopped["steps"] % 8 == 0 and stopped["stop_at_step"] == stopped["steps"]
     views = random_views(load_image(tmp_path / "stop" / "image.png"), 32, torch.Generator().manual_seed(7), side=224)
     with torch.no_grad():
         sure = mobilenet(views, [LOGITS])[LOGITS].softmax(-1)[:, 130] >= 0.9
     assert float(sure.float().mean()) >= 0.8
     whole = run_recipe(compose_recipe("class", *keys, "steps=20"), tmp_path / "all", "class").metrics
-    assert whole["steps"] == 20
+    assert whole["steps"] == 20 and "stop_at_step" not in whole
