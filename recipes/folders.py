@@ -169,6 +169,8 @@ def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
             ]
     size, jump, start = receptive_field(view, layer)
     order = sorted(range(len(names)), key=lambda i: -peaks[i][0])[: int(cfg.top)]
+    if int(cfg.top) > len(names):
+        print(f"dreamloom: top={cfg.top} but {cfg.folder} holds {len(names)} pictures; showing all", file=sys.stderr)
     side = square_side(cfg)
     crop = min(size, side)
     patches, boxes = [], []

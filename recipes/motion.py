@@ -29,7 +29,7 @@ from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import MOST_CHANNELS
-from recipes.visualize import render
+from recipes.visualize import one_each, render
 
 __all__ = ["FPS", "check_fps", "dream_zoom", "interpolate", "start_frames", "write_video", "zoom_and_turn"]
 
@@ -184,9 +184,8 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A batch of ``frames`` pictures blending objective ``from`` into ``to`` (channels of ``layer``, channels of other
     layers as ``LAYER:CHANNEL``, or classes as ``class:NAME``): the contact sheet
     ``image.png``, each picture in ``images/``, and ``interpolation.gif`` going there and back."""
-    frames = int(check_number(cfg, "frames", int, 1, high=MOST_CHANNELS))  # one picture of the batch each
-    with open_dict(cfg):
-        cfg.batch = frames
+    frames = int(check_number(cfg, "frames", int, 1, high=MOST_CHANNELS))  # the two ends at least
+    one_each(cfg, frames, "frames")
     labels = [f"{i / (frames - 1):.2f}" for i in range(frames)]
     result = render(cfg, folder, recipe, labels)
     assert result.picture is not None

@@ -70,12 +70,27 @@ def render(
     """
     picture, hw = _picture_and_size(cfg)
     view = load_view(cfg)
+    _check_diversity(cfg, view)
     objective = build_objective(cfg, view, None if make is None else make(view, hw))
     sizes = octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
     base = picture.to(view.device) if picture is not None and cfg.init == "input" else None
     goal = class_goal(cfg, view) if cfg.get("stop_at") is not None else None
     out = optimize_octaves(cfg, view, sizes, lambda hw: objective, base=base, folder=folder, goal=goal)
     return finish(cfg, folder, recipe, view, out, objective.name, labels, **goal_met(cfg, goal))
+
+
+def _check_diversity(cfg: DictConfig, view: ModelView) -> None:
+    """``diversity`` needs a batch to push apart, and its layer named as such when the model lacks it."""
+    if not float(cfg.get("diversity") or 0):
+        return
+    if int(cfg.batch) == 1:
+        raise UserError(f"diversity={cfg.diversity} pushes a batch's pictures apart, and batch=1 is one; add batch=4")
+    layer = str(cfg.get("diversity_layer") or cfg.get("layer"))
+    if layer not in view.aliases and layer not in dict(view.model.named_modules()):
+        raise UserError(
+            f"diversity_layer={layer}: model {view.name} has no such layer; set diversity_layer= to one of its layers "
+            f"(dreamloom recipe=layers model={view.name} lists them)"
+        )
 
 
 STOP_VIEWS, STOP_SHARE = 16, 0.9
@@ -151,10 +166,20 @@ def dream(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return render(cfg, folder, recipe, make=guided)
 
 
+def one_each(cfg: DictConfig, count: int, key: str) -> None:
+    """Make the batch ``count`` pictures, one per item of ``key``; a ``batch=`` of another size is refused, since it
+    would be ignored (the default, 1, stands for not given)."""
+    if int(cfg.batch) not in (1, count):
+        raise UserError(
+            f"batch={cfg.batch} would be ignored: {key}= makes one picture each ({count}); drop batch="
+        )
+    with open_dict(cfg):
+        cfg.batch = count
+
+
 @recipe(objective=True)
 def layer_atlas(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Channel visualizations of one layer side by side: picture ``i`` of a batch maximizes the ``i``-th channel."""
     picked = channel_list(cfg.channels if isinstance(cfg.channels, int | str) else list(cfg.channels))
-    with open_dict(cfg):
-        cfg.batch = len(picked)
+    one_each(cfg, len(picked), "channels")
     return render(cfg, folder, recipe, [f"{cfg.layer}:{c}" for c in picked])

@@ -243,6 +243,22 @@ ERRORS = [
         ("recipe=class", "steps=2", "size=64", "layer=features.3"),
         ("recipe class has no key 'layer'", "recipe=class --help lists its keys"),
     ),
+    Case("diversity-of-one", ("recipe=class", "steps=2", "size=64", "diversity=10"), ("batch=1 is one", "batch=4")),
+    Case(
+        "diversity-layer-missing",
+        ("recipe=class", "steps=2", "size=64", "model=resnet18", "model.weights=none", "batch=2", "diversity=10"),
+        ("diversity_layer=features.10: model resnet18 has no such layer", "set diversity_layer="),
+    ),
+    Case(
+        "atlas-batch",
+        ("recipe=layer_atlas", "channels=0:4", "batch=2", "steps=2", "size=64"),
+        ("batch=2 would be ignored: channels= makes one picture each (4); drop batch=",),
+    ),
+    Case(
+        "interpolate-batch",
+        ("recipe=interpolate", "frames=3", "batch=4", "steps=2", "size=64"),
+        ("batch=4 would be ignored: frames= makes one picture each (3)",),
+    ),
     Case("added-key-nothing-reads", (*CHANNEL, "+epocs=2"), ("no key 'epocs'", "nothing reads a key added with +")),
     Case("run-folder-not-empty", CHANNEL, ("already exists and is not empty", "hydra.run.dir="), earlier_run),
     Case(
