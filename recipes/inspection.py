@@ -3,6 +3,7 @@ convolution's kernels (``filters``)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -160,10 +161,21 @@ def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     weight = module.weight.detach().float().cpu()
     peak = weight.abs().amax(dim=(1, 2, 3), keepdim=True) if cfg.scale == "each" else weight.abs().max()
     shown = 0.5 + weight / (2 * peak.clamp_min(1e-12))
-    if weight.shape[1] == 3:
-        tiles, columns = shown, None
+    rows, cols = weight.shape[:2]
+    if cols in (1, 3):  # kernels of RGB in colour; a depthwise layer's, one per channel, in a square grid
+        tiles, columns = shown.expand(-1, 3, -1, -1), None
     else:
-        rows, cols = min(64, weight.shape[0]), min(16, weight.shape[1])
+        rows, cols = min(64, rows), min(16, cols)
         tiles, columns = shown[:rows, :cols].reshape(rows * cols, 1, *weight.shape[-2:]).expand(-1, 3, -1, -1), cols
+        (out_all, in_all), cut = weight.shape[:2], []
+        cut += [f"{rows} of {out_all} output channels"] if rows < out_all else []
+        cut += [f"{cols} of {in_all} input channels"] if cols < in_all else []
+        if cut:
+            print(
+                f"dreamloom: the sheet shows the first {' and '.join(cut)}; filters.npy holds them all", file=sys.stderr
+            )
     sheet = contact_sheet(_tiles(tiles, int(cfg.thumb)), columns, pad=2)
-    return write_view(cfg, folder, recipe, sheet, {"filters": weight.numpy()}, layer=layer, shape=list(weight.shape))
+    return write_view(
+        cfg, folder, recipe, sheet, {"filters": weight.numpy()}, layer=layer, shape=list(weight.shape),
+        shown=[rows, cols],
+    )  # fmt: skip

@@ -170,9 +170,7 @@ def one_each(cfg: DictConfig, count: int, key: str) -> None:
     """Make the batch ``count`` pictures, one per item of ``key``; a ``batch=`` of another size is refused, since it
     would be ignored (the default, 1, stands for not given)."""
     if int(cfg.batch) not in (1, count):
-        raise UserError(
-            f"batch={cfg.batch} would be ignored: {key}= makes one picture each ({count}); drop batch="
-        )
+        raise UserError(f"batch={cfg.batch} would be ignored: {key}= makes one picture each ({count}); drop batch=")
     with open_dict(cfg):
         cfg.batch = count
 

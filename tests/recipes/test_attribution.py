@@ -239,6 +239,10 @@ def test_activations_filters_and_atlas_recipes(tmp_path: Path) -> None:
     with Image.open(tmp_path / "shared" / "image.png") as sheet:
         tiles = [np.asarray(sheet.crop((x, y, x + 48, y + 48)), float) for y in (2, 52) for x in (2, 52, 102)]
     assert min(np.abs(t - 127.5).max() for t in tiles) < 100  # one scale: weak kernels stay near grey
+    depthwise = _run(tmp_path / "depthwise", "filters", "layer=features.1.conv.0.0")  # 32 kernels of one channel each
+    with Image.open(tmp_path / "depthwise" / "image.png") as sheet:
+        assert depthwise["shown"] == [32, 1] and sheet.width == sheet.height  # a square grid, not a column
+    assert _run(tmp_path / "cut", "filters", "layer=features.18.0")["shown"] == [64, 16]  # of 1280 x 320
     metrics = _run(tmp_path / "atlas", "layer_atlas", "channels=[3,5,9]", "size=48", "steps=4")
     assert "channels(features.10: [3, 5, 9])" in str(metrics["objective"])
     assert len(list((tmp_path / "atlas" / "images").glob("*.png"))) == 3
