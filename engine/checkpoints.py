@@ -25,7 +25,7 @@ from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
 from engine.errors import RUN_NAME, UserError
-from engine.export import atomic_write, plain_yaml
+from engine.export import plain_yaml, save_state
 from engine.images import is_folder
 from engine.params import ImageFn
 
@@ -82,7 +82,7 @@ def load_checkpoint(folder: str | Path, progress: bool = True) -> dict[str, Any]
     except (zipfile.BadZipFile, OSError):
         raise foreign from None
     if damaged:
-        raise UserError(f"{path} is damaged (a checksum fails in {damaged}); run the recipe again instead")
+        raise UserError(f"{path} is damaged (part of it fails its checksum); run the recipe again instead")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a truncated or foreign file: torch raises many kinds, with long messages
@@ -341,7 +341,7 @@ class Checkpointer(Callback):
             },
             **frames_state(self.frames),
         }
-        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+        save_state(self.path, state)
 
 
 def restore(

@@ -34,6 +34,7 @@ __all__ = [
     "save_gif",
     "save_json",
     "save_png",
+    "save_state",
     "write_text",
 ]
 
@@ -57,6 +58,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def save_state(path: str | os.PathLike[str], state: object) -> Path:
+    """``torch.save`` into ``path`` whole or not at all, through an open file, so the archive's records are named
+    ``archive/…`` rather than after the temporary file (the same state gives the same bytes)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+
+    return atomic_write(path, write)
 
 
 def save_png(path: str | os.PathLike[str], img: torch.Tensor | Image.Image, config_text: str | None = None) -> Path:

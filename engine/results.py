@@ -24,7 +24,7 @@ from PIL import Image
 from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT
 from engine.errors import UserError
-from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png
+from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png, save_state
 from engine.images import checkerboard, composite, resize_long
 from engine.models import LOGITS, ModelView
 
@@ -304,7 +304,7 @@ def finish(
     with saving():
         _write_pictures(folder, final.cpu(), out.frames, cfg, labels, sheet)
         if out.weights is not None and not out.interrupted and not out.stopped:
-            atomic_write(folder / WEIGHTS, partial(torch.save, out.weights))
+            save_state(folder / WEIGHTS, out.weights)
         save_metrics(folder, metrics)
     if out.interrupted:  # a video counts its frames, a picture its steps
         raise Interrupted(folder, *((extra["frames"], "frame") if "frames" in extra else (out.record.steps,)))

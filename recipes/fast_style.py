@@ -23,7 +23,7 @@ from engine.callbacks import Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT, frames_state, load_checkpoint, restore_frames
 from engine.checks import check_number
 from engine.errors import UserError, missing_or
-from engine.export import atomic_write, contact_sheet, loss_curves, save_png
+from engine.export import contact_sheet, loss_curves, save_png, save_state
 from engine.flow import Motion
 from engine.images import SAMPLE_PHOTOS, is_folder, is_input_folder, load_image, resize_long, resize_to, to_pil
 from engine.models import ModelView, resolve_device
@@ -161,7 +161,7 @@ class _Training:
         }
 
     def save(self, cfg: DictConfig, folder: Path) -> None:
-        atomic_write(folder / CHECKPOINT, partial(torch.save, self.state(cfg)))
+        save_state(folder / CHECKPOINT, self.state(cfg))
 
 
 def _training(cfg: DictConfig, device: torch.device) -> _Training:
@@ -275,7 +275,7 @@ def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     if not interrupted and cfg.snapshot_every and t.step % int(cfg.snapshot_every):
         _snapshot(t, preview, last=True)  # the finished network ends the GIF
     info = {"style": sources, "size": side, "model": str(cfg.model.name), "steps": t.step, **_loss_keys(cfg)}
-    atomic_write(folder / NETWORK, partial(torch.save, network_state(t.net, **info)))
+    save_state(folder / NETWORK, network_state(t.net, **info))
     curves = {"style": [c[0] for c in t.curves], "content": [c[1] for c in t.curves]}
     save_png(folder / "losses.png", loss_curves(curves))
     head, tail = t.curves[:5] or [[0.0, 0.0]], t.curves[-20:] or [[0.0, 0.0]]

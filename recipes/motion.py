@@ -23,7 +23,7 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.checks import check_number, seeded
 from engine.errors import UserError
-from engine.export import atomic_write, save_gif, save_png
+from engine.export import atomic_write, save_gif, save_png, save_state
 from engine.images import input_picture, load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, config_yaml, finish
@@ -111,7 +111,7 @@ def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     for path in found:  # carry on after the last frame the stopped run wrote
         atomic_write(made / path.name, partial(shutil.copyfile, path))
         copied.append(made / path.name)
-    atomic_write(folder / CHECKPOINT, lambda tmp: torch.save({"format": FORMAT, "config": config_yaml(cfg)}, tmp))
+    save_state(folder / CHECKPOINT, {"format": FORMAT, "config": config_yaml(cfg)})
     return copied
 
 

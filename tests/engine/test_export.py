@@ -15,7 +15,16 @@ import torch
 from PIL import Image
 
 import engine.export
-from engine.export import atomic_write, contact_sheet, read_png_config, save_gif, save_json, save_png, write_text
+from engine.export import (
+    atomic_write,
+    contact_sheet,
+    read_png_config,
+    save_gif,
+    save_json,
+    save_png,
+    save_state,
+    write_text,
+)
 
 
 def test_a_writer_that_fails_half_way_leaves_the_old_file(tmp_path: Path) -> None:
@@ -57,7 +66,7 @@ def test_every_result_goes_through_the_atomic_writer(name: str, write, tmp_path:
 CHILD = """
 import sys, time
 from pathlib import Path
-from engine.export import atomic_write
+from engine.export import atomic_write, save_state
 
 def slow(tmp):
     with open(tmp, "wb") as f:
@@ -99,3 +108,11 @@ def test_a_picture_carries_its_config_and_a_plain_png_none(tmp_path: Path) -> No
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     assert read_png_config(tmp_path / "with.png") == "name: channel\nsteps: 3\n"
     assert read_png_config(tmp_path / "plain.png") is None
+
+
+def test_a_saved_state_is_the_same_bytes_wherever_it_goes(tmp_path: Path) -> None:
+    """The archive's records are not named after the temporary file: a resumed run's cppn.pt is an unstopped one's."""
+    state = {"weights": [torch.arange(6.0).view(2, 3)], "step": 3}
+    first, second = save_state(tmp_path / "a" / "cppn.pt", state), save_state(tmp_path / "b.pt", state)
+    assert first.read_bytes() == second.read_bytes()
+    assert torch.load(first, weights_only=True)["step"] == 3

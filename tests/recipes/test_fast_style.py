@@ -213,7 +213,11 @@ def test_style_fast_paints_a_picture_a_folder_and_a_clip(tmp_path: Path) -> None
     with Image.open(tmp_path / "one" / "image.png") as picture:
         assert picture.size == (200, 200)
     run_recipe(compose_recipe("style_fast", f"input={folder}", "size=64"), tmp_path / "many", "x")
-    assert sorted(p.name for p in (tmp_path / "many" / "images").iterdir()) == ["chelsea.png", "coffee_jpg.png", "coffee_png.png"]
+    assert sorted(p.name for p in (tmp_path / "many" / "images").iterdir()) == [
+        "chelsea.png",
+        "coffee_jpg.png",
+        "coffee_png.png",
+    ]
     clip = run_recipe(compose_recipe("style_fast", "input=clip", "size=96", "frames=3"), tmp_path / "clip", "x")
     assert clip.metrics["frames"] == 3 and clip.metrics["videos"] == ["video.gif", "video.mp4"]
     assert clip.metrics["flicker"]["output"] > 0 and clip.metrics["content_drift"] < 1.5
