@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from engine.arguments import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep
-from engine.configs import GROUPS, compose, override_value, rebuild, recipes
+from engine.configs import GROUPS, compose, override_value, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
 from engine.help import answer_help
@@ -33,6 +33,7 @@ from engine.images import is_folder
 from engine.loop import STOP
 from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown, unmake
 from engine.runner import forget_unread, prepare_function, run_recipe
+from engine.stored import rebuild
 from recipes import CONFIG_DIR
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "main"]

@@ -1,26 +1,18 @@
-"""The one place dreamloom composes its Hydra configs, answers Hydra's failures, and rebuilds a stored config.
-
-A picture's or checkpoint's stored config is data, never code: :func:`rebuild` composes the recipe from the project's
-own YAML files and copies only plain values (numbers, text, lists of them) from the stored one. A stored ``_target_``
-the project's configs do not name, or an interpolation (``${...}``), is refused with one line.
-"""
+"""The one place dreamloom composes its Hydra configs and answers Hydra's failures (a stored config is rebuilt from
+them by :mod:`engine.stored`)."""
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from engine.errors import RUN_NAME, UserError, close_matches, one_line
-from engine.export import check_plain_yaml
+from engine.errors import UserError, close_matches
 from recipes import CONFIG_DIR, options
 
 __all__ = [
@@ -30,7 +22,6 @@ __all__ = [
     "explain",
     "options",
     "override_value",
-    "rebuild",
     "recipes",
     "refuse_interpolation",
 ]
@@ -228,181 +219,6 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
     lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
-
-
-def _refuse(source: str, path: str, what: str) -> UserError:
-    return UserError(
-        f"'{source}' stores {what} at {path or 'its top'}, which dreamloom's own configs do not name, so it was not "
-        "run; start the recipe by name instead (dreamloom recipe=NAME ...)"
-    )
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _resolvable(value: Any) -> bool:
-    """Whether a plain value holds ``${`` anywhere, in a list inside a list too: OmegaConf would resolve it."""
-    if isinstance(value, list):
-        return any(_resolvable(v) for v in value)
-    return isinstance(value, str) and "${" in value
-
-
-def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, left: list[str]) -> None:
-    """Copy the plain values of ``stored`` onto ``fresh`` where ``fresh`` has the same key; check the rest."""
-    for key, value in stored.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key == "_args_" and isinstance(fresh.get(key), ListConfig):
-            _overlay_args(fresh[key], value, source, where, left)
-            continue
-        if key in SPECIAL:
-            if key == "_target_" and fresh.get("_target_") != value:
-                raise _refuse(source, where, f"the target '{value}'")
-            continue
-        if key not in fresh:
-            left.append(where)
-            continue
-        follows = OmegaConf.is_interpolation(fresh, key)  # it follows the key it names (optimizer.lr follows lr)
-        here = None if follows else fresh[key]
-        if isinstance(value, dict):
-            if not isinstance(here, DictConfig):
-                raise _refuse(source, where, "a mapping")
-            _overlay(here, value, source, where, left)
-            continue
-        if not _plain(value) or isinstance(here, DictConfig) or _holds_targets(here):
-            raise _refuse(source, where, "a structure")
-        if _resolvable(value):
-            raise _refuse(source, where, "an interpolation")
-        if where == "name" and not (isinstance(value, str) and RUN_NAME.fullmatch(value)):
-            continue  # the run folder is named after it: the recipe's own name, not a path or a control character
-        if not follows:
-            fresh[key] = value
-
-
-def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str]) -> None:
-    """A part's positional arguments (``transforms._args_``: its transforms in order), item by item: each mapping
-    overlaid as :func:`_overlay` does (its target must be the project's), each plain value copied."""
-    if not isinstance(stored, list) or len(stored) != len(fresh):
-        left.append(f"{path} (an older list of parts; today's is used)")
-        return
-    for i, value in enumerate(stored):
-        where = f"{path}.{i}"
-        if isinstance(value, dict) and isinstance(fresh[i], DictConfig):
-            _overlay(fresh[i], value, source, where, left)
-        elif not _plain(value) or isinstance(fresh[i], DictConfig | ListConfig) or _resolvable(value):
-            raise _refuse(source, where, "a structure")
-        else:
-            fresh[i] = value
-
-
-def _holds_targets(node: Any) -> bool:
-    return isinstance(node, ListConfig) and any(isinstance(v, DictConfig) for v in node)
-
-
-def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
-    """The run a stored config describes, rebuilt from the project's own configs and the stored plain values.
-
-    Args:
-        text: the stored config (YAML), as a picture or checkpoint carries it.
-        source: where it came from, for the error lines.
-        changes: ``key=value`` to apply on top; a config group (``model=vgg16``) picks its option anew.
-
-    Raises:
-        UserError: the text is not a config, names an unknown recipe, a foreign target or an interpolation.
-    """
-    raw: Any = None
-    try:
-        check_plain_yaml(text)
-        raw = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
-    except (OmegaConfBaseException, ValueError, TypeError, yaml.YAMLError):
-        pass
-    if not isinstance(raw, dict):
-        raise UserError(f"'{source}' carries no dreamloom config; pass what a dreamloom run wrote")
-    stored: dict[str, Any] = {str(k): v for k, v in raw.items()}
-    picks = stored.pop("choices", None)
-    picks = picks if isinstance(picks, dict) else _guess_choices(stored)
-    recipe = picks.get("recipe")
-    if recipe not in recipes():
-        raise UserError(f"'{source}' names no recipe dreamloom has ({recipe!r}); start the recipe by name instead")
-    changed = {c.split("=", 1)[0] for c in changes}
-    args = [f"recipe={recipe}"]
-    for group in GROUPS[1:]:
-        if group in changed:
-            stored.pop(group, None)  # picked anew: nothing of the stored option is kept
-        elif picks.get(group) in options(group):
-            args.append(f"{group}={picks[group]}")
-    groups = [c for c in changes if c.split("=", 1)[0] in GROUPS[1:]]
-    cfg = compose([*args, *groups])
-    left: list[str] = []
-    _overlay(cfg, stored, source, "", left)
-    for key, value in FORMER.items():
-        if key in cfg and key not in stored:
-            cfg[key] = value
-    stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
-    if stale:
-        print(
-            one_line(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}"),
-            file=sys.stderr,
-        )
-    _apply(cfg, [c for c in changes if c not in groups])
-    return cfg
-
-
-def _guess_choices(stored: dict[str, Any]) -> dict[str, Any]:
-    """The group picks of a config stored before they were kept: the recipe by its ``name``, each group by the
-    option whose file has the stored target (and arguments; a model by its name)."""
-    picks: dict[str, Any] = {"recipe": stored.get("name")}
-    for group in GROUPS[1:]:
-        node = stored.get(group)
-        if not isinstance(node, dict):
-            continue
-        for option in options(group):
-            made = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml"), resolve=False)
-            assert isinstance(made, dict)
-            keys = ("name",) if group == "model" else ("_target_", "_args_")
-            if all(made.get(k) == node.get(k) for k in keys):
-                picks[group] = option
-                break
-    return picks
-
-
-def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
-    """``key=value`` changes to keys ``cfg`` has (an unknown key is one line with its close matches)."""
-    for change in changes:
-        key, eq, _ = change.partition("=")
-        if not eq:
-            raise UserError(f"'{change}' is not key=value; use: dreamloom rerun image.png steps=100")
-        if key.split(".")[-1] in SPECIAL or OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-            hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
-            raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
-    for change in changes:
-        key, _, text = change.partition("=")
-        try:  # the value as the command line reads it, set at its path (list items too: transforms._args_.0.pad)
-            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
-            assert isinstance(parsed, dict)
-            value = parsed["value"]
-            if _names_class(value):
-                raise UserError(f"{change}: a change names no class to build; pick an option instead (model=vgg16)")
-            if not _plain(value):  # a mapping, at any depth
-                inner = isinstance(OmegaConf.select(cfg, key), DictConfig)
-                fix = f"change one of its values, such as {key}.KEY=VALUE" if inner else "give one value or a list"
-                raise UserError(f"{change}: {key} takes no mapping here; {fix}")
-            with open_dict(cfg):
-                OmegaConf.update(cfg, key, value, merge=False)
-        except UserError:
-            raise
-        except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
-            raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
-
-
-def _names_class(value: Any) -> bool:
-    """Whether a mapping in ``value`` (in a list too) has a ``_target_`` or another of Hydra's instantiation keys."""
-    if isinstance(value, dict):
-        keys = [str(k) for k in value]  # {_target_:x} written without a space reads as one key, "_target_:x"
-        return any(k.startswith(tuple(SPECIAL)) for k in keys) or any(_names_class(v) for v in value.values())
-    return isinstance(value, list) and any(_names_class(v) for v in value)
 
 
 _MISSING = object()

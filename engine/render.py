@@ -15,10 +15,10 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
-from engine.configs import rebuild
 from engine.errors import UserError, out_of_memory
 from engine.export import read_png_config, save_png
 from engine.images import is_folder, target_size
+from engine.stored import rebuild
 
 __all__ = ["USAGE", "render_folder"]
 
@@ -78,6 +78,8 @@ def render_folder(args: list[str]) -> list[Path]:
     if not args or "=" in args[0]:
         raise UserError(f"render needs the folder of a param=cppn run; use: {USAGE}")
     folder = Path(args[0]).expanduser()
+    if folder.name == "image.png" and folder.is_file():  # the run's picture stands for its folder, as for rerun
+        folder = folder.parent
     picture = folder / "image.png"
     if not is_folder(folder) or not picture.is_file():
         raise UserError(f"'{folder}' is not a run folder (it has no image.png); use: {USAGE}")

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, open_dict
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, as_typed, check_groups, check_list, check_number, check_numbers
-from engine.configs import rebuild
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
@@ -30,6 +29,7 @@ from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from engine.scales import read
 from engine.spec import RecipeSpec, recipe, unread_keys
+from engine.stored import rebuild
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
 from regularizers.periodic import KEYS, periodic

@@ -29,6 +29,11 @@ def resolve_class(target: int | str, categories: Sequence[str]) -> int:
     Raises:
         UserError: the index is out of range or no class has that name; the message lists close names.
     """
+    if target is None or isinstance(target, bool) or not str(target).strip():
+        shown = "null" if target is None else str(target).lower()
+        raise UserError(
+            f"target={shown} names no class; give a name or an index 0-{len(categories) - 1}, like target=flamingo"
+        )
     text = str(target).strip()
     if digits(text.lstrip("-")):
         index = int(text)

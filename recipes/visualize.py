@@ -119,7 +119,7 @@ def class_goal(cfg: DictConfig, view: ModelView) -> Goal:
     return Goal(reached)
 
 
-def goal_met(cfg: DictConfig, goal: Goal | None) -> dict[str, int]:
+def goal_met(cfg: DictConfig, goal: Goal | None) -> dict[str, Any]:
     """Say so when ``stop_at`` ended the run (the step of its last octave), and give it to ``metrics.json``."""
     if goal is None or goal.done_at is None:
         return {}

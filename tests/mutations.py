@@ -95,10 +95,10 @@ MUTANTS = [
     Mutant("run folders not claimed", "engine/results.py", "os.O_CREAT | os.O_EXCL | os.O_WRONLY",
            "os.O_CREAT | os.O_WRONLY", (f"{C}/test_together.py",), "slow"),
     # configs: reruns and checks
-    Mutant("rerun drops the stored values", "engine/configs.py",
+    Mutant("rerun drops the stored values", "engine/stored.py",
            "        if not follows:\n            fresh[key] = value",
            "        if False:\n            fresh[key] = value", (f"{C}/test_trust.py",)),
-    Mutant("rerun trusts stored targets", "engine/configs.py",
+    Mutant("rerun trusts stored targets", "engine/stored.py",
            'if key == "_target_" and fresh.get("_target_") != value:', "if False:", (f"{C}/test_trust.py",)),
     Mutant("group keys unchecked", "engine/runner.py", "    check_groups(cfg)\n", "    pass\n",
            (f"{C}/test_cli.py::test_bad_input_gets_one_line_and_writes_nothing",), "slow"),

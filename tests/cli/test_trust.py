@@ -14,10 +14,10 @@ from PIL import Image
 
 from engine.checkpoints import CHECKPOINT, FORMAT
 from engine.cli import main
-from engine.configs import rebuild
 from engine.errors import UserError
 from engine.export import read_png_config, save_png
 from engine.runner import run_recipe
+from engine.stored import rebuild
 from tests.helpers import compose_recipe, run
 
 

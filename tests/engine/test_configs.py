@@ -11,11 +11,12 @@ import torch
 from hydra.errors import MissingConfigException
 
 from engine.checks import absolute_path
-from engine.configs import compose, explain, options, rebuild, recipes
+from engine.configs import compose, explain, options, recipes
 from engine.errors import UserError
 from engine.images import is_input_folder, load_image
 from engine.results import config_yaml
 from engine.runner import forget_unread
+from engine.stored import rebuild
 from tests.helpers import run
 
 
@@ -143,6 +144,12 @@ def test_a_run_stored_before_the_pyramid_is_rebuilt_as_it_ran() -> None:
     assert rebuild(old, "old.png").pyramid == 1
     assert rebuild(old, "old.png", ["pyramid=2"]).pyramid == 2
     assert "pyramid" not in rebuild(config_yaml(compose(["recipe=channel"])), "channel.png")
+
+
+@pytest.mark.parametrize(("change", "fix"), [("recipe=style", "start it by name"), ("out=runs/x", "hydra.run.dir=")])
+def test_a_rerun_given_a_key_of_the_command_says_where_it_goes(change: str, fix: str) -> None:
+    with pytest.raises(UserError, match=f"rerun keeps the run's recipe and its own folder name.*{fix}"):
+        rebuild(config_yaml(compose(["recipe=channel"])), "channel.png", [change])
 
 
 def test_a_style_run_stored_before_flatten_is_rebuilt_unflattened() -> None:

@@ -174,6 +174,8 @@ def test_render_draws_a_cppn_run_again_at_another_size(tmp_path: Path) -> None:
         centre = np.asarray(big.crop((24, 0, 72, 48)).resize((32, 32), Image.BILINEAR), dtype=float)
         assert np.abs(centre - np.asarray(small, dtype=float)).mean() < 12  # the same picture, wider
         assert big.text["dreamloom-config"] == small.text["dreamloom-config"]
+    again = _dreamloom("render", str(run / "image.png"), "size=64")  # the picture stands for its folder
+    assert again.returncode == 0 and (run / "image_64x64.png").is_file(), again.stderr
 
 
 @pytest.mark.slow

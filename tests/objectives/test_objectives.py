@@ -172,7 +172,11 @@ def test_class_log_prob_is_the_log_softmax_and_also_pushes_the_other_classes_dow
     assert torch.allclose(second, -two[1].log_softmax(0)[0])
 
 
-@pytest.mark.parametrize(("target", "fragment"), [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range")])
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [("flamingoo", "flamingo"), (1000, "out of range"), (-1, "range"), (None, "target=null names no class"),
+     (True, "target=true names no class"), (" ", "names no class")],
+)  # fmt: skip
 def test_bad_class_says_what_to_do(target: object, fragment: str) -> None:
     with pytest.raises(UserError, match=fragment):
         class_logit(target)  # type: ignore[arg-type]

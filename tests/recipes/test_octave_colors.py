@@ -8,12 +8,13 @@ import pytest
 import torch
 
 import recipes.transfer as transfer
-from engine.configs import compose, rebuild
+from engine.configs import compose
 from engine.errors import UserError
 from engine.images import load_image, resize_to
 from engine.measures import color_distance
 from engine.results import config_yaml
 from engine.runner import run_recipe
+from engine.stored import rebuild
 
 COMMON = ("recipe=style", "device=cpu", "snapshot_every=0", "content=grace_hopper", "style=strokes", "size=64")
 
