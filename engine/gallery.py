@@ -258,7 +258,7 @@ def _page_text(runs: list[Run], page: Path, title: str) -> str:
     """The page: one row a run, its pictures, recipe, overrides and numbers (the most common numbers first)."""
     found = {name for r in runs for name in r.numbers}
     columns = ([m for m in SHOWN if m in found] + sorted(found - set(SHOWN)))[:MOST_COLUMNS]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "pictures", "recipe", "overrides", *columns])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", "images", "recipe", "overrides", *columns])
     rows = []
     for run in runs:
         overrides = _short(" ".join(run.overrides)) or ("(defaults)" if run.recorded is not None else "(not recorded)")

@@ -67,8 +67,8 @@ def grid_strength(picture: torch.Tensor, periods: Sequence[int] = (2, 4, 8, 16))
     grey = picture[0].float().mean(0)
     power = torch.fft.fft2(grey - grey.mean()).abs().square()
     h, w = power.shape
-    rows = [0, *(h // p for p in periods), *(h - h // p for p in periods[1:])]
-    cols = [0, *(w // p for p in periods), *(w - w // p for p in periods[1:])]
+    rows = sorted({0, *(h // p % h for p in periods), *((h - h // p) % h for p in periods[1:])})  # small sides too
+    cols = sorted({0, *(w // p % w for p in periods), *((w - w // p) % w for p in periods[1:])})
     best = 0.0
     for fy in rows:
         for fx in cols:
@@ -103,6 +103,10 @@ def edge_strength(picture: torch.Tensor, band: int = 8) -> float:
     """
     x = picture[0].float()
     margin = 4 * band
+    if min(x.shape[-2:]) <= 2 * margin:
+        raise ValueError(
+            f"edge_strength needs sides over {2 * margin} px at band={band}; this picture is {tuple(x.shape[-2:])}"
+        )
     inside = x[:, margin:-margin, margin:-margin].reshape(3, -1)
     mean, spread = inside.mean(1), inside.std(1).norm().clamp_min(1e-12)
     bands = (x[:, :band], x[:, -band:], x[:, :, :band], x[:, :, -band:])
