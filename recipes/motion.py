@@ -26,7 +26,7 @@ from engine.errors import UserError
 from engine.export import atomic_write, save_gif, save_png, save_state
 from engine.images import input_picture, load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
-from engine.results import Rendered, RunResult, config_yaml, finish
+from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
 from objectives.activation import MOST_CHANNELS
 from recipes.visualize import one_each, render
@@ -187,8 +187,17 @@ def interpolate(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     frames = int(check_number(cfg, "frames", int, 1, high=MOST_CHANNELS))  # the two ends at least
     one_each(cfg, frames, "frames")
     labels = [f"{i / (frames - 1):.2f}" for i in range(frames)]
-    result = render(cfg, folder, recipe, labels)
+    try:
+        result = render(cfg, folder, recipe, labels)
+    except Interrupted:  # the pictures so far are in images/: their loop too
+        _there_and_back(cfg, folder, [Image.open(p).convert("RGB") for p in sorted((folder / "images").glob("*.png"))])
+        raise
     assert result.picture is not None
-    singles = [to_pil(picture) for picture in quantize(result.picture)]
-    save_gif(folder / "interpolation.gif", singles + singles[-2:0:-1], int(cfg.gif_ms) * 2)
+    _there_and_back(cfg, folder, [to_pil(picture) for picture in quantize(result.picture)])
     return result
+
+
+def _there_and_back(cfg: DictConfig, folder: Path, singles: list[Image.Image]) -> None:
+    """``interpolation.gif``: the pictures from the first to the last and back."""
+    if singles:
+        save_gif(folder / "interpolation.gif", singles + singles[-2:0:-1], int(cfg.gif_ms) * 2)

@@ -169,6 +169,23 @@ def test_interpolate_blends_from_one_channel_to_the_other(tmp_path: Path) -> Non
     assert max(steps) < ends, f"neighbours differ by {steps}, the ends by {ends:.1f}"
 
 
+def test_a_stopped_interpolation_keeps_its_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.callbacks
+
+    counted = engine.callbacks.Recorder.on_step
+
+    def stop(self, step, loss, image_fn):  # type: ignore[no-untyped-def]
+        counted(self, step, loss, image_fn)
+        if self.steps == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would
+
+    monkeypatch.setattr(engine.callbacks.Recorder, "on_step", stop)
+    with pytest.raises(Interrupted):
+        run_recipe(compose_recipe("interpolate", "frames=3", "size=32", "steps=9", "device=cpu"), tmp_path, "x")
+    with Image.open(tmp_path / "interpolation.gif") as gif:
+        assert gif.n_frames == 4  # the three pictures so far, there and back
+
+
 def test_an_odd_sized_clip_is_written_whole_and_quietly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """H.264 needs even sides: a 33x21 clip is padded by its own edge, not resized (which imageio warns about)."""
     frames = [Image.new("RGB", (33, 21), (40 * k, 90, 160)) for k in range(3)]
