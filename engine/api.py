@@ -34,7 +34,7 @@ from PIL import Image
 from engine.configs import GROUPS, compose, override_value, recipes, refuse_interpolation
 from engine.errors import UserError
 from engine.images import load_image
-from engine.results import MADE, claim, release, unmake
+from engine.results import MADE, claim, release, resumed_folder, unmake
 
 __all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
@@ -101,8 +101,6 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
             )
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
     if resume not in (None, ""):
-        from engine.checkpoints import resumed_folder
-
         default = resumed_folder(str(resume))  # beside the run it carries on, as the command puts it
     else:
         default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,13 +110,6 @@ def resume_name(folder: str | Path) -> str:
     ``run`` for one with other characters than letters, digits, ``_``, ``-`` and ``.``."""
     name = plain_yaml(load_checkpoint(folder)["config"]).get("name")
     return name if isinstance(name, str) and RUN_NAME.fullmatch(name) else "run"
-
-
-def resumed_folder(folder: str | Path) -> Path:
-    """Where a resumed run goes by default: beside the run it carries on, as ``NAME_resumed`` (a resumed run's own
-    ``_resumed`` and ``_2`` left off, so resuming it again gives ``NAME_resumed_2``, not ``NAME_resumed_resumed``)."""
-    source = Path(str(folder).rstrip("/")).expanduser()
-    return source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
 
 
 def _refused(path: Path, why: str) -> UserError:

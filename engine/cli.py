@@ -31,7 +31,7 @@ from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
-from engine.results import RESERVED, SAVING, Interrupted, claim, release, shown, unmake
+from engine.results import RESERVED, SAVING, Interrupted, claim, release, resumed_folder, shown, unmake
 from engine.runner import forget_unread, prepare_function, run_recipe
 from engine.stored import rebuild
 from recipes import CONFIG_DIR
@@ -230,7 +230,7 @@ def _resume_args(args: list[str]) -> list[str]:
             f"resume= carries on a run with its own keys, so {' '.join(others)} would be ignored; pass only "
             "resume=FOLDER (and hydra.run.dir=), or start a new run"
         )
-    from engine.checkpoints import resume_name, resumed_folder
+    from engine.checkpoints import resume_name
 
     args = [*args, f"name={resume_name(resume[-1])}_resumed"]  # the checkpoint checked whole: no folder is made yet
     if any(a.startswith("hydra.run.dir=") for a in args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ __all__ = [
     "finish",
     "probabilities",
     "release",
+    "resumed_folder",
     "save_metrics",
     "saving",
     "top5",
@@ -136,6 +138,13 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
         if _reserve(other, key):
             return other
     raise UserError(f"no free run folder next to '{folder}'; choose one with {key}")
+
+
+def resumed_folder(folder: str | Path) -> Path:
+    """Where a resumed run goes by default: beside the run it carries on, as ``NAME_resumed`` (a resumed run's own
+    ``_resumed`` and ``_2`` left off, so resuming it again gives ``NAME_resumed_2``, not ``NAME_resumed_resumed``)."""
+    source = Path(str(folder).rstrip("/")).expanduser()
+    return source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
 
 
 def release(folder: Path) -> None:
