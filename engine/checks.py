@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.configs import GROUPS, options
 from engine.errors import UserError
-from engine.images import MAX_SIDE, SAMPLE_NAMES, target_size
+from engine.images import MAX_SIDE, SAMPLE_NAMES, expanded, target_size
 from recipes import CONFIG_DIR
 
 __all__ = [
@@ -38,7 +38,7 @@ def check_number(
     :class:`UserError` line."""
     value = cfg.get(key)
     ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
-    ok = ok and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and not isinstance(value, bool) and _finite(value) and not (isinstance(value, int) and abs(value) >= 2**63)
     ok = ok and (value > low if strict else value >= low) and value <= high
     if not ok:
         need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
@@ -93,6 +93,11 @@ def check_numbers(cfg: DictConfig) -> None:
         check_number(cfg, "tile_size", int, 63)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not -(2**63) <= cfg.seed < 2**64:
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number that fits in 64 bits")
+
+
+def _finite(value: float) -> bool:
+    """A whole number is finite however long (``math.isfinite`` cannot turn 10**400 into a float to ask)."""
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def seeded(seed: int, offset: int = 0) -> torch.Generator:
@@ -170,7 +175,7 @@ def _check_added_settings(node: DictConfig, written: DictConfig, pick: str) -> N
 
 def _check_setting(name: str, value: Any, rule: Any) -> None:
     def number(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        return isinstance(v, int | float) and not isinstance(v, bool) and _finite(v)
 
     if rule is bool:
         ok, need = isinstance(value, bool), "a switch: true or false"
@@ -237,7 +242,7 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
                 f"(default {default})"
             )
     elif isinstance(default, int | float):
-        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        number = isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
         if not number:
             raise UserError(f"{name}={value} is not valid; {name} must be a finite number (default {default})")
     elif isinstance(default, str) and not isinstance(value, str):
@@ -251,19 +256,19 @@ def absolute_paths(cfg: DictConfig, keys: Iterable[str]) -> None:
         for key in keys:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, ListConfig):
-                OmegaConf.update(cfg, key, [absolute_path(v) for v in value])
+                OmegaConf.update(cfg, key, [absolute_path(v, key) for v in value])
             elif value is not None:
-                OmegaConf.update(cfg, key, absolute_path(value))
+                OmegaConf.update(cfg, key, absolute_path(value, key))
 
 
-def absolute_path(value: Any) -> Any:
+def absolute_path(value: Any, key: str = "path") -> Any:
     """A relative path that exists, made absolute; anything else (a sample name, ``noise``, a number) as it is. A
     sample's bare name stays one beside a folder of that name (a run folder, ``hydra.run.dir=logo style=logo``, or
     any other: ``./logo`` names the folder)."""
     try:
         if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
             return value  # an empty value stays empty (it is not the working folder)
-        found = Path(value).expanduser()
+        found = expanded(value, key)
         if not found.exists() or (found.is_dir() and value in SAMPLE_NAMES):
             return value
     except OSError:

@@ -250,7 +250,7 @@ def rerun(args: list[str]) -> None:
         _fail(str(e))
     except KeyboardInterrupt:
         _stopped(None)
-    _run_and_answer(cfg, folder, str(cfg.name))
+    _run_and_answer(cfg, folder, str((cfg.get("choices") or {}).get("recipe") or cfg.name))  # name= may be anything
 
 
 def gallery(args: list[str]) -> None:

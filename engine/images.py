@@ -25,6 +25,7 @@ __all__ = [
     "checkerboard",
     "colormap",
     "composite",
+    "expanded",
     "from_pil",
     "input_picture",
     "is_folder",
@@ -43,8 +44,17 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a folder; False, not an error, for a name the system cannot use (one too long)."""
     try:
         return Path(path).expanduser().is_dir()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: ~name of a user this machine does not have
         return False
+
+
+def expanded(text: str, key: str) -> Path:
+    """``text`` as a path with ``~`` read as the home folder; one line for ``~name`` of a user this machine lacks."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/")[0]
+        raise UserError(f"{key} '{text}': this machine has no user {user}; write the path in full") from None
 
 
 def is_input_folder(source: str | os.PathLike[str]) -> bool:
@@ -193,7 +203,7 @@ def load_image(source: str | os.PathLike[str], key: str = "input") -> torch.Tens
         A float tensor. Shape: ``(1, 3, H, W)``.
     """
     text = str(source)
-    path = Path(text).expanduser()
+    path = expanded(text, key)
     try:
         found = path.exists()
     except OSError as e:  # a name too long for the file system, and the like

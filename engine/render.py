@@ -17,7 +17,7 @@ from PIL import Image
 
 from engine.errors import UserError, out_of_memory
 from engine.export import read_png_config, save_png
-from engine.images import is_folder, target_size
+from engine.images import expanded, is_folder, target_size
 from engine.stored import rebuild
 
 __all__ = ["USAGE", "render_folder"]
@@ -77,7 +77,7 @@ def render_folder(args: list[str]) -> list[Path]:
 
     if not args or "=" in args[0]:
         raise UserError(f"render needs the folder of a param=cppn run; use: {USAGE}")
-    folder = Path(args[0]).expanduser()
+    folder = expanded(args[0], "folder")
     if folder.name == "image.png" and folder.is_file():  # the run's picture stands for its folder, as for rerun
         folder = folder.parent
     picture = folder / "image.png"

@@ -7,6 +7,7 @@ lists of them) from the stored one. A stored ``_target_`` the project's configs 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,12 +47,18 @@ def _resolvable(value: Any) -> bool:
     return isinstance(value, str) and "${" in value
 
 
-def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, left: list[str]) -> None:
+Pinned = list[tuple[DictConfig, str, Any]]
+"""Stored values of keys that follow another (``optimizer.lr: ${lr}``), to set where the stored run had changed them."""
+
+
+def _overlay(
+    fresh: DictConfig, stored: dict[str, Any], source: str, path: str, left: list[str], pinned: Pinned
+) -> None:
     """Copy the plain values of ``stored`` onto ``fresh`` where ``fresh`` has the same key; check the rest."""
     for key, value in stored.items():
         where = f"{path}.{key}" if path else str(key)
         if key == "_args_" and isinstance(fresh.get(key), ListConfig):
-            _overlay_args(fresh[key], value, source, where, left)
+            _overlay_args(fresh[key], value, source, where, left, pinned)
             continue
         if key in SPECIAL:
             if key == "_target_" and fresh.get("_target_") != value:
@@ -65,7 +72,7 @@ def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, 
         if isinstance(value, dict):
             if not isinstance(here, DictConfig):
                 raise _refuse(source, where, "a mapping")
-            _overlay(here, value, source, where, left)
+            _overlay(here, value, source, where, left, pinned)
             continue
         if not _plain(value) or isinstance(here, DictConfig) or _holds_targets(here):
             raise _refuse(source, where, "a structure")
@@ -73,11 +80,13 @@ def _overlay(fresh: DictConfig, stored: dict[str, Any], source: str, path: str, 
             raise _refuse(source, where, "an interpolation")
         if where == "name" and not (isinstance(value, str) and RUN_NAME.fullmatch(value)):
             continue  # the run folder is named after it: the recipe's own name, not a path or a control character
-        if not follows:
+        if follows:
+            pinned.append((fresh, str(key), value))
+        else:
             fresh[key] = value
 
 
-def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str]) -> None:
+def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str], pinned: Pinned) -> None:
     """A part's positional arguments (``transforms._args_``: its transforms in order), item by item: each mapping
     overlaid as :func:`_overlay` does (its target must be the project's), each plain value copied."""
     if not isinstance(stored, list) or len(stored) != len(fresh):
@@ -86,7 +95,7 @@ def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: 
     for i, value in enumerate(stored):
         where = f"{path}.{i}"
         if isinstance(value, dict) and isinstance(fresh[i], DictConfig):
-            _overlay(fresh[i], value, source, where, left)
+            _overlay(fresh[i], value, source, where, left, pinned)
         elif not _plain(value) or isinstance(fresh[i], DictConfig | ListConfig) or _resolvable(value):
             raise _refuse(source, where, "a structure")
         else:
@@ -132,10 +141,17 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
     groups = [c for c in changes if c.split("=", 1)[0] in GROUPS[1:]]
     cfg = compose([*args, *groups])
     left: list[str] = []
-    _overlay(cfg, stored, source, "", left)
+    pinned: Pinned = []
+    _overlay(cfg, stored, source, "", left, pinned)
+    for node, key, value in pinned:  # a key that follows another keeps following it, unless the run had set it
+        with contextlib.suppress(OmegaConfBaseException):
+            if node[key] != value:
+                node[key] = value
     for key, value in FORMER.items():
         if key in cfg and key not in stored:
             cfg[key] = value
+    if cfg.get("resume") is not None:  # a picture of a resumed run: its rerun starts afresh, not where that one was
+        cfg.resume = None
     stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
     if stale:
         print(

@@ -78,10 +78,11 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
         (lambda f: api.deepdream(out=f, input=np.zeros((8, 8, 3))), ("input: a value of type ndarray", "file path")),
         (lambda f: api.deepdream(out=f, input=torch.zeros(1, 3, 8, 8)), ("input: a value of type Tensor",)),
         (lambda f: api.channel(out=f, model=object()), ("model: a value of type object",)),
+        (lambda f: api.deepdream(out=f, input="~nosuchuser/cat.jpg"), ("this machine has no user ~nosuchuser",)),
     ],
     ids=[
         *("mistyped-key", "impossible-number", "unknown-model", "input-without-init", "none-override"),
-        *("text-overrides", "array-picture", "tensor-picture", "object-option"),
+        *("text-overrides", "array-picture", "tensor-picture", "object-option", "unknown-user"),
     ],
 )
 def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None:  # type: ignore[no-untyped-def]

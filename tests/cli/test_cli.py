@@ -243,6 +243,7 @@ ERRORS = [
         ("recipe=class", "steps=2", "size=64", "layer=features.3"),
         ("recipe class has no key 'layer'", "recipe=class --help lists its keys"),
     ),
+    Case("huge-whole-number", (*CHANNEL, "steps=1" + "0" * 400), ("steps=1000", "is not valid; steps must be")),
     Case("diversity-of-one", ("recipe=class", "steps=2", "size=64", "diversity=10"), ("batch=1 is one", "batch=4")),
     Case(
         "diversity-layer-missing",

@@ -243,3 +243,15 @@ def test_a_rerun_change_builds_nothing_new(change: str, words: str) -> None:
 def test_a_rerun_change_may_mention_target_in_a_plain_value() -> None:
     text = config_yaml(compose(["recipe=channel"]))
     assert rebuild(text, "mine.png", ["name=best_target_run"]).name == "best_target_run"
+
+
+def test_a_rerun_keeps_a_key_the_run_set_apart_from_the_one_it_follows() -> None:
+    """``optimizer.lr`` follows ``lr``; a run made with ``optimizer.lr=0.5`` reruns with 0.5, and one that left it
+    alone still follows (a rerun given ``lr=`` moves both). A picture of a resumed run names the run it carried on:
+    its rerun starts afresh."""
+    apart = rebuild(config_yaml(compose(["recipe=channel", "optimizer.lr=0.5"])), "apart.png")
+    assert (apart.optimizer.lr, apart.lr) == (0.5, 0.05)
+    linked = rebuild(config_yaml(compose(["recipe=channel", "lr=0.2"])), "linked.png", ["lr=0.3"])
+    assert linked.optimizer.lr == 0.3
+    resumed = config_yaml(compose(["recipe=channel"])).replace("resume: null", "resume: /elsewhere/run")
+    assert "/elsewhere/run" in resumed and rebuild(resumed, "resumed.png").resume is None
