@@ -40,7 +40,7 @@ def check_flags(args: list[str]) -> None:
     run would have, checked as a run's overrides are; ``-p`` or ``--resolve`` without ``--cfg`` would start a run
     past every check, so they are refused."""
     flags, overrides, value_of = [], [], None
-    for arg in args:
+    for arg in [part for a in args for part in (a.split("=", 1) if a.startswith("-") and "=" in a else [a])]:
         if value_of is not None:
             flags.append((value_of, arg))
             value_of = None
@@ -143,10 +143,13 @@ def _sweep_values(override: Any, key: str) -> list[str]:
     if None not in ends and ends[2] and (ends[1] - ends[0]) / ends[2] > MOST_JOBS:  # type: ignore[operator]
         raise _too_many(key)
     try:
-        return list(itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1))
-    except HydraException as e:  # glob(), which needs Hydra's config loader
+        values = list(itertools.islice(override.sweep_string_iterator(), MOST_JOBS + 1))
+    except (HydraException, ValueError) as e:  # glob(), which needs Hydra's config loader; range(1,5,0)
         why = one_line(str(e))
         raise UserError(f"{key}: its values cannot be listed ({why}); name them, such as {key}=a,b,c") from None
+    if not values:
+        raise UserError(f"{key} sweeps over no value at all; give at least one, such as {key}=range(1,5)")
+    return values
 
 
 def _too_many(key: str) -> UserError:

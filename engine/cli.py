@@ -116,6 +116,9 @@ def preflight(args: list[str], chosen: bool) -> Path | None:
     """
     check_fixed_hydra_keys(args)
     if {"-m", "--multirun"} & set(args):
+        printing = [a for a in args if a.split("=", 1)[0] in ("--cfg", "-c", "--resolve", "-p", "--package")]
+        if printing:
+            raise UserError(f"-m runs a sweep and {printing[0]} prints a config without running; use one or the other")
         return check_sweep(args)
     if any(a.startswith("-") for a in args):
         check_flags(args)

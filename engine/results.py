@@ -143,7 +143,7 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
 def resumed_folder(folder: str | Path) -> Path:
     """Where a resumed run goes by default: beside the run it carries on, as ``NAME_resumed`` (a resumed run's own
     ``_resumed`` and ``_2`` left off, so resuming it again gives ``NAME_resumed_2``, not ``NAME_resumed_resumed``)."""
-    source = Path(str(folder).rstrip("/")).expanduser()
+    source = Path(str(folder).rstrip("/") or "/").expanduser().resolve()  # resume=. from inside it too
     return source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
 
 

@@ -243,6 +243,20 @@ ERRORS = [
         ("recipe=class", "steps=2", "size=64", "layer=features.3"),
         ("recipe class has no key 'layer'", "recipe=class --help lists its keys"),
     ),
+    Case(
+        "sweep-of-nothing",
+        ("-m", "recipe=channel", "steps=range(5,1)", "hydra.sweep.dir=sw"),
+        ("sweeps over no value",),
+    ),
+    Case(
+        "sweep-step-zero", ("-m", "recipe=channel", "steps=range(1,5,0)", "hydra.sweep.dir=sw"), ("cannot be listed",)
+    ),
+    Case(
+        "sweep-and-cfg",
+        ("-m", "--cfg", "job", "recipe=channel", "steps=1,2", "hydra.sweep.dir=sw"),
+        ("one or the other",),
+    ),
+    Case("package-with-equals", ("--package=x", "recipe=channel"), ("-p and --resolve only go with --cfg",)),
     Case("huge-whole-number", (*CHANNEL, "steps=1" + "0" * 400), ("steps=1000", "is not valid; steps must be")),
     Case("diversity-of-one", ("recipe=class", "steps=2", "size=64", "diversity=10"), ("batch=1 is one", "batch=4")),
     Case(
