@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from engine.configs import compose, explain
 from engine.errors import UserError, one_line
 from engine.results import claim
@@ -62,9 +65,23 @@ def check_flags(args: list[str]) -> None:
         compose(overrides, hydra=True)  # a bad key or option is one line here too
 
 
+def folder_named(cfg: Any, key: str) -> Path:
+    """The folder ``hydra.run.dir`` or ``hydra.sweep.dir`` names, read out (Hydra's own default holds ``${now:…}``);
+    one line for a reference to a key that is not there."""
+    try:
+        return Path(str(OmegaConf.select(cfg, key)))
+    except OmegaConfBaseException as e:
+        why = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise UserError(f"{key}= cannot be read ({why}); name the folder plainly") from None
+
+
 def check_new_folder(folder: Path, what: str, key: str) -> None:
     """Refuse a results folder that cannot be made (a file in the way, a read-only or forbidden place: tried for
-    real, since permission bits say nothing to root)."""
+    real, since permission bits say nothing to root), or one whose name Hydra would read as a reference."""
+    if "${" in str(folder):
+        raise UserError(
+            f"the {what} folder '{folder}' holds ${{, which Hydra reads as a reference; choose another {key}"
+        )
     try:
         existing = next(p for p in (folder, *folder.parents) if p.exists())
     except OSError as e:
@@ -123,7 +140,7 @@ def check_sweep(args: list[str]) -> Path:
     combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
     for combo in combos:
         compose(combo)
-    sweep_dir = Path(str(compose(fixed, hydra=True).hydra.sweep.dir))
+    sweep_dir = folder_named(compose(fixed, hydra=True), "hydra.sweep.dir")
     check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
     chosen = any(a.startswith("hydra.sweep.dir=") for a in lines)
     try:  # taken for this sweep alone: another started in the same second gets the next free name

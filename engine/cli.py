@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from engine.arguments import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep
+from engine.arguments import check_fixed_hydra_keys, check_flags, check_new_folder, check_sweep, folder_named
 from engine.configs import GROUPS, compose, override_value, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
@@ -126,7 +126,7 @@ def preflight(args: list[str], chosen: bool) -> Path | None:
     cfg = compose(args, hydra=True)
     if not cfg.get("resume"):
         prepare_function(cfg)  # its module is read now, before Hydra makes the run folder
-    run_dir = Path(str(cfg.hydra.run.dir))
+    run_dir = folder_named(cfg, "hydra.run.dir")
     check_new_folder(run_dir, "run", "hydra.run.dir=")
     return claim(run_dir, chosen, "hydra.run.dir=")
 

@@ -257,6 +257,11 @@ ERRORS = [
         ("one or the other",),
     ),
     Case("package-with-equals", ("--package=x", "recipe=channel"), ("-p and --resolve only go with --cfg",)),
+    Case(
+        "run-dir-reference",
+        (*CHANNEL, "hydra.run.dir=out/${{y}}"),
+        ("hydra.run.dir= cannot be read (Interpolation key 'y' not found); name the folder plainly",),
+    ),
     Case("huge-whole-number", (*CHANNEL, "steps=1" + "0" * 400), ("steps=1000", "is not valid; steps must be")),
     Case("diversity-of-one", ("recipe=class", "steps=2", "size=64", "diversity=10"), ("batch=1 is one", "batch=4")),
     Case(
