@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.arguments import check_new_folder
 from engine.configs import GROUPS, compose, override_value, recipes, refuse_interpolation
 from engine.errors import UserError
 from engine.images import load_image
@@ -104,7 +105,9 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
         default = resumed_folder(str(resume))  # beside the run it carries on, as the command puts it
     else:
         default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
-    target = claim(Path(os.fspath(out)) if out is not None else default, out is not None, "out=")
+    wanted = Path(os.fspath(out)) if out is not None else default
+    check_new_folder(wanted, "run", "out=")  # a place that cannot be written: one line, as on the command line
+    target = claim(wanted, out is not None, "out=")
     try:
         done = run_recipe(cfg, target, recipe, resumed_as=recipe if resume not in (None, "") else None)
     finally:

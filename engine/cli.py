@@ -199,7 +199,11 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
         jobs = sorted((p for p in source.iterdir() if p.is_dir() and digits(p.name)), key=lambda p: int(p.name))
         sweep = f" (a sweep's folder: pass one job's, such as {source / jobs[0].name})" if jobs else ""
         raise UserError(f"'{source}' holds no image.png{sweep}; pass the image.png of an earlier run or its folder")
-    if not source.is_file():
+    try:
+        found = source.is_file()
+    except OSError as e:  # a name too long for the file system
+        raise UserError(f"'{str(source)[:60]}…' is not a usable path ({e.strerror}); give a shorter one") from None
+    if not found:
         raise UserError(f"'{source}' does not exist; pass the image.png of an earlier run (or its folder)")
     if any(a.startswith("resume=") for a in args[1:]):
         raise UserError(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from engine.errors import UserError
 from engine.export import save_png
 from engine.images import SAMPLE_PHOTOS, SAMPLES, load_image, resize_to
 
@@ -74,8 +75,13 @@ def _built(final: Path, build: object) -> Path:
     """``final``, made by ``build(temporary_path)`` and renamed into place unless another run made it first."""
     if final.exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    except OSError as e:  # not the run's folder: said so, and the run's folder is left alone
+        raise UserError(
+            f"cannot make the sample data in {final.parent} ({e.strerror}); point DREAMLOOM_CACHE at a writable folder"
+        ) from None
     try:
         made = build(work / final.name)  # type: ignore[operator]
         with contextlib.suppress(OSError):  # another run renamed its copy first: keep that one

@@ -96,6 +96,9 @@ def test_bad_keys_raise_the_one_line_answer(tmp_path: Path, call, words) -> None
 def test_out_must_be_a_path_and_numpy_numbers_are_numbers(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="out=5 is not a folder path"):
         api.channel(out=5)  # type: ignore[arg-type]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="is a file, not a folder; choose another out="):
+        api.channel(out=tmp_path / "file" / "run")
     assert [override_value(v) for v in (np.bool_(True), np.float32(0.5), (np.int64(2), 3))] == ["true", "0.5", "[2,3]"]
     run = api.channel(out=tmp_path / "run", steps=np.int64(1), size=np.int64(32), octaves=1, lr=np.float32(0.05))
     assert run.metrics["steps"] == 1

@@ -262,6 +262,7 @@ ERRORS = [
         (*CHANNEL, "hydra.run.dir=out/${{y}}"),
         ("hydra.run.dir= cannot be read (Interpolation key 'y' not found); name the folder plainly",),
     ),
+    Case("rerun-long-name", ("rerun", "a" * 300 + ".png"), ("is not a usable path (File name too long)",)),
     Case("huge-whole-number", (*CHANNEL, "steps=1" + "0" * 400), ("steps=1000", "is not valid; steps must be")),
     Case("diversity-of-one", ("recipe=class", "steps=2", "size=64", "diversity=10"), ("batch=1 is one", "batch=4")),
     Case(

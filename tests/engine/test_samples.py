@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from engine.errors import UserError
 from engine.samples import CLIP_FRAMES, CLIP_STEP, cache_dir, make_clip, sample_clip, sample_folder
 from recipes.clips import read_clip
 from tests.helpers import run
@@ -45,3 +46,13 @@ def test_folder_views_read_the_samples_from_any_working_folder(tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     metrics = run(tmp_path / "run", "neighbours", "size=64", "k=2")
     assert metrics["pictures"] == 60
+
+
+def test_a_cache_that_cannot_be_made_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file where the cache folder should be: one line naming DREAMLOOM_CACHE, not a run-folder write error."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("DREAMLOOM_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(
+        UserError, match=r"cannot make the sample data in .*; point DREAMLOOM_CACHE at a writable folder"
+    ):
+        sample_clip()
