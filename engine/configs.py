@@ -16,10 +16,12 @@ from engine.errors import UserError, close_matches
 from recipes import CONFIG_DIR, options
 
 __all__ = [
+    "ABSENT",
     "GROUPS",
     "SPECIAL",
     "compose",
     "explain",
+    "lookup",
     "options",
     "override_value",
     "recipes",
@@ -28,6 +30,8 @@ __all__ = [
 
 GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
 """The config groups a run picks one option of; the picks are kept in the config as ``choices``."""
+ABSENT = object()
+"""What :func:`lookup` gives for a key a config does not have."""
 SPECIAL = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
 """Hydra's instantiation keys: never copied from a stored config."""
 RENAMED = {
@@ -180,11 +184,20 @@ def _refuse_added(args: list[str]) -> None:
     plain = compose([a for a in args if a not in added])
     for arg in added:
         key = arg.lstrip("+").partition("=")[0]
-        part = OmegaConf.select(plain, key.rpartition(".")[0], default=None) if "." in key else None
+        part = lookup(plain, key.rpartition(".")[0]) if "." in key else None
+        part = None if part is ABSENT else part
         if isinstance(part, DictConfig) and "_target_" in part:
             continue
-        if OmegaConf.select(plain, key, default=_MISSING) is _MISSING:
+        if lookup(plain, key) is ABSENT:
             raise UserError(_unknown_key(key, args, added=True))
+
+
+def lookup(cfg: Any, key: str) -> Any:
+    """The node at ``key``, or :data:`ABSENT` where there is none, a word used as a list's index included."""
+    try:
+        return OmegaConf.select(cfg, key, default=ABSENT)
+    except OmegaConfBaseException:
+        return ABSENT
 
 
 def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
@@ -195,8 +208,8 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     except UserError:
         plain = OmegaConf.create()
     keys = [str(k) for k in plain.keys()]
-    found = OmegaConf.select(plain, name, default=_MISSING)
-    if found is not _MISSING and not added:  # the key is there: the value given could not be merged into it
+    found = lookup(plain, name)
+    if found is not ABSENT and not added:  # the key is there: the value given could not be merged into it
         given = next((a.split("=", 1)[1] for a in args if a.lstrip("+").split("=", 1)[0] == name), "")
         kind = f"a list like [{','.join(map(str, found))}]" if isinstance(found, ListConfig) else "one value"
         kind = f"keys of its own ({', '.join(map(str, found))})" if isinstance(found, DictConfig) else kind
@@ -219,6 +232,3 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
     lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
-
-
-_MISSING = object()

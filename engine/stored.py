@@ -8,6 +8,7 @@ lists of them) from the stored one. A stored ``_target_`` the project's configs 
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,14 +18,12 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.configs import FORMER, GROUPS, SPECIAL, compose, recipes
+from engine.configs import ABSENT, FORMER, GROUPS, SPECIAL, compose, lookup, recipes
 from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
 
 __all__ = ["RERUN_KEYS", "rebuild"]
-
-_MISSING = object()
 
 
 def _refuse(source: str, path: str, what: str) -> UserError:
@@ -197,7 +196,8 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             raise UserError(
                 f"rerun keeps the run's recipe and its own folder name, so {key}= is not taken; {RERUN_KEYS[key]}"
             )
-        if key.split(".")[-1] in SPECIAL or OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+        dotted = re.fullmatch(r"\w+(\.\w+)*", key)  # not .steps, a[0 or .., which OmegaConf reads its own way
+        if not dotted or key.split(".")[-1] in SPECIAL or lookup(cfg, key) is ABSENT:
             hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
             raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
     for change in changes:

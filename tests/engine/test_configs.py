@@ -245,6 +245,12 @@ def test_a_rerun_change_may_mention_target_in_a_plain_value() -> None:
     assert rebuild(text, "mine.png", ["name=best_target_run"]).name == "best_target_run"
 
 
+@pytest.mark.parametrize("change", ["transforms._args_.pad=3", "..=1", ".steps=7", "a[0=1"])
+def test_a_rerun_answers_an_odd_key_as_unknown(change: str) -> None:
+    with pytest.raises(UserError, match="unknown key .* for this run"):
+        rebuild(config_yaml(compose(["recipe=channel"])), "channel.png", [change])
+
+
 def test_a_rerun_keeps_a_key_the_run_set_apart_from_the_one_it_follows() -> None:
     """``optimizer.lr`` follows ``lr``; a run made with ``optimizer.lr=0.5`` reruns with 0.5, and one that left it
     alone still follows (a rerun given ``lr=`` moves both). A picture of a resumed run names the run it carried on:
