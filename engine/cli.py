@@ -44,6 +44,8 @@ PROG = "dreamloom"
 HYDRA_FILES = frozenset({".hydra", f"{PROG}.log", RESERVED})
 """What is in a run folder before the run writes anything: Hydra's files (``hydra.output_subdir`` and
 ``hydra.job.name``) and the mark of the run that claimed it."""
+FOLDER_KEYS = ("resume=", "hydra.run.dir=", "hydra.sweep.dir=")
+"""Keys that choose a folder, whatever + or ++ (Hydra's adding forms) come before them."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -297,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["gallery"]:
         gallery(args[1:])
         return
+    args = [a.lstrip("+") if a.lstrip("+").startswith(FOLDER_KEYS) else a for a in args]  # +KEY: Hydra's adding form
     chosen = any(a.startswith("hydra.run.dir=") for a in args)
     try:
         args = _resume_args(args)

@@ -586,6 +586,7 @@ ERRORS = [
         lambda folder: (folder / "run").mkdir() or (folder / "run" / "checkpoint.pt").write_text("not torch\n"),
     ),
     Case("resume-with-other-keys", ("resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
+    Case("resume-added-form", ("++resume={assets}/album", "steps=5"), ("steps=5 would be ignored", "only resume=")),
     Case(
         "disk-full",
         ("recipe=deepdream", "steps=2", "octaves=1", "size=128", "snapshot_every=0"),
