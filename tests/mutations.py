@@ -96,8 +96,8 @@ MUTANTS = [
            "os.O_CREAT | os.O_WRONLY", (f"{C}/test_together.py",), "slow"),
     # configs: reruns and checks
     Mutant("rerun drops the stored values", "engine/stored.py",
-           "        if not follows:\n            fresh[key] = value",
-           "        if False:\n            fresh[key] = value", (f"{C}/test_trust.py",)),
+           "        else:\n            fresh[key] = value",
+           "        else:\n            pass", (f"{C}/test_trust.py",)),
     Mutant("rerun trusts stored targets", "engine/stored.py",
            'if key == "_target_" and fresh.get("_target_") != value:', "if False:", (f"{C}/test_trust.py",)),
     Mutant("group keys unchecked", "engine/runner.py", "    check_groups(cfg)\n", "    pass\n",

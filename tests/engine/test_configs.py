@@ -247,7 +247,7 @@ def test_a_rerun_change_may_mention_target_in_a_plain_value() -> None:
 
 @pytest.mark.parametrize("change", ["transforms._args_.pad=3", "..=1", ".steps=7", "a[0=1"])
 def test_a_rerun_answers_an_odd_key_as_unknown(change: str) -> None:
-    with pytest.raises(UserError, match="unknown key .* for this run"):
+    with pytest.raises(UserError, match=r"unknown key .* for this run"):
         rebuild(config_yaml(compose(["recipe=channel"])), "channel.png", [change])
 
 
