@@ -153,7 +153,7 @@ def test_a_python_run_into_a_file_is_one_line(tmp_path: Path) -> None:
 
     (tmp_path / "taken").write_text("mine")
     for out in (tmp_path / "taken", tmp_path / "taken" / "run"):
-        with pytest.raises(UserError, match=r"a file is in the way\); choose another out="):
+        with pytest.raises(UserError, match=r"is a file, not a folder; choose another out="):
             api.channel(out=out, size=32, steps=1)
     assert (tmp_path / "taken").read_text() == "mine"
 
