@@ -35,7 +35,7 @@ from engine.arguments import check_new_folder
 from engine.configs import GROUPS, compose, override_value, recipes, refuse_interpolation
 from engine.errors import UserError
 from engine.images import load_image
-from engine.results import MADE, claim, release, resumed_folder, unmake
+from engine.results import MADE, claim, refuse_beside_resume, release, resumed_folder, unmake
 
 __all__ = ["RECIPES", "Result", "recipe_keys", "render", "run"]
 
@@ -93,15 +93,11 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     if out is not None and not isinstance(out, str | os.PathLike):
         raise UserError(f"out={out!r} is not a folder path; pass text or a Path, such as out='runs/mine'")
     resume = keys.get("resume")
-    if resume not in (None, ""):
-        others = [*(k for k in keys if k != "resume"), *overrides]
-        if others:
-            raise UserError(
-                f"resume= carries on a run with its own keys, so {', '.join(others)} would be ignored; pass only "
-                "resume= (and out=), or start a new run"
-            )
+    resuming = resume not in (None, "")
+    if resuming:
+        refuse_beside_resume([*(k for k in keys if k != "resume"), *overrides], "out=")
     cfg = compose([f"recipe={recipe}", *(_override(k, v) for k, v in keys.items()), *overrides])
-    if resume not in (None, ""):
+    if resuming:
         default = resumed_folder(str(resume))  # beside the run it carries on, as the command puts it
     else:
         default = Path("outputs") / time.strftime(f"%Y-%m-%d/%H-%M-%S_{cfg.name}")
@@ -109,7 +105,7 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     check_new_folder(wanted, "run", "out=")  # a place that cannot be written: one line, as on the command line
     target = claim(wanted, out is not None, "out=")
     try:
-        done = run_recipe(cfg, target, recipe, resumed_as=recipe if resume not in (None, "") else None)
+        done = run_recipe(cfg, target, recipe, resumed_as=recipe if resuming else None)
     finally:
         release(target)
         if not any(target.iterdir()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import TextIO
 import torch
 from PIL import Image
 
+from engine.export import contact_sheet
 from engine.images import checkerboard, composite, to_pil
 from engine.params import ImageFn
 
@@ -117,19 +117,6 @@ class Recorder(Callback):
             return self.image_fn().detach()
 
 
-def _tiled(pictures: torch.Tensor, gap: int = 2) -> torch.Tensor:
-    """A batch laid out in rows, as square as it goes, white between the pictures (one picture as it is).
-    Shape: ``(B, C, H, W) -> (C, H', W')``."""
-    b, c, h, w = pictures.shape
-    cols = math.ceil(math.sqrt(b))
-    rows = math.ceil(b / cols)
-    sheet = torch.ones(c, rows * (h + gap) - gap, cols * (w + gap) - gap, dtype=pictures.dtype)
-    for i, picture in enumerate(pictures.cpu()):
-        top, left = (i // cols) * (h + gap), (i % cols) * (w + gap)
-        sheet[:, top : top + h, left : left + w] = picture
-    return sheet
-
-
 class Snapshots(Callback):
     """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif`` (a batch's pictures side by side).
 
@@ -163,7 +150,8 @@ class Snapshots(Callback):
     def _take(self, image_fn: ImageFn, done: int, last: bool) -> None:
         with torch.no_grad():
             pictures = image_fn()
-            frame = to_pil(_tiled(composite(pictures, checkerboard(*pictures.shape[-2:]))))
+            seen = composite(pictures, checkerboard(*pictures.shape[-2:]))
+            frame = to_pil(seen[0]) if len(seen) == 1 else contact_sheet(seen, pad=2)
         frame.thumbnail((self.max_side, self.max_side))
         self.add(frame, last)
         self.taken = done

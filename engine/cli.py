@@ -31,7 +31,17 @@ from engine.export import write_text
 from engine.help import answer_help
 from engine.images import is_folder
 from engine.loop import STOP
-from engine.results import RESERVED, SAVING, Interrupted, claim, release, resumed_folder, shown, unmake
+from engine.results import (
+    RESERVED,
+    SAVING,
+    Interrupted,
+    claim,
+    refuse_beside_resume,
+    release,
+    resumed_folder,
+    shown,
+    unmake,
+)
 from engine.runner import forget_unread, prepare_function, run_recipe
 from engine.stored import rebuild
 from recipes import CONFIG_DIR
@@ -233,12 +243,7 @@ def _resume_args(args: list[str]) -> list[str]:
     resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if not resume or resume[-1] in ("", "null"):
         return args
-    others = [a for a in args if not a.startswith(("resume=", "hydra."))]
-    if others:
-        raise UserError(
-            f"resume= carries on a run with its own keys, so {' '.join(others)} would be ignored; pass only "
-            "resume=FOLDER (and hydra.run.dir=), or start a new run"
-        )
+    refuse_beside_resume([a for a in args if not a.startswith(("resume=", "hydra."))], "hydra.run.dir=")
     from engine.checkpoints import resume_name
 
     args = [*args, f"name={resume_name(resume[-1])}_resumed"]  # the checkpoint checked whole: no folder is made yet

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "config_yaml",
     "finish",
     "probabilities",
+    "refuse_beside_resume",
     "release",
     "resumed_folder",
     "save_metrics",
@@ -145,6 +146,16 @@ def resumed_folder(folder: str | Path) -> Path:
     ``_resumed`` and ``_2`` left off, so resuming it again gives ``NAME_resumed_2``, not ``NAME_resumed_resumed``)."""
     source = Path(str(folder).rstrip("/") or "/").expanduser().resolve()  # resume=. from inside it too
     return source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
+
+
+def refuse_beside_resume(others: Sequence[str], folder_key: str) -> None:
+    """Refuse keys given with ``resume=`` (the command's ``k=v`` texts, the API's key names): the run carries on with
+    its own keys, so they would be ignored."""
+    if others:
+        raise UserError(
+            f"resume= carries on a run with its own keys, so {', '.join(others)} would be ignored; pass only "
+            f"resume=FOLDER (and {folder_key}), or start a new run"
+        )
 
 
 def release(folder: Path) -> None:

@@ -167,9 +167,8 @@ def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     else:
         rows, cols = min(64, rows), min(16, cols)
         tiles, columns = shown[:rows, :cols].reshape(rows * cols, 1, *weight.shape[-2:]).expand(-1, 3, -1, -1), cols
-        (out_all, in_all), cut = weight.shape[:2], []
-        cut += [f"{rows} of {out_all} output channels"] if rows < out_all else []
-        cut += [f"{cols} of {in_all} input channels"] if cols < in_all else []
+        sides = zip((rows, cols), weight.shape[:2], ("output", "input"), strict=False)
+        cut = [f"{n} of {total} {side} channels" for n, total, side in sides if n < total]
         if cut:
             print(
                 f"dreamloom: the sheet shows the first {' and '.join(cut)}; filters.npy holds them all", file=sys.stderr

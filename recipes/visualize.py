@@ -86,11 +86,10 @@ def _check_diversity(cfg: DictConfig, view: ModelView) -> None:
     if int(cfg.batch) == 1:
         raise UserError(f"diversity={cfg.diversity} pushes a batch's pictures apart, and batch=1 is one; add batch=4")
     layer = str(cfg.get("diversity_layer") or cfg.get("layer"))
-    if layer not in view.aliases and layer not in dict(view.model.named_modules()):
-        raise UserError(
-            f"diversity_layer={layer}: model {view.name} has no such layer; set diversity_layer= to one of its layers "
-            f"(dreamloom recipe=layers model={view.name} lists them)"
-        )
+    try:
+        view.check_layers([layer])
+    except UserError as e:  # said of the key that named it, not of a layer the user never typed
+        raise UserError(f"diversity_layer={layer}: {e}; set diversity_layer= to one of its layers") from None
 
 
 STOP_VIEWS, STOP_SHARE = 16, 0.9

@@ -268,7 +268,7 @@ ERRORS = [
     Case(
         "diversity-layer-missing",
         ("recipe=class", "steps=2", "size=64", "model=resnet18", "model.weights=none", "batch=2", "diversity=10"),
-        ("diversity_layer=features.10: model resnet18 has no such layer", "set diversity_layer="),
+        ("diversity_layer=features.10: model resnet18 has no layer 'features.10'", "set diversity_layer="),
     ),
     Case(
         "atlas-batch",

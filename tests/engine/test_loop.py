@@ -76,13 +76,14 @@ def test_snapshots_collect_frames_every_n_steps(tiny: ModelView) -> None:
 
 
 def test_snapshots_show_every_picture_of_a_batch(tiny: ModelView) -> None:
-    """Three pictures: two to a row, two rows, 2 px of white between them (the GIF of an atlas shows the atlas)."""
+    """Three pictures: two to a row, two rows, 2 px of white round and between them (the GIF of an atlas shows the
+    atlas)."""
     params, image = pixel((3, 3, 20, 20))
     snaps = Snapshots(every=4)
     final = optimize(params, image, channel("features.0", 0), tiny, Compose(), torch.optim.Adam(params), 5, [snaps])
     last = np.asarray(snaps.frames[-1])
-    assert last.shape == (42, 42, 3) and (last[20:22] == 255).all() and (last[22:, 22:] == 255).all()
-    for i, (top, left) in enumerate(((0, 0), (0, 22), (22, 0))):
+    assert last.shape == (46, 46, 3) and (last[22:24] == 255).all() and (last[24:, 24:] == 255).all()
+    for i, (top, left) in enumerate(((2, 2), (2, 24), (24, 2))):
         assert np.array_equal(last[top : top + 20, left : left + 20], np.asarray(to_pil(final[i])))
 
 
