@@ -49,11 +49,14 @@ format: setup
 	$(VENV)/bin/ruff format engine objectives regularizers recipes tests docs benchmarks
 	$(VENV)/bin/ruff check --fix engine objectives regularizers recipes tests docs benchmarks
 
+# The tests run in two processes of one torch thread each (pytest-xdist), each test file in one of them.
+WORKERS ?= 2
+
 test: setup lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(WORKERS) --dist loadfile
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -n $(WORKERS) --dist loadfile -m "not slow"
 
 # Deliberate breaks of user-visible behaviour, each run against the tests that guard it (about 17 minutes).
 mutate: setup

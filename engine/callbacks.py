@@ -118,7 +118,7 @@ class Recorder(Callback):
 
 
 class Snapshots(Callback):
-    """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif`` (a batch's pictures side by side).
+    """Keeps a small copy of the picture every ``every`` steps, for ``progress.gif`` (a batch's pictures in a grid).
 
     A long run does not pile up frames: once there are more than ``max_frames``, every other one is dropped and
     frames are taken half as often from then on, so the GIF still spans the whole run at an even pace.

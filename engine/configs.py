@@ -3,6 +3,7 @@ them by :mod:`engine.stored`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -89,6 +90,23 @@ def _reads_as_other(text: str) -> bool:
     return text.lower() in ("null", "true", "false", "nan", "inf", "-inf", "+inf") or bool(
         re.fullmatch(r"[+-]?(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?", text)
     )
+
+
+def recipe_defaults(cfg: DictConfig) -> DictConfig | None:
+    """The recipe ``cfg`` picked, as its YAML and the shared config give it, before any key of the command line
+    (None where ``cfg`` names no recipe of the project's configs)."""
+    name = (cfg.get("choices") or {}).get("recipe")
+    return _defaults(str(name)) if name else None
+
+
+@functools.lru_cache(maxsize=64)
+def _defaults(name: str) -> DictConfig | None:
+    try:
+        cfg = compose([f"recipe={name}"])
+    except UserError:
+        return None
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
 
 
 def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:

@@ -120,11 +120,15 @@ def plain_yaml(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def save_gif(path: str | os.PathLike[str], frames: Sequence[Image.Image], duration_ms: int = 100) -> Path | None:
-    """Save frames as a looping GIF (the last frame held three times as long); None when there are no frames."""
+def save_gif(
+    path: str | os.PathLike[str], frames: Sequence[Image.Image], duration_ms: int | Sequence[int] = 100
+) -> Path | None:
+    """Save frames as a looping GIF (the last frame held three times as long); ``duration_ms``: every frame's, or
+    each frame's own. None when there are no frames."""
     if not frames:
         return None
-    durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 3]
+    each = [duration_ms] * len(frames) if isinstance(duration_ms, int) else list(duration_ms)
+    durations = [*each[:-1], each[-1] * 3]
     size = frames[-1].size
     pics = [f.convert("RGB").resize(size) for f in frames]
     return atomic_write(

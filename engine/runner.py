@@ -20,7 +20,8 @@ from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
-from engine.checks import absolute_paths, as_typed, check_groups, check_list, check_number, check_numbers
+from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
+from engine.configs import recipe_defaults
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
@@ -28,7 +29,7 @@ from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from engine.scales import read
-from engine.spec import RecipeSpec, recipe, unread_keys
+from engine.spec import RecipeSpec, plain, recipe, refuse_unread, unread_keys
 from engine.stored import rebuild
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
@@ -288,11 +289,12 @@ def forget_unread(cfg: DictConfig, source: str, changes: Sequence[str] = ()) -> 
     were refused), unless ``changes`` gives them anew."""
     _, spec = prepare_function(cfg)
     given = {c.split("=", 1)[0] for c in changes}
-    old = [k for k in unread_keys(cfg, spec) if k not in given]
+    defaults = recipe_defaults(cfg)
+    old = [k for k in unread_keys(cfg, spec, defaults) if k not in given]
     if old:
         with open_dict(cfg):
             for key in old:
-                cfg[key] = None
+                cfg[key] = None if defaults is None else plain(defaults.get(key))
         print(f"dreamloom: {source}: keys this recipe does not read were left out: {', '.join(old)}", file=sys.stderr)
 
 
@@ -330,13 +332,7 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
         given = [f"{k}={cfg[k]}" for k in (*PENALTIES, *KEYS, "centre") if cfg.get(k)]
         if given:
             raise UserError(f"recipe={recipe} takes no penalties, so {' '.join(given)} would do nothing; drop it")
-    unread = unread_keys(cfg, spec)
-    if unread:
-        keys = " and ".join(f"{k}=" for k in unread)
-        shown, them = " ".join(f"{k}={as_typed(cfg[k])}" for k in unread), "them" if len(unread) > 1 else "it"
-        hints = "; ".join(h for h in (spec.ignores.get(k) for k in unread) if h)
-        raise UserError(f"recipe={recipe} does not read {keys}, so {shown} would do nothing; drop {them}"
-                        + (f" ({hints})" if hints else ""))  # fmt: skip
+    refuse_unread(cfg, spec, recipe)
     absolute_paths(cfg, (*PATH_KEYS, *spec.paths))
 
 

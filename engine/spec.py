@@ -4,12 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from engine.checks import as_typed
+from engine.configs import recipe_defaults
+from engine.errors import UserError
 from engine.results import RunResult
 
-__all__ = ["RecipeSpec", "recipe", "unread_keys"]
+__all__ = [
+    "NO_PICTURE",
+    "NO_PROGRESS",
+    "RecipeSpec",
+    "given",
+    "plain",
+    "recipe",
+    "refuse_unread",
+    "unread",
+    "unread_keys",
+    "views",
+]
+
+NO_PICTURE = dict.fromkeys(
+    ("init", "steps", "batch", "lr", "octaves", "octave_scale", "checkpoint_every", "param", "transforms", "optimizer"),
+    "it optimizes no picture",
+)
+"""The shared keys of optimizing a picture, for the ``ignores`` of a recipe that optimizes none."""
+NO_PROGRESS = dict.fromkeys(("snapshot_every", "gif_ms", "gif_size", "gif_frames"), "it writes no progress.gif")
+"""The shared keys of ``progress.gif``, for the ``ignores`` of a recipe that writes none."""
+
+
+def unread(keys: Iterable[str], why: str, but: Iterable[str] = ()) -> dict[str, str]:
+    """``ignores`` for ``keys`` (but those in ``but``), each refused with the reason ``why``."""
+    return {k: why for k in keys if k not in set(but)}
+
+
+def views(*but: str) -> dict[str, str]:
+    """``ignores`` for a recipe that optimizes no picture and writes no ``progress.gif``: the shared keys of both
+    (but those in ``but``, which it reads for its own ends, such as saliency's ``steps``)."""
+    return {k: v for k, v in {**NO_PICTURE, **NO_PROGRESS}.items() if k not in but}
 
 
 @dataclass(frozen=True)
@@ -42,8 +76,9 @@ def recipe(
             freely does); one that does not refuses them with one line.
         lists: keys that hold a list of numbers, each checked as ``numbers`` are.
         objective: whether the recipe builds the ``objective`` key; one that does not refuses a given one.
-        ignores: shared keys (null by default) the recipe does not read; a given one is refused with one line. As a
-            mapping, each key's value is said beside the refusal (what the user likely meant instead).
+        ignores: shared keys or config groups the recipe does not read; one given a value other than the recipe's
+            default is refused with one line. As a mapping, each key's value is said beside the refusal (why, or
+            what the user likely meant instead).
     """
 
     def mark(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
@@ -55,6 +90,50 @@ def recipe(
     return mark
 
 
-def unread_keys(cfg: DictConfig, spec: RecipeSpec) -> list[str]:
-    """The keys ``cfg`` gives that the recipe does not read: its ``ignores``, and ``objective`` unless it builds one."""
-    return [k for k in (*spec.ignores, *(() if spec.objective else ("objective",))) if cfg.get(k) is not None]
+def plain(value: Any) -> Any:
+    """A config node as plain Python values (resolved); any other value as it is."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def given(cfg: DictConfig, key: str, defaults: DictConfig | None) -> bool:
+    """Whether ``cfg`` sets ``key`` apart from ``defaults`` (the recipe's own config; None: apart from null)."""
+    if defaults is None or key not in defaults:
+        return cfg.get(key) is not None
+    value, default = cfg.get(key), defaults.get(key)
+    if isinstance(value, DictConfig) and isinstance(default, DictConfig):  # a group: its keys that follow a shared
+        keys = {*value, *default}  # key (optimizer.lr: ${lr}) are that key's, checked on their own
+        follows = {str(k) for k in default if OmegaConf.is_interpolation(default, str(k))}
+        return any(given(value, str(k), default) for k in keys if str(k) not in follows)
+    return bool(plain(value) != plain(default))
+
+
+def unread_keys(cfg: DictConfig, spec: RecipeSpec, defaults: DictConfig | None) -> list[str]:
+    """The keys ``cfg`` gives that the recipe does not read: its ``ignores``, and ``objective`` unless it builds one,
+    each set apart from ``defaults`` (the recipe's own config)."""
+    keys = (*spec.ignores, *(() if spec.objective else ("objective",)))
+    return [k for k in keys if given(cfg, k, defaults)]
+
+
+def _shown(cfg: DictConfig, key: str) -> str:
+    """``key=value`` as given; a group as its pick (``param=cppn``), or as the first key of it given apart from the
+    recipe's default (``param.decay=2``)."""
+    value = cfg[key]
+    if not isinstance(value, DictConfig):
+        return f"{key}={as_typed(value)}"
+    pick, defaults = (cfg.get("choices") or {}).get(key), recipe_defaults(cfg)
+    own = defaults.get(key) if defaults is not None else None
+    if defaults is None or pick != (defaults.get("choices") or {}).get(key) or not isinstance(own, DictConfig):
+        return f"{key}={pick}"
+    inner = next((str(k) for k in value if given(value, str(k), own)), "")
+    return f"{key}.{inner}={as_typed(value.get(inner))}"
+
+
+def refuse_unread(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
+    """One line naming the keys ``cfg`` gives that ``recipe`` does not read (:func:`unread_keys`), if any."""
+    unread = unread_keys(cfg, spec, recipe_defaults(cfg))
+    if unread:
+        keys = " and ".join(f"{k}=" for k in unread)
+        shown, them = " ".join(_shown(cfg, k) for k in unread), "them" if len(unread) > 1 else "it"
+        hints = "; ".join(dict.fromkeys(h for h in (spec.ignores.get(k) for k in unread) if h))
+        raise UserError(f"recipe={recipe} does not read {keys}, so {shown} would do nothing; drop {them}"
+                        + (f" ({hints})" if hints else ""))  # fmt: skip

@@ -24,6 +24,7 @@ from engine.loop import STOP
 from engine.models import LOGITS, ModelView
 from engine.results import Interrupted, RunResult, config_yaml, probabilities, top5, write_view
 from engine.runner import load_view, penalty_terms, recipe, snapshots
+from engine.spec import NO_PICTURE, unread
 from objectives.base import INPUT, Objective
 from objectives.classes import resolve_class
 from regularizers.periodic import KEYS
@@ -174,7 +175,11 @@ def _answer(view: ModelView, x: torch.Tensor) -> tuple[int, torch.Tensor]:
     return int(probs.argmax()), probs
 
 
-@recipe(numbers={"magnify": (float, 0, True)}, penalties=False, ignores=("tile_size",))
+@recipe(
+    numbers={"magnify": (float, 0, True)},
+    penalties=False,
+    ignores={"tile_size": "", **unread(NO_PICTURE, "the attack moves the photo itself, within eps=", ["steps"])},
+)
 def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write the original, the difference ×``magnify`` and the adversarial picture, and their predictions."""
     view = load_view(cfg)
@@ -215,7 +220,13 @@ def adversarial(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(numbers={"confidence": (float, 0, True)}, ignores=("input", "tile_size", *KEYS, "centre"))
+@recipe(
+    numbers={"confidence": (float, 0, True)},
+    ignores={
+        **dict.fromkeys(("input", "tile_size", *KEYS, "centre"), ""),
+        **unread(NO_PICTURE, "it grows pixels from noise by its own steps= and lr=", ["steps", "lr"]),
+    },
+)
 def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Write a picture grown from noise that the model calls ``target`` with ``confidence``."""
     view = load_view(cfg)

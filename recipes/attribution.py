@@ -27,6 +27,7 @@ from engine.images import colormap, input_picture
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, probabilities, top5, write_view
 from engine.runner import load_view, recipe
+from engine.spec import views
 from objectives.classes import resolve_class
 from recipes.cams import CAM_METHODS, cam
 from recipes.gradients import (
@@ -237,7 +238,7 @@ def _occlusion(cfg: DictConfig, view: ModelView, hw: tuple[int, int]) -> Explain
 @recipe(
     numbers={key: (int, 0, True) for key in ("samples", "shifts", "steps")} | {"sigma": (float, 0, False)},
     penalties=False,
-    ignores=("tile_size",),
+    ignores={"tile_size": "", **views("steps")},
 )
 def saliency_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Gradient saliency (Simonyan et al., 2014) and its kin by ``method=``: SmoothGrad, VarGrad, input × gradient,
@@ -245,20 +246,24 @@ def saliency_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return _attribute(cfg, folder, recipe, _saliency)
 
 
-@recipe(numbers={"shifts": (int, 0, True)}, penalties=False, ignores=("tile_size",))
+@recipe(numbers={"shifts": (int, 0, True)}, penalties=False, ignores={"tile_size": "", **views()})
 def guided_backprop(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Guided backprop (Springenberg et al., 2015) or deconvnet (``rule=``); guided Grad-CAM with ``cam_layer=``."""
     return _attribute(cfg, folder, recipe, _guided)
 
 
-@recipe(numbers={"chunk": (int, 0, True)}, penalties=False, ignores=("tile_size",))
+@recipe(numbers={"chunk": (int, 0, True)}, penalties=False, ignores={"tile_size": "", **views()})
 def gradcam_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The CAM family at ``layer`` by ``method=`` (Grad-CAM by default; at the last conv layer it equals CAM, Zhou et
     al., 2016): see :mod:`recipes.cams`."""
     return _attribute(cfg, folder, recipe, _gradcam)
 
 
-@recipe(numbers={key: (int, 0, True) for key in ("patch", "stride", "chunk")}, penalties=False, ignores=("tile_size",))
+@recipe(
+    numbers={key: (int, 0, True) for key in ("patch", "stride", "chunk")},
+    penalties=False,
+    ignores={"tile_size": "", **views()},
+)
 def occlusion_map(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Occlusion (Zeiler & Fergus, 2014): the class probability's drop under a grey square slid over the picture."""
     return _attribute(cfg, folder, recipe, _occlusion)

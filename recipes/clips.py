@@ -24,7 +24,7 @@ from PIL import Image
 from engine.callbacks import Recorder
 from engine.checkpoints import CHECKPOINT
 from engine.checks import check_number, seeded
-from engine.colors import match_colors
+from engine.colors import luminance, match_colors
 from engine.errors import UserError
 from engine.export import save_png
 from engine.flow import FLOW_METHODS, Motion, flow_flicker, motion
@@ -62,6 +62,11 @@ def is_clip(source: str) -> bool:
     return suffix in CLIP_SUFFIXES - {".gif"}
 
 
+def _rgb(frame: np.ndarray) -> Image.Image:
+    """A decoded frame as an RGB picture: grey frames (``(H, W)``, as a GIF of grey levels gives) and RGBA ones."""
+    return Image.fromarray(frame if frame.ndim == 2 else frame[..., :3]).convert("RGB")
+
+
 def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:
     """The frames of a GIF or video file (MP4, MOV, WebM … through imageio-ffmpeg), the first ``limit`` of them
     (None: all; the rest are not decoded), and its frame rate if it says."""
@@ -80,7 +85,7 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
         with imageio.get_reader(path) as reader:
             meta = reader.get_meta_data()  # type: ignore[attr-defined]
             decoded = itertools.islice(reader, limit)  # type: ignore[call-overload]
-            frames = [Image.fromarray(np.asarray(f)[..., :3]).convert("RGB") for f in decoded]
+            frames = [_rgb(np.asarray(f)) for f in decoded]
     except Exception as e:  # imageio raises many kinds for a file it cannot decode
         reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
         raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
@@ -99,8 +104,6 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
     """The clip's frames at the working size (``size``: the long side), the video's frame rate, the flow method."""
     if not cfg.get("input"):
         raise UserError(f"recipe={recipe} needs a clip; pass input=clip (the sample clip) or a GIF or MP4")
-    if cfg.param.get("_target_") == ALPHA:
-        raise UserError(f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
     if cfg.flow not in (*FLOW_METHODS, "none"):
         raise UserError(f"flow={cfg.flow} is not known; use flow={', flow='.join(FLOW_METHODS)} or flow=none")
     limit = None if cfg.frames is None else int(check_number(cfg, "frames", int, 0))
@@ -112,6 +115,12 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
     hw = (clip[0].height, clip[0].width) if cfg.size is None else target_size(cfg.size, (clip[0].height, clip[0].width))
     frames = [resize_to(from_pil(frame), hw) for frame in clip]
     return frames, fps, None if cfg.flow == "none" else str(cfg.flow)
+
+
+def _opaque(cfg: DictConfig, recipe: str) -> None:
+    """Refuse ``param=alpha`` for a recipe that optimizes video frames."""
+    if cfg.param.get("_target_") == ALPHA:
+        raise UserError(f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
 
 
 def _each_frame(
@@ -155,7 +164,11 @@ def _measures(cfg: DictConfig, view: ModelView, done: list[torch.Tensor], frames
         return {}
     seen = frames[: len(done)]  # measured along DIS's flow whatever carried the frames, so that runs compare
     moves = {"input": round(flow_flicker(seen, seen), 3), "output": round(flow_flicker(done, seen), 3)}
-    layer = str(cfg.get("content_layer") or cfg.layer)
+    layer = _drift_layer(cfg)
+    if layer is None:  # a style video without a content term: nothing to measure the drift on
+        print(f"flicker along the flow (8-bit levels): input {moves['input']:g}, result {moves['output']:g}",
+              file=sys.stderr)  # fmt: skip
+        return {"flicker": moves}
     distances = [feature_distance(view, layer, d, f) for d, f in zip(done, seen, strict=True)]
     drift = [d / max(distances[0], 1e-9) for d in distances]
     print(
@@ -167,12 +180,18 @@ def _measures(cfg: DictConfig, view: ModelView, done: list[torch.Tensor], frames
     return {"flicker": moves, "content_drift": round(max(drift), 3), "content_distance": distance}
 
 
+def _drift_layer(cfg: DictConfig) -> str | None:
+    """The layer the content drift is measured on: the style's content layer, or the dream's layer."""
+    layer = cfg.get("content_layer") or cfg.get("layer")
+    return str(layer) if layer else None
+
+
 def run_clip(
     cfg: DictConfig, folder: Path, recipe: str, view: ModelView, make: Frame, objective: Callable[[], str]
 ) -> RunResult:
     """The shared life of a clip recipe: frames (resumed ones reused), video, measures, ``metrics.json``."""
     frames, fps, method = _clip(cfg, recipe)
-    view.check_layers([str(cfg.get("content_layer") or cfg.layer)])  # where the content drift is measured
+    view.check_layers([layer for layer in (_drift_layer(cfg),) if layer])  # where the content drift is measured
     done = [load_image(path, "resume") for path in start_frames(cfg, folder, len(frames))]
     resumed = len(done)
     record, interrupted = _each_frame(folder, frames, done, method, make)
@@ -214,6 +233,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     frame where the flow fails) and takes ``steps_next`` steps at one octave, with a temporal loss
     (``temporal_weight``) holding it to that warped frame where the flow holds, so the painting moves with the scene.
     ``flow=none`` starts from the painted frame unmoved, without the temporal loss."""
+    _opaque(cfg, recipe)
     view = style_view(cfg, recipe)
     first = _frame_keys(cfg)
     steps = int(check_number(cfg, "steps_next", int, 0))  # every later frame: one octave, its own steps and rate
@@ -229,6 +249,8 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
         carried, mask = carry_over(before.to(view.device), frame.to(view.device), moved)
         fresh = match_colors(frame.to(view.device), carried)  # what is new starts in the painting's colours
         start = mask * carried + (1 - mask) * fresh
+        if cfg.colors == "luminance":  # the painting is made in grey, the photo's colours put back at the end
+            start, carried = luminance(start), luminance(carried)
         extra = temporal(carried, mask, weight) if moved is not None and weight > 0 else None
         out, _, _ = paint(later, view, frame, start, extra=extra)
         return out
@@ -241,6 +263,7 @@ def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream of a clip. Frame ``k`` starts from dream ``k - 1`` warped along the flow, blended with the new frame
     (``blend``: the dream's share; the new frame alone where the flow fails), and is dreamed on with the usual
     octaves, so the dream flows with the scene and grows where new things come in."""
+    _opaque(cfg, recipe)
     blend = check_number(cfg, "blend", float, 0, strict=False)
     if blend > 1:
         raise UserError(

@@ -35,6 +35,7 @@ from engine.images import SAMPLES, is_input_folder, load_image, resize_to, targe
 from engine.models import LOGITS, ModelView
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
+from engine.spec import views
 from objectives.classes import resolve_class
 from recipes.attribution import conv_layer
 from recipes.cams import CAM_METHODS, cam
@@ -236,7 +237,7 @@ def _methods(cfg: DictConfig) -> list[str]:
     | {"sigma": (float, 0, False), "noise": (float, 0, False)},
     lists={"fractions": (float, 0, True)},
     penalties=False,
-    ignores=("tile_size",),
+    ignores={"tile_size": "", **views("steps")},
 )
 def faithfulness(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Score ``methods`` on every picture of ``input`` for the model's top class (or ``target``): deletion,

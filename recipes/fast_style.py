@@ -29,6 +29,7 @@ from engine.images import SAMPLE_PHOTOS, is_folder, is_input_folder, load_image,
 from engine.models import ModelView, resolve_device
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, write_view
 from engine.runner import load_view, recipe, snapshots
+from engine.spec import NO_PICTURE, NO_PROGRESS, unread
 from engine.stylenet import BLOCKS, NETWORK, WIDTHS, StyleNet, load_network, network_state, paint_tiled
 from objectives.base import INPUT, Objective
 from objectives.transfer import blend_weights, content, histogram, style, style_grams
@@ -41,8 +42,7 @@ __all__ = ["style_fast", "style_train"]
 MIN_TRAIN, MIN_PAINT = 32, 16
 """The smallest training crops (the loss network's deepest style layer sees 1/16 of them), and painted pictures."""
 JITTER = 8
-"""Training crops are shifted by 0 to JITTER - 1 pixels before the loss network sees them (its strides go to 8 at
-the style layers that matter most), so the painter learns no grid in step with them."""
+"""Training crops shift by 0 to JITTER - 1 pixels, so the painter learns no grid in step with the loss net's strides."""
 CLIP_FLOW, CLIP_BLEND = "dis", 0.7
 """A clip's ``flow`` and ``blend`` when they are not given: each painted frame is blended 0.7 with the one before,
 carried along the DIS flow (flicker 2.45 on the sample clip, against 3.27 for ``style_video``)."""
@@ -248,13 +248,17 @@ def _mean(rows: list[list[float]], column: int) -> float:
     return round(sum(r[column] for r in rows) / len(rows), 5)
 
 
+TRAINING = ("steps", "lr", "batch", "checkpoint_every")  # the keys of optimizing a picture that train the network
+ONE_PASS = unread([*NO_PICTURE, *NO_PROGRESS], "the network paints each picture in one pass")
+
+
 @recipe(
     paths=("style", "folder", "preview"),
     numbers={"width": (int, 4, False), "blocks": (int, 0, False), "style_scale": (float, 0, True)}
     | {"histogram_weight": (float, 0, False)},
     penalties=False,
     lists=WEIGHTS,
-    ignores=("input", "tile_size"),
+    ignores={"input": "", "tile_size": "", **unread(NO_PICTURE, "it trains a network, not a picture", TRAINING)},
 )
 def style_train(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Train a style network (:class:`engine.stylenet.StyleNet`) on ``style`` with crops of the content pictures;
@@ -345,11 +349,7 @@ def _fast_folder(cfg: DictConfig, folder: Path, recipe: str, paint: Any, info: d
 def _fast_clip(cfg: DictConfig, folder: Path, recipe: str, paint: Any) -> RunResult:
     """Paint a clip frame by frame; with a flow, each painted frame is blended (``blend``) with the one before
     carried along the flow where it holds, which steadies the painting on the scene."""
-    blend = check_number(cfg, "blend", float, 0, strict=False)
-    if blend > 1:
-        raise UserError(
-            f"blend={cfg.blend} is not valid; give the carried frame's share from 0 to 1, such as blend=0.5"
-        )
+    blend = check_number(cfg, "blend", float, 0, strict=False, high=1)  # the carried frame's share
     view = load_view(cfg)  # the judge of the content drift
 
     def make(k: int, frame: torch.Tensor, before: torch.Tensor | None, moved: Motion | None) -> Rendered:
@@ -364,7 +364,7 @@ def _fast_clip(cfg: DictConfig, folder: Path, recipe: str, paint: Any) -> RunRes
     return run_clip(cfg, folder, recipe, view, make, lambda: "style network")
 
 
-@recipe(paths=("net",), numbers={"blend": (float, 0, False)}, penalties=False)
+@recipe(paths=("net",), numbers={"blend": (float, 0, False)}, penalties=False, ignores=ONE_PASS)
 def style_fast(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Paint ``input`` (a picture, a folder of pictures or a clip) with a network ``style_train`` made, in one pass
     per picture; pictures larger than ``tile_size`` are painted in blended tiles (bounded memory)."""

@@ -28,6 +28,7 @@ from engine.models import ModelView, require_map
 from engine.results import RunResult, write_view
 from engine.runner import load_view, recipe
 from engine.samples import FOLDER, sample_folder
+from engine.spec import views
 
 __all__ = [
     "PICTURE_SUFFIXES",
@@ -150,7 +151,7 @@ def _write(cfg: DictConfig, folder: Path, recipe: str, sheet: Image.Image, data:
     paths=("folder",),
     numbers={"channel": (int, 0, False), "top": (int, 0, True)},
     penalties=False,
-    ignores=("input", "tile_size"),
+    ignores={"input": "", "tile_size": "", **views()},
 )
 def max_patches(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``top`` pictures where one channel fires most, each cropped to the receptive field of its strongest unit."""
@@ -228,7 +229,7 @@ def _grid_layout(points: np.ndarray, cells: int) -> list[tuple[int, int]]:
     paths=("folder",),
     numbers={"thumb": (int, 7, True), "perplexity": (float, 0, True)},
     penalties=False,
-    ignores=("input", "tile_size"),
+    ignores={"input": "", "tile_size": "", **views()},
 )
 def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The pictures laid out by their classifier features, reduced to 2-D by PCA or t-SNE, one thumbnail per cell."""
@@ -272,7 +273,12 @@ def embedding(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
 
 
-@recipe(paths=("folder", "query"), numbers={"k": (int, 0, True)}, penalties=False, ignores=("input", "tile_size"))
+@recipe(
+    paths=("folder", "query"),
+    numbers={"k": (int, 0, True)},
+    penalties=False,
+    ignores={"input": "", "tile_size": "", **views()},
+)
 def neighbours(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The ``k`` pictures nearest ``query`` in the classifier's feature space (cosine) and in pixel space (L2 on
     32-px copies), as two captioned rows."""

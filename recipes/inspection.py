@@ -18,6 +18,7 @@ from engine.layers import Layer, layer_rows
 from engine.models import load_model
 from engine.results import RunResult, save_metrics, write_view
 from engine.runner import load_view, recipe
+from engine.spec import views
 from objectives.activation import MOST_CHANNELS, channel_list
 from recipes.attribution import conv_layer
 
@@ -28,7 +29,7 @@ THUMB = {"thumb": (int, 0, True)}
 """The side a small map or kernel is enlarged to on the sheet."""
 
 
-@recipe(penalties=False, ignores=("input", "tile_size"))
+@recipe(penalties=False, ignores={"input": "", "tile_size": "", **views()})
 def layers(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Print the model's layers, the block outputs worth visualizing first (with output shape and receptive field),
     then every other module, and save the table as ``layers.txt``. Only the architecture is built: no weights are
@@ -86,7 +87,7 @@ def _tiles(maps: torch.Tensor, side: int) -> torch.Tensor:
     return maps.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 
-@recipe(numbers={**THUMB, "top": (int, 0, True)}, penalties=False, ignores=("tile_size",))
+@recipe(numbers={**THUMB, "top": (int, 0, True)}, penalties=False, ignores={"tile_size": "", **views()})
 def activations(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A layer's channels for ``input`` as a grid of heat maps on one shared scale, each captioned with its channel:
     every channel in order, the ones ``channels`` names, or the ``top`` most active (strongest first)."""
@@ -139,7 +140,11 @@ def _shown_channels(cfg: DictConfig, layer: str, acts: torch.Tensor) -> list[int
     return picked
 
 
-@recipe(numbers=THUMB, penalties=False, ignores=("input", "tile_size"))
+@recipe(
+    numbers=THUMB,
+    penalties=False,
+    ignores={"input": "", "tile_size": "", "size": "it shows the layer's weights, made for no picture", **views()},
+)
 def filters(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """A convolution's kernels as tiles: colour for a layer that reads RGB, otherwise one grey tile per input channel
     (rows: up to 64 output channels, columns: up to 16 input channels). Grey or mid-colour is 0. ``scale=each``

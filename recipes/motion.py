@@ -7,6 +7,7 @@ stopped part way resumes from its last written frame (``resume=FOLDER``) and end
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import sys
@@ -64,9 +65,21 @@ def zoom_and_turn(picture: torch.Tensor, zoom: float, degrees: float, shift: tup
     return F.grid_sample(picture, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
 
 
+def gif_timing(count: int, fps: float) -> tuple[int, list[int]]:
+    """Every how many of ``count`` frames a GIF keeps at ``fps``, and each kept frame's delay in milliseconds.
+
+    A GIF's delays are whole hundredths of a second, and browsers play one of a hundredth or less at a tenth, so a
+    clip of more than 50 frames a second keeps every second frame (or third …); the delays, rounded where the clip's
+    own times fall, add up to the clip's length (12 frames a second is not played as 12.5)."""
+    step = max(1, math.ceil(fps / 50))
+    ticks = [round(100 * k * step / fps) for k in range(len(range(0, count, step)) + 1)]
+    return step, [10 * (after - before) for before, after in itertools.pairwise(ticks)]
+
+
 def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str]:
     """``video.gif`` and ``video.mp4`` (H.264 through imageio-ffmpeg) from the frames; the names written."""
-    save_gif(folder / "video.gif", frames, round(1000 / fps))
+    step, delays = gif_timing(len(frames), fps)
+    save_gif(folder / "video.gif", frames[::step], delays)
     import imageio.v2 as imageio
 
     def write_mp4(tmp: str) -> None:

@@ -156,6 +156,9 @@ def _transfer_objective(
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
+    if seen is not None and content_weight > 0 and not content_layer:  # the photo would only be the start
+        raise UserError(f"model {view.name} has no content layer to hold the photo by; pass content_layer=LAYER "
+                        "(list the layers with: dreamloom recipe=layers) or content_weight=0")  # fmt: skip
     smoothing, dev = str(cfg.smoothing), view.device
     sliced_by = (generator, int(cfg.seed)) if _statistics(cfg) == "sliced" else None
     levels = _levels(cfg) if view.layout.input_size is None else 1  # one size in: no smaller copies

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several workers sharing the cores: one thread each, children too
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
 import torch
 from torch import nn
 
 from engine.models import ModelView, load_model
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 class TinyNet(nn.Module):

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from omegaconf import DictConfig
 from engine.cli import main as dreamloom
 from engine.configs import compose
 from engine.export import read_png_config
-from engine.runner import run_recipe
+from engine.runner import prepare_function, run_recipe
 
 
 def compose_recipe(name: str, *overrides: str) -> DictConfig:
@@ -25,6 +26,36 @@ def compose_recipe(name: str, *overrides: str) -> DictConfig:
 def run(folder: Path, name: str, *overrides: str) -> dict[str, Any]:
     """Run recipe ``name`` on the CPU into ``folder`` and return its metrics."""
     return run_recipe(compose_recipe(name, "device=cpu", *overrides), folder, name).metrics
+
+
+def reads(cfg: DictConfig, key: str) -> bool:
+    """Whether the recipe ``cfg`` picked reads the shared ``key`` (its function does not declare it ignored)."""
+    return key not in prepare_function(cfg)[1].ignores
+
+
+@contextlib.contextmanager
+def top_keys_read() -> Iterator[set[str]]:
+    """The top-level keys read from any whole config (a root ``DictConfig``: the run's or a copy of it) while the
+    block runs, by attribute, item, ``get`` or ``in``: what a recipe looks at, not what a writer copies out whole."""
+    seen: set[str] = set()
+    names = ("__getattr__", "__getitem__", "get", "__contains__")
+    originals = {name: getattr(DictConfig, name) for name in names}
+
+    def spy(original: Any) -> Any:
+        def read(self: DictConfig, key: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(key, str) and self._get_parent() is None:
+                seen.add(key)
+            return original(self, key, *args, **kwargs)
+
+        return read
+
+    for name, original in originals.items():
+        setattr(DictConfig, name, spy(original))
+    try:
+        yield seen
+    finally:
+        for name, original in originals.items():
+            setattr(DictConfig, name, original)
 
 
 PROGRESS = re.compile(r"^(octave \d+/\d+ )?\[[#.]+\] \d+/\d+ ")

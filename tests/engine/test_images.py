@@ -40,11 +40,20 @@ def test_a_picture_above_the_limit_is_refused_from_its_header(
         load_image(path, "style")
 
 
-def test_a_picture_at_the_limit_is_read(tmp_path: Path) -> None:
-    side = int(Image.MAX_IMAGE_PIXELS**0.5)  # type: ignore[operator]
-    path = tmp_path / "wide.png"
-    Image.new("RGB", (side // 64, 64), "red").save(path)
-    assert load_image(path).shape == (1, 3, 64, side // 64)
+@pytest.mark.parametrize("extra", [0, 1])
+def test_the_limit_falls_between_its_own_count_of_pixels_and_one_more(
+    extra: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = int(Image.MAX_IMAGE_PIXELS) + extra  # type: ignore[arg-type]
+    path = tmp_path / "long.png"
+    path.write_bytes(_png_header(pixels, 1))
+
+    def decoded(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("the picture was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    with pytest.raises(UserError if extra else AssertionError, match="too large" if extra else "was decoded"):
+        load_image(path, "style")
 
 
 def test_a_missing_picture_lists_the_samples_its_key_can_take() -> None:

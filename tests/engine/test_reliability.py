@@ -28,6 +28,7 @@ SMALL = {
     "maco": ("channel", ("size=64", "steps=6", "param=maco")),
     "alpha": ("channel", ("size=64", "steps=6", "param=alpha")),  # new random backgrounds each step, seeded
     "cppn": ("class", ("size=48", "octaves=2", "steps=3", "param=cppn", "param.fit_steps=5")),  # fitted to octave 1
+    "shared": ("interpolate", ("size=32", "frames=3", "steps=4")),  # a batch with shared grids
 }
 
 
@@ -111,6 +112,7 @@ RESUMABLE = {
     "maco": ("channel", ("size=48", "steps=8", "param=maco"), 6),
     "alpha": ("channel", ("size=48", "steps=8", "param=alpha"), 6),
     "cppn": ("channel", ("size=48", "octaves=2", "steps=4", "param=cppn", "param.fit_steps=5"), 5),
+    "shared": ("interpolate", ("size=32", "frames=3", "steps=8"), 6),
 }
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from engine.callbacks import Progress, Snapshots
 from engine.configs import compose
 from engine.errors import UserError
-from engine.images import load_image, resize_to, to_pil
+from engine.images import load_image, quantize, resize_to, to_pil
 from engine.models import LOGITS, ModelView
 from engine.runner import run_recipe
 from recipes.adversarial import attack, fool, parse_eps
@@ -39,6 +39,19 @@ def test_attack_stays_in_the_eps_box_on_8_bit_levels(tiny: ModelView) -> None:
         assert (adv - x0).abs().max() > 0
     with pytest.raises(UserError, match="method=pgd is not known"):
         attack(tiny, x, 0.1, method="pgd")
+
+
+@pytest.mark.parametrize("method", ["fgsm", "iterative"])
+def test_an_attack_without_a_target_pushes_away_from_the_models_answer(mobilenet: ModelView, method: str) -> None:
+    x = quantize(resize_to(load_image("chelsea"), (96, 96)))
+    eps = 2 / 255
+    adv = attack(mobilenet, x, eps, None, method, steps=5)
+    with torch.no_grad():
+        before, after = (mobilenet(p)[LOGITS].softmax(1)[0] for p in (x, adv))
+    own = int(before.argmax())
+    assert float(after[own]) < 0.5 * float(before[own]), (float(before[own]), float(after[own]))
+    if method == "fgsm":  # one signed step of eps: nearly every pixel moved by exactly eps
+        assert float(((adv - x).abs() - eps).abs().lt(1e-4).float().mean()) > 0.9
 
 
 @pytest.mark.slow

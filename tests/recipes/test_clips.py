@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -139,6 +140,7 @@ def test_a_stopped_dream_video_resumes_to_the_same_frames(tmp_path: Path, monkey
         (("recipe=style_video", "lr_next=0"), "lr_next=0 is not valid; lr_next must be a number > 0"),
         (("recipe=style_video", "temporal_weight=-1"), "temporal_weight=-1 is not valid"),
         (("recipe=dream_video", "content_layer=nope"), "nope"),
+        (("recipe=style_video", "content_layer=null"), "no content layer to hold the photo by; pass content_layer="),
     ],
 )
 def test_wrong_clip_keys_are_one_line(keys: tuple[str, ...], line: str, tmp_path: Path) -> None:
@@ -158,3 +160,33 @@ def test_a_run_folder_named_clip_does_not_hide_the_sample_clip(tmp_path: Path, m
     assert len(frames) == 2
     (tmp_path / "other").mkdir()
     assert not recipes.clips.is_clip(str(tmp_path / "other"))
+
+
+def test_a_clip_of_grey_frames_is_read_whole(tmp_path: Path) -> None:
+    """A GIF whose palette is every grey level decodes to (H, W) frames, not (H, W, 3): each is read as the grey
+    picture it is."""
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (30, 1))
+    shots = [Image.fromarray(np.roll(ramp, k, axis=1)) for k in (0, 1, 2)]
+    shots[0].save(tmp_path / "grey.gif", save_all=True, append_images=shots[1:], duration=100, loop=0)
+    frames, _ = recipes.clips.read_clip(str(tmp_path / "grey.gif"))
+    assert [(f.size, f.getpixel((5, 0))) for f in frames] == [((256, 30), (v, v, v)) for v in (5, 4, 3)]
+
+
+@pytest.mark.slow
+def test_a_luminance_style_video_paints_every_frame_in_grey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With colors=luminance the painting is made in grey and the photo's colours put back at the end: a later
+    frame starts from the grey of the painting carried over, as the first starts from the photo's grey."""
+    starts: list[torch.Tensor | None] = []
+    paint = recipes.clips.paint
+
+    def watched(cfg, view, photo, init=None, folder=None, extra=None):  # type: ignore[no-untyped-def]
+        starts.append(init)
+        return paint(cfg, view, photo, init, folder, extra)
+
+    monkeypatch.setattr(recipes.clips, "paint", watched)
+    clip = _moving_clip(tmp_path / "clip.gif", frames=2)
+    keys = ("colors=luminance", "steps=4", "steps_next=2")
+    run_recipe(compose_recipe("style_video", f"input={clip}", *STYLE, *keys), tmp_path / "run", "style_video")
+    later = starts[1]
+    assert starts[0] is None and later is not None
+    assert float((later - later[:, :1]).abs().max()) < 1e-6  # its three channels alike

@@ -4,18 +4,20 @@ penalties names tv, l1 and l2 in its objective. No list of recipes is kept here:
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
+import engine.runner
 from engine.configs import recipes
 from engine.errors import UserError
 from engine.export import read_png_config
 from engine.runner import prepare_function, run_recipe
 from engine.samples import make_samples
-from tests.helpers import compose_recipe
+from tests.helpers import compose_recipe, reads, top_keys_read
 
 SMALL: dict[str, Any] = {
     "steps": 2,
@@ -38,6 +40,8 @@ SMALL: dict[str, Any] = {
 }
 """Small values for the keys a recipe has, so that every run takes seconds."""
 PENALTIES = ("tv=0.01", "l1=0.01", "l2=0.01")
+OPAQUE = {"deepdream", "dream_zoom", "dream_video", "style_video", "inversion", "inversion_sweep"}
+"""The recipes that refuse ``param=alpha``: they dream on a photo, rebuild one, or write videos (no transparency)."""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _overrides(name: str, assets: dict[str, Path]) -> list[str]:
     cfg = compose_recipe(name)
-    args = [f"{key}={value}" for key, value in SMALL.items() if key in cfg]
+    args = [f"{key}={value}" for key, value in SMALL.items() if key in cfg and reads(cfg, key)]
     if "channels" in cfg and "top" in cfg:  # two ways to pick activations' maps: one at a time
         args.remove(f"top={SMALL['top']}")
     if "folder" in cfg:
@@ -72,15 +76,39 @@ def test_every_recipe_names_a_recipe_function(name: str) -> None:
     assert all(key in cfg or key in ("query", "mask") for key in spec.paths), spec.paths
 
 
+def _watched(seen: set[str], cfg: Any) -> tuple[Any, Any]:
+    """:func:`engine.runner.prepare_function`, its function noting into ``seen`` every top-level key it reads."""
+    fn, spec = prepare_function(cfg)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with top_keys_read() as keys:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seen.update(keys)
+
+    return run, spec
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", recipes())
-def test_every_recipe_runs_and_honours_the_penalties(name: str, assets: dict[str, Path], tmp_path: Path) -> None:
+def test_every_recipe_runs_and_honours_the_penalties(
+    name: str, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each recipe runs, honours the penalties it takes, and reads none of the keys it refuses as unread."""
     args = ["device=cpu", *_overrides(name, assets)]
+    seen: set[str] = set()
+    monkeypatch.setattr(engine.runner, "prepare_function", partial(_watched, seen))
     try:
         result = run_recipe(compose_recipe(name, *args), tmp_path / "run", name)
     except UserError as e:  # a recipe of clips: given the clip it asks for
         assert "input=" in str(e), e
         result = run_recipe(compose_recipe(name, *args, f"input={assets['clip']}"), tmp_path / "clip", name)
+    own = compose_recipe(name)
+    ignored = {k for k in prepare_function(own)[1].ignores if own.get(k) is not None}  # a null one: read as null
+    if "optimizer" in seen:  # its lr follows the shared lr=
+        seen.add("lr")
+    assert not seen & ignored, f"recipe={name} refuses keys it reads: {sorted(seen & ignored)}"
     metrics = json.loads((result.folder / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result.metrics)) and metrics["recipe"] == name
     assert {"recipe", "model", "seed", "steps"} <= set(metrics)
@@ -96,13 +124,11 @@ def test_every_recipe_runs_and_honours_the_penalties(name: str, assets: dict[str
 
 @pytest.mark.slow
 @pytest.mark.parametrize("param", ["maco", "alpha", "cppn"])
-@pytest.mark.parametrize("name", recipes())
+@pytest.mark.parametrize("name", [name for name in recipes() if reads(compose_recipe(name), "param")])
 def test_every_optimizing_recipe_takes_each_parameterization(
     name: str, param: str, assets: dict[str, Path], tmp_path: Path
 ) -> None:
     cfg = compose_recipe(name)
-    if not prepare_function(cfg)[1].penalties or "param" not in cfg:  # a view: it optimizes no picture
-        return
     args = ["device=cpu", "snapshot_every=0", f"param={param}", *_overrides(name, assets)[:-3], "steps=1"]
     args += ["param.fit_steps=2"] if param == "cppn" else []
     if "input" in cfg and cfg.get("input") is None and "frames" in cfg and "style" in cfg:
@@ -111,8 +137,9 @@ def test_every_optimizing_recipe_takes_each_parameterization(
         result = run_recipe(compose_recipe(name, *args), tmp_path / "run", name)
     except UserError as e:  # a transparent picture where the recipe works on a photo, or a pixel preset: one line
         pixels = cfg.get("blur") is not None and "add param=pixel" in str(e)
-        assert (pixels or (param == "alpha" and "param=alpha" in str(e))) and "\n" not in str(e), e
+        assert (pixels or (param == "alpha" and name in OPAQUE and "param=alpha" in str(e))) and "\n" not in str(e), e
         return
+    assert name not in OPAQUE or param != "alpha", f"recipe={name} took param=alpha"
     if result.picture is not None and name != "inversion_sweep":  # the sweep shows the photo beside its results
         assert result.picture.shape[1] == (4 if param == "alpha" else 3), name
         if "frames" not in cfg:  # a video's frames are each a picture of their own, with no weights kept

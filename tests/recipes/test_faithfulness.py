@@ -88,6 +88,9 @@ def test_random_maps_are_smooth_at_the_layer_grid() -> None:
     heat = random_map((64, 64), (4, 4), torch.Generator().manual_seed(0))
     assert heat.shape == (64, 64)
     assert float((heat[:, 1:] - heat[:, :-1]).abs().max()) < 0.1  # no pixel noise: it changes over a grid cell
+    assert float(heat.std()) > 0.1  # and it does change: a flat map would rank the pixels by chance alone
+    other = random_map((64, 64), (4, 4), torch.Generator().manual_seed(1))
+    assert float((heat - other).abs().mean()) > 0.05  # each draw its own
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from engine.errors import UserError
 from engine.images import load_image, resize_to
 from engine.results import Interrupted
 from engine.runner import run_recipe
-from recipes.motion import zoom_and_turn
+from recipes.motion import gif_timing, zoom_and_turn
 from tests.helpers import compose_recipe
 
 SMALL = ("size=64", "frames=3", "octaves=1", "steps=2", "device=cpu")
@@ -206,3 +206,13 @@ def test_a_long_zoom_keeps_its_fine_detail(tmp_path: Path) -> None:
     run_recipe(compose_recipe("dream_zoom", *keys), tmp_path, "dream_zoom")
     first, last = (detail(load_image(tmp_path / "frames" / f"{k:04d}.png")) for k in (0, 29))
     assert last > 0.9 * first, (first, last)
+
+
+@pytest.mark.parametrize("fps", [12, 24, 25, 30, 50, 60, 120])
+def test_a_gif_plays_at_the_clips_own_speed(fps: int) -> None:
+    """GIF delays are whole hundredths and browsers slow those of one hundredth to ten: a fast clip keeps every
+    second frame (or more), and the delays add up to the clip's length."""
+    step, delays = gif_timing(241, fps)
+    assert step == (1 if fps <= 50 else -(-fps // 50)) and len(delays) == len(range(0, 241, step))
+    assert all(d % 10 == 0 and d >= 20 for d in delays)
+    assert sum(delays) / 1000 == pytest.approx(len(delays) * step / fps, abs=0.005)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -112,8 +114,24 @@ def test_layers_recipe_lists_names_and_shapes(tmp_path: Path, capsys: pytest.Cap
 def test_batch_of_pictures_writes_a_contact_sheet(tmp_path: Path) -> None:
     cfg = compose_recipe("channel", "steps=2", "size=48", "batch=3", "device=cpu")
     run_recipe(cfg, tmp_path, "channel")
-    assert len(list((tmp_path / "images").glob("*.png"))) == 3
-    assert (tmp_path / "image.png").exists()
+    singles = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "images").glob("*.png"))]
+    sheet = np.asarray(Image.open(tmp_path / "image.png"))
+    assert len(singles) == 3 and len({s.tobytes() for s in singles}) == 3  # three pictures, each its own
+
+    def placed(single: np.ndarray) -> bool:  # somewhere on the sheet, pixel for pixel
+        h, w = single.shape[:2]
+        spots = itertools.product(range(sheet.shape[0] - h + 1), range(sheet.shape[1] - w + 1))
+        return any(np.array_equal(sheet[y : y + h, x : x + w], single) for y, x in spots)
+
+    assert all(placed(single) for single in singles)
+
+
+def test_the_progress_gif_keys_reach_the_gif(tmp_path: Path) -> None:
+    keys = ("steps=12", "size=48", "snapshot_every=1", "gif_size=32", "gif_frames=4", "gif_ms=50", "device=cpu")
+    run_recipe(compose_recipe("channel", *keys), tmp_path, "channel")
+    with Image.open(tmp_path / "progress.gif") as gif:
+        frames, size, first = gif.n_frames, gif.size, gif.info["duration"]
+    assert (size, first) == ((32, 32), 50) and 2 < frames <= 5  # thinned past 4, the last picture added
 
 
 @pytest.mark.slow
