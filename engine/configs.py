@@ -3,7 +3,6 @@ them by :mod:`engine.stored`)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Sequence
@@ -96,17 +95,20 @@ def recipe_defaults(cfg: DictConfig) -> DictConfig | None:
     """The recipe ``cfg`` picked, as its YAML and the shared config give it, before any key of the command line
     (None where ``cfg`` names no recipe of the project's configs)."""
     name = (cfg.get("choices") or {}).get("recipe")
-    return _defaults(str(name)) if name else None
-
-
-@functools.lru_cache(maxsize=64)
-def _defaults(name: str) -> DictConfig | None:
-    try:
-        cfg = compose([f"recipe={name}"])
-    except UserError:
+    if not name:
         return None
-    OmegaConf.set_readonly(cfg, True)
-    return cfg
+    key = (CONFIG_DIR, str(name))
+    if key not in _DEFAULTS:
+        try:
+            _DEFAULTS[key] = compose([f"recipe={name}"])
+        except UserError:
+            return None  # not kept: a later call tries again
+        OmegaConf.set_readonly(_DEFAULTS[key], True)
+    return _DEFAULTS[key]
+
+
+_DEFAULTS: dict[tuple[str, str], DictConfig] = {}
+"""Each recipe's defaults, composed once per config folder."""
 
 
 def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
@@ -29,7 +29,7 @@ from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from engine.scales import read
-from engine.spec import RecipeSpec, plain, recipe, refuse_unread, unread_keys
+from engine.spec import RecipeSpec, recipe, refuse_unread, unread_keys
 from engine.stored import rebuild
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
@@ -284,17 +284,24 @@ def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 
 
+def unresolved(value: Any) -> Any:
+    """A config node as plain values that keep their references (``${lr}``); any other value as it is."""
+    return OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig | ListConfig) else value
+
+
 def forget_unread(cfg: DictConfig, source: str, changes: Sequence[str] = ()) -> None:
     """Set to null, with a note, the keys a stored run gives that its recipe does not read (a run made before they
     were refused), unless ``changes`` gives them anew."""
     _, spec = prepare_function(cfg)
-    given = {c.split("=", 1)[0] for c in changes}
+    given = {c.split("=", 1)[0].lstrip("+~").split(".")[0] for c in changes}  # param.decay=2 gives param anew
     defaults = recipe_defaults(cfg)
     old = [k for k in unread_keys(cfg, spec, defaults) if k not in given]
     if old:
         with open_dict(cfg):
             for key in old:
-                cfg[key] = None if defaults is None else plain(defaults.get(key))
+                cfg[key] = None if defaults is None else unresolved(defaults.get(key))
+                if isinstance(cfg[key], DictConfig) and defaults is not None and "choices" in cfg:  # and its pick
+                    cfg.choices[key] = defaults.choices[key]
         print(f"dreamloom: {source}: keys this recipe does not read were left out: {', '.join(old)}", file=sys.stderr)
 
 

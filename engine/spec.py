@@ -16,7 +16,9 @@ from engine.results import RunResult
 __all__ = [
     "NO_PICTURE",
     "NO_PROGRESS",
+    "WITH_VALUES",
     "RecipeSpec",
+    "change",
     "given",
     "plain",
     "recipe",
@@ -95,16 +97,30 @@ def plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
 
 
+WITH_VALUES = {*NO_PICTURE, *NO_PROGRESS, "size"}
+"""The shared keys that hold a value by default: given or not, only the recipe's own default tells."""
+
+
+def change(value: Any, default: Any, path: str) -> str | None:
+    """``path.key=value`` for the first place ``value`` departs from ``default`` (down into groups and their lists),
+    or None. A group key that follows a shared key in both (``optimizer.lr: ${lr}``) is that key's, not the group's."""
+    if isinstance(value, DictConfig) and isinstance(default, DictConfig):
+        follow = {str(k) for k in default if OmegaConf.is_interpolation(default, str(k))}
+        follow &= {str(k) for k in value if OmegaConf.is_interpolation(value, str(k))}
+        keys = [str(k) for k in dict.fromkeys([*value, *default]) if str(k) not in follow]
+        return next((c for k in keys if (c := change(value.get(k), default.get(k), f"{path}.{k}"))), None)
+    if isinstance(value, ListConfig) and isinstance(default, ListConfig) and len(value) == len(default):
+        pairs = ((value[i], default[i], f"{path}.{i}") for i in range(len(value)))
+        return next((c for a, b, where in pairs if (c := change(a, b, where))), None)
+    return None if plain(value) == plain(default) else f"{path}={as_typed(plain(value))}"
+
+
 def given(cfg: DictConfig, key: str, defaults: DictConfig | None) -> bool:
-    """Whether ``cfg`` sets ``key`` apart from ``defaults`` (the recipe's own config; None: apart from null)."""
+    """Whether ``cfg`` sets ``key`` apart from ``defaults`` (the recipe's own config). Without them (a config that
+    names no recipe of the project's), only a key null by default shows it was given."""
     if defaults is None or key not in defaults:
-        return cfg.get(key) is not None
-    value, default = cfg.get(key), defaults.get(key)
-    if isinstance(value, DictConfig) and isinstance(default, DictConfig):  # a group: its keys that follow a shared
-        keys = {*value, *default}  # key (optimizer.lr: ${lr}) are that key's, checked on their own
-        follows = {str(k) for k in default if OmegaConf.is_interpolation(default, str(k))}
-        return any(given(value, str(k), default) for k in keys if str(k) not in follows)
-    return bool(plain(value) != plain(default))
+        return cfg.get(key) is not None and key not in WITH_VALUES and not isinstance(cfg.get(key), DictConfig)
+    return change(cfg.get(key), defaults.get(key), key) is not None
 
 
 def unread_keys(cfg: DictConfig, spec: RecipeSpec, defaults: DictConfig | None) -> list[str]:
@@ -115,17 +131,13 @@ def unread_keys(cfg: DictConfig, spec: RecipeSpec, defaults: DictConfig | None) 
 
 
 def _shown(cfg: DictConfig, key: str) -> str:
-    """``key=value`` as given; a group as its pick (``param=cppn``), or as the first key of it given apart from the
-    recipe's default (``param.decay=2``)."""
-    value = cfg[key]
-    if not isinstance(value, DictConfig):
-        return f"{key}={as_typed(value)}"
-    pick, defaults = (cfg.get("choices") or {}).get(key), recipe_defaults(cfg)
-    own = defaults.get(key) if defaults is not None else None
-    if defaults is None or pick != (defaults.get("choices") or {}).get(key) or not isinstance(own, DictConfig):
-        return f"{key}={pick}"
-    inner = next((str(k) for k in value if given(value, str(k), own)), "")
-    return f"{key}.{inner}={as_typed(value.get(inner))}"
+    """``key=value`` as given; a group as its pick (``param=cppn``), or as its first key given apart from the recipe's
+    default (``param.decay=2``)."""
+    value, defaults = cfg[key], recipe_defaults(cfg)
+    pick = (cfg.get("choices") or {}).get(key)
+    if isinstance(value, DictConfig) and defaults is not None and pick == (defaults.get("choices") or {}).get(key):
+        return change(value, defaults.get(key), key) or f"{key}={pick}"
+    return f"{key}={pick}" if isinstance(value, DictConfig) else f"{key}={as_typed(value)}"
 
 
 def refuse_unread(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:

@@ -37,7 +37,7 @@ from engine.runner import ALPHA, build_objective, load_view, optimize_octaves, r
 from engine.samples import CLIP, sample_clip
 from objectives.transfer import temporal
 from recipes.motion import FPS, check_fps, start_frames, write_video
-from recipes.transfer import UNTILED, WEIGHTS, paint, style_view
+from recipes.transfer import UNTILED, WEIGHTS, check_content_layer, paint, style_view
 
 __all__ = ["carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
 
@@ -234,6 +234,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     (``temporal_weight``) holding it to that warped frame where the flow holds, so the painting moves with the scene.
     ``flow=none`` starts from the painted frame unmoved, without the temporal loss."""
     _opaque(cfg, recipe)
+    check_content_layer(cfg, str(cfg.model.name), check_number(cfg, "content_weight", strict=False))  # each frame's
     view = style_view(cfg, recipe)
     first = _frame_keys(cfg)
     steps = int(check_number(cfg, "steps_next", int, 0))  # every later frame: one octave, its own steps and rate

@@ -1,4 +1,5 @@
-"""Recipes that match other pictures' features: style transfer, texture synthesis and feature inversion.
+"""Recipes that match other pictures' features: style transfer and texture synthesis (feature inversion, which
+shares their targets, is in :mod:`recipes.inversion`).
 
 Each builds its objective per octave size (the targets are computed once per size, without a graph), hands it to
 :func:`engine.runner.optimize_octaves`, and writes the run folder with :func:`engine.results.finish`.
@@ -14,7 +15,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from engine.callbacks import Recorder
 from engine.checks import as_typed, check_number, check_switch
 from engine.colors import (
     COLOR_MODES,
@@ -26,12 +26,11 @@ from engine.colors import (
     transfer_colors,
 )
 from engine.errors import UserError
-from engine.images import input_picture, load_image, resize_long, resize_to, target_size
-from engine.measures import feature_distance
+from engine.images import load_image, resize_long, resize_to, target_size
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import ALPHA, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.runner import load_view, optimize_octaves, penalized, recipe
 from engine.scales import pyramid
 from objectives.base import Objective
 from objectives.transfer import (
@@ -40,7 +39,6 @@ from objectives.transfer import (
     content,
     feature_targets,
     histogram,
-    inversion,
     sliced,
     style,
     style_features,
@@ -51,7 +49,10 @@ from regularizers.flat import settle
 STATISTICS = ("gram", "sliced")
 """What the style loss matches: Gram matrices (Gatys et al., 2016) or whole distributions (Heitz et al., 2021)."""
 
-__all__ = ["WEIGHTS", "as_list", "invert", "invert_sweep", "paint", "style_layer_keys", "style_transfer", "style_view"]
+__all__ = [
+    *("UNTILED", "WEIGHTS", "as_list", "check_content_layer", "paint"),
+    *("style_layer_keys", "style_transfer", "style_view"),
+]
 
 
 def styles_seen(cfg: DictConfig, styles: list[torch.Tensor], side: int) -> list[torch.Tensor]:
@@ -156,9 +157,8 @@ def _transfer_objective(
     style_weight = check_number(cfg, "style_weight")
     histogram_weight = check_number(cfg, "histogram_weight", strict=False)
     content_layer, layers, layer_weights = style_layer_keys(cfg, view)
-    if seen is not None and content_weight > 0 and not content_layer:  # the photo would only be the start
-        raise UserError(f"model {view.name} has no content layer to hold the photo by; pass content_layer=LAYER "
-                        "(list the layers with: dreamloom recipe=layers) or content_weight=0")  # fmt: skip
+    if seen is not None:
+        check_content_layer(cfg, view.name, content_weight)
     smoothing, dev = str(cfg.smoothing), view.device
     sliced_by = (generator, int(cfg.seed)) if _statistics(cfg) == "sliced" else None
     levels = _levels(cfg) if view.layout.input_size is None else 1  # one size in: no smaller copies
@@ -176,6 +176,17 @@ def _transfer_objective(
         return penalized(cfg, objective)
 
     return cache(objective_at)  # the targets are made once per size
+
+
+def check_content_layer(cfg: DictConfig, model: str, weight: float) -> None:
+    """One line when a photo to paint has no content layer to hold it by (it would only be the start)."""
+    if weight > 0 and not cfg.content_layer:
+        own = OmegaConf.select(cfg, "model.style.content_layer")
+        listed = f"content_layer=LAYER (see recipe=layers model={model})"
+        fix = f"content_layer={own} (the model's own)" if own else listed
+        shown = "null" if cfg.content_layer is None else as_typed(cfg.content_layer)
+        why = f"content_layer={shown} leaves" if own else f"model {model} has"
+        raise UserError(f"{why} no layer to hold the photo by; pass {fix} or content_weight=0")
 
 
 def _style_term(
@@ -336,64 +347,3 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)
     return finish(cfg, folder, recipe, view, out, objective, **extra)
-
-
-def _inversion_at(cfg: DictConfig, view: ModelView, picture: torch.Tensor, layer: str) -> Callable:  # type: ignore[type-arg]
-    def make(size: tuple[int, int]) -> Objective:
-        target = feature_targets(view, resize_to(picture, size).to(view.device), [layer])[layer]
-        return penalized(cfg, inversion(layer, target))
-
-    return cache(make)
-
-
-def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor, layer: str) -> float:
-    return round(feature_distance(view, layer, result, picture), 5)
-
-
-def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
-    if cfg.param.get("_target_") == ALPHA:
-        raise UserError(f"recipe={recipe} rebuilds a whole photo, which has no transparent parts; drop param=alpha")
-    view = load_view(cfg)
-    picture = input_picture(cfg, recipe, view.device)
-    hw = (picture.shape[-2], picture.shape[-1])
-    return view, picture, octave_sizes(hw, cfg.octaves, float(cfg.octave_scale))
-
-
-@recipe(ignores=UNTILED)
-def invert(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Reconstruct ``input`` from one layer's activations (Mahendran & Vedaldi, 2015)."""
-    view, picture, sizes = _inversion_setup(cfg, recipe)
-    view.check_layers([str(cfg.layer)])
-    make = _inversion_at(cfg, view, picture, str(cfg.layer))
-    out = optimize_octaves(cfg, view, sizes, make, folder=folder)
-    error = _feature_error(view, picture, out.picture, str(cfg.layer))
-    return finish(cfg, folder, recipe, view, out, make(sizes[-1]).name, feature_error=error)
-
-
-@recipe(ignores=UNTILED)
-def invert_sweep(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
-    """Inversions from shallow to deep layers side by side, after the picture itself, on one captioned sheet."""
-    if cfg.get("resume"):
-        raise UserError("recipe=inversion_sweep runs one optimization per layer and cannot be resumed; run it again")
-    view, picture, sizes = _inversion_setup(cfg, recipe)
-    layers = [str(layer) for layer in as_list(cfg.layers)]
-    if not layers:
-        raise UserError("inversion_sweep needs layers=[...]; list them with: dreamloom recipe=layers")
-    view.check_layers(layers)
-    pictures, errors, record, frames = [picture.to(view.device)], {}, Recorder(), snapshots(cfg)
-    interrupted, stopped, names = False, None, []
-    for layer in layers:
-        make = _inversion_at(cfg, view, picture, layer)
-        names.append(make(sizes[-1]).name)
-        out = optimize_octaves(cfg, view, sizes, make)
-        pictures.append(out.picture)
-        errors[layer] = _feature_error(view, picture, out.picture, layer)
-        record.merge(out.record)
-        for frame in out.frames.frames:  # one GIF for all the layers, as capped as any other
-            frames.add(frame)
-        if out.interrupted or out.stopped:
-            interrupted, stopped = out.interrupted, out.stopped
-            break
-    combined = Rendered(torch.cat(pictures), record, frames, interrupted, stopped)
-    labels = ["input", *layers]
-    return finish(cfg, folder, recipe, view, combined, "; ".join(names), labels, errors=errors)

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
 
-from engine.checks import absolute_path
+from engine.checks import absolute_path, check_groups
 from engine.configs import compose, explain, options, recipes
 from engine.errors import UserError
 from engine.images import is_input_folder, load_image
 from engine.results import config_yaml
-from engine.runner import forget_unread
+from engine.runner import forget_unread, prepare_function
+from engine.spec import refuse_unread
 from engine.stored import rebuild
 from tests.helpers import run
 
@@ -172,6 +174,46 @@ def test_a_stored_key_the_recipe_does_not_read_is_left_out_with_a_note(capsys: p
     again = rebuild(text, "old.png", ["input=coffee"])
     forget_unread(again, "old.png", ["input=coffee"])
     assert again.input == "coffee"  # kept, so the run names it in one line
+
+
+def test_a_stored_group_the_recipe_does_not_read_goes_back_to_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """A fooling run stored with optimizer=sgd reruns with its own Adam, pick and all, so the groups' checks pass;
+    a group key given anew on the rerun's command line is kept, and so refused as on any run."""
+    text = config_yaml(compose(["recipe=fooling", "optimizer=sgd"]))
+    cfg = rebuild(text, "old.png")
+    forget_unread(cfg, "old.png")
+    assert (cfg.choices.optimizer, cfg.optimizer._target_) == ("adam", "torch.optim.Adam")
+    assert OmegaConf.is_interpolation(cfg.optimizer, "lr") and "left out: optimizer" in capsys.readouterr().err
+    check_groups(cfg)
+    gradcam = rebuild(config_yaml(compose(["recipe=gradcam"])), "cam.png", ["param.decay=2"])
+    forget_unread(gradcam, "cam.png", ["param.decay=2"])
+    with pytest.raises(UserError, match=r"does not read param=, so param.decay=2 would do nothing"):
+        refuse_unread(gradcam, prepare_function(gradcam)[1], "gradcam")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "keys", "said"),
+    [
+        ("gradcam", ["steps=256", "lr=5e-2", "param=fft", "snapshot_every=8"], None),  # its own defaults
+        ("gradcam", ["steps=10"], "steps=10"),
+        ("gradcam", ["param=pixel"], "param=pixel"),
+        ("gradcam", ["transforms._args_.0.pad=0"], "transforms._args_.0.pad=0"),
+        ("fooling", ["optimizer.lr=0.5"], "optimizer.lr=0.5"),  # set apart from lr=, which fooling reads
+        ("fooling", ["lr=0.01", "+optimizer.weight_decay=0.01"], "so optimizer.weight_decay=0.01 would"),
+        ("fooling", ["lr=0.01", "steps=3"], None),
+        ("style_fast", ["octaves=2", "gif_ms=40"], "so octaves=2 gif_ms=40 would do nothing; drop them"),
+    ],
+)
+def test_a_shared_key_is_refused_only_where_it_is_set_apart_and_unread(
+    recipe: str, keys: list[str], said: str | None
+) -> None:
+    cfg = compose([f"recipe={recipe}", *keys])
+    spec = prepare_function(cfg)[1]
+    if said is None:
+        refuse_unread(cfg, spec, recipe)
+        return
+    with pytest.raises(UserError, match=re.escape(said)):
+        refuse_unread(cfg, spec, recipe)
 
 
 def test_a_stored_transform_setting_is_rebuilt_as_it_ran() -> None:

@@ -140,7 +140,7 @@ def test_a_stopped_dream_video_resumes_to_the_same_frames(tmp_path: Path, monkey
         (("recipe=style_video", "lr_next=0"), "lr_next=0 is not valid; lr_next must be a number > 0"),
         (("recipe=style_video", "temporal_weight=-1"), "temporal_weight=-1 is not valid"),
         (("recipe=dream_video", "content_layer=nope"), "nope"),
-        (("recipe=style_video", "content_layer=null"), "no content layer to hold the photo by; pass content_layer="),
+        (("recipe=style_video", "content_layer=null"), "content_layer=null leaves no layer to hold the photo by"),
     ],
 )
 def test_wrong_clip_keys_are_one_line(keys: tuple[str, ...], line: str, tmp_path: Path) -> None:
