@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
@@ -29,7 +29,7 @@ from engine.models import ModelView, load_model
 from engine.octaves import run_octaves
 from engine.results import Rendered, RunResult, config_yaml, withdraw
 from engine.scales import read
-from engine.spec import RecipeSpec, recipe, refuse_unread, unread_keys
+from engine.spec import RecipeSpec, plain, recipe, refuse_unread, unread_keys
 from engine.stored import rebuild
 from objectives.base import INPUT, Objective
 from regularizers import l1, l2, total_variation
@@ -48,6 +48,7 @@ __all__ = [
     "penalty_terms",
     "prepare_function",
     "recipe",
+    "refuse_alpha",
     "run_recipe",
     "snapshots",
 ]
@@ -202,9 +203,15 @@ def _listeners(
     return [c for c in [*listed, saver] if c is not None]
 
 
+def refuse_alpha(cfg: DictConfig, why: str) -> None:
+    """Refuse ``param=alpha`` (a transparent picture) with the line ``why``, where the run has no use for one."""
+    if cfg.param.get("_target_") == ALPHA:
+        raise UserError(why)
+
+
 def _refuse_alpha_dream(cfg: DictConfig, base: torch.Tensor | None) -> None:
-    if base is not None and cfg.param.get("_target_") == ALPHA:
-        raise UserError("param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
+    if base is not None:
+        refuse_alpha(cfg, "param=alpha makes a picture from nothing, but this run dreams on input=; use init=noise")
 
 
 def optimize_octaves(
@@ -284,11 +291,6 @@ def load_view(cfg: DictConfig, fold: bool = True) -> ModelView:
     return load_model(cfg.model.name, cfg.model.weights, cfg.model.checkpoint, cfg.device, fold=fold)
 
 
-def unresolved(value: Any) -> Any:
-    """A config node as plain values that keep their references (``${lr}``); any other value as it is."""
-    return OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig | ListConfig) else value
-
-
 def forget_unread(cfg: DictConfig, source: str, changes: Sequence[str] = ()) -> None:
     """Set to null, with a note, the keys a stored run gives that its recipe does not read (a run made before they
     were refused), unless ``changes`` gives them anew."""
@@ -299,7 +301,7 @@ def forget_unread(cfg: DictConfig, source: str, changes: Sequence[str] = ()) -> 
     if old:
         with open_dict(cfg):
             for key in old:
-                cfg[key] = None if defaults is None else unresolved(defaults.get(key))
+                cfg[key] = None if defaults is None else plain(defaults.get(key), resolve=False)
                 if isinstance(cfg[key], DictConfig) and defaults is not None and "choices" in cfg:  # and its pick
                     cfg.choices[key] = defaults.choices[key]
         print(f"dreamloom: {source}: keys this recipe does not read were left out: {', '.join(old)}", file=sys.stderr)

@@ -92,9 +92,10 @@ def recipe(
     return mark
 
 
-def plain(value: Any) -> Any:
-    """A config node as plain Python values (resolved); any other value as it is."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+def plain(value: Any, resolve: bool = True) -> Any:
+    """A config node as plain Python values (resolved, or keeping references such as ``${lr}``); any other value as
+    it is."""
+    return OmegaConf.to_container(value, resolve=resolve) if isinstance(value, DictConfig | ListConfig) else value
 
 
 WITH_VALUES = {*NO_PICTURE, *NO_PROGRESS, "size"}
@@ -127,7 +128,7 @@ def unread_keys(cfg: DictConfig, spec: RecipeSpec, defaults: DictConfig | None) 
     """The keys ``cfg`` gives that the recipe does not read: its ``ignores``, and ``objective`` unless it builds one,
     each set apart from ``defaults`` (the recipe's own config)."""
     keys = (*spec.ignores, *(() if spec.objective else ("objective",)))
-    return [k for k in keys if given(cfg, k, defaults)]
+    return [k for k in keys if cfg.get(k) is not None and given(cfg, k, defaults)]
 
 
 def _shown(cfg: DictConfig, key: str) -> str:
@@ -141,8 +142,10 @@ def _shown(cfg: DictConfig, key: str) -> str:
 
 
 def refuse_unread(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
-    """One line naming the keys ``cfg`` gives that ``recipe`` does not read (:func:`unread_keys`), if any."""
-    unread = unread_keys(cfg, spec, recipe_defaults(cfg))
+    """One line naming the keys ``cfg`` gives that ``recipe`` does not read (:func:`unread_keys`), if any. The
+    recipe's defaults are composed only where a key it ignores holds a value (never for most optimizing recipes)."""
+    held = any(cfg.get(k) is not None for k in (*spec.ignores, "objective"))
+    unread = unread_keys(cfg, spec, recipe_defaults(cfg)) if held else []
     if unread:
         keys = " and ".join(f"{k}=" for k in unread)
         shown, them = " ".join(_shown(cfg, k) for k in unread), "them" if len(unread) > 1 else "it"

@@ -33,7 +33,7 @@ from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, write_view
-from engine.runner import ALPHA, build_objective, load_view, optimize_octaves, recipe
+from engine.runner import build_objective, load_view, optimize_octaves, recipe, refuse_alpha
 from engine.samples import CLIP, sample_clip
 from objectives.transfer import temporal
 from recipes.motion import FPS, check_fps, start_frames, write_video
@@ -118,9 +118,7 @@ def _clip(cfg: DictConfig, recipe: str) -> tuple[list[torch.Tensor], float, str 
 
 
 def _opaque(cfg: DictConfig, recipe: str) -> None:
-    """Refuse ``param=alpha`` for a recipe that optimizes video frames."""
-    if cfg.param.get("_target_") == ALPHA:
-        raise UserError(f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
+    refuse_alpha(cfg, f"recipe={recipe} makes opaque frames (H.264 and GIF keep no transparency); drop param=alpha")
 
 
 def _each_frame(

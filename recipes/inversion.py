@@ -17,7 +17,7 @@ from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import ALPHA, load_view, optimize_octaves, penalized, recipe, snapshots
+from engine.runner import load_view, optimize_octaves, penalized, recipe, refuse_alpha, snapshots
 from objectives.base import Objective
 from objectives.transfer import feature_targets, inversion
 from recipes.transfer import UNTILED, as_list
@@ -38,8 +38,7 @@ def _feature_error(view: ModelView, picture: torch.Tensor, result: torch.Tensor,
 
 
 def _inversion_setup(cfg: DictConfig, recipe: str) -> tuple[ModelView, torch.Tensor, list[tuple[int, int]]]:
-    if cfg.param.get("_target_") == ALPHA:
-        raise UserError(f"recipe={recipe} rebuilds a whole photo, which has no transparent parts; drop param=alpha")
+    refuse_alpha(cfg, f"recipe={recipe} rebuilds a whole photo, which has no transparent parts; drop param=alpha")
     view = load_view(cfg)
     picture = input_picture(cfg, recipe, view.device)
     hw = (picture.shape[-2], picture.shape[-1])
