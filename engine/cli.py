@@ -275,7 +275,8 @@ def gallery(args: list[str]) -> None:
     names = recipes()
     picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
     folders = [a for a in args if not a.startswith("recipe=")]
-    if len(folders) > 1 or len(picked) > 1 or any("=" in f for f in folders):
+    keys = [f for f in folders if "=" in f and not Path(f).expanduser().is_dir()]  # a folder may be named lr=0.1
+    if len(folders) > 1 or len(picked) > 1 or keys:
         _fail("gallery takes one folder and at most one recipe=NAME; use: dreamloom gallery outputs/multirun/<date>")
     recipe = picked[0] if picked else None
     if recipe is not None and recipe not in names:

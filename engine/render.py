@@ -75,7 +75,7 @@ def render_folder(args: list[str]) -> list[Path]:
     from engine.cppn import render_large
     from engine.results import WEIGHTS
 
-    if not args or "=" in args[0]:
+    if not args or ("=" in args[0] and not Path(args[0]).expanduser().exists()):  # a folder may be named lr=0.1
         raise UserError(f"render needs the folder of a param=cppn run; use: {USAGE}")
     folder = expanded(args[0], "folder")
     if folder.name == "image.png" and folder.is_file():  # the run's picture stands for its folder, as for rerun

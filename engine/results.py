@@ -270,7 +270,8 @@ def _write_pictures(
         for name, background in (("black", torch.zeros(1, 3, h, w)), ("white", torch.ones(1, 3, h, w))):
             save_png(folder / f"on_{name}.png", _sheet_or_one(composite(picture, background), columns))
         save_png(folder / "on_checkerboard.png", _sheet_or_one(composite(picture, checkerboard(h, w)), columns))
-    save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
+    if frames.frames:  # none taken (snapshot_every=0): gif_ms is not read
+        save_gif(folder / "progress.gif", frames.frames, int(cfg.gif_ms))
 
 
 def _sheet_or_one(picture: torch.Tensor, columns: int | None) -> torch.Tensor | Image.Image:

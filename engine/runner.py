@@ -83,7 +83,8 @@ def build(node: Any, **kwargs: Any) -> Any:
 
 def snapshots(cfg: DictConfig) -> Snapshots:
     """The progress GIF's recorder, as the recipe's keys ask (``snapshot_every``, ``gif_size``, ``gif_frames``)."""
-    return Snapshots(int(cfg.snapshot_every), int(cfg.gif_size), int(cfg.gif_frames))
+    every = int(cfg.snapshot_every)
+    return Snapshots(every, int(cfg.gif_size), int(cfg.gif_frames)) if every else Snapshots(0)  # none: none read
 
 
 def penalty_terms(cfg: DictConfig) -> Objective | None:
@@ -248,7 +249,7 @@ def optimize_octaves(
     tiling = _tiling(cfg, view, sizes, objective_at(sizes[0]), transforms, generator)
     make_param: Callable[..., Any] = partial(build(cfg.param), **({"sd": 0.0} if cfg.init == "zeros" else {}))
     rec, frames, state = Recorder(), snapshots(cfg), octave_checkpoint(cfg.get("resume"), len(sizes), cfg.steps)
-    path = folder / CHECKPOINT if (every := int(cfg.get("checkpoint_every") or 0)) and folder is not None else None
+    path = folder / CHECKPOINT if folder and (every := int(cfg.get("checkpoint_every") or 0)) else None  # none: unread
     text, last = config_yaml(cfg), list[torch.Tensor]()  # last: the newest octave's parameters
 
     def one_octave(start: torch.Tensor | None, i: int) -> torch.Tensor:

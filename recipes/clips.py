@@ -36,7 +36,7 @@ from engine.results import Interrupted, Rendered, RunResult, write_view
 from engine.runner import build_objective, load_view, optimize_octaves, recipe, refuse_alpha
 from engine.samples import CLIP, sample_clip
 from objectives.transfer import temporal
-from recipes.motion import FPS, check_fps, start_frames, write_video
+from recipes.motion import FPS, VIDEO, check_fps, start_frames, write_video
 from recipes.transfer import UNTILED, WEIGHTS, check_content_layer, paint, style_view
 
 __all__ = ["carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
@@ -224,7 +224,7 @@ def _frame_keys(cfg: DictConfig, **changes: Any) -> DictConfig:
     paths=("style", "mask"),
     numbers={"steps_next": (int, 0, True), "lr_next": (float, 0, True), "temporal_weight": (float, 0, False)},
     lists=WEIGHTS,
-    ignores={"content": "each frame of input= is the content in turn", **UNTILED},
+    ignores={"content": "each frame of input= is the content in turn", **UNTILED, **VIDEO},
 )
 def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer frame by frame. Frame ``k`` starts from painted frame ``k - 1`` warped along the flow (the new
@@ -257,7 +257,7 @@ def style_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     return run_clip(cfg, folder, recipe, view, make, lambda: name[0] or "style")
 
 
-@recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)}, objective=True)
+@recipe(numbers={"blend": (float, 0, False), "steps_next": (int, 0, True)}, objective=True, ignores=VIDEO)
 def dream_video(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """DeepDream of a clip. Frame ``k`` starts from dream ``k - 1`` warped along the flow, blended with the new frame
     (``blend``: the dream's share; the new frame alone where the flow fails), and is dreamed on with the usual

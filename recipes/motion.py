@@ -29,15 +29,21 @@ from engine.images import input_picture, load_image, quantize, target_size, to_p
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish
 from engine.runner import build_objective, load_view, optimize_octaves, recipe
+from engine.spec import NO_PROGRESS, unread
 from objectives.activation import MOST_CHANNELS
 from recipes.visualize import one_each, render
 
-__all__ = ["FPS", "check_fps", "dream_zoom", "interpolate", "start_frames", "write_video", "zoom_and_turn"]
+__all__ = ["FPS", "VIDEO", "check_fps", "dream_zoom", "interpolate", "start_frames", "write_video", "zoom_and_turn"]
 
 MOST_FRAMES = 10_000
 """The most frames of a zoom video (over five minutes at 30 frames a second): more would fill a disk, not a video."""
 FPS = (0.1, 60.0)
 """The slowest and fastest frame rates a video may have (a GIF holds a frame at most 10 s here)."""
+VIDEO = {
+    **unread(NO_PROGRESS, "it writes video.gif, at fps=, in place of progress.gif"),
+    "checkpoint_every": "a stopped video resumes from its last finished frame",
+}
+"""The shared keys a video recipe does not read: each frame's optimization writes no GIF and saves no steps."""
 
 
 def check_fps(value: object, given: str = "fps") -> float:
@@ -151,7 +157,7 @@ def _written_frames(frames: Path, limit: int) -> list[Path]:
     return found
 
 
-@recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)}, objective=True)
+@recipe(numbers={"frames": (int, 0, True)}, lists={"shift": (float, -math.inf, False)}, objective=True, ignores=VIDEO)
 def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """The zoom video: frame ``k + 1`` is frame ``k`` warped (zoom, rotate, shift), then dreamed on.
 

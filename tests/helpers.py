@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ def run(folder: Path, name: str, *overrides: str) -> dict[str, Any]:
     return run_recipe(compose_recipe(name, "device=cpu", *overrides), folder, name).metrics
 
 
+CAPS = {"steps": 2, "size": 96, "frames": 2, "steps_next": 1, "samples": 2, "octaves": 1}
+"""Keys an example from the docs is run with on top of its own, where the recipe has and reads them, so that each
+takes seconds: the keys and names the example gives are used as written."""
+
+
 def reads(cfg: DictConfig, key: str) -> bool:
     """Whether the recipe ``cfg`` picked reads the shared ``key`` (its function does not declare it ignored)."""
     return key not in prepare_function(cfg)[1].ignores
@@ -36,21 +42,31 @@ def reads(cfg: DictConfig, key: str) -> bool:
 @contextlib.contextmanager
 def top_keys_read() -> Iterator[set[str]]:
     """The top-level keys read from any whole config (a root ``DictConfig``: the run's or a copy of it) while the
-    block runs, by attribute, item, ``get`` or ``in``: what a recipe looks at, not what a writer copies out whole."""
+    block runs, by attribute, item, ``get`` or ``in``: what a recipe looks at, not what a writer copies out whole.
+    A key the recipe set on a copy before reading it there (a video's frames switch their progress GIF off) holds
+    the recipe's value, not the user's, and is not noted."""
     seen: set[str] = set()
-    names = ("__getattr__", "__getitem__", "get", "__contains__")
+    written: dict[int, tuple[weakref.ref[DictConfig], set[str]]] = {}  # by id, checked: a freed id is reused
+    names = ("__getattr__", "__getitem__", "get", "__contains__", "__setattr__", "__setitem__")
     originals = {name: getattr(DictConfig, name) for name in names}
 
-    def spy(original: Any) -> Any:
-        def read(self: DictConfig, key: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(key, str) and self._get_parent() is None:
-                seen.add(key)
+    def spy(original: Any, writes: bool) -> Any:
+        def look(self: DictConfig, key: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(key, str) and not key.startswith("_") and self._get_parent() is None:
+                ref, mine = written.get(id(self), (None, set()))
+                if ref is None or ref() is not self:
+                    mine = set()
+                    written[id(self)] = (weakref.ref(self), mine)
+                if writes:
+                    mine.add(key)
+                elif key not in mine:
+                    seen.add(key)
             return original(self, key, *args, **kwargs)
 
-        return read
+        return look
 
     for name, original in originals.items():
-        setattr(DictConfig, name, spy(original))
+        setattr(DictConfig, name, spy(original, name.startswith("__set")))
     try:
         yield seen
     finally:

@@ -12,14 +12,11 @@ import pytest
 from engine.configs import compose, recipes
 from engine.help import read_recipe
 from recipes.clips import is_clip
-from tests.helpers import command, reads
+from tests.helpers import CAPS, command, reads
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 ROW = re.compile(r"^\|[^|]*\| `(dreamloom [^`]*)`[^|]*\| !\[[^\]]*\]\(docs/images/([\w.]+)\.(?:png|gif)\) \|$", re.M)
-CAPS = {"steps": 2, "size": 96, "frames": 2, "steps_next": 1, "samples": 2, "octaves": 1}
-"""Keys a README command is run with on top of its own, where the recipe has them, so that each takes seconds: the
-keys and names the command gives are used as written."""
 NOT_RUN = {
     "dreamloom resume=outputs/2026-11-22/19-30-05_deepdream": "needs a stopped run; resuming is tested in "
     "tests/engine/test_reliability.py",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,12 +15,20 @@ import pytest
 from PIL import Image
 
 from engine.configs import compose
+from tests.helpers import command
 
 pytestmark = pytest.mark.slow
 
 
 def _dreamloom(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    """The command started in ``cwd``: a sweep as its own process (Hydra's multirun), the rest in this one."""
+    if "-m" in args:
+        return subprocess.run(
+            [sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        )
+    with contextlib.chdir(cwd):
+        code, err = command(list(args))
+    return subprocess.CompletedProcess(list(args), code, "", err)
 
 
 def _chromium() -> str:
@@ -191,6 +200,16 @@ def _gallery_answer(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert done.value.code == 2 and err.startswith("dreamloom: error: ") and len(err.splitlines()) == 1, err
     return err
+
+
+def test_a_folder_named_like_a_key_is_still_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import gallery
+
+    sweep = _run(tmp_path / "lr=0.1" / "0").parent
+    gallery([str(sweep)])
+    assert (sweep / "index.html").is_file() and "wrote" in capsys.readouterr().err
+    err = _gallery_answer(str(tmp_path / "steps=3"), capsys=capsys)  # no such folder: a key gallery does not take
+    assert "gallery takes one folder and at most one recipe=NAME" in err
 
 
 def test_run_folders_named_by_numbers_and_words_sort_together(tmp_path: Path) -> None:

@@ -3,10 +3,10 @@ it, and a run stopped part way carries on from its checkpoint to the picture it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from engine.cli import main as dreamloom_main
 from engine.export import read_png_config
 from engine.results import Interrupted
 from engine.runner import run_recipe
-from tests.helpers import compose_recipe
+from tests.helpers import command, compose_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,9 @@ SMALL = {
 
 
 def _dreamloom(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=300)
+    """The command in this process (:func:`tests.helpers.command`), answered as a finished process would be."""
+    code, err = command(list(args))
+    return subprocess.CompletedProcess(list(args), code, "", err)
 
 
 @pytest.mark.parametrize("case", list(SMALL))
@@ -66,16 +68,12 @@ def test_an_analysis_view_reruns_from_another_folder(tmp_path: Path) -> None:
     home.mkdir()
     elsewhere.mkdir()
     Image.open(Path(__file__).parents[2] / "docs" / "images" / "sample_chelsea.png").save(home / "cat.png")
-    first = subprocess.run(  # the picture named relative to where the run starts
-        [sys.executable, "-m", "engine", "recipe=saliency", "input=cat.png", "size=64", "hydra.run.dir=run"],
-        cwd=home, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert first.returncode == 0, first.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "engine", "rerun", str(home / "run" / "image.png"), "hydra.run.dir=again"],
-        cwd=elsewhere, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stderr
+    with contextlib.chdir(home):  # the picture named relative to where the run starts
+        code, err = command(["recipe=saliency", "input=cat.png", "size=64", "hydra.run.dir=run"])
+    assert code == 0, err
+    with contextlib.chdir(elsewhere):
+        code, err = command(["rerun", str(home / "run" / "image.png"), "hydra.run.dir=again"])
+    assert code == 0, err
     assert (elsewhere / "again" / "image.png").read_bytes() == (home / "run" / "image.png").read_bytes()
     assert np.array_equal(np.load(elsewhere / "again" / "maps.npy"), np.load(home / "run" / "maps.npy"))
 

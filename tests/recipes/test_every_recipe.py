@@ -129,7 +129,13 @@ def test_every_optimizing_recipe_takes_each_parameterization(
     name: str, param: str, assets: dict[str, Path], tmp_path: Path
 ) -> None:
     cfg = compose_recipe(name)
-    args = ["device=cpu", "snapshot_every=0", f"param={param}", *_overrides(name, assets)[:-3], "steps=1"]
+    args = [
+        "device=cpu",
+        *(["snapshot_every=0"] if reads(cfg, "snapshot_every") else []),
+        f"param={param}",
+        *_overrides(name, assets)[:-3],
+        "steps=1",
+    ]
     args += ["param.fit_steps=2"] if param == "cppn" else []
     if "input" in cfg and cfg.get("input") is None and "frames" in cfg and "style" in cfg:
         args.append(f"input={assets['clip']}")

@@ -88,6 +88,23 @@ def test_each_zoom_frame_is_dreamed_not_only_moved(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("key", "turn", "shift"), [("rotate=30", 30.0, (0.0, 0.0)), ("shift=[5,-3]", 0.0, (5.0, -3.0))]
+)
+def test_rotate_and_shift_move_each_frame_before_it_is_dreamed(
+    tmp_path: Path, key: str, turn: float, shift: tuple[float, float]
+) -> None:
+    """With a step too small to change a pixel, the second frame is the first warped as the keys say."""
+    still = ("size=64", "frames=2", "octaves=1", "steps=1", "lr=1e-9", "zoom=1.0", "device=cpu")
+    run_recipe(compose_recipe("dream_zoom", *still, key), tmp_path, "dream_zoom")
+    first, second = (load_image(tmp_path / "frames" / f"000{k}.png") for k in (0, 1))
+    inside = (..., slice(12, -12), slice(12, -12))  # away from the corners the turn brings in from outside
+    warped = zoom_and_turn(first, 1.0, turn, shift)
+    assert float((second - warped)[inside].abs().mean()) < 0.01
+    assert float((second - first)[inside].abs().mean()) > 0.05
+
+
+@pytest.mark.slow
 def test_a_stopped_zoom_video_resumes_to_the_same_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_recipe(compose_recipe("dream_zoom", *SMALL), tmp_path / "whole", "dream_zoom")
     written = recipes.motion.save_png
