@@ -10,7 +10,6 @@ data from a file a user may have been given: every field is checked on loading, 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import zipfile
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
 from engine.errors import RUN_NAME, UserError
-from engine.export import plain_yaml, save_state
+from engine.export import plain_yaml, read_metrics, save_state
 from engine.images import is_folder
 from engine.params import ImageFn
 
@@ -48,11 +47,7 @@ Fields = dict[str, tuple[Callable[[Any], bool], str]]
 
 def _finished(folder: Path) -> bool:
     """Whether ``folder`` holds a run that ended normally (its metrics say it was not interrupted)."""
-    try:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(metrics, dict) and metrics.get("interrupted") is False and (folder / "image.png").is_file()
+    return read_metrics(folder).get("interrupted") is False and (folder / "image.png").is_file()
 
 
 def load_checkpoint(folder: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -78,7 +73,7 @@ def load_checkpoint(folder: str | Path, progress: bool = True) -> dict[str, Any]
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()  # every entry's checksum, before anything of it is used
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # not a zip, or one Python cannot check: encrypted, compressed another way, names not UTF-8
         raise foreign from None
     if damaged:
         raise UserError(f"{path} is damaged (part of it fails its checksum); run the recipe again instead")

@@ -29,7 +29,7 @@ from engine.configs import GROUPS, compose, override_value, recipes
 from engine.errors import WRITE_ERRORS, UserError, close_matches, digits, one_line
 from engine.export import write_text
 from engine.help import answer_help
-from engine.images import is_folder
+from engine.images import expanded, is_folder
 from engine.loop import STOP
 from engine.results import (
     RESERVED,
@@ -204,7 +204,7 @@ def _rerun_config(args: list[str]) -> tuple[DictConfig, Path]:
 
     if not args:
         raise UserError("rerun needs a picture; use: dreamloom rerun outputs/…/image.png [key=value ...]")
-    source = Path(args[0])
+    source = expanded(args[0], "rerun")  # ~ as the home folder, also where the shell left it (quoted, zsh's key=~/…)
     if is_folder(source) and (source / "image.png").is_file():  # a run folder: its picture
         source = source / "image.png"
     if is_folder(source):
@@ -246,6 +246,9 @@ def _resume_args(args: list[str]) -> list[str]:
     refuse_beside_resume([a for a in args if not a.startswith(("resume=", "hydra."))], "hydra.run.dir=")
     from engine.checkpoints import resume_name
 
+    home = str(expanded(resume[-1], "resume="))  # ~ as the home folder, also where the shell left it (zsh's key=~/…)
+    if home != resume[-1]:
+        resume[-1], args = home, [*(a for a in args if not a.startswith("resume=")), f"resume={override_value(home)}"]
     args = [*args, f"name={resume_name(resume[-1])}_resumed"]  # the checkpoint checked whole: no folder is made yet
     if any(a.startswith("hydra.run.dir=") for a in args):
         return args
@@ -275,7 +278,7 @@ def gallery(args: list[str]) -> None:
     names = recipes()
     picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
     folders = [a for a in args if not a.startswith("recipe=")]
-    keys = [f for f in folders if "=" in f and not Path(f).expanduser().is_dir()]  # a folder may be named lr=0.1
+    keys = [f for f in folders if "=" in f and not is_folder(f)]  # a folder may be named lr=0.1
     if len(folders) > 1 or len(picked) > 1 or keys:
         _fail("gallery takes one folder and at most one recipe=NAME; use: dreamloom gallery outputs/multirun/<date>")
     recipe = picked[0] if picked else None
@@ -283,7 +286,7 @@ def gallery(args: list[str]) -> None:
         hint = close_matches(recipe, names)
         _fail(f"unknown recipe '{recipe}'" + (f"; {hint}" if hint else "") + f" (recipes: {', '.join(names)})")
     try:
-        page = write_gallery(Path(folders[0] if folders else "outputs"), recipe)
+        page = write_gallery(expanded(folders[0], "gallery") if folders else Path("outputs"), recipe)
     except UserError as e:
         _fail(str(e))
     print(f"{PROG}: wrote {shown(page)}", file=sys.stderr)

@@ -26,6 +26,7 @@ __all__ = [
     "override_value",
     "recipes",
     "refuse_interpolation",
+    "refuse_missing",
 ]
 
 GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
@@ -55,6 +56,32 @@ def refuse_interpolation(text: str, what: str) -> None:
     if "${" in text:
         raise UserError(
             f"{what} {text[:80]!r} holds '${{', which would be resolved as an interpolation; pass it without"
+        )
+
+
+def _missing(node: DictConfig | ListConfig, path: str = "") -> str | None:
+    """The first key under ``node`` that holds OmegaConf's ``???`` (a value missing), read without resolving;
+    Hydra's own node is Hydra's."""
+    keys: list[Any] = list(range(len(node))) if isinstance(node, ListConfig) else [str(k) for k in node.keys()]
+    for key in [k for k in keys if path or k != "hydra"]:
+        where = f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_missing(node, key):
+            return where
+        inner = node._get_node(key)
+        if isinstance(inner, DictConfig | ListConfig) and not OmegaConf.is_interpolation(node, key):
+            if not inner._is_none() and (found := _missing(inner, where)):
+                return found
+    return None
+
+
+def refuse_missing(cfg: DictConfig) -> None:
+    """One line for a key set to ``???``, which OmegaConf reads as a value still to be given: any use of the key
+    would fail with a traceback."""
+    found = _missing(cfg)
+    if found:
+        raise UserError(
+            f"{found}=??? leaves {found} without a value (??? marks one still to be given); give it a value, or "
+            "leave the key out"
         )
 
 
@@ -140,11 +167,13 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     for group, pick in picks.items():  # a list (param=[]) asks Hydra for several options or none
         if not isinstance(pick, str):
             raise UserError(f"{group} takes exactly one option; choose {group}= one of {', '.join(options(group))}")
-    if OmegaConf.is_missing(cfg, "name"):  # its keys went under recipe: instead of the top
+    given = {a.lstrip("+~").split("=", 1)[0] for a in args}
+    if OmegaConf.is_missing(cfg, "name") and "name" not in given:  # its keys went under recipe: instead of the top
         raise UserError(
             f"recipe {picks['recipe']} gives no name: recipes/recipe/{picks['recipe']}.yaml must begin with the line "
             f"'# @package _global_' and hold name: {picks['recipe']}"
         )
+    refuse_missing(cfg)
     with open_dict(cfg):
         cfg.choices = picks
         if not hydra:

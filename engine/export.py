@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ __all__ = [
     "figure_picture",
     "loss_curves",
     "plain_yaml",
+    "read_metrics",
     "read_png_config",
+    "read_run_text",
     "save_gif",
     "save_json",
     "save_png",
@@ -81,13 +84,17 @@ def save_png(path: str | os.PathLike[str], img: torch.Tensor | Image.Image, conf
 
 
 def read_png_config(path: str | os.PathLike[str]) -> str | None:
-    """The config text a dreamloom PNG carries, or None (also for a picture too large to open, or text chunks
-    too large to read). Raises OSError for a file that is not a picture."""
+    """The config text a dreamloom PNG carries, or None (also for a picture too large to open or damaged inside, or
+    text chunks too large to read). Raises OSError for a file that is not a picture."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            text = getattr(img, "text", {}) or {}
-    except (ValueError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, not warned of
+            with Image.open(path) as img:
+                if img.width * img.height > (Image.MAX_IMAGE_PIXELS or math.inf):
+                    return None  # larger than any run makes: not decoded whole for its text
+                img.load()
+                text = getattr(img, "text", {}) or {}
+    except (ValueError, SyntaxError, Image.DecompressionBombError):  # SyntaxError: a broken chunk inside
         return None
     found = text.get(CONFIG_KEY)
     return found if isinstance(found, str) else None
@@ -244,3 +251,28 @@ def loss_curves(series: Mapping[str, Sequence[float]], window: int = 20) -> Imag
     ax.legend()
     fig.tight_layout()
     return figure_picture(fig)
+
+
+def read_run_text(path: Path, most: int) -> str | None:
+    """The first ``most`` characters of a text file a run left (bytes that are not UTF-8 replaced), or None when
+    there is none or it cannot be read (a folder, a pipe, no permission) or is a link, or sits in a linked folder
+    (``.hydra``): a run writes its own files, so a link could only bring another file's text into the page."""
+    try:
+        if path.is_symlink() or path.parent.is_symlink() or not path.is_file():
+            return None
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.read(most)
+    except OSError:
+        return None
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """A run's ``metrics.json``; empty when it is missing, unreadable, not a JSON object, too deep or too large."""
+    text = read_run_text(folder / "metrics.json", STORED_LIMIT + 1)
+    if text is None or len(text) > STORED_LIMIT:
+        return {}
+    try:
+        metrics = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers

@@ -16,7 +16,6 @@ without what could not be read, and the page replaces only a page the gallery wr
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import stat
@@ -27,7 +26,7 @@ from urllib.parse import quote
 import yaml
 
 from engine.errors import UserError, digits
-from engine.export import STORED_LIMIT, atomic_write, plain_yaml
+from engine.export import STORED_LIMIT, atomic_write, plain_yaml, read_metrics, read_run_text
 from engine.images import is_folder
 
 __all__ = ["Run", "find_runs", "write_gallery"]
@@ -48,40 +47,15 @@ MOST_COLUMNS = 100
 """The most metric columns a page shows (a sweep's runs report a dozen or so)."""
 
 
-def _read(path: Path, most: int) -> str | None:
-    """The first ``most`` characters of a text file a run left (bytes that are not UTF-8 replaced), or None when
-    there is none or it cannot be read (a folder, a pipe, no permission) or is a link, or sits in a linked folder
-    (``.hydra``): a run writes its own files, so a link could only bring another file's text into the page."""
-    try:
-        if path.is_symlink() or path.parent.is_symlink() or not path.is_file():
-            return None
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return f.read(most)
-    except OSError:
-        return None
-
-
 def _short(text: str) -> str:
     return text if len(text) <= SHORT else text[:SHORT] + " …"
-
-
-def _metrics(folder: Path) -> dict[str, Any]:
-    """A run's ``metrics.json``; empty when it is missing, unreadable, not a JSON object, too deep or too large."""
-    text = _read(folder / "metrics.json", STORED_LIMIT + 1)
-    if text is None or len(text) > STORED_LIMIT:
-        return {}
-    try:
-        metrics = json.loads(text)
-    except (ValueError, RecursionError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}  # a foreign file: no numbers
 
 
 def _overrides(folder: Path) -> list[str] | None:
     """A run's Hydra overrides, less Hydra's own (and the run name a ``resume=`` adds); None when the file is missing
     (a rerun or an API run, made without Hydra's command line), none when it is unreadable or refused as
     :func:`~engine.export.plain_yaml` refuses it (aliases that expand to gigabytes, too large)."""
-    text = _read(folder / ".hydra" / "overrides.yaml", STORED_LIMIT + 1)
+    text = read_run_text(folder / ".hydra" / "overrides.yaml", STORED_LIMIT + 1)
     if text is None:
         return None
     try:
@@ -98,10 +72,10 @@ class Run:
 
     def __init__(self, folder: Path, root: Path) -> None:
         self.folder, self.name = folder, str(folder.relative_to(root)) if folder != root else folder.name
-        self.metrics = _metrics(folder)
+        self.metrics = read_metrics(folder)
         self.recorded = _overrides(folder)
         self.overrides = self.recorded or []
-        failed = _read(folder / "error.txt", SHORT + 1)
+        failed = read_run_text(folder / "error.txt", SHORT + 1)
         self.error = None if failed is None else _short(failed.strip())
         self.numbers = dict(_numbers(self.metrics))
 

@@ -28,6 +28,7 @@ __all__ = [
     "expanded",
     "from_pil",
     "input_picture",
+    "is_file",
     "is_folder",
     "is_input_folder",
     "load_image",
@@ -45,6 +46,15 @@ def is_folder(path: str | os.PathLike[str]) -> bool:
     try:
         return Path(path).expanduser().is_dir()
     except (OSError, RuntimeError):  # RuntimeError: ~name of a user this machine does not have
+        return False
+
+
+def is_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file (``~`` read as the home folder); False, not an error, for a name the system cannot
+    use."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, RuntimeError):
         return False
 
 

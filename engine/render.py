@@ -17,7 +17,7 @@ from PIL import Image
 
 from engine.errors import UserError, out_of_memory
 from engine.export import read_png_config, save_png
-from engine.images import expanded, is_folder, target_size
+from engine.images import expanded, is_file, is_folder, target_size
 from engine.stored import rebuild
 
 __all__ = ["USAGE", "render_folder"]
@@ -69,19 +69,32 @@ def _check_shapes(weights: list[torch.Tensor], cfg: DictConfig, path: Path) -> N
         raise UserError(f"'{path}' is not the network its run's keys describe; run the recipe again")
 
 
+def _shape(first: Path, folder: Path) -> tuple[int, int]:
+    """The run's own aspect ratio, from its first picture, for a size given as the long side."""
+    if not first.is_file():
+        raise UserError(f"'{folder}' has lost {first.name} of its batch's pictures; run the recipe again")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(first) as img:
+                return img.height, img.width
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"'{first}' is damaged or no picture of this run; run the recipe again") from None
+
+
 def render_folder(args: list[str]) -> list[Path]:
     """Render the ``param=cppn`` run in ``args[0]`` at the ``size=`` in ``args[1:]``; returns the pictures written
     beside its ``image.png`` (``image_WxH.png``, or ``image_WxH_N.png`` for each picture of a batch)."""
     from engine.cppn import render_large
     from engine.results import WEIGHTS
 
-    if not args or ("=" in args[0] and not Path(args[0]).expanduser().exists()):  # a folder may be named lr=0.1
+    if not args or ("=" in args[0] and not is_folder(args[0]) and not is_file(args[0])):  # a folder named lr=0.1
         raise UserError(f"render needs the folder of a param=cppn run; use: {USAGE}")
     folder = expanded(args[0], "folder")
-    if folder.name == "image.png" and folder.is_file():  # the run's picture stands for its folder, as for rerun
+    if folder.name == "image.png" and is_file(folder):  # the run's picture stands for its folder, as for rerun
         folder = folder.parent
     picture = folder / "image.png"
-    if not is_folder(folder) or not picture.is_file():
+    if not is_folder(folder) or not is_file(picture):
         raise UserError(f"'{folder}' is not a run folder (it has no image.png); use: {USAGE}")
     size = _size(args[1:])
     try:
@@ -99,10 +112,7 @@ def render_folder(args: list[str]) -> list[Path]:
     weights = _weights(folder / WEIGHTS, str(folder))
     _check_shapes(weights, cfg, folder / WEIGHTS)
     first = picture if weights[0].shape[0] == 1 else folder / "images" / "000.png"
-    if not first.is_file():
-        raise UserError(f"'{folder}' has lost {first.name} of its batch's pictures; run the recipe again")
-    with Image.open(first) as img:  # the run's own aspect ratio, for a size given as the long side
-        h, w = target_size(size, (img.height, img.width))  # type: ignore[arg-type]
+    h, w = target_size(size, _shape(first, folder))  # type: ignore[arg-type]
     names = (
         [f"image_{w}x{h}.png"]
         if weights[0].shape[0] == 1

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, open_dict
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
-from engine.configs import recipe_defaults
+from engine.configs import recipe_defaults, refuse_missing
 from engine.errors import WRITE_ERRORS, UserError, out_of_memory, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
@@ -365,6 +365,7 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed
         raise UserError(
             f"{cfg.resume} holds a recipe={recipe} run, not {resumed_as}; resume it with api.run({recipe!r}, resume=…)"
         )
+    refuse_missing(cfg)  # ??? from anywhere: a stored run, a change, the Python API
     fn, spec = prepare_function(cfg)
     _prepare(cfg, spec, recipe)  # the recipe's own keys first: a shared key may follow one (facets: batch is k)
     check_numbers(cfg)

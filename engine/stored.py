@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.configs import ABSENT, FORMER, GROUPS, SPECIAL, compose, lookup, recipes
+from engine.configs import ABSENT, FORMER, GROUPS, SPECIAL, compose, lookup, recipes, refuse_missing
 from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
@@ -158,6 +158,7 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
             file=sys.stderr,
         )
     _apply(cfg, [c for c in changes if c not in groups])
+    refuse_missing(cfg)  # ??? stored or given: the run's keys are read before it runs (its name, its seed)
     return cfg
 
 
@@ -216,7 +217,7 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
                 OmegaConf.update(cfg, key, value, merge=False)
         except UserError:
             raise
-        except (OmegaConfBaseException, ValueError, TypeError, IndexError) as e:
+        except (OmegaConfBaseException, ValueError, TypeError, IndexError, yaml.YAMLError) as e:
             raise UserError(f"{change} cannot be applied ({type(e).__name__}); write it as key=value") from None
 
 

@@ -193,3 +193,62 @@ def test_a_rerun_of_a_folder_without_a_picture_says_so(tmp_path: Path, capsys: p
     said = _rerun([str(tmp_path / "sweep")], capsys)
     assert "holds no image.png (a sweep's folder: pass one job's, such as" in said and "does not exist" not in said
     assert said.split("such as ")[1].startswith(str(tmp_path / "sweep" / "0"))
+
+
+def test_a_value_left_missing_is_one_line_from_every_entry(
+    picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``???`` is OmegaConf's mark of a value still to be given: stored in a picture, given to a rerun, on the
+    command line or through the Python API, it is refused by name before anything runs."""
+    from engine import api
+    from tests.helpers import command
+
+    stored = _tampered(picture, tmp_path, lambda c: c.update(seed="???"))
+    assert "seed=??? leaves seed without a value" in _rerun([str(stored)], capsys)
+    inside = _tampered(picture, tmp_path, lambda c: c.update(size=[32, "???"]))
+    assert "size.1=??? leaves size.1 without a value" in _rerun([str(inside)], capsys)
+    for change, words in (("name=???", "name=??? leaves name"), ("size=[32,???]", "cannot be applied")):
+        assert words in _rerun([str(picture), change, f"hydra.run.dir={tmp_path / 'out'}"], capsys)
+    code, err = command(["recipe=channel", "steps=1", "size=32", "seed=???", f"hydra.run.dir={tmp_path / 'out'}"])
+    assert code == 2 and "seed=??? leaves seed without a value" in err and len(err.splitlines()) == 1, err
+    with pytest.raises(UserError, match=r"steps=\?\?\? leaves steps without a value"):
+        api.channel(steps="???", size=32, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_picture_to_rerun_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chunk broken between the picture's data chunks (Pillow reads it only when it decodes the picture), and a
+    picture of more pixels than any run makes, whose decoding would only warn: each one line, no warning."""
+    import numpy as np
+
+    save_png(tmp_path / "big.png", torch.rand(3, 300, 300), "name: channel\n")
+    data = bytearray((tmp_path / "big.png").read_bytes())
+    second = data.find(b"IDAT", data.find(b"IDAT") + 4)
+    assert second > 0, "the picture needs two data chunks"
+    data[second : second + 4] = b"ID!T"
+    (tmp_path / "broken.png").write_bytes(bytes(data))
+    assert "carries no dreamloom config" in _rerun([str(tmp_path / "broken.png")], capsys)
+    Image.fromarray(np.zeros((10_000, 10_000), dtype=np.uint8)).save(tmp_path / "vast.png")
+    assert "carries no dreamloom config" in _rerun([str(tmp_path / "vast.png")], capsys)
+
+
+def test_home_folder_paths_are_read_where_the_shell_left_them(
+    picture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``~`` reaches the command unexpanded when quoted, or after ``key=`` in zsh: rerun, resume and gallery read it as
+    the home folder."""
+    monkeypatch.setenv("HOME", str(picture.parent.parent))
+    home = f"~/{picture.parent.name}"
+    main(["rerun", home, f"hydra.run.dir={tmp_path / 'again'}"])
+    assert (tmp_path / "again" / "image.png").is_file()
+    said = _rerun_or_resume(["resume=" + home], capsys)
+    assert "is a run that finished" in said, said
+    main(["gallery", home])
+    assert (picture.parent / "index.html").is_file()
+
+
+def _rerun_or_resume(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    return capsys.readouterr().err.strip()

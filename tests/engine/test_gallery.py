@@ -210,6 +210,8 @@ def test_a_folder_named_like_a_key_is_still_a_folder(tmp_path: Path, capsys: pyt
     assert (sweep / "index.html").is_file() and "wrote" in capsys.readouterr().err
     err = _gallery_answer(str(tmp_path / "steps=3"), capsys=capsys)  # no such folder: a key gallery does not take
     assert "gallery takes one folder and at most one recipe=NAME" in err
+    for odd in ("a=" + "0" * 300, "~nosuchuser=1"):  # a name too long for the system, a user this machine lacks
+        assert "gallery takes one folder" in _gallery_answer(odd, capsys=capsys)
 
 
 def test_run_folders_named_by_numbers_and_words_sort_together(tmp_path: Path) -> None:

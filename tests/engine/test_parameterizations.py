@@ -194,12 +194,13 @@ def test_render_draws_a_cppn_run_again_at_another_size(tmp_path: Path) -> None:
         ("odd-weights", "is not the network its run's keys describe"),
         ("wider-weights", "is not the network its run's keys describe"),
         ("lost-picture", "has lost 000.png"),
+        ("damaged-picture", "000.png' is damaged or no picture of this run"),
     ],
 )
 def test_render_answers_bad_input_in_one_line(tmp_path: Path, case: str, words: str) -> None:
     run = tmp_path / "run"
     param = "param=fft" if case == "not-cppn" else "param=cppn"
-    batch = "batch=2" if case == "lost-picture" else "batch=1"
+    batch = "batch=2" if case in ("lost-picture", "damaged-picture") else "batch=1"
     run_recipe(compose_recipe("channel", "size=32", "steps=1", param, batch, "device=cpu"), run, "channel")
     marker = tmp_path / "ran"
     if case in ("odd-weights", "wider-weights"):  # a shared folder's weights, not the network its keys describe
@@ -208,6 +209,8 @@ def test_render_answers_bad_input_in_one_line(tmp_path: Path, case: str, words: 
         torch.save(crafted, run / "cppn.pt")
     if case == "lost-picture":
         (run / "images" / "000.png").unlink()
+    if case == "damaged-picture":
+        (run / "images" / "000.png").write_bytes(b"junk")
     if case == "exists":
         Image.new("RGB", (40, 40)).save(run / "image_40x40.png")
     if case == "no-weights":
@@ -233,3 +236,9 @@ class _Touch:
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Path.touch, (Path(self.path),))
+
+
+@pytest.mark.parametrize("odd", ["a=" + "0" * 300, "0" * 300 + "/image.png", "~nosuchuser=1"])
+def test_render_answers_a_path_the_system_cannot_use_in_one_line(odd: str) -> None:
+    code, err = command(["render", odd, "size=64"])
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("dreamloom: error: "), err

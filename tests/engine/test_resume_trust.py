@@ -172,3 +172,43 @@ def test_the_config_is_read_before_the_progress(stopped: dict[str, Any], tmp_pat
         run_recipe(compose_recipe("channel", f"resume={folder}"), tmp_path / "resumed")
     with pytest.raises(UserError, match=r"it lacks params"):
         load_checkpoint(folder)
+
+
+def _flagged(archive: bytes, flag: int = 0, method: int | None = None) -> bytes:
+    """A zip whose entries all carry the general-purpose ``flag`` bit (1: encrypted) or compression ``method``, in
+    both the local and the central headers, as another tool could have written it."""
+    data = bytearray(archive)
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flags_at] |= flag
+            if method is not None:
+                data[at + flags_at + 2 : at + flags_at + 4] = method.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "unknown-method"])
+def test_a_zip_python_cannot_check_is_one_line(stopped: dict[str, Any], tmp_path: Path, kind: str) -> None:
+    folder = _crafted(stopped, tmp_path, lambda state: None)
+    archive = (folder / CHECKPOINT).read_bytes()
+    changed = _flagged(archive, flag=1) if kind == "encrypted" else _flagged(archive, method=99)
+    (folder / CHECKPOINT).write_bytes(changed)
+    with pytest.raises(UserError, match="is not a checkpoint dreamloom can read"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("kind", ["nested", "pipe"])
+def test_an_odd_metrics_file_beside_no_checkpoint_is_one_line(tmp_path: Path, kind: str) -> None:
+    """Without a checkpoint the folder's metrics say whether the run finished: a file nested past any reader's depth,
+    or a pipe that would never end, is read as no metrics, not followed."""
+    import os
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    if kind == "nested":
+        (folder / "metrics.json").write_text("[" * 100_000)
+    else:
+        os.mkfifo(folder / "metrics.json")
+    with pytest.raises(UserError, match=r"holds no checkpoint\.pt"):
+        load_checkpoint(folder)
