@@ -65,8 +65,9 @@ def test_deepdream_adds_structure_everywhere_and_keeps_the_cat(tmp_path: Path) -
     change = (dream - photo).abs().mean(1, keepdim=True)
     cells = F.adaptive_avg_pool2d(change, 3).flatten()
     assert float(cells.min()) > 0.015, "some part of the picture was left undreamed"  # measured 0.022-0.034
-    kept = F.cosine_similarity(F.avg_pool2d(dream, 8).flatten(), F.avg_pool2d(photo, 8).flatten(), dim=0)
-    assert float(kept) > 0.98, "the photo's large-scale layout was lost"  # measured 0.999
+    coarse = [F.avg_pool2d(x, 8).flatten() for x in (dream, photo)]
+    kept = F.cosine_similarity(*(c - c.mean() for c in coarse), dim=0)  # centred: other photos give -0.26 to 0.31
+    assert float(kept) > 0.95, "the photo's large-scale layout was lost"  # measured 0.991
 
     def saturated(x: torch.Tensor) -> float:
         return float(((x <= 2 / 255) | (x >= 253 / 255)).any(1).float().mean())
