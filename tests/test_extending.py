@@ -22,7 +22,7 @@ PAGE = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
 @pytest.fixture
 def added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's ``channel_class``: its YAML in a copy of the configs, its function in ``recipes.visualize``."""
-    (yaml_text,) = re.findall(r"```yaml\n(.*?)```", PAGE, re.S)
+    yaml_text = re.findall(r"```yaml\n(.*?)```", PAGE, re.S)[0]
     code = re.findall(r"```python\n(.*?)```", PAGE, re.S)[0]
     (imports,) = re.findall(r"the import `(from objectives import [\w, ]+)`", PAGE)
     configs = tmp_path / "recipes"
@@ -58,3 +58,36 @@ def test_the_pages_test_of_the_worked_recipe_passes(tmp_path: Path) -> None:
     tests = [fn for name, fn in space.items() if name.startswith("test_")]
     assert len(tests) == 1
     tests[0](tmp_path)  # type: ignore[operator]
+
+
+@pytest.fixture
+def objective_added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's ``channel_spot``: its factory in ``objectives`` (as ``objectives/activation.py`` would hold it and
+    ``objectives/__init__.py`` export it), its YAML in a copy of the configs."""
+    import objectives
+    import objectives.activation
+
+    code = re.findall(r"```python\n(.*?)```", PAGE, re.S)[2]
+    yaml_text = re.findall(r"```yaml\n(.*?)```", PAGE, re.S)[1]
+    configs = tmp_path / "recipes"
+    shutil.copytree(engine.configs.CONFIG_DIR, configs)
+    (configs / "recipe" / "channel_spot.yaml").write_text(yaml_text)
+    monkeypatch.setattr(engine.configs, "CONFIG_DIR", str(configs))
+    space = dict(vars(objectives.activation))
+    exec(code, space)  # the page's own lines
+    monkeypatch.setattr(objectives, "channel_spot", space["channel_spot"], raising=False)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("objective_added")
+def test_the_worked_objective_runs_and_passes_the_pages_test(tmp_path: Path) -> None:
+    keys = ("size=32", "steps=2", "device=cpu", "snapshot_every=0")
+    done = run_recipe(compose_recipe("channel_spot", *keys), tmp_path / "run", "channel_spot")
+    assert done.metrics["objective"] == "channel_spot(features.10:7, 0.25)"
+    for bad in ("spread=abc", "spread=0", "channel=999"):
+        with pytest.raises(UserError) as refused:
+            run_recipe(compose_recipe("channel_spot", *keys, bad), tmp_path / "bad", "channel_spot")
+        assert bad.split("=")[0] in str(refused.value) and "\n" not in str(refused.value)
+    space: dict[str, object] = {"pytest": pytest, "torch": __import__("torch"), "UserError": UserError}
+    exec(re.findall(r"```python\n(.*?)```", PAGE, re.S)[3], space)  # the page's test, as pasted
+    space["test_channel_spot_weighs_the_centre_most"]()  # type: ignore[operator]
