@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,22 @@ __all__ = [
     "is_input_folder",
     "load_image",
     "quantize",
+    "quiet_size_warning",
     "resize_long",
     "resize_to",
     "resize_wrapped",
     "target_size",
     "to_pil",
 ]
+
+
+@contextlib.contextmanager
+def quiet_size_warning() -> Iterator[None]:
+    """Pillow warns (two lines on stderr) when it opens a picture past its size limit; the callers refuse such a
+    picture from its header in one line of their own."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def is_folder(path: str | os.PathLike[str]) -> bool:
@@ -169,7 +181,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError("it holds values that are not numbers (NaN or infinite)")
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        top = 1.0 if img.mode == "F" and arr.size and 0 <= arr.min() and arr.max() <= 1 else top  # floats in [0, 1]
         arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, mode="L")
     if img.mode in ("P", "PA", "LA", "RGBA") or "transparency" in img.info:
@@ -187,7 +202,7 @@ def _read_file(path: Path, key: str = "input") -> np.ndarray:
     if not path.is_file():  # a pipe or a device would be read until it ends, which may be never
         raise UserError(f"{key} '{path}' is not a regular file (a pipe or a device); pass a picture file")
     try:
-        with Image.open(path) as img:
+        with quiet_size_warning(), Image.open(path) as img:
             limit = Image.MAX_IMAGE_PIXELS or math.inf
             if img.width * img.height > limit:  # refused from the header, before anything is decoded
                 raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")

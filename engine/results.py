@@ -26,7 +26,7 @@ from engine.callbacks import Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT
 from engine.errors import UserError
 from engine.export import atomic_write, contact_sheet, save_gif, save_json, save_png, save_state
-from engine.images import checkerboard, composite, resize_long
+from engine.images import checkerboard, composite, expanded, resize_long
 from engine.models import LOGITS, ModelView
 
 __all__ = [
@@ -81,11 +81,14 @@ MADE: dict[Path, Path] = {}
 
 
 def unmake(folder: Path) -> None:
-    """Remove an empty run folder, and the empty folders above it that were made for it (never through a link)."""
+    """Remove an empty run folder, and the empty folders above it that were made for it (never through a link); a
+    folder that was there before the run (a user's own, named by ``out=`` or ``hydra.run.dir=``) stays."""
     if folder.is_symlink():
         return
     here = folder.resolve()
     stop = MADE.pop(here, None)
+    if stop is None:
+        return
     above = list(here.parents)
     for p in [here, *(above[: above.index(stop)] if stop in above else [])]:
         try:
@@ -144,7 +147,7 @@ def claim(folder: Path, chosen: bool, key: str) -> Path:
 def resumed_folder(folder: str | Path) -> Path:
     """Where a resumed run goes by default: beside the run it carries on, as ``NAME_resumed`` (a resumed run's own
     ``_resumed`` and ``_2`` left off, so resuming it again gives ``NAME_resumed_2``, not ``NAME_resumed_resumed``)."""
-    source = Path(str(folder).rstrip("/") or "/").expanduser().resolve()  # resume=. from inside it too
+    source = expanded(str(folder).rstrip("/") or "/", "resume=").resolve()  # resume=. from inside it too
     return source.with_name(re.sub(r"(_resumed)?(_\d+)?$", "", source.name, count=1) + "_resumed")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from engine.colors import luminance, match_colors
 from engine.errors import UserError
 from engine.export import save_png
 from engine.flow import FLOW_METHODS, Motion, flow_flicker, motion
-from engine.images import SAMPLES, from_pil, load_image, quantize, resize_to, target_size, to_pil
+from engine.images import SAMPLES, from_pil, load_image, quantize, quiet_size_warning, resize_to, target_size, to_pil
 from engine.measures import feature_distance
 from engine.models import ModelView
 from engine.octaves import octave_sizes
@@ -39,7 +39,7 @@ from objectives.transfer import temporal
 from recipes.motion import FPS, VIDEO, check_fps, start_frames, write_video
 from recipes.transfer import UNTILED, WEIGHTS, check_content_layer, paint, style_view
 
-__all__ = ["carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
+__all__ = ["CLIP_PIXELS", "carry_over", "dream_video", "is_clip", "read_clip", "run_clip", "style_video"]
 
 Frame = Callable[[int, torch.Tensor, torch.Tensor | None, Motion | None], Rendered]
 """Makes frame ``k`` from its input frame, the result before it (None for frame 0) and the motion between them."""
@@ -55,7 +55,7 @@ def is_clip(source: str) -> bool:
     suffix = path.suffix.lower()
     if suffix == ".gif" and path.is_file():
         try:
-            with Image.open(path) as img:
+            with quiet_size_warning(), Image.open(path) as img:
                 return int(getattr(img, "n_frames", 1)) > 1
         except OSError:
             return False  # not a picture at all: reading it as one names the problem
@@ -65,6 +65,28 @@ def is_clip(source: str) -> bool:
 def _rgb(frame: np.ndarray) -> Image.Image:
     """A decoded frame as an RGB picture: grey frames (``(H, W)``, as a GIF of grey levels gives) and RGBA ones."""
     return Image.fromarray(frame if frame.ndim == 2 else frame[..., :3]).convert("RGB")
+
+
+CLIP_PIXELS = 750_000_000
+"""The most pixels of a clip's frames read at their own size (2.25 GB in 8-bit RGB: 360 frames of 1920 × 1080, 3,250
+of 640 × 360); a longer clip is refused with the ``frames=`` that fits, before memory runs out."""
+
+
+def _decoded(frames: Iterator[Any], source: str) -> list[Image.Image]:
+    """The frames as RGB pictures, refused in one line once they pass :data:`CLIP_PIXELS` together."""
+    kept: list[Image.Image] = []
+    total = 0
+    for frame in frames:
+        kept.append(_rgb(np.asarray(frame)))
+        total += kept[-1].width * kept[-1].height
+        if total > CLIP_PIXELS:
+            fits = max(1, len(kept) - 1)
+            raise UserError(
+                f"input '{source}' holds more than {CLIP_PIXELS // 10**6} megapixels of frames ({len(kept)} frames "
+                f"of {kept[-1].width}×{kept[-1].height} so far); pass frames={fits} or fewer, or a shorter or "
+                "smaller clip"
+            )
+    return kept
 
 
 def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image], float | None]:
@@ -82,10 +104,11 @@ def read_clip(source: str, limit: int | None = None) -> tuple[list[Image.Image],
     if not path.is_file():
         raise UserError(f"input '{source}' does not exist; pass a GIF or video file, or input=clip (the sample clip)")
     try:
-        with imageio.get_reader(path) as reader:
+        with quiet_size_warning(), imageio.get_reader(path) as reader:
             meta = reader.get_meta_data()  # type: ignore[attr-defined]
-            decoded = itertools.islice(reader, limit)  # type: ignore[call-overload]
-            frames = [_rgb(np.asarray(f)) for f in decoded]
+            frames = _decoded(itertools.islice(reader, limit), source)  # type: ignore[call-overload]
+    except UserError:
+        raise
     except Exception as e:  # imageio raises many kinds for a file it cannot decode
         reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
         raise UserError(f"input '{source}' could not be read as a GIF or video ({reason}); pass a GIF or MP4") from None
@@ -184,13 +207,17 @@ def _drift_layer(cfg: DictConfig) -> str | None:
     return str(layer) if layer else None
 
 
+def _side(frame: torch.Tensor) -> tuple[int, int]:
+    return frame.shape[-2], frame.shape[-1]
+
+
 def run_clip(
     cfg: DictConfig, folder: Path, recipe: str, view: ModelView, make: Frame, objective: Callable[[], str]
 ) -> RunResult:
     """The shared life of a clip recipe: frames (resumed ones reused), video, measures, ``metrics.json``."""
     frames, fps, method = _clip(cfg, recipe)
     view.check_layers([layer for layer in (_drift_layer(cfg),) if layer])  # where the content drift is measured
-    done = [load_image(path, "resume") for path in start_frames(cfg, folder, len(frames))]
+    done = [load_image(path, "resume") for path in start_frames(cfg, folder, len(frames), _side(frames[0]))]
     resumed = len(done)
     record, interrupted = _each_frame(folder, frames, done, method, make)
     videos = write_video(folder, [to_pil(d[0]) for d in done], fps) if done else []

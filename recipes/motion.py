@@ -96,8 +96,18 @@ def write_video(folder: Path, frames: list[Image.Image], fps: float) -> list[str
                 rgb = np.asarray(frame.convert("RGB"))
                 rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
                 writer.append_data(rgb)  # type: ignore[attr-defined]
+        data = Path(tmp).read_bytes()  # ffmpeg's exit status is not checked on the way: the file is
+        if data[4:8] != b"ftyp" or b"moov" not in data:  # an MP4 has its type box first and its index box at the end
+            raise OSError("ffmpeg ended without a whole MP4")
 
-    atomic_write(folder / "video.mp4", write_mp4)
+    try:
+        atomic_write(folder / "video.mp4", write_mp4)
+    except Exception as e:  # ffmpeg missing, ended early or out of room: its pipe breaks, with messages of its own
+        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+        raise UserError(
+            f"could not write video.mp4 in {folder} ({reason}); its frames and video.gif are there: check that "
+            f"ffmpeg runs (imageio-ffmpeg) and that the disk has room, then run it again: dreamloom rerun {folder}"
+        ) from None
     return ["video.gif", "video.mp4"]
 
 
@@ -119,12 +129,12 @@ def _motion_keys(cfg: DictConfig) -> tuple[int, float, float, float, tuple[float
     return frames, fps, zoom, rotate, (float(shift[0]), float(shift[1]))
 
 
-def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
-    """Make ``folder/frames``, copy into it the frames (up to ``limit``) that the run named by ``resume`` wrote, and
-    leave a ``checkpoint.pt`` holding this run's keys (what ``resume=`` reads, as the step checkpoints of the other
-    recipes are); returns the copied frames."""
+def start_frames(cfg: DictConfig, folder: Path, limit: int, hw: tuple[int, int]) -> list[Path]:
+    """Make ``folder/frames``, copy into it the frames (up to ``limit``, each ``hw`` in size) that the run named by
+    ``resume`` wrote, and leave a ``checkpoint.pt`` holding this run's keys (what ``resume=`` reads, as the step
+    checkpoints of the other recipes are); returns the copied frames."""
     made = folder / "frames"
-    found = _written_frames(Path(str(cfg.resume)) / "frames", limit) if cfg.get("resume") else []
+    found = _written_frames(Path(str(cfg.resume)) / "frames", limit, hw) if cfg.get("resume") else []
     made.mkdir(parents=True, exist_ok=True)
     copied = []
     for path in found:  # carry on after the last frame the stopped run wrote
@@ -134,9 +144,9 @@ def start_frames(cfg: DictConfig, folder: Path, limit: int) -> list[Path]:
     return copied
 
 
-def _written_frames(frames: Path, limit: int) -> list[Path]:
+def _written_frames(frames: Path, limit: int, hw: tuple[int, int]) -> list[Path]:
     """The frames a stopped run wrote (0000.png, 0001.png … up to the first gap), each checked to be a PNG file of
-    the run folder's own, not a link to a file elsewhere, before anything is copied."""
+    the run folder's own, of the run's size, not a link to a file elsewhere, before anything is copied."""
     found = []
     for path in [frames / f"{k:04d}.png" for k in range(limit)]:
         if not path.is_file():
@@ -145,7 +155,7 @@ def _written_frames(frames: Path, limit: int) -> list[Path]:
             if path.is_symlink() or frames.is_symlink():
                 raise ValueError("a link")
             with Image.open(path) as picture:
-                if picture.format != "PNG":
+                if picture.format != "PNG" or picture.size != (hw[1], hw[0]):
                     raise ValueError(str(picture.format))
                 picture.verify()
         except (OSError, ValueError, SyntaxError):
@@ -171,7 +181,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     sizes = octave_sizes((current.shape[-2], current.shape[-1]), cfg.octaves, float(cfg.octave_scale))
     made = folder / "frames"
     pictures: list[Image.Image] = []
-    for path in start_frames(cfg, folder, frames):
+    for path in start_frames(cfg, folder, frames, (current.shape[-2], current.shape[-1])):
         current = load_image(path).to(view.device)
         pictures.append(to_pil(current[0]))
     each = cfg.copy()  # one frame's optimization: no GIF of its steps, no step checkpoints

@@ -129,3 +129,16 @@ def test_keywords_only_and_resume_as_the_command_takes_it(tmp_path: Path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut"]
     done = api.channel(resume=str(tmp_path / "cut"))
     assert done.folder == tmp_path / "cut_resumed" and done.metrics["steps"] == 6
+
+
+def test_a_failed_run_keeps_the_users_own_empty_folder(tmp_path: Path) -> None:
+    """``out=`` may name a folder the user made: a run that fails leaves it as it was (and removes one it made)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for out in (mine, tmp_path / "made" / "here"):
+        with pytest.raises(UserError, match="out of range"):
+            api.channel(out=out, channel=99999, size=32, steps=1)
+    assert mine.is_dir() and not list(mine.iterdir())
+    assert not (tmp_path / "made").exists()
+    with pytest.raises(UserError, match="no user ~nosuchuser"):
+        api.channel(resume="~nosuchuser/run")

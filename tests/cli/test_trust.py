@@ -148,8 +148,10 @@ def test_resume_takes_only_the_frames_a_run_wrote(tmp_path: Path) -> None:
     for name in ("0000.png", "0001.png", "0003.png", ".0002.png.tmp.png", "notes.png"):
         Image.new("RGB", (8, 8), "red").save(frames / name)
     cfg = compose_recipe("style_video", f"resume={tmp_path / 'stopped'}")
-    copied = start_frames(cfg, tmp_path / "new", limit=10)
+    copied = start_frames(cfg, tmp_path / "new", limit=10, hw=(8, 8))
     assert [p.name for p in copied] == ["0000.png", "0001.png"]  # up to the first gap; hidden and odd names ignored
+    with pytest.raises(UserError, match=r"0000.png' is not a frame the stopped run wrote"):  # another size
+        start_frames(cfg, tmp_path / "other", limit=10, hw=(8, 16))
 
 
 @pytest.mark.parametrize("odd", ["link", "text"])
@@ -167,7 +169,7 @@ def test_resume_copies_no_file_from_outside_the_stopped_run(tmp_path: Path, odd:
         (frames / "0001.png").write_text("SECRET")
     cfg = compose_recipe("dream_zoom", f"resume={tmp_path / 'stopped'}")
     with pytest.raises(UserError, match=r"0001.png' is not a frame the stopped run wrote; resume a run folder"):
-        start_frames(cfg, tmp_path / "new", limit=10)
+        start_frames(cfg, tmp_path / "new", limit=10, hw=(8, 8))
     assert not (tmp_path / "new").exists()  # nothing copied, nothing made
 
 

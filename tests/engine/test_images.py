@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def test_a_picture_above_the_limit_is_refused_from_its_header(
         raise AssertionError("the picture was decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
-    with pytest.raises(UserError, match=r"big.png' is too large to read safely .*shrink it below 89 megapixels"):
-        load_image(path, "style")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's own warning would be two more lines on stderr
+        with pytest.raises(UserError, match=r"big.png' is too large to read safely .*shrink it below 89 megapixels"):
+            load_image(path, "style")
 
 
 @pytest.mark.parametrize("extra", [0, 1])
@@ -62,3 +65,17 @@ def test_a_missing_picture_lists_the_samples_its_key_can_take() -> None:
     assert "chelsea" in str(caught.value) and "halves" not in str(caught.value)
     with pytest.raises(UserError, match="halves"):
         load_image("no_such_mask", "mask")
+
+
+def test_a_picture_of_floats_is_read_by_its_range_and_one_of_nan_is_refused(tmp_path: Path) -> None:
+    """A 32-bit float TIFF holds values in [0, 1] (it read as black when divided as bytes); NaN is one line."""
+    import numpy as np
+
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (16, 1))
+    Image.fromarray(ramp).save(tmp_path / "ramp.tif")
+    picture = load_image(tmp_path / "ramp.tif")
+    assert picture[0, 0, :, 0].max() < 0.01 and picture[0, 0, :, -1].min() > 0.99
+    ramp[3, 3] = np.nan
+    Image.fromarray(ramp).save(tmp_path / "nan.tif")
+    with pytest.raises(UserError, match=r"nan\.tif' could not be read .*not numbers"):
+        load_image(tmp_path / "nan.tif")

@@ -190,3 +190,33 @@ def test_a_luminance_style_video_paints_every_frame_in_grey(tmp_path: Path, monk
     later = starts[1]
     assert starts[0] is None and later is not None
     assert float((later - later[:, :1]).abs().max()) < 1e-6  # its three channels alike
+
+
+def test_a_clip_past_the_pixel_budget_is_refused_with_the_frames_that_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames are counted as they are decoded, so a long clip is refused before it fills memory."""
+    clip = _moving_clip(tmp_path / "clip.gif", frames=6)
+    with Image.open(clip) as first:
+        each = first.width * first.height
+    monkeypatch.setattr(recipes.clips, "CLIP_PIXELS", 4 * each)
+    with pytest.raises(UserError, match=r"holds more than .* megapixels of frames \(5 frames of .*pass frames=4 or"):
+        recipes.clips.read_clip(str(clip))
+    assert len(recipes.clips.read_clip(str(clip), 4)[0]) == 4
+
+
+def test_a_video_that_ffmpeg_cannot_write_is_one_line_and_keeps_the_gif(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imageio_ffmpeg._io
+
+    from recipes.motion import write_video
+
+    broken = tmp_path / "ffmpeg"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(imageio_ffmpeg._io, "get_ffmpeg_exe", lambda: str(broken))  # where the writer reads it
+    shots = [Image.new("RGB", (32, 32), (k * 60, 0, 0)) for k in range(3)]
+    with pytest.raises(UserError, match=r"could not write video.mp4 in .*its frames and video.gif are there"):
+        write_video(tmp_path, shots, 12.0)
+    assert (tmp_path / "video.gif").is_file() and not list(tmp_path.glob("*.mp4"))
