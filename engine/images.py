@@ -46,8 +46,7 @@ __all__ = [
 
 @contextlib.contextmanager
 def quiet_size_warning() -> Iterator[None]:
-    """Pillow warns (two lines on stderr) when it opens a picture past its size limit; the callers refuse such a
-    picture from its header in one line of their own."""
+    """Silence Pillow's size warning (two lines on stderr): the callers refuse such a picture in one line."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
