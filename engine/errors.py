@@ -14,6 +14,7 @@ __all__ = [
     "WRITE_ERRORS",
     "UserError",
     "close_matches",
+    "denied_elsewhere",
     "digits",
     "edit_distance",
     "missing_or",
@@ -70,6 +71,17 @@ def close_matches(word: str, choices: Iterable[str], n: int = 5) -> str:
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 """The errors of a write that the user can fix: disk full, file too large, quota, read-only or forbidden place."""
+
+
+def denied_elsewhere(error: OSError, folder: Path) -> str | None:
+    """The line for a permission refused on a path outside the run folder (an input folder, a cache), which is no
+    failure to write the run; None for a path inside it or an error of another kind."""
+    if error.errno not in (errno.EACCES, errno.EPERM) or not error.filename:
+        return None
+    path = Path(str(error.filename)).absolute()
+    if path == folder.absolute() or folder.absolute() in path.parents:
+        return None
+    return f"'{error.filename}' could not be opened ({error.strerror}); give this user access to it or use another path"
 
 
 def out_of_memory(error: BaseException) -> bool:

@@ -22,7 +22,7 @@ from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import recipe_defaults, refuse_missing
-from engine.errors import WRITE_ERRORS, UserError, out_of_memory, unlocatable
+from engine.errors import WRITE_ERRORS, UserError, denied_elsewhere, out_of_memory, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
@@ -376,7 +376,8 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed
             raise
         kept = withdraw(folder)
         raise UserError(
-            f"could not write the results into {folder} ({e.strerror}); "
+            denied_elsewhere(e, folder)
+            or f"could not write the results into {folder} ({e.strerror}); "
             + (
                 f"the run so far is kept there: free some space, then dreamloom resume={folder}"
                 if kept

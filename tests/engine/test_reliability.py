@@ -156,6 +156,41 @@ def test_a_resumed_run_ends_on_the_same_picture(
         assert metrics["flatten"] is not None and "\nflatten: auto\n" in str(read_png_config(resumed / "image.png"))
 
 
+@pytest.mark.parametrize("where", ["input-folder", "run-folder"])
+def test_permission_denied_names_the_path_it_was_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Refused to read an input folder is no failure to write the run; refused inside the run folder still is."""
+    import errno
+
+    import engine.results
+    from engine.errors import UserError
+
+    pictures, folder = tmp_path / "pictures", tmp_path / "run"
+    pictures.mkdir()
+    folder.mkdir()
+    for k in range(3):
+        Image.new("RGB", (40, 40), (60 * k, 90, 200 - 60 * k)).save(pictures / f"{k}.png")
+    denied = pictures if where == "input-folder" else folder / "metrics.json"
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(errno.EACCES, "Permission denied", str(denied))
+
+    if where == "input-folder":
+        listing = Path.iterdir
+        monkeypatch.setattr(Path, "iterdir", lambda p: refuse() if p == pictures else listing(p))
+    else:
+        monkeypatch.setattr(engine.results, "save_json", refuse)
+    cfg = compose_recipe("embedding", f"folder={pictures}", "method=pca", "size=32", "device=cpu")
+    expected = (
+        rf"^'{re.escape(str(pictures))}' could not be opened \(Permission denied\); give this user access to it or use"
+        if where == "input-folder"
+        else r"^could not write the results into .* \(Permission denied\); nothing was kept"
+    )
+    with pytest.raises(UserError, match=expected):
+        run_recipe(cfg, folder, "embedding")
+
+
 @pytest.mark.parametrize("every", [0, 1], ids=["nothing-to-resume", "checkpoint-kept"])
 def test_a_full_disk_leaves_no_half_written_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: int
