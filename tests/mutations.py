@@ -267,6 +267,9 @@ MUTANTS = [
     Mutant("fast style clips ignore blend", "recipes/fast_style.py",
            "painted = painted + blend * mask * (carried - painted)", "pass",
            (f"{RECIPES}/test_fast_style.py",), "slow or not slow"),
+    Mutant("a denied input folder is blamed on the run's writing", "engine/errors.py",
+           "    if path == folder.absolute() or folder.absolute() in path.parents:", "    if True:",
+           (f"{E}/test_reliability.py::test_permission_denied_names_the_path_it_was_denied",), "slow or not slow"),
 ]  # fmt: skip
 
 
