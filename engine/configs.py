@@ -40,6 +40,13 @@ RENAMED = {
     "task": "run= names a recipe's function now; pick a recipe with recipe=NAME",
 }
 """Keys that were renamed or retired, with the one-line hint an old command gets."""
+RENAMED_IN = {
+    "tile": {
+        **dict.fromkeys(("activations", "filters"), "thumb= (the thumbnail size)"),
+        **dict.fromkeys(("style", "texture"), "seamless=true (a picture that repeats without a seam)"),
+    }
+}
+"""Where a renamed key's new name depends on the recipe, the one each recipe takes."""
 FORMER = {"pyramid": 1, "octave_colors": False, "flatten": None}
 """Keys added since runs were first stored, with the value they had before: a stored run without the key is rebuilt
 as it ran (the style pyramid came after single-scale runs, the octaves' recolouring after starts recoloured once,
@@ -198,12 +205,15 @@ def explain(err: Exception, args: Sequence[str]) -> str:
     if isinstance(cause, ConfigKeyError | OmegaConfBaseException) and getattr(cause, "full_key", None):
         return _unknown_key(str(cause.full_key), args)
     if isinstance(err, OverrideParseException):
+        if "=" not in err.override and err.override in options("recipe"):
+            return f"'{err.override}' is not key=value; to run that recipe, write recipe={err.override}"
         first = f"'{err.override}' ({err.message.splitlines()[0]})"
     else:
         first = next((line for line in str(err).splitlines() if line.strip()), str(err))
+    sweep = "; to run one job per value, add -m" if "Ambiguous value" in first else ""
     return (
         f"could not read the command line: {first}; write each override as key=value "
-        "(lists as key=[a,b], text with spaces or commas in quotes)"
+        f"(lists as key=[a,b], text with spaces or commas in quotes){sweep}"
     )
 
 
@@ -276,8 +286,18 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
             + (")" if hint else "")
         )
     if short in RENAMED and "." not in name:
-        return f"{where} no key '{name}'; it was renamed: use {RENAMED[short]}"
+        new = RENAMED_IN.get(short, {}).get(picked[0] if picked else "", RENAMED[short])
+        return f"{where} no key '{name}'; it was renamed: use {new}"
     hint = close_matches(short, [k for k in keys if k != name])
+    owners = _owners(name) if "." not in name else []
+    named = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
+    hint = f"{name} is a key of recipe {named}" if owners else hint  # not a near name it does not read
     lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
     lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
+
+
+def _owners(key: str) -> list[str]:
+    """The recipes whose own YAML sets ``key`` (at most three named)."""
+    folder = os.path.join(CONFIG_DIR, "recipe")
+    return [r for r in options("recipe") if key in OmegaConf.load(os.path.join(folder, f"{r}.yaml"))][:3]

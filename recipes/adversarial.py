@@ -6,6 +6,7 @@ its own answer); ``fool`` grows a picture from noise until the model gives ``tar
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -270,4 +271,7 @@ def fooling(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     )
     if stopped:
         raise Interrupted(folder, taken)
+    if float(probs[target]) < confidence:  # written, and said: the picture falls short of what was asked
+        short = f"{view.categories[target]} at p={float(probs[target]):.4f} after {taken} steps"
+        print(f"dreamloom: {short}, short of confidence={confidence:g}; raise steps= or lr=", file=sys.stderr)
     return result

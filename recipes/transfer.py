@@ -313,6 +313,17 @@ def _recoloured(
     return torch.lerp(photo, torch.cat(each).to(photo), fraction)
 
 
+def _content_read(cfg: DictConfig) -> None:
+    """Refuse a content picture that nothing but the picture's shape would read (texture's ``content_weight=0``)."""
+    weight = check_number(cfg, "content_weight", strict=False)
+    if cfg.content and not weight and cfg.init != "content" and cfg.colors == "style" and cfg.get("flatten") != "auto":
+        raise UserError(
+            f"content={cfg.content} would only set the picture's shape while content_weight=0 and init={cfg.init}; "
+            "paint it with recipe=style (or give content_weight=), start from it with init=content, or drop it "
+            "(size=[h,w] gives the shape)"
+        )
+
+
 def style_view(cfg: DictConfig, recipe: str) -> ModelView:
     """The model for style transfer; with ``seamless=true`` its convolutions pad circularly."""
     for key in ("seamless", "octave_colors"):  # style, texture and style_video: answered before the model loads
@@ -343,6 +354,7 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     """Style transfer (with ``content``) or texture synthesis (without): :func:`paint`, then the run folder. The keys
     and their meanings are in ``recipes/recipe/style.yaml`` and ``texture.yaml`` (``dreamloom recipe=style --help``)."""
     _strength(cfg), _statistics(cfg), _levels(cfg)  # a wrong value is answered before the model loads
+    _content_read(cfg)
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

@@ -37,12 +37,12 @@ INDICES = {key: (int, 0, False) for key in ("channel", "x", "y")}
 def _picture_and_size(cfg: DictConfig) -> tuple[torch.Tensor | None, tuple[int, int]]:
     if cfg.init not in ("input", "noise", "zeros"):
         raise UserError(f"init={cfg.init} is not valid; use init=input, noise or zeros")
-    if cfg.get("input") and cfg.init != "input":
+    picture = load_image(cfg.input) if cfg.get("input") else None  # a missing file is the first thing to fix
+    if picture is not None and cfg.init != "input":
         raise UserError(
-            f"input={cfg.input} would only set the picture's shape while init={cfg.init}; add init=input to start "
-            "from it (or give size=[h,w] for the shape)"
+            f"input={cfg.input} would only set the picture's shape while init={cfg.init}; set init=input to start "
+            "from it, or input=null (size=[h,w] gives the shape)"
         )
-    picture = load_image(cfg.input) if cfg.get("input") else None
     if picture is None:
         if cfg.init == "input":
             raise UserError(

@@ -270,6 +270,15 @@ MUTANTS = [
     Mutant("a denied input folder is blamed on the run's writing", "engine/errors.py",
            "    if path == folder.absolute() or folder.absolute() in path.parents:", "    if True:",
            (f"{E}/test_reliability.py::test_permission_denied_names_the_path_it_was_denied",), "slow or not slow"),
+    Mutant("a texture takes a content it reads only for its shape", "recipes/transfer.py",
+           "    if cfg.content and not weight and", "    if False and not weight and",
+           (f"{RECIPES}/test_style_keys.py::test_a_texture_refuses_a_content_it_would_read_only_for_its_shape",),
+           "slow or not slow"),
+    Mutant("another recipe's key gets a near name it does not read", "engine/configs.py",
+           "hint = f\"{name} is a key of recipe {named}\" if owners else hint", "hint = hint",
+           (f"{E}/test_configs.py",)),
+    Mutant("a fooling run short of its confidence says nothing", "recipes/adversarial.py",
+           "    if float(probs[target]) < confidence:", "    if False:", (f"{RECIPES}/test_adversarial.py",)),
 ]  # fmt: skip
 
 

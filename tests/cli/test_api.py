@@ -72,7 +72,7 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
         (lambda f: api.channel(out=f, stpes=2), ("no key 'stpes'", "did you mean steps", "--help lists its keys")),
         (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
         (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
-        (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "add init=input")),
+        (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "set init=input")),
         (lambda f: api.channel(out=f, overrides=[None]), ("is not a list of 'key=value' texts",)),
         (lambda f: api.channel(out=f, overrides="steps=2"), ("is not a list of 'key=value' texts",)),
         (lambda f: api.deepdream(out=f, input=np.zeros((8, 8, 3))), ("input: a value of type ndarray", "file path")),

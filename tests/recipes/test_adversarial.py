@@ -109,3 +109,12 @@ def test_a_stopped_fooling_run_writes_its_picture_so_far(tmp_path: Path, monkeyp
         run_recipe(compose(["recipe=fooling", "size=48", "steps=50", "device=cpu"]), tmp_path, "fooling")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["steps"] == 3 and (tmp_path / "image.png").is_file()
+
+
+def test_a_fooling_run_short_of_its_confidence_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two steps cannot reach 0.999: the picture is written, metrics.json says it fell short, and so does stderr."""
+    run_recipe(compose(["recipe=fooling", "size=48", "steps=2", "confidence=0.999", "device=cpu"]), tmp_path, "fooling")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["reached"] is False and (tmp_path / "image.png").is_file()
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("dreamloom: ") and "after 2 steps, short of confidence=0.999; raise steps=" in line, line

@@ -111,3 +111,18 @@ def test_the_weights_balance_the_photo_against_the_style(tmp_path: Path) -> None
         texture[name] = texture_distance(picture, field)
     assert kept["none"] < 0.25 and kept["heavy"] < 0.3 * kept["default"], kept
     assert texture["default"] < texture["heavy"] < texture["none"] and texture["default"] < 0.95 * texture["none"]
+
+
+def test_a_texture_refuses_a_content_it_would_read_only_for_its_shape(tmp_path: Path) -> None:
+    """``content=`` with ``content_weight=0`` and a noise start sets the shape alone: refused. Read as the start, as
+    the colours kept or with a content weight, it is taken, and it is the start (the cat's layout comes through)."""
+    with pytest.raises(UserError, match=r"^content=chelsea would only set the picture's shape .* init=content"):
+        _run(tmp_path / "refused", "texture", "content=chelsea")
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
+    tiny = ("size=48", "steps=1", "lr=1e-6", "octaves=1")
+    for taken in ("init=content", "colors=luminance", "content_weight=1"):
+        _run(tmp_path / taken, "texture", "content=chelsea", *tiny, taken)
+    picture = _picture(tmp_path / "start", "texture", "content=chelsea", "strength=0", *tiny, "init=content")[0]
+    cat = resize_to(load_image("chelsea"), tuple(picture.shape[-2:]))
+    centred = [(p - p.mean()).flatten() for p in (picture, cat)]
+    assert float(torch.nn.functional.cosine_similarity(*centred, dim=0)) > 0.9
