@@ -8,6 +8,7 @@ import pkgutil
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "RUN_NAME",
@@ -20,6 +21,7 @@ __all__ = [
     "missing_or",
     "one_line",
     "out_of_memory",
+    "runtime_answer",
     "unlocatable",
 ]
 
@@ -82,6 +84,31 @@ def denied_elsewhere(error: OSError, folder: Path) -> str | None:
     if path == folder.absolute() or folder.absolute() in path.parents:
         return None
     return f"'{error.filename}' could not be opened ({error.strerror}); give this user access to it or use another path"
+
+
+TOO_SMALL = ("Output size is too small", "Kernel size can't be greater than actual input size")
+"""torch's words for a picture a layer cannot shrink further (a pooling or a kernel larger than what is left)."""
+
+
+def runtime_answer(error: BaseException, lr: Any, size: Any, batch: Any, model: Any) -> str | None:
+    """The one line for a RuntimeError the run's values cause (a step that overflows, a picture the random crops and
+    scales make too small for the model, memory), or None for one they do not explain."""
+    text = str(error)
+    if "converted to type float without overflow" in text:  # the optimizer's step size overflows
+        return f"lr={lr} is too high: the optimizer's step overflowed; try lr={float(lr) / 1e6:g} or lower"
+    if any(words in text for words in TOO_SMALL):
+        return (
+            f"size={size} is too small for model {model}: the picture, cropped and scaled at random, came to a "
+            "layer smaller than its kernel; use a larger size="
+        )
+    if not out_of_memory(error):
+        return None
+    many = isinstance(batch, int) and batch > 1  # then the batch is the likelier culprit
+    return (
+        (f"batch={batch} at " if many else "")
+        + f"size={size} needs more memory than the device has; "
+        + ("use a smaller batch= or size=" if many else "use a smaller size= (or a smaller batch=)")
+    )
 
 
 def out_of_memory(error: BaseException) -> bool:

@@ -336,7 +336,7 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     """Turn one picture in [0, 1] into an 8-bit PIL image. Shape: ``(C, H, W)`` or ``(1, C, H, W)``."""
     if img.dim() == 4:
         img = img[0]
-    arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+    arr = (img.detach().float().nan_to_num(0).clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(arr)
 
 

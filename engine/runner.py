@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
 from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
 from engine.configs import recipe_defaults, refuse_missing
-from engine.errors import WRITE_ERRORS, UserError, denied_elsewhere, out_of_memory, unlocatable
+from engine.errors import WRITE_ERRORS, UserError, denied_elsewhere, out_of_memory, runtime_answer, unlocatable
 from engine.images import MIN_SIDE
 from engine.loop import Tiling, keep_freed_memory, optimize
 from engine.models import ModelView, load_model
@@ -385,16 +385,9 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed
             )
         ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
-        if "converted to type float without overflow" in str(e):  # the optimizer's step size overflows
-            raise UserError(
-                f"lr={cfg.lr} is too high: the optimizer's step overflowed; try lr={float(cfg.lr) / 1e6:g} or lower"
-            ) from None
-        if not out_of_memory(e):
+        line = runtime_answer(
+            e, cfg.get("lr"), cfg.get("size"), cfg.get("batch") or 1, OmegaConf.select(cfg, "model.name")
+        )
+        if line is None:
             raise
-        batch = cfg.get("batch") or 1
-        many = isinstance(batch, int) and batch > 1  # then the batch is the likelier culprit
-        raise UserError(
-            (f"batch={batch} at " if many else "")
-            + f"size={cfg.size} needs more memory than the device has; "
-            + ("use a smaller batch= or size=" if many else "use a smaller size= (or a smaller batch=)")
-        ) from None
+        raise UserError(line) from None

@@ -28,7 +28,7 @@ from engine.export import atomic_write, save_gif, save_png, save_state
 from engine.images import input_picture, load_image, quantize, target_size, to_pil
 from engine.octaves import octave_sizes
 from engine.results import Interrupted, Rendered, RunResult, config_yaml, finish
-from engine.runner import build_objective, load_view, optimize_octaves, recipe
+from engine.runner import build_objective, load_view, optimize_octaves, recipe, refuse_alpha
 from engine.spec import NO_PROGRESS, unread
 from objectives.activation import MOST_CHANNELS
 from recipes.visualize import one_each, render
@@ -175,6 +175,7 @@ def dream_zoom(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     (pixels per frame, ``[x, y]``), and per frame ``octaves``, ``octave_scale``, ``steps``, ``lr``.
     """
     frames, fps, zoom, rotate, shift = _motion_keys(cfg)
+    refuse_alpha(cfg, f"recipe={recipe} dreams on a picture, which has no transparent parts; drop param=alpha")
     view = load_view(cfg)
     objective = build_objective(cfg, view)
     current = quantize(input_picture(cfg, recipe, view.device))

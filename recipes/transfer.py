@@ -30,7 +30,7 @@ from engine.images import load_image, resize_long, resize_to, target_size
 from engine.models import ModelView
 from engine.octaves import octave_sizes
 from engine.results import Rendered, RunResult, finish
-from engine.runner import load_view, optimize_octaves, penalized, recipe
+from engine.runner import load_view, optimize_octaves, penalized, recipe, refuse_alpha
 from engine.scales import pyramid
 from objectives.base import Objective
 from objectives.transfer import (
@@ -355,6 +355,8 @@ def style_transfer(cfg: DictConfig, folder: Path, recipe: str) -> RunResult:
     and their meanings are in ``recipes/recipe/style.yaml`` and ``texture.yaml`` (``dreamloom recipe=style --help``)."""
     _strength(cfg), _statistics(cfg), _levels(cfg)  # a wrong value is answered before the model loads
     _content_read(cfg)
+    if cfg.content:
+        refuse_alpha(cfg, f"recipe={recipe} paints a photo, which has no transparent parts; drop param=alpha")
     view = style_view(cfg, recipe)
     photo = load_image(cfg.content, "content") if cfg.content else None
     out, objective, extra = paint(cfg, view, photo, folder=folder)

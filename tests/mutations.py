@@ -279,6 +279,15 @@ MUTANTS = [
            (f"{E}/test_configs.py",)),
     Mutant("a fooling run short of its confidence says nothing", "recipes/adversarial.py",
            "    if float(probs[target]) < confidence:", "    if False:", (f"{RECIPES}/test_adversarial.py",)),
+    Mutant("a key added to param= reaches its builder", "engine/checks.py",
+           "            if added:  # +param.KEY", "            if False:  # +param.KEY", (f"{E}/test_configs.py",)),
+    Mutant("a picture cropped below a model's kernel is a traceback", "engine/errors.py",
+           "    if any(words in text for words in TOO_SMALL):", "    if False:",
+           (f"{E}/test_model_configs.py::test_a_picture_cropped_below_a_models_kernel_is_one_line",)),
+    Mutant("style paints a photo onto a transparent picture", "recipes/transfer.py",
+           "    if cfg.content:\n        refuse_alpha(", "    if False:\n        refuse_alpha(",
+           (f"{RECIPES}/test_every_recipe.py::test_every_optimizing_recipe_takes_each_parameterization",),
+           "slow or not slow"),
 ]  # fmt: skip
 
 

@@ -90,6 +90,8 @@ def test_a_missing_optional_tsne_names_its_extra(tmp_path: Path, monkeypatch: py
         (["param=shared", "param.shared=[8,0]"], "param.shared.1=0 is not valid"),
         (["model.style=3"], "model.style=3 is not valid; model.style holds keys"),
         (["model.style.style_layers=[1]"], "model.style.style_layers.0=1 is not valid"),
+        (["+param.foo=1"], "param=fft has no key 'foo'; its keys: decay, decorrelate, sd"),
+        (["param=maco", "++param.decay=1"], "param=maco has no key 'decay'; its keys: sd, contrast"),
     ],
 )
 def test_every_key_of_a_group_is_checked_down_to_list_items(overrides: list[str], words: str) -> None:

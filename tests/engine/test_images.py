@@ -79,3 +79,18 @@ def test_a_picture_of_floats_is_read_by_its_range_and_one_of_nan_is_refused(tmp_
     Image.fromarray(ramp).save(tmp_path / "nan.tif")
     with pytest.raises(UserError, match=r"nan\.tif' could not be read .*not numbers"):
         load_image(tmp_path / "nan.tif")
+
+
+def test_a_picture_holding_nan_becomes_a_png_without_a_warning() -> None:
+    """A diverged step's picture can reach a progress frame: NaN is drawn black, without numpy's cast warning."""
+    import numpy as np
+    import torch
+
+    from engine.images import to_pil
+
+    picture = torch.full((1, 3, 4, 4), float("nan"))
+    picture[..., 0, 0] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = np.asarray(to_pil(picture))
+    assert pixels[0, 0].tolist() == [255, 255, 255] and int(pixels[1:].max()) == 0

@@ -40,8 +40,8 @@ SMALL: dict[str, Any] = {
 }
 """Small values for the keys a recipe has, so that every run takes seconds."""
 PENALTIES = ("tv=0.01", "l1=0.01", "l2=0.01")
-OPAQUE = {"deepdream", "dream_zoom", "dream_video", "style_video", "inversion", "inversion_sweep"}
-"""The recipes that refuse ``param=alpha``: they dream on a photo, rebuild one, or write videos (no transparency)."""
+OPAQUE = {"deepdream", "dream_zoom", "dream_video", "style", "style_video", "inversion", "inversion_sweep"}
+"""The recipes that refuse ``param=alpha``: they dream on, paint or rebuild a photo, or write videos (opaque)."""
 
 
 @pytest.fixture(scope="module")
