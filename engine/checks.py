@@ -138,9 +138,11 @@ def check_groups(cfg: DictConfig) -> None:
         if option.is_file() and isinstance(node, DictConfig):
             written = OmegaConf.load(option)
             _check_tree(cfg, group, node, written, group)
-            if group == "optimizer" and isinstance(written, DictConfig):
+            if not isinstance(written, DictConfig):
+                continue
+            if group == "optimizer":
                 _check_added_settings(node, written, str(picks.get(group)))
-            added = [str(k) for k in node if group == "param" and isinstance(written, DictConfig) and k not in written]
+            added = [str(k) for k in node if k not in written] if group == "param" else []
             if added:  # +param.KEY: the picture's builder takes only its option file's keys
                 own = ", ".join(str(k) for k in written if not str(k).startswith("_")) or "none"
                 raise UserError(f"param={picks.get(group)} has no key '{added[0]}'; its keys: {own}")

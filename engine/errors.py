@@ -78,7 +78,7 @@ WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACC
 def denied_elsewhere(error: OSError, folder: Path) -> str | None:
     """The line for a permission refused on a path outside the run folder (an input folder, a cache), which is no
     failure to write the run; None for a path inside it or an error of another kind."""
-    if error.errno not in (errno.EACCES, errno.EPERM) or not error.filename:
+    if error.errno != errno.EACCES or not error.filename:
         return None
     path = Path(str(error.filename)).absolute()
     if path == folder.absolute() or folder.absolute() in path.parents:
