@@ -4,6 +4,7 @@ flags, a sweep's jobs and the folders a run or sweep would make."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ def check_fixed_hydra_keys(args: list[str]) -> None:
     """Refuse a change to one of :data:`FIXED_HYDRA` with one line."""
     for arg in args:
         key = arg.lstrip("+~").split("=", 1)[0]
+        if key.startswith("hydra.") and key.endswith("_target_"):  # the class Hydra builds: its launcher …
+            raise UserError(
+                f"{key} cannot be changed; choose a launcher with hydra/launcher=local or hydra/launcher=slurm"
+            )
         if "=" in arg and key.startswith(FIXED_HYDRA):
             raise UserError(
                 f"{key}= cannot be changed in dreamloom: every file of a run goes in its own folder; choose that "
@@ -140,13 +145,28 @@ def check_sweep(args: list[str]) -> Path:
     combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
     for combo in combos:
         compose(combo)
-    sweep_dir = folder_named(compose(fixed, hydra=True), "hydra.sweep.dir")
+    hydra_cfg = compose(fixed, hydra=True)
+    _check_launcher(hydra_cfg.hydra.launcher)
+    sweep_dir = folder_named(hydra_cfg, "hydra.sweep.dir")
     check_new_folder(sweep_dir, "sweep", "hydra.sweep.dir=")
     chosen = any(a.startswith("hydra.sweep.dir=") for a in lines)
     try:  # taken for this sweep alone: another started in the same second gets the next free name
         return claim(sweep_dir, chosen, "hydra.sweep.dir=")
     except UserError as e:
         raise UserError(str(e).replace("run folder", "sweep folder")) from None
+
+
+def _check_launcher(launcher: Any) -> None:
+    """The launcher's settings that Hydra's launchers take without a check of their own: SLURM's commands where the
+    SLURM launcher is picked, a number of jobs at once of at least one for the local one."""
+    if "submitit" in str(launcher.get("_target_", "")) and shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=slurm hands each job to SLURM, and this machine has no srun command; run the sweep where "
+            "SLURM is (a cluster's login node), or leave out hydra/launcher=slurm to run the jobs here"
+        )
+    jobs = launcher.get("n_jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"hydra.launcher.n_jobs={jobs} is not valid; give how many jobs run at once, 1 or more")
 
 
 def _sweep_values(override: Any, key: str) -> list[str]:

@@ -32,11 +32,18 @@ __all__ = [
 
 
 def check_number(
-    cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True, high: float = math.inf
+    cfg: DictConfig,
+    key: str,
+    kind: type = float,
+    low: float = 0,
+    strict: bool = True,
+    high: float = math.inf,
+    name: str | None = None,
 ) -> float:
     """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``) and at most ``high``; else one
-    :class:`UserError` line."""
+    :class:`UserError` line, which calls the key ``name`` where given (``optimizer.lr``)."""
     value = cfg.get(key)
+    key = name or key
     ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
     ok = ok and not isinstance(value, bool) and _finite(value) and not (isinstance(value, int) and abs(value) >= 2**63)
     ok = ok and (value > low if strict else value >= low) and value <= high
@@ -171,6 +178,8 @@ def _check_added_settings(node: DictConfig, written: DictConfig, pick: str) -> N
     from hydra.utils import get_class
 
     takes = inspect.signature(get_class(str(written._target_))).parameters
+    for key in (str(k) for k in node if k in written and k in ADDED_SETTINGS):  # sgd's own momentum: the same range
+        _check_setting(f"optimizer.{key}", node[key], ADDED_SETTINGS[key])
     for key in (str(k) for k in node if k not in written):
         if key not in ADDED_SETTINGS or key not in takes:
             usable = [k for k in ADDED_SETTINGS if k in takes]
@@ -227,9 +236,11 @@ def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig
         elif node[key] != default[key] or type(node[key]) is not type(default[key]):  # 1 == True, yet not a flag
             raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options(group))}")
         return
-    if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows
-        value = default._get_node(key)._value()  # type: ignore[union-attr]
-        _check_kind(name, node[key], OmegaConf.select(cfg, str(value)[2:-1], default=None))
+    if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows, and lr's range
+        followed = str(default._get_node(key)._value())[2:-1]  # type: ignore[union-attr]
+        _check_kind(name, node[key], OmegaConf.select(cfg, followed, default=None))
+        if followed == "lr":
+            check_number(DictConfig({"value": node[key]}), "value", float, 0, name=name)
         return
     _check_tree(cfg, name, node[key], default[key], group)
 

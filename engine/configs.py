@@ -203,7 +203,11 @@ def explain(err: Exception, args: Sequence[str]) -> str:
         return f"unknown {group} '{option}'{hint} (choose one of {', '.join(choices)}{extra})"
     cause = err.__cause__ if isinstance(err, ConfigCompositionException) else err
     if isinstance(cause, ConfigKeyError | OmegaConfBaseException) and getattr(cause, "full_key", None):
-        return _unknown_key(str(cause.full_key), args)
+        key = str(cause.full_key)
+        if key.startswith("hydra.") and not isinstance(cause, ConfigKeyError):  # Hydra's own typed settings
+            given = next((a.split("=", 1)[1] for a in args if a.lstrip("+").split("=", 1)[0] == key), "")
+            return f"{key}={given} is not valid ({str(cause).splitlines()[0]}); give it a value of that kind"
+        return _unknown_key(key, args)
     if isinstance(err, OverrideParseException):
         if "=" not in err.override and err.override in options("recipe"):
             return f"'{err.override}' is not key=value; to run that recipe, write recipe={err.override}"
@@ -231,6 +235,8 @@ def _refuse_odd(args: list[str]) -> None:
             )
         if key in GROUPS and ("/" in value or "\\" in value or value.startswith(".")):
             raise UserError(f"{key}={value} is not one of its options; choose {key}= one of {', '.join(options(key))}")
+        if key in (*GROUPS, "hydra/launcher") and (value == "null" or value.startswith("[")):  # none, or several
+            raise UserError(f"{key}={value} is not valid; choose one {key}= of {', '.join(options(key))}")
 
 
 def _refuse_added(args: list[str]) -> None:

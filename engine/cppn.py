@@ -12,8 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from engine.callbacks import Progress
 from engine.errors import UserError
-from engine.params import ImageFn
+from engine.params import ImageFn, within
 
 __all__ = ["RADIUS", "coordinates", "cppn", "render_cppn", "render_large", "weight_shapes"]
 
@@ -100,6 +101,7 @@ def cppn(
             f"param.width={width} and param.depth={depth} are not valid; use a width from 1 to {MAX_WIDTH} and a "
             f"depth from 1 to {MAX_DEPTH} (default 24 and 8)"
         )
+    within("sd", sd, 0, 10)  # unused, yet held to the range every picture's sd has
     shapes = weight_shapes(b, width, depth)
     weights = (
         [  # random matrices, zero biases, and a last layer at zero: a flat grey picture
@@ -126,7 +128,11 @@ def weight_shapes(batch: int, width: int, depth: int) -> list[tuple[int, ...]]:
 def _fit(params: list[torch.Tensor], coords: torch.Tensor, target: torch.Tensor, steps: int) -> None:
     """Fit the network to ``target`` by ``steps`` Adam steps on the squared error (in place)."""
     optimizer = torch.optim.Adam(params, lr=0.05)
-    for _ in range(steps):
+    bar = Progress("fitting the CPPN to its start ")  # its own steps, before the run's: a long fit is not silence
+    bar.on_start(steps, target.detach)
+    for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(render_cppn(params, coords), target).backward()
+        loss = F.mse_loss(render_cppn(params, coords), target)
+        loss.backward()
         optimizer.step()
+        bar.on_step(step, loss.detach(), target.detach)

@@ -90,12 +90,14 @@ TOO_SMALL = ("Output size is too small", "Kernel size can't be greater than actu
 """torch's words for a picture a layer cannot shrink further (a pooling or a kernel larger than what is left)."""
 
 
-def runtime_answer(error: BaseException, lr: Any, size: Any, batch: Any, model: Any) -> str | None:
+def runtime_answer(error: BaseException, rate: tuple[str, Any], size: Any, batch: Any, model: Any) -> str | None:
     """The one line for a RuntimeError the run's values cause (a step that overflows, a picture the random crops and
-    scales make too small for the model, memory), or None for one they do not explain."""
+    scales make too small for the model, memory), or None for one they do not explain. ``rate``: the key that set
+    the step's learning rate (``lr`` or ``optimizer.lr``) and its value."""
     text = str(error)
     if "converted to type float without overflow" in text:  # the optimizer's step size overflows
-        return f"lr={lr} is too high: the optimizer's step overflowed; try lr={float(lr) / 1e6:g} or lower"
+        key, lr = rate
+        return f"{key}={lr} is too high: the optimizer's step overflowed; try {key}={float(lr) / 1e6:g} or lower"
     if any(words in text for words in TOO_SMALL):
         return (
             f"size={size} is too small for model {model}: the picture, cropped and scaled at random, came to a "

@@ -385,9 +385,14 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed
             )
         ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
-        line = runtime_answer(
-            e, cfg.get("lr"), cfg.get("size"), cfg.get("batch") or 1, OmegaConf.select(cfg, "model.name")
-        )
+        opt = cfg.get("optimizer")  # optimizer.lr=…, set apart from lr=, is the rate the step took
+        rate = ("optimizer.lr", opt.lr) if _own_rate(opt) else ("lr", cfg.get("lr"))
+        line = runtime_answer(e, rate, cfg.get("size"), cfg.get("batch") or 1, OmegaConf.select(cfg, "model.name"))
         if line is None:
             raise
         raise UserError(line) from None
+
+
+def _own_rate(optimizer: Any) -> bool:
+    """Whether the optimizer's ``lr`` was set apart from the recipe's ``lr=`` (``optimizer.lr=…``)."""
+    return isinstance(optimizer, DictConfig) and "lr" in optimizer and not OmegaConf.is_interpolation(optimizer, "lr")

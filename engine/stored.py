@@ -18,6 +18,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from engine.checks import ADDED_SETTINGS
 from engine.configs import ABSENT, FORMER, GROUPS, SPECIAL, compose, lookup, recipes, refuse_missing
 from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
@@ -64,7 +65,11 @@ def _overlay(
                 raise _refuse(source, where, f"the target '{value}'")
             continue
         if key not in fresh:
-            left.append(where)
+            if path == "optimizer" and key in ADDED_SETTINGS and _plain(value) and not _resolvable(value):
+                with open_dict(fresh):  # +optimizer.weight_decay=…: a plain value, checked as the run's own was
+                    fresh[key] = value
+            else:
+                left.append(where)
             continue
         follows = OmegaConf.is_interpolation(fresh, key)  # it follows the key it names (optimizer.lr follows lr)
         here = None if follows else fresh[key]
@@ -188,8 +193,11 @@ RERUN_KEYS = {
 
 
 def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
-    """``key=value`` changes to keys ``cfg`` has (an unknown key is one line with its close matches)."""
-    for change in changes:
+    """``key=value`` changes to keys ``cfg`` has (an unknown key is one line with its close matches), and
+    ``+optimizer.KEY=value``, a setting added to the optimizer (:data:`engine.checks.ADDED_SETTINGS`)."""
+    added = {c.lstrip("+").split("=", 1)[0] for c in changes if re.match(r"\+{1,2}optimizer\.\w+=", c)}
+    changes = [c.lstrip("+") if c.lstrip("+").split("=", 1)[0] in added else c for c in changes]
+    for change in changes:  # an added optimizer setting is checked as on any run (engine.checks.check_groups)
         key, eq, _ = change.partition("=")
         if not eq:
             raise UserError(f"'{change}' is not key=value; use: dreamloom rerun image.png steps=100")
@@ -198,7 +206,7 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
                 f"rerun keeps the run's recipe and its own folder name, so {key}= is not taken; {RERUN_KEYS[key]}"
             )
         dotted = re.fullmatch(r"\w+(\.\w+)*", key)  # not .steps, a[0 or .., which OmegaConf reads its own way
-        if not dotted or key.split(".")[-1] in SPECIAL or lookup(cfg, key) is ABSENT:
+        if not dotted or key.split(".")[-1] in SPECIAL or (lookup(cfg, key) is ABSENT and key not in added):
             hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
             raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
     for change in changes:

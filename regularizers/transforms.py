@@ -201,7 +201,9 @@ class RandomCrop(Transform):
     def __init__(self, low: float = 0.5, high: float = 1.0) -> None:
         super().__init__()
         if not 0 < low <= high <= 1:
-            raise ValueError(f"crop sides must satisfy 0 < low <= high <= 1, got low={low}, high={high}")
+            raise UserError(
+                f"low={low} and high={high} are not valid; a crop's sides must satisfy 0 < low <= high <= 1"
+            )
         self.low, self.high = float(low), float(high)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -252,6 +252,21 @@ ERRORS = [
         "sweep-step-zero", ("-m", "recipe=channel", "steps=range(1,5,0)", "hydra.sweep.dir=sw"), ("cannot be listed",)
     ),
     Case(
+        "sweep-no-job-at-once",
+        ("-m", "recipe=channel", "channel=0,1", "hydra.launcher.n_jobs=0", "hydra.sweep.dir=sw"),
+        ("hydra.launcher.n_jobs=0 is not valid", "1 or more"),
+    ),
+    Case(
+        "sweep-jobs-not-a-number",
+        ("-m", "recipe=channel", "channel=0,1", "hydra.launcher.n_jobs=abc", "hydra.sweep.dir=sw"),
+        ("hydra.launcher.n_jobs=abc is not valid", "Integer"),
+    ),
+    Case(
+        "sweep-launcher-target",
+        ("-m", "recipe=channel", "channel=0,1", "hydra.launcher._target_=os.system", "hydra.sweep.dir=sw"),
+        ("hydra.launcher._target_ cannot be changed", "hydra/launcher=slurm"),
+    ),
+    Case(
         "sweep-and-cfg",
         ("-m", "--cfg", "job", "recipe=channel", "steps=1,2", "hydra.sweep.dir=sw"),
         ("one or the other",),
@@ -496,7 +511,7 @@ ERRORS = [
     Case("style-weights-text", (*STYLE, "style_weights=[a,b]"), ("style_weights=[a,b] is not valid", "list of")),
     Case("layer-weights-nan", (*STYLE, "layer_weights=[nan,1,1,1,1]"), ("layer_weights=", "finite numbers >= 0")),
     Case("zoom-shift-text", ("recipe=dream_zoom", "shift=[a,1]"), ("shift=[a,1] is not valid", "finite numbers")),
-    Case("momentum-negative", (*CHANNEL, "optimizer=sgd", "optimizer.momentum=-1"), ("optimizer=sgd", "momentum")),
+    Case("momentum-negative", (*CHANNEL, "optimizer=sgd", "optimizer.momentum=-1"), ("momentum=-1 is not valid",)),
     Case("input-path-too-long", (*DREAM, "input=" + "x" * 300 + ".png"), ("is not a usable path", "shorter path")),
     Case("style-in-tiles", (*STYLE, "tile_size=256"), ("recipe=style", "cannot run tile by tile", "drop tile_size=")),
     Case(
@@ -507,6 +522,11 @@ ERRORS = [
     Case("octaves-negative", (*DREAM, "octaves=-1"), ("octaves=-1 is not valid", "whole number > 0")),
     Case("lr-negative", (*CHANNEL, "lr=-0.1"), ("lr=-0.1 is not valid", "number > 0")),
     Case("lr-overflows-the-optimizer", (*CHANNEL, "lr=1e38"), ("lr=1e+38 is too high", "try lr=1e+32")),
+    Case(
+        "optimizer-lr-overflows",
+        (*CHANNEL, "optimizer=normalized", "optimizer.lr=1e308"),
+        ("optimizer.lr=1e+308 is too high", "try optimizer.lr=1e+302"),
+    ),
     Case(
         "run-folder-not-writable",
         (*CHANNEL, "hydra.run.dir=/proc/dreamloom-run"),  # not even root may make a folder there

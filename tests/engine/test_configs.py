@@ -51,6 +51,8 @@ def test_compose_keeps_the_picks_and_drops_hydras_node_unless_asked() -> None:
         (["channel"], ("'channel' is not key=value; to run that recipe, write recipe=channel",)),
         (["recipe=channel", "task=render"], ("no key 'task'", "run=")),
         (["recipe=channel", "steps=["], ("could not read the command line", "'steps=['")),
+        (["recipe=channel", "param=null"], ("param=null is not valid; choose one param= of alpha, cppn",)),
+        (["recipe=channel", "hydra/launcher=[local,slurm]"], ("choose one hydra/launcher= of local, slurm",)),
     ],
 )
 def test_a_composition_failure_is_one_line_naming_the_fix(args: list[str], words: tuple[str, ...]) -> None:
@@ -63,6 +65,16 @@ def test_a_composition_failure_is_one_line_naming_the_fix(args: list[str], words
 def test_a_missing_optional_launcher_names_its_extra() -> None:
     missing = MissingConfigException("not found", missing_cfg_file="hydra/launcher/submitit_slurm", options=[])
     assert "pip install 'dreamloom[slurm]'" in explain(missing, [])
+
+
+def test_a_slurm_sweep_where_slurm_is_not_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import arguments
+
+    monkeypatch.setattr(arguments.shutil, "which", lambda name: None)
+    launcher = OmegaConf.create({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"})
+    with pytest.raises(UserError, match="this machine has no srun command"):
+        arguments._check_launcher(launcher)
+    arguments._check_launcher(OmegaConf.create({"_target_": "JoblibLauncher", "n_jobs": 2}))  # here: taken
 
 
 @pytest.mark.slow
@@ -181,6 +193,25 @@ def test_a_stored_key_the_recipe_does_not_read_is_left_out_with_a_note(capsys: p
     again = rebuild(text, "old.png", ["input=coffee"])
     forget_unread(again, "old.png", ["input=coffee"])
     assert again.input == "coffee"  # kept, so the run names it in one line
+
+
+def test_an_added_optimizer_setting_is_carried_by_a_rerun_and_may_be_given_to_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = config_yaml(compose(["recipe=channel", "+optimizer.weight_decay=0.05"]))
+    cfg = rebuild(text, "run.png")
+    check_groups(cfg)
+    assert cfg.optimizer.weight_decay == 0.05 and "left out" not in capsys.readouterr().err
+    again = rebuild(text, "run.png", ["+optimizer.weight_decay=0.2", "++optimizer.eps=1e-6"])
+    check_groups(again)
+    assert (again.optimizer.weight_decay, again.optimizer.eps) == (0.2, 1e-6)
+    for change, said in (("+optimizer.foo=1", "optimizer.foo is not a setting"), ("+optimizer.eps=-1", "eps=-1")):
+        with pytest.raises(UserError, match=re.escape(said)):
+            check_groups(rebuild(text, "run.png", [change]))
+    with pytest.raises(UserError, match=re.escape("unknown key 'optimizer.eps'")):  # without +: as on a run
+        rebuild(text, "run.png", ["optimizer.eps=1e-6"])
+    rebuild(text.replace("weight_decay: 0.05", "foreach: true"), "run.png")  # a setting no run could add: left out
+    assert "left out: optimizer.foreach" in capsys.readouterr().err
 
 
 def test_a_stored_group_the_recipe_does_not_read_goes_back_to_its_default(capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,12 +150,14 @@ def test_a_cppn_is_one_picture_at_every_size() -> None:
     assert float((fine - render_large(weights, 32, 32)).abs().mean()) < 0.02
 
 
-def test_a_cppn_fits_a_starting_picture() -> None:
+def test_a_cppn_fits_a_starting_picture(capsys: pytest.CaptureFixture[str]) -> None:
     target = torch.zeros(1, 3, 24, 24)
     target[..., :12] = 0.9  # left half bright
     _, image = cppn((1, 3, 24, 24), init=target, fit_steps=150, generator=torch.Generator().manual_seed(0))
     picture = image().detach()
     assert float(picture[..., :12].mean()) > float(picture[..., 12:].mean()) + 0.4
+    err = capsys.readouterr().err  # the fit's own progress bar, so a long fit is not a silent wait
+    assert "fitting the CPPN to its start [" in err and "150/150" in err
 
 
 def _dreamloom(*args: str) -> subprocess.CompletedProcess[str]:
