@@ -29,12 +29,14 @@ TAKES_VALUE = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp
 
 
 def check_fixed_hydra_keys(args: list[str]) -> None:
-    """Refuse a change to one of :data:`FIXED_HYDRA` with one line."""
+    """Refuse a change to one of :data:`FIXED_HYDRA`, and a class for Hydra to build (a ``_target_`` in a ``hydra.``
+    key or its value: a launcher, a callback), with one line."""
     for arg in args:
-        key = arg.lstrip("+~").split("=", 1)[0]
-        if key.startswith("hydra.") and key.endswith("_target_"):  # the class Hydra builds: its launcher …
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key.startswith("hydra.") and "_target_" in key + value:
             raise UserError(
-                f"{key} cannot be changed; choose a launcher with hydra/launcher=local or hydra/launcher=slurm"
+                f"{key} cannot name a class for Hydra to build; pick its launcher with hydra/launcher=local or "
+                "hydra/launcher=slurm"
             )
         if "=" in arg and key.startswith(FIXED_HYDRA):
             raise UserError(
@@ -158,15 +160,19 @@ def check_sweep(args: list[str]) -> Path:
 
 def _check_launcher(launcher: Any) -> None:
     """The launcher's settings that Hydra's launchers take without a check of their own: SLURM's commands where the
-    SLURM launcher is picked, a number of jobs at once of at least one for the local one."""
-    if "submitit" in str(launcher.get("_target_", "")) and shutil.which("srun") is None:
+    SLURM launcher is picked, and a whole number of jobs at once (joblib's: 1 or more, or -1 for one per core, -2 for
+    all cores but one …; 0 means nothing)."""
+    if str(launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("srun") is None:
         raise UserError(
             "hydra/launcher=slurm hands each job to SLURM, and this machine has no srun command; run the sweep where "
             "SLURM is (a cluster's login node), or leave out hydra/launcher=slurm to run the jobs here"
         )
     jobs = launcher.get("n_jobs", 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"hydra.launcher.n_jobs={jobs} is not valid; give how many jobs run at once, 1 or more")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0:
+        raise UserError(
+            f"hydra.launcher.n_jobs={jobs} is not valid; give how many jobs run at once (1 or more, or -1 for one per "
+            "core)"
+        )
 
 
 def _sweep_values(override: Any, key: str) -> list[str]:

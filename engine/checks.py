@@ -27,6 +27,7 @@ __all__ = [
     "check_number",
     "check_numbers",
     "check_switch",
+    "rate_key",
     "seeded",
 ]
 
@@ -102,6 +103,15 @@ def check_numbers(cfg: DictConfig) -> None:
         raise UserError(f"seed={cfg.seed} is not valid; seed must be a whole number that fits in 64 bits")
 
 
+def rate_key(cfg: DictConfig) -> tuple[str, Any]:
+    """The key that set the optimizer's learning rate and its value: ``optimizer.lr`` where it was set apart from the
+    recipe's ``lr=`` (which it follows otherwise), else ``lr``."""
+    opt = cfg.get("optimizer")
+    if isinstance(opt, DictConfig) and "lr" in opt and not OmegaConf.is_interpolation(opt, "lr"):
+        return "optimizer.lr", opt.lr
+    return "lr", cfg.get("lr")
+
+
 def _finite(value: float) -> bool:
     """A whole number is finite however long (``math.isfinite`` cannot turn 10**400 into a float to ask)."""
     return isinstance(value, int) or math.isfinite(value)
@@ -172,16 +182,14 @@ range (low, high, low included?), two coefficients for ``betas``, or a switch. O
 
 def _check_added_settings(node: DictConfig, written: DictConfig, pick: str) -> None:
     """Each setting of the optimizer ``node`` beyond its option file's keys (``written``) is one of
-    :data:`ADDED_SETTINGS` that the picked optimizer takes, with a value in its range."""
+    :data:`ADDED_SETTINGS` that the picked optimizer takes; each of those, added or in the file, is in its range."""
     import inspect
 
     from hydra.utils import get_class
 
     takes = inspect.signature(get_class(str(written._target_))).parameters
-    for key in (str(k) for k in node if k in written and k in ADDED_SETTINGS):  # sgd's own momentum: the same range
-        _check_setting(f"optimizer.{key}", node[key], ADDED_SETTINGS[key])
-    for key in (str(k) for k in node if k not in written):
-        if key not in ADDED_SETTINGS or key not in takes:
+    for key in (str(k) for k in node if k in ADDED_SETTINGS or k not in written):  # sgd's own momentum: the same range
+        if key not in written and (key not in ADDED_SETTINGS or key not in takes):
             usable = [k for k in ADDED_SETTINGS if k in takes]
             fix = f"use {', '.join(usable)}" if usable else "it takes none beyond its own keys"
             raise UserError(f"optimizer.{key} is not a setting dreamloom passes to optimizer={pick}; {fix}")

@@ -173,7 +173,7 @@ def compose(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
     picks = {g: cfg.hydra.runtime.choices.get(g) for g in GROUPS}
     for group, pick in picks.items():  # a list (param=[]) asks Hydra for several options or none
         if not isinstance(pick, str):
-            raise UserError(f"{group} takes exactly one option; choose {group}= one of {', '.join(options(group))}")
+            raise _one_option(group)
     given = {a.lstrip("+~").split("=", 1)[0] for a in args}
     if OmegaConf.is_missing(cfg, "name") and "name" not in given:  # its keys went under recipe: instead of the top
         raise UserError(
@@ -221,6 +221,10 @@ def explain(err: Exception, args: Sequence[str]) -> str:
     )
 
 
+def _one_option(group: str) -> UserError:
+    return UserError(f"{group} takes exactly one option; choose {group}= one of {', '.join(options(group))}")
+
+
 def _refuse_odd(args: list[str]) -> None:
     """Refuse ``~KEY`` (Hydra's removal of a key: every key is read, so the run would fail later) and a
     ``recipe=`` or group pick that names a path rather than an option (``recipe=../model/vgg16``)."""
@@ -235,8 +239,8 @@ def _refuse_odd(args: list[str]) -> None:
             )
         if key in GROUPS and ("/" in value or "\\" in value or value.startswith(".")):
             raise UserError(f"{key}={value} is not one of its options; choose {key}= one of {', '.join(options(key))}")
-        if key in (*GROUPS, "hydra/launcher") and (value == "null" or value.startswith("[")):  # none, or several
-            raise UserError(f"{key}={value} is not valid; choose one {key}= of {', '.join(options(key))}")
+        if key in (*GROUPS, "hydra/launcher") and (value.lower() == "null" or value.startswith("[")):  # none, several
+            raise _one_option(key)
 
 
 def _refuse_added(args: list[str]) -> None:

@@ -91,7 +91,8 @@ def cppn(
         width: channels of each hidden layer (doubled by the activation).
         depth: hidden layers.
         fit_steps: steps of fitting to ``init`` (0: start from random weights anyway).
-        sd: unused: a random CPPN is already a varied picture (accepted so ``init=zeros`` works alike).
+        sd: unused: a random CPPN is already a varied picture (accepted so ``init=zeros`` works alike; held to
+            [0, 10], the range of every picture's ``sd``).
         generator: random source of the weights.
         device: where the weights live.
     """
@@ -129,10 +130,10 @@ def _fit(params: list[torch.Tensor], coords: torch.Tensor, target: torch.Tensor,
     """Fit the network to ``target`` by ``steps`` Adam steps on the squared error (in place)."""
     optimizer = torch.optim.Adam(params, lr=0.05)
     bar = Progress("fitting the CPPN to its start ")  # its own steps, before the run's: a long fit is not silence
-    bar.on_start(steps, target.detach)
+    bar.on_start(steps, lambda: target)
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = F.mse_loss(render_cppn(params, coords), target)
         loss.backward()
         optimizer.step()
-        bar.on_step(step, loss.detach(), target.detach)
+        bar.on_step(step, loss.detach(), lambda: target)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from engine.callbacks import Callback, Diverged, Goal, Guard, Progress, Recorder, Snapshots
 from engine.checkpoints import CHECKPOINT, Checkpointer, load_checkpoint, octave_checkpoint, restore
-from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers
+from engine.checks import absolute_paths, check_groups, check_list, check_number, check_numbers, rate_key
 from engine.configs import recipe_defaults, refuse_missing
 from engine.errors import WRITE_ERRORS, UserError, denied_elsewhere, out_of_memory, runtime_answer, unlocatable
 from engine.images import MIN_SIDE
@@ -171,9 +171,10 @@ def _optimizer(cfg: DictConfig, params: list[torch.Tensor]) -> torch.optim.Optim
 
 def _diverged(cfg: DictConfig, e: Diverged, rec: Recorder, frames: Snapshots) -> Rendered:
     """The last good picture of a run the numerical guard stopped; one error line when there is none."""
+    key, lr = rate_key(cfg)
     if e.picture is None:
-        raise UserError(f"{e} before any good picture; lower the learning rate (lr={cfg.lr})") from None
-    why = f"{e}; lr={cfg.lr} is probably too high, try lr={float(cfg.lr) / 10:g}"
+        raise UserError(f"{e} before any good picture; lower the learning rate ({key}={lr})") from None
+    why = f"{e}; {key}={lr} is probably too high, try {key}={float(lr) / 10:g}"
     return Rendered(e.picture, rec, frames, False, f"{why}; the picture as it was at step {e.good_step}")
 
 
@@ -385,14 +386,9 @@ def run_recipe(cfg: DictConfig, folder: Path, recipe: str | None = None, resumed
             )
         ) from None
     except (torch.OutOfMemoryError, RuntimeError) as e:
-        opt = cfg.get("optimizer")  # optimizer.lr=…, set apart from lr=, is the rate the step took
-        rate = ("optimizer.lr", opt.lr) if _own_rate(opt) else ("lr", cfg.get("lr"))
-        line = runtime_answer(e, rate, cfg.get("size"), cfg.get("batch") or 1, OmegaConf.select(cfg, "model.name"))
+        line = runtime_answer(
+            e, rate_key(cfg), cfg.get("size"), cfg.get("batch") or 1, OmegaConf.select(cfg, "model.name")
+        )
         if line is None:
             raise
         raise UserError(line) from None
-
-
-def _own_rate(optimizer: Any) -> bool:
-    """Whether the optimizer's ``lr`` was set apart from the recipe's ``lr=`` (``optimizer.lr=…``)."""
-    return isinstance(optimizer, DictConfig) and "lr" in optimizer and not OmegaConf.is_interpolation(optimizer, "lr")

@@ -65,7 +65,7 @@ def _overlay(
                 raise _refuse(source, where, f"the target '{value}'")
             continue
         if key not in fresh:
-            if path == "optimizer" and key in ADDED_SETTINGS and _plain(value) and not _resolvable(value):
+            if path == "optimizer" and _added_setting(fresh, key) and _plain(value) and not _resolvable(value):
                 with open_dict(fresh):  # +optimizer.weight_decay=…: a plain value, checked as the run's own was
                     fresh[key] = value
             else:
@@ -88,6 +88,16 @@ def _overlay(
             pinned.append((fresh, str(key), value))
         else:
             fresh[key] = value
+
+
+def _added_setting(optimizer: DictConfig, key: str) -> bool:
+    """Whether ``key`` is a setting a run may add to this optimizer (:data:`engine.checks.ADDED_SETTINGS`, where the
+    project's own option names a class that takes it)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    return key in ADDED_SETTINGS and key in inspect.signature(get_class(str(optimizer._target_))).parameters
 
 
 def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str], pinned: Pinned) -> None:

@@ -259,12 +259,17 @@ ERRORS = [
     Case(
         "sweep-jobs-not-a-number",
         ("-m", "recipe=channel", "channel=0,1", "hydra.launcher.n_jobs=abc", "hydra.sweep.dir=sw"),
-        ("hydra.launcher.n_jobs=abc is not valid", "Integer"),
+        ("hydra.launcher.n_jobs=abc is not valid", "give it a value of that kind"),
     ),
     Case(
         "sweep-launcher-target",
         ("-m", "recipe=channel", "channel=0,1", "hydra.launcher._target_=os.system", "hydra.sweep.dir=sw"),
-        ("hydra.launcher._target_ cannot be changed", "hydra/launcher=slurm"),
+        ("hydra.launcher._target_ cannot name a class for Hydra to build", "hydra/launcher=slurm"),
+    ),
+    Case(
+        "hydra-callback-target",
+        (*CHANNEL, "+hydra.callbacks.x={{_target_:os.system}}"),
+        ("hydra.callbacks.x cannot name a class for Hydra to build",),
     ),
     Case(
         "sweep-and-cfg",

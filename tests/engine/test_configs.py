@@ -51,8 +51,12 @@ def test_compose_keeps_the_picks_and_drops_hydras_node_unless_asked() -> None:
         (["channel"], ("'channel' is not key=value; to run that recipe, write recipe=channel",)),
         (["recipe=channel", "task=render"], ("no key 'task'", "run=")),
         (["recipe=channel", "steps=["], ("could not read the command line", "'steps=['")),
-        (["recipe=channel", "param=null"], ("param=null is not valid; choose one param= of alpha, cppn",)),
-        (["recipe=channel", "hydra/launcher=[local,slurm]"], ("choose one hydra/launcher= of local, slurm",)),
+        (["recipe=channel", "param=null"], ("param takes exactly one option; choose param= one of alpha, cppn",)),
+        (["recipe=channel", "model=NULL"], ("model takes exactly one option; choose model= one of alexnet",)),
+        (
+            ["recipe=channel", "hydra/launcher=[local,slurm]"],
+            ("hydra/launcher takes exactly one option", "local, slurm"),
+        ),
     ],
 )
 def test_a_composition_failure_is_one_line_naming_the_fix(args: list[str], words: tuple[str, ...]) -> None:
@@ -74,7 +78,9 @@ def test_a_slurm_sweep_where_slurm_is_not_is_one_line(monkeypatch: pytest.Monkey
     launcher = OmegaConf.create({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"})
     with pytest.raises(UserError, match="this machine has no srun command"):
         arguments._check_launcher(launcher)
-    arguments._check_launcher(OmegaConf.create({"_target_": "JoblibLauncher", "n_jobs": 2}))  # here: taken
+    for taken in ({"_target_": "JoblibLauncher", "n_jobs": 2}, {"_target_": "JoblibLauncher", "n_jobs": -1}):
+        arguments._check_launcher(OmegaConf.create(taken))  # -1: one job per core, as joblib reads it
+    arguments._check_launcher(OmegaConf.create({"_target_": "hydra_plugins.x.LocalLauncher"}))  # submitit's local one
 
 
 @pytest.mark.slow
@@ -212,6 +218,22 @@ def test_an_added_optimizer_setting_is_carried_by_a_rerun_and_may_be_given_to_on
         rebuild(text, "run.png", ["optimizer.eps=1e-6"])
     rebuild(text.replace("weight_decay: 0.05", "foreach: true"), "run.png")  # a setting no run could add: left out
     assert "left out: optimizer.foreach" in capsys.readouterr().err
+    rebuild(text.replace("weight_decay: 0.05", "momentum: 0.5"), "run.png")  # one Adam does not take: left out too
+    assert "left out: optimizer.momentum" in capsys.readouterr().err
+
+
+def test_a_diverged_run_names_the_key_that_set_its_rate() -> None:
+    from engine.callbacks import Diverged, Recorder
+    from engine.checks import rate_key
+    from engine.runner import _diverged
+
+    assert rate_key(compose(["recipe=channel", "lr=0.2"])) == ("lr", 0.2)
+    apart = compose(["recipe=channel", "lr=0.2", "optimizer.lr=0.3"])
+    assert rate_key(apart) == ("optimizer.lr", 0.3)
+    with pytest.raises(UserError, match=re.escape("lower the learning rate (optimizer.lr=0.3)")):
+        _diverged(apart, Diverged(3, "loss", None, 0), Recorder(), None)  # type: ignore[arg-type]
+    kept = _diverged(apart, Diverged(3, "loss", torch.zeros(1, 3, 8, 8), 2), Recorder(), None)  # type: ignore[arg-type]
+    assert "optimizer.lr=0.3 is probably too high, try optimizer.lr=0.03" in str(kept.stopped)
 
 
 def test_a_stored_group_the_recipe_does_not_read_goes_back_to_its_default(capsys: pytest.CaptureFixture[str]) -> None:
