@@ -9,10 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.configs import compose, explain
+from engine.checks import check_groups
+from engine.configs import GROUPS, compose, explain
 from engine.errors import UserError, one_line
 from engine.results import claim
 from recipes import CONFIG_DIR
@@ -112,8 +113,9 @@ def check_sweep(args: list[str]) -> Path:
     sweep started in the same second) gets ``_2``.
 
     Every value of a swept config group (``recipe=a,b``, ``model=…``) is tried, with the other swept keys at their
-    first value; a swept plain key (``channel=0,1,2``) is tried at its first value, since its values are checked by
-    each job as it runs. The folder is the one the overrides that are not swept name, as Hydra names it.
+    first value, and so is every value of a group's key (``param.decay=1,nan``: its kind and range); a swept plain key
+    (``channel=0,1,2``) is tried at its first value, since its values are checked by each job as it runs. The folder
+    is the one the overrides that are not swept name, as Hydra names it.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
@@ -131,6 +133,7 @@ def check_sweep(args: list[str]) -> Path:
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     first: list[str] = []
     tries: list[tuple[int, str]] = []
+    parts: list[str] = []  # the swept values of a part's keys (param.decay=1,nan), checked as a run checks them
     jobs = 1
     for override in parsed:
         if not override.is_sweep_override():
@@ -144,9 +147,13 @@ def check_sweep(args: list[str]) -> Path:
         first.append(values[0])
         if (Path(CONFIG_DIR) / override.key_or_group).is_dir():  # a config group: each option must exist
             tries += [(len(first) - 1, value) for value in values[1:]]
+        elif key.split(".")[0] in GROUPS[1:]:
+            parts += values[1:]
     combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
     for combo in combos:
-        compose(combo)
+        check_groups(compose(combo))
+    if parts:
+        _check_parts(compose(first), parts)
     hydra_cfg = compose(fixed, hydra=True)
     _check_launcher(hydra_cfg.hydra.launcher)
     sweep_dir = folder_named(hydra_cfg, "hydra.sweep.dir")
@@ -156,6 +163,20 @@ def check_sweep(args: list[str]) -> Path:
         return claim(sweep_dir, chosen, "hydra.sweep.dir=")
     except UserError as e:
         raise UserError(str(e).replace("run folder", "sweep folder")) from None
+
+
+def _check_parts(cfg: Any, values: list[str]) -> None:
+    """Each swept value of a part's key (``param.decay=2``), set in ``cfg`` (the sweep's first job) by itself and
+    checked as a run checks its parts (:func:`engine.checks.check_groups`), without composing a job for each."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for line in values:
+        override = parser.parse_override(line)
+        job = cfg.copy()
+        with open_dict(job):
+            OmegaConf.update(job, override.key_or_group, override.value(), merge=False)
+        check_groups(job)
 
 
 def _check_launcher(launcher: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from engine.configs import GROUPS, options
 from engine.errors import UserError
@@ -159,10 +160,22 @@ def check_groups(cfg: DictConfig) -> None:
                 continue
             if group == "optimizer":
                 _check_added_settings(node, written, str(picks.get(group)))
-            added = [str(k) for k in node if k not in written] if group == "param" else []
-            if added:  # +param.KEY: the picture's builder takes only its option file's keys
-                own = ", ".join(str(k) for k in written if not str(k).startswith("_")) or "none"
-                raise UserError(f"param={picks.get(group)} has no key '{added[0]}'; its keys: {own}")
+            if group == "param":
+                _check_param(node, written, str(picks.get(group)))
+
+
+def _check_param(node: DictConfig, written: DictConfig, pick: str) -> None:
+    """The picture's keys: only its option file's (its builder takes no other), each number in its builder's range
+    (:data:`engine.params.RANGES`), so a sweep's values are answered before its first job."""
+    from engine.params import RANGES, within
+
+    added = [str(k) for k in node if k not in written]
+    if added:  # +param.KEY
+        own = ", ".join(str(k) for k in written if not str(k).startswith("_")) or "none"
+        raise UserError(f"param={pick} has no key '{added[0]}'; its keys: {own}")
+    for key in (str(k) for k in node if k in RANGES):
+        if isinstance(node[key], int | float) and not isinstance(node[key], bool):
+            within(key, node[key])
 
 
 ADDED_SETTINGS = {
@@ -218,8 +231,8 @@ def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str)
     if isinstance(default, DictConfig):
         if not isinstance(node, DictConfig):
             raise UserError(f"{name}={node} is not valid; {name} holds keys ({', '.join(map(str, default))})")
-        for key in map(str, default):
-            if key in node and (key.startswith("_") or not OmegaConf.is_interpolation(node, key)):
+        for key in map(str, default):  # a key that still follows the one its file names (${lr}) is that key's
+            if key in node and (key.startswith("_") or _raw(node, key) != _raw(default, key)):
                 _check_key(cfg, f"{name}.{key}", node, default, key, group)
     elif isinstance(default, ListConfig):
         if not isinstance(node, ListConfig) or not node:
@@ -235,6 +248,11 @@ def _check_tree(cfg: DictConfig, name: str, node: Any, default: Any, group: str)
         _check_kind(name, node, default)
 
 
+def _raw(node: DictConfig, key: str) -> Any:
+    """``node[key]`` unresolved (``${lr}`` as written), or a marker for a plain value (which is always checked)."""
+    return node._get_node(key)._value() if OmegaConf.is_interpolation(node, key) else object()  # type: ignore[union-attr]
+
+
 def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig, key: str, group: str) -> None:
     if key.startswith("_"):  # _target_, _partial_, _args_: what gets built is the option file's choice alone
         if OmegaConf.is_interpolation(node, key) and not OmegaConf.is_interpolation(default, key):
@@ -244,13 +262,18 @@ def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig
         elif node[key] != default[key] or type(node[key]) is not type(default[key]):  # 1 == True, yet not a flag
             raise UserError(f"{name} cannot be changed; choose {group}= one of {', '.join(options(group))}")
         return
+    try:  # ${…} given on the command line: the value it reads
+        value = node[key]
+    except OmegaConfBaseException as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{name} cannot be read ({why}); give it a plain value") from None
     if OmegaConf.is_interpolation(default, key):  # ${lr}: the kind of the key it follows, and lr's range
         followed = str(default._get_node(key)._value())[2:-1]  # type: ignore[union-attr]
-        _check_kind(name, node[key], OmegaConf.select(cfg, followed, default=None))
+        _check_kind(name, value, OmegaConf.select(cfg, followed, default=None))
         if followed == "lr":
-            check_number(DictConfig({"value": node[key]}), "value", float, 0, name=name)
+            check_number(DictConfig({"value": value}), "value", float, 0, name=name)
         return
-    _check_tree(cfg, name, node[key], default[key], group)
+    _check_tree(cfg, name, value, default[key], group)
 
 
 def _check_kind(name: str, value: Any, default: Any) -> None:

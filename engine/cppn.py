@@ -102,7 +102,7 @@ def cppn(
             f"param.width={width} and param.depth={depth} are not valid; use a width from 1 to {MAX_WIDTH} and a "
             f"depth from 1 to {MAX_DEPTH} (default 24 and 8)"
         )
-    within("sd", sd, 0, 10)  # unused, yet held to the range every picture's sd has
+    within("sd", sd)  # unused, yet held to the range every picture's sd has
     shapes = weight_shapes(b, width, depth)
     weights = (
         [  # random matrices, zero biases, and a last layer at zero: a flat grey picture

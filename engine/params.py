@@ -14,7 +14,18 @@ import torch
 from engine.errors import UserError
 from engine.spectrum import COLOR_CORRELATION, load_spectrum
 
-__all__ = ["COLOR_CORRELATION", "ImageFn", "alpha", "fft", "from_rgb", "maco", "pixel", "shared_fft", "within"]
+__all__ = [
+    "COLOR_CORRELATION",
+    "RANGES",
+    "ImageFn",
+    "alpha",
+    "fft",
+    "from_rgb",
+    "maco",
+    "pixel",
+    "shared_fft",
+    "within",
+]
 
 ImageFn = Callable[[], torch.Tensor]
 
@@ -22,8 +33,14 @@ _COLOR = COLOR_CORRELATION / COLOR_CORRELATION.norm(dim=0).max()
 _EPS = 1e-3
 
 
-def within(key: str, value: float, low: float, high: float) -> float:
-    """``value`` of ``param.KEY`` when it lies in [low, high]; else one line naming the key and its range."""
+RANGES = {"sd": (0.0, 10.0), "decay": (0.0, 4.0), "contrast": (0.1, 10.0)}
+"""Each number a picture's builder takes by these names lies from the first to the second: ``sd`` the start's noise,
+``decay`` the spectral falloff's power (beyond 4 only the mean colour is left), ``contrast`` MACO's magnitudes."""
+
+
+def within(key: str, value: float) -> float:
+    """``value`` of ``param.KEY`` when it lies in its :data:`RANGES`; else one line naming the key and its range."""
+    low, high = RANGES[key]
     if not low <= value <= high:
         raise UserError(f"param.{key}={value} is not valid; param.{key} must be from {low:g} to {high:g}")
     return value
@@ -52,7 +69,7 @@ def _start(
 ) -> torch.Tensor:
     if init is not None:
         return init.to(device=device, dtype=torch.float32).expand(shape).clone()
-    noise = torch.randn(shape, generator=generator) * within("sd", sd, 0, 10)
+    noise = torch.randn(shape, generator=generator) * within("sd", sd)
     return (0.5 + noise).clamp(0, 1).to(device)
 
 
@@ -79,7 +96,7 @@ def pixel(
 
 
 def _frequency_scale(h: int, w: int, decay: float, device: torch.device | str) -> torch.Tensor:
-    within("decay", decay, 0, 4)  # 1 is natural pictures' falloff; beyond 4 only the mean colour is left
+    within("decay", decay)  # 1 is natural pictures' falloff; beyond 4 only the mean colour is left
     fy = torch.fft.fftfreq(h, device=device)[:, None]
     fx = torch.fft.rfftfreq(w, device=device)[None, :]
     freq = (fx.square() + fy.square()).sqrt()
@@ -112,7 +129,7 @@ def fft(
     b, c, h, w = shape
     scale = _frequency_scale(h, w, decay, device)
     if init is None:
-        spec = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator).to(device) * within("sd", sd, 0, 10)
+        spec = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator).to(device) * within("sd", sd)
     else:
         t = from_rgb(_start(shape, init, sd, generator, device), decorrelate)
         spec = torch.view_as_real(torch.fft.rfft2(t, norm="ortho") / scale)
@@ -181,11 +198,11 @@ def maco(
         device: where the parameters live.
     """
     b, c, h, w = shape
-    magnitude = load_spectrum(h, w, device) * within("contrast", contrast, 0.1, 10)
+    magnitude = load_spectrum(h, w, device) * within("contrast", contrast)
     if init is not None:
         t = from_rgb(_start(shape, init, sd, generator, device), True) / _MACO_GAIN
         phase = torch.angle(torch.fft.rfft2(t, norm="ortho"))
-    elif within("sd", sd, 0, 10) == 0:
+    elif within("sd", sd) == 0:
         phase = torch.zeros((b, c, h, w // 2 + 1), device=device)
     else:
         phase = ((torch.rand((b, c, h, w // 2 + 1), generator=generator) * 2 - 1) * torch.pi).to(device)

@@ -321,6 +321,16 @@ MUTANTS = [
     Mutant("a CPPN fits its start in silence", "engine/cppn.py",
            "        bar.on_step(step, loss.detach(), lambda: target)", "        pass",
            (f"{E}/test_parameterizations.py::test_a_cppn_fits_a_starting_picture",)),
+    Mutant("a sweep's values of a part's key wait for their jobs", "engine/arguments.py",
+           "            parts += values[1:]", "            pass",
+           (f"{C}/test_cli.py::test_bad_input_gets_one_line_and_writes_nothing[sweep-part-value-out-of-range]",),
+           "slow or not slow"),
+    Mutant("a part's ${...} value skips the kind check", "engine/checks.py",
+           'if key in node and (key.startswith("_") or _raw(node, key) != _raw(default, key)):',
+           'if key in node and (key.startswith("_") or not OmegaConf.is_interpolation(node, key)):',
+           (f"{E}/test_configs.py",)),
+    Mutant("a picture's range waits for its builder", "engine/checks.py",
+           "            within(key, node[key])", "            pass", (f"{E}/test_configs.py",)),
 ]  # fmt: skip
 
 

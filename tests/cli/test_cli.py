@@ -262,6 +262,11 @@ ERRORS = [
         ("hydra.launcher.n_jobs=abc is not valid", "give it a value of that kind"),
     ),
     Case(
+        "sweep-part-value-out-of-range",
+        ("-m", "recipe=channel", "channel=0,1", "param.decay=1,9", "hydra.sweep.dir=sw"),
+        ("param.decay=9 is not valid", "from 0 to 4"),
+    ),
+    Case(
         "sweep-launcher-target",
         ("-m", "recipe=channel", "channel=0,1", "hydra.launcher._target_=os.system", "hydra.sweep.dir=sw"),
         ("hydra.launcher._target_ cannot name a class for Hydra to build", "hydra/launcher=slurm"),

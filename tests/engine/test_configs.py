@@ -110,6 +110,9 @@ def test_a_missing_optional_tsne_names_its_extra(tmp_path: Path, monkeypatch: py
         (["model.style.style_layers=[1]"], "model.style.style_layers.0=1 is not valid"),
         (["+param.foo=1"], "param=fft has no key 'foo'; its keys: decay, decorrelate, sd"),
         (["param=maco", "++param.decay=1"], "param=maco has no key 'decay'; its keys: sd, contrast"),
+        (["param.decay=9"], "param.decay=9 is not valid; param.decay must be from 0 to 4"),
+        (["param.sd=${name}"], "param.sd=channel is not valid; param.sd must be a finite number"),
+        (["optimizer.lr=${nosuch}"], "optimizer.lr cannot be read (Interpolation key 'nosuch' not found)"),
     ],
 )
 def test_every_key_of_a_group_is_checked_down_to_list_items(overrides: list[str], words: str) -> None:
