@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.configs import GROUPS, options
+from engine.configs import ADDED_SETTINGS, GROUPS, options, takes
 from engine.errors import UserError
 from engine.images import MAX_SIDE, SAMPLE_NAMES, expanded, target_size
 from recipes import CONFIG_DIR
@@ -53,8 +53,22 @@ def check_number(
         need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
         need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
         need += "" if math.isinf(high) else f" and at most {high:g}"
-        raise UserError(f"{key}={value} is not valid; {key} must be {need}")
+        raise UserError(f"{key}={_shown(value)} is not valid; {key} must be {need}{_quoted(value)}")
     return float(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as the command line writes it: None as null, text that reads as a number in quotes."""
+    return "null" if value is None else f"'{value}'" if _quoted(value) else str(value)
+
+
+def _quoted(value: Any) -> str:
+    """For a number given as text (``channel='7'``, ``api.channel(channel="7")``): what to write instead."""
+    try:
+        float(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    return f" (it was given as text: write {value} without quotes)" if isinstance(value, str) else ""
 
 
 def check_switch(cfg: DictConfig, key: str) -> bool:
@@ -178,32 +192,13 @@ def _check_param(node: DictConfig, written: DictConfig, pick: str) -> None:
             within(key, node[key])
 
 
-ADDED_SETTINGS = {
-    "weight_decay": (0.0, 1.0, True),
-    "eps": (0.0, 1.0, False),
-    "momentum": (0.0, 1.0, True),
-    "dampening": (0.0, 1.0, True),
-    "momentum_decay": (0.0, 1.0, True),
-    "betas": None,
-    "amsgrad": bool,
-    "nesterov": bool,
-}
-"""Optimizer settings that may be added with ``+optimizer.KEY=`` (when the picked optimizer takes them): a number's
-range (low, high, low included?), two coefficients for ``betas``, or a switch. Others (``capturable``, ``foreach``,
-``differentiable`` …) change how torch runs the step, not the optimization, and are refused."""
-
-
 def _check_added_settings(node: DictConfig, written: DictConfig, pick: str) -> None:
     """Each setting of the optimizer ``node`` beyond its option file's keys (``written``) is one of
     :data:`ADDED_SETTINGS` that the picked optimizer takes; each of those, added or in the file, is in its range."""
-    import inspect
-
-    from hydra.utils import get_class
-
-    takes = inspect.signature(get_class(str(written._target_))).parameters
+    taken = takes(written)
     for key in (str(k) for k in node if k in ADDED_SETTINGS or k not in written):  # sgd's own momentum: the same range
-        if key not in written and (key not in ADDED_SETTINGS or key not in takes):
-            usable = [k for k in ADDED_SETTINGS if k in takes]
+        if key not in written and (key not in ADDED_SETTINGS or key not in taken):
+            usable = [k for k in ADDED_SETTINGS if k in taken]
             fix = f"use {', '.join(usable)}" if usable else "it takes none beyond its own keys"
             raise UserError(f"optimizer.{key} is not a setting dreamloom passes to optimizer={pick}; {fix}")
         _check_setting(f"optimizer.{key}", node[key], ADDED_SETTINGS[key])

@@ -17,8 +17,10 @@ from recipes import CONFIG_DIR, options
 
 __all__ = [
     "ABSENT",
+    "ADDED_SETTINGS",
     "GROUPS",
     "SPECIAL",
+    "SWEEP_HINT",
     "compose",
     "explain",
     "lookup",
@@ -27,10 +29,27 @@ __all__ = [
     "recipes",
     "refuse_interpolation",
     "refuse_missing",
+    "takes",
+    "unknown_key",
 ]
 
 GROUPS = ("recipe", "model", "param", "transforms", "optimizer")
 """The config groups a run picks one option of; the picks are kept in the config as ``choices``."""
+ADDED_SETTINGS = {
+    "weight_decay": (0.0, 1.0, True),
+    "eps": (0.0, 1.0, False),
+    "momentum": (0.0, 1.0, True),
+    "dampening": (0.0, 1.0, True),
+    "momentum_decay": (0.0, 1.0, True),
+    "betas": None,
+    "amsgrad": bool,
+    "nesterov": bool,
+}
+"""Optimizer settings that may be added with ``+optimizer.KEY=`` (when the picked optimizer takes them): a number's
+range (low, high, low included?), two coefficients for ``betas``, or a switch. Others (``capturable``, ``foreach``,
+``differentiable`` …) change how torch runs the step, not the optimization, and are refused."""
+SWEEP_HINT = "; to run one job per value, add -m"
+"""What a comma list given without ``-m`` is told (a rerun, which runs one job, says otherwise)."""
 ABSENT = object()
 """What :func:`lookup` gives for a key a config does not have."""
 SPECIAL = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
@@ -207,14 +226,14 @@ def explain(err: Exception, args: Sequence[str]) -> str:
         if key.startswith("hydra.") and not isinstance(cause, ConfigKeyError):  # Hydra's own typed settings
             given = next((a.split("=", 1)[1] for a in args if a.lstrip("+").split("=", 1)[0] == key), "")
             return f"{key}={given} is not valid ({str(cause).splitlines()[0]}); give it a value of that kind"
-        return _unknown_key(key, args)
+        return unknown_key(key, args)
     if isinstance(err, OverrideParseException):
         if "=" not in err.override and err.override in options("recipe"):
             return f"'{err.override}' is not key=value; to run that recipe, write recipe={err.override}"
         first = f"'{err.override}' ({err.message.splitlines()[0]})"
     else:
         first = next((line for line in str(err).splitlines() if line.strip()), str(err))
-    sweep = "; to run one job per value, add -m" if "Ambiguous value" in first else ""
+    sweep = SWEEP_HINT if "Ambiguous value" in first else ""
     return (
         f"could not read the command line: {first}; write each override as key=value "
         f"(lists as key=[a,b], text with spaces or commas in quotes){sweep}"
@@ -258,7 +277,7 @@ def _refuse_added(args: list[str]) -> None:
         if isinstance(part, DictConfig) and "_target_" in part:
             continue
         if lookup(plain, key) is ABSENT:
-            raise UserError(_unknown_key(key, args, added=True))
+            raise UserError(unknown_key(key, args, added=True))
 
 
 def lookup(cfg: Any, key: str) -> Any:
@@ -269,7 +288,7 @@ def lookup(cfg: Any, key: str) -> Any:
         return ABSENT
 
 
-def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
+def unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     picked = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")][-1:]
     options = [a for a in args if a.split("=", 1)[0] in GROUPS[1:]]  # param=maco has no decay where fft has
     try:
@@ -289,6 +308,10 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
         own = [str(k) for k in plain[group] if not str(k).startswith("_")]
         chosen = (plain.get("choices") or {}).get(group, "")
         hint = close_matches(short, own)
+        if group == "optimizer" and short in ADDED_SETTINGS and short in takes(plain[group]):  # not in its file
+            given = next((a.split("=", 1)[1] for a in args if a.split("=", 1)[0] == name), "VALUE")
+            hint = f"add it with +{name}={given} (its keys: {', '.join(own) or 'none'})"
+            return f"{group}={chosen} has no key '{short}' of its own; {hint}"
         return (
             f"{group}={chosen} has no key '{short}'; "
             + (f"{hint} (its keys: " if hint else "its keys: ")
@@ -305,6 +328,15 @@ def _unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
     lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
+
+
+def takes(part: DictConfig) -> Any:
+    """The arguments the class a part of the project's own configs names takes (``optimizer``: torch's)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    return inspect.signature(get_class(str(part._target_))).parameters
 
 
 def _owners(key: str) -> list[str]:

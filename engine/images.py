@@ -286,7 +286,7 @@ def _sides(size: object) -> list[int]:
         return [s for s in sides if s is not None]
     if size is None:
         raise UserError("size=null (the picture's own size) does not apply here; give size=224 or size=[h,w]")
-    shown = items if listed else size
+    shown = items if listed else f"'{size}'" if isinstance(size, str) else size  # text shows as text: '32'
     raise UserError(
         f"size={shown} is not a size; use a whole number of pixels up to {MAX_SIDE} such as size=224, or size=[h,w]"
     )

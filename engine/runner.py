@@ -334,8 +334,9 @@ def _prepare(cfg: DictConfig, spec: RecipeSpec, recipe: str) -> None:
     """Check the recipe's own numbers and the groups' keys, refuse penalties where nothing is optimized, and make
     the file keys absolute (so the picture's stored config finds them from any folder)."""
     check_groups(cfg)
+    defaults = recipe_defaults(cfg) or DictConfig({})
     for key, (kind, low, strict) in spec.numbers.items():
-        if cfg.get(key) is not None:
+        if cfg.get(key) is not None or defaults.get(key) is not None:  # null only where the recipe's default is
             check_number(cfg, key, kind, low, strict)
     for key, (kind, low, strict) in spec.lists.items():
         check_list(cfg, key, kind, low, strict)

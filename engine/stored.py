@@ -18,8 +18,20 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.checks import ADDED_SETTINGS
-from engine.configs import ABSENT, FORMER, GROUPS, SPECIAL, compose, lookup, recipes, refuse_missing
+from engine.configs import (
+    ABSENT,
+    ADDED_SETTINGS,
+    FORMER,
+    GROUPS,
+    SPECIAL,
+    SWEEP_HINT,
+    compose,
+    lookup,
+    recipes,
+    refuse_missing,
+    takes,
+    unknown_key,
+)
 from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
 from recipes import CONFIG_DIR, options
@@ -93,11 +105,7 @@ def _overlay(
 def _added_setting(optimizer: DictConfig, key: str) -> bool:
     """Whether ``key`` is a setting a run may add to this optimizer (:data:`engine.checks.ADDED_SETTINGS`, where the
     project's own option names a class that takes it)."""
-    import inspect
-
-    from hydra.utils import get_class
-
-    return key in ADDED_SETTINGS and key in inspect.signature(get_class(str(optimizer._target_))).parameters
+    return key in ADDED_SETTINGS and key in takes(optimizer)
 
 
 def _overlay_args(fresh: ListConfig, stored: Any, source: str, path: str, left: list[str], pinned: Pinned) -> None:
@@ -147,13 +155,17 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
         raise UserError(f"'{source}' names no recipe dreamloom has ({recipe!r}); start the recipe by name instead")
     changed = {c.split("=", 1)[0] for c in changes}
     args = [f"recipe={recipe}"]
+    former: dict[str, Any] = {}
     for group in GROUPS[1:]:
         if group in changed:
-            stored.pop(group, None)  # picked anew: nothing of the stored option is kept
+            former[group] = stored.pop(group, None)  # picked anew: nothing of the stored option is kept
         elif picks.get(group) in options(group):
             args.append(f"{group}={picks[group]}")
     groups = [c for c in changes if c.split("=", 1)[0] in GROUPS[1:]]
-    cfg = compose([*args, *groups])
+    try:
+        cfg = compose([*args, *groups])
+    except UserError as e:  # a rerun runs one job: -m is not for it
+        raise UserError(str(e).replace(SWEEP_HINT, "; a rerun runs one job: give one value")) from None
     left: list[str] = []
     pinned: Pinned = []
     _overlay(cfg, stored, source, "", left, pinned)
@@ -166,15 +178,40 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
             cfg[key] = value
     if cfg.get("resume") is not None:  # a picture of a resumed run: its rerun starts afresh, not where that one was
         cfg.resume = None
+    _apply(cfg, [c for c in changes if c not in groups])
+    refuse_missing(cfg)  # ??? stored or given: the run's keys are read before it runs (its name, its seed)
     stale = [k for k in left if k != "task"]  # task: the key that named a recipe's code before run= did
-    if stale:
+    if stale:  # said once the rerun is sure to run, so a refused one stays one line
         print(
             one_line(f"dreamloom: {source}: keys this recipe no longer has were left out: {', '.join(stale)}"),
             file=sys.stderr,
         )
-    _apply(cfg, [c for c in changes if c not in groups])
-    refuse_missing(cfg)  # ??? stored or given: the run's keys are read before it runs (its name, its seed)
+    _note_dropped(cfg, former, picks, source)
     return cfg
+
+
+def _note_dropped(cfg: DictConfig, former: dict[str, Any], picks: dict[str, Any], source: str) -> None:
+    """Say which settings the stored run had changed or added in a group now picked anew (``optimizer=sgd``) the
+    new option does not keep: its own values, or none, stand in their place."""
+    dropped = [
+        f"{group}.{key}={value}"
+        for group, node in former.items()
+        if isinstance(node, dict) and isinstance(cfg.get(group), DictConfig) and picks.get(group) in options(group)
+        for key, value in node.items()
+        if not str(key).startswith("_") and _plain(value) and not _resolvable(value)
+        and lookup(_option(group, picks[group]), str(key)) != value and lookup(cfg[group], str(key)) != value
+    ]  # fmt: skip
+    if dropped:
+        shown = ", ".join(dropped)
+        print(one_line(f"dreamloom: {source}: the option picked anew leaves out the run's {shown}; give it again to "
+                       "keep it"), file=sys.stderr)  # fmt: skip
+
+
+def _option(group: str, option: str) -> DictConfig:
+    """A group's option as its file has it (the project's own)."""
+    loaded = OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml")
+    assert isinstance(loaded, DictConfig)
+    return loaded
 
 
 def _guess_choices(stored: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +252,13 @@ def _apply(cfg: DictConfig, changes: Sequence[str]) -> None:
             raise UserError(
                 f"rerun keeps the run's recipe and its own folder name, so {key}= is not taken; {RERUN_KEYS[key]}"
             )
+        if key.startswith("hydra."):
+            raise UserError("rerun makes one run, in its own folder: of Hydra's keys it takes hydra.run.dir= only")
         dotted = re.fullmatch(r"\w+(\.\w+)*", key)  # not .steps, a[0 or .., which OmegaConf reads its own way
-        if not dotted or key.split(".")[-1] in SPECIAL or (lookup(cfg, key) is ABSENT and key not in added):
+        if dotted and key.split(".")[-1] not in SPECIAL and lookup(cfg, key) is ABSENT and key not in added:
+            picks = [f"{group}={pick}" for group, pick in (cfg.get("choices") or {}).items() if pick]
+            raise UserError(unknown_key(key, [*picks, change]))
+        if not dotted or key.split(".")[-1] in SPECIAL:
             hint = close_matches(key.split(".")[-1], [str(k) for k in cfg.keys()])
             raise UserError(f"unknown key '{key}' for this run" + (f"; {hint}" if hint else ""))
     for change in changes:

@@ -235,7 +235,7 @@ ERRORS = [
     Case("octaves-zero", (*CHANNEL, "octaves=0"), ("octaves=0", "whole number > 0")),
     Case("size-too-small", (*CHANNEL, "size=4"), ("[4, 4] is too small", "first octave", "16 pixels", "larger size=")),
     Case("size-zero", (*CHANNEL, "size=0"), ("size=0 is not a size", "size=224")),
-    Case("size-not-a-number", (*CHANNEL, "size=abc"), ("size=abc is not a size", "size=224")),
+    Case("size-not-a-number", (*CHANNEL, "size=abc"), ("size='abc' is not a size", "size=224")),
     Case("size-fraction", (*CHANNEL, "size=1.5"), ("size=1.5 is not a size", "whole number")),
     Case("mistyped-key", (*CHANNEL, "stpes=5"), ("recipe channel has no key 'stpes'", "did you mean steps")),
     Case(

@@ -52,6 +52,14 @@ def test_compose_keeps_the_picks_and_drops_hydras_node_unless_asked() -> None:
         (["recipe=channel", "task=render"], ("no key 'task'", "run=")),
         (["recipe=channel", "steps=["], ("could not read the command line", "'steps=['")),
         (["recipe=channel", "param=null"], ("param takes exactly one option; choose param= one of alpha, cppn",)),
+        (
+            ["recipe=channel", "optimizer.weight_decay=0.3"],
+            ("no key 'weight_decay' of its own; add it with +optimizer.",),
+        ),
+        (
+            ["recipe=channel", "optimizer=lbfgs", "optimizer.weight_decay=0.3"],
+            ("lbfgs has no key 'weight_decay'; its",),
+        ),
         (["recipe=channel", "model=NULL"], ("model takes exactly one option; choose model= one of alexnet",)),
         (
             ["recipe=channel", "hydra/launcher=[local,slurm]"],
@@ -217,12 +225,39 @@ def test_an_added_optimizer_setting_is_carried_by_a_rerun_and_may_be_given_to_on
     for change, said in (("+optimizer.foo=1", "optimizer.foo is not a setting"), ("+optimizer.eps=-1", "eps=-1")):
         with pytest.raises(UserError, match=re.escape(said)):
             check_groups(rebuild(text, "run.png", [change]))
-    with pytest.raises(UserError, match=re.escape("unknown key 'optimizer.eps'")):  # without +: as on a run
-        rebuild(text, "run.png", ["optimizer.eps=1e-6"])
+    with pytest.raises(UserError, match=re.escape("no key 'eps' of its own; add it with +optimizer.eps=1e-6")):
+        rebuild(text, "run.png", ["optimizer.eps=1e-6"])  # without +: as on a run
     rebuild(text.replace("weight_decay: 0.05", "foreach: true"), "run.png")  # a setting no run could add: left out
     assert "left out: optimizer.foreach" in capsys.readouterr().err
     rebuild(text.replace("weight_decay: 0.05", "momentum: 0.5"), "run.png")  # one Adam does not take: left out too
     assert "left out: optimizer.momentum" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("recipe", "change", "said"),
+    [
+        ("gradcam", "channel=3", "recipe gradcam has no key 'channel'; channel is a key of recipe channel"),
+        ("channel", "param.decay=1", "param=pixel has no key 'decay'; its keys: decorrelate, sd"),
+        ("channel", "hydra.sweep.dir=x", "of Hydra's keys it takes hydra.run.dir= only"),
+        ("channel", "param=fft,cppn", "a rerun runs one job: give one value"),
+    ],
+)
+def test_a_rerun_answers_a_key_as_a_run_does(recipe: str, change: str, said: str) -> None:
+    text = config_yaml(compose([f"recipe={recipe}", "param=pixel"] if recipe == "channel" else [f"recipe={recipe}"]))
+    with pytest.raises(UserError) as caught:
+        rebuild(text, "run.png", [change])
+    assert said in str(caught.value) and "-m" not in str(caught.value), caught.value
+
+
+def test_a_rerun_that_picks_a_group_anew_names_the_settings_it_leaves(capsys: pytest.CaptureFixture[str]) -> None:
+    text = config_yaml(compose(["recipe=channel", "+optimizer.weight_decay=0.05", "param.decay=2"]))
+    rebuild(text, "run.png", ["optimizer=sgd", "param=shared"])  # shared has a decay too, at its own 1.0
+    said = "leaves out the run's param.decay=2, optimizer.weight_decay=0.05; give it again to keep it"
+    assert said in capsys.readouterr().err
+    rebuild(text, "run.png", ["param=pixel"])
+    assert "leaves out the run's param.decay=2;" in capsys.readouterr().err  # decorrelate: the file's own
+    rebuild(config_yaml(compose(["recipe=channel"])), "run.png", ["param=pixel"])
+    assert "leaves out" not in capsys.readouterr().err
 
 
 def test_a_diverged_run_names_the_key_that_set_its_rate() -> None:
@@ -352,7 +387,7 @@ def test_a_rerun_change_may_mention_target_in_a_plain_value() -> None:
 
 @pytest.mark.parametrize("change", ["transforms._args_.pad=3", "..=1", ".steps=7", "a[0=1"])
 def test_a_rerun_answers_an_odd_key_as_unknown(change: str) -> None:
-    with pytest.raises(UserError, match=r"unknown key .* for this run"):
+    with pytest.raises(UserError, match=r"unknown key .* for this run|recipe channel has no key 'transforms"):
         rebuild(config_yaml(compose(["recipe=channel"])), "channel.png", [change])
 
 

@@ -83,7 +83,7 @@ def test_an_analysis_view_reruns_from_another_folder(tmp_path: Path) -> None:
     [
         (None, ("nothere.png",), ("nothere.png' does not exist", "image.png of an earlier run")),
         ("plain", ("plain.png",), ("carries no dreamloom config", "image.png that a dreamloom run wrote")),
-        ("run", ("run/image.png", "stpes=3"), ("unknown key 'stpes'", "did you mean steps")),
+        ("run", ("run/image.png", "stpes=3"), ("no key 'stpes'", "did you mean steps")),
         ("run", ("run/image.png", "steps"), ("'steps' is not key=value",)),
     ],
     ids=["missing", "not-from-dreamloom", "mistyped-key", "not-key-value"],
