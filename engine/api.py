@@ -90,7 +90,12 @@ def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (
     from engine.runner import run_recipe
 
     _check_overrides(overrides)
-    if out is not None and not isinstance(out, str | os.PathLike):
+    if isinstance(recipe, str | os.PathLike) and str(recipe) not in RECIPES and Path(recipe).is_dir():  # render(FOLDER)
+        raise UserError(
+            f"'{recipe}' is a folder, not a recipe; to draw a param=cppn run again at another size use "
+            f"engine.render.render_folder(['{recipe}', 'size=1024'])"
+        )
+    if out is not None and (not isinstance(out, str | os.PathLike) or not str(out).strip()):
         raise UserError(f"out={out!r} is not a folder path; pass text or a Path, such as out='runs/mine'")
     resume = keys.get("resume")
     resuming = resume not in (None, "")
