@@ -149,11 +149,12 @@ def check_sweep(args: list[str]) -> Path:
             tries += [(len(first) - 1, value) for value in values[1:]]
         elif key.split(".")[0] in GROUPS[1:]:
             parts += values[1:]
-    combos = [first] + [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
+    combos = [[*first[:i], value, *first[i + 1 :]] for i, value in tries]
     for combo in combos:
         check_groups(compose(combo))
-    if parts:
-        _check_parts(compose(first), parts)
+    first_job = compose(first)
+    check_groups(first_job)
+    _check_parts(first_job, parts)
     hydra_cfg = compose(fixed, hydra=True)
     _check_launcher(hydra_cfg.hydra.launcher)
     sweep_dir = folder_named(hydra_cfg, "hydra.sweep.dir")

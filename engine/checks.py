@@ -12,10 +12,9 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from engine.configs import ADDED_SETTINGS, GROUPS, options, takes
+from engine.configs import ADDED_SETTINGS, GROUPS, option_file, options, takes
 from engine.errors import UserError
 from engine.images import MAX_SIDE, SAMPLE_NAMES, expanded, target_size
-from recipes import CONFIG_DIR
 
 __all__ = [
     "GIF_MS",
@@ -34,18 +33,11 @@ __all__ = [
 
 
 def check_number(
-    cfg: DictConfig,
-    key: str,
-    kind: type = float,
-    low: float = 0,
-    strict: bool = True,
-    high: float = math.inf,
-    name: str | None = None,
+    cfg: DictConfig, key: str, kind: type = float, low: float = 0, strict: bool = True, high: float = math.inf
 ) -> float:
     """``cfg[key]`` as a number of ``kind`` above ``low`` (or at least ``low``) and at most ``high``; else one
-    :class:`UserError` line, which calls the key ``name`` where given (``optimizer.lr``)."""
+    :class:`UserError` line."""
     value = cfg.get(key)
-    key = name or key
     ok = isinstance(value, kind | int) if kind is float else isinstance(value, int)
     ok = ok and not isinstance(value, bool) and _finite(value) and not (isinstance(value, int) and abs(value) >= 2**63)
     ok = ok and (value > low if strict else value >= low) and value <= high
@@ -53,22 +45,19 @@ def check_number(
         need = "a whole number" if kind is int else ("a finite number" if math.isinf(low) else "a number")
         need += "" if math.isinf(low) else f" {'>' if strict else '>='} {low:g}"
         need += "" if math.isinf(high) else f" and at most {high:g}"
-        raise UserError(f"{key}={_shown(value)} is not valid; {key} must be {need}{_quoted(value)}")
+        text = _number_as_text(value)
+        shown = "null" if value is None else f"'{value}'" if text else value
+        fix = f" (it was given as text: write {value} without quotes)" if text else ""
+        raise UserError(f"{key}={shown} is not valid; {key} must be {need}{fix}")
     return float(value)
 
 
-def _shown(value: Any) -> str:
-    """A value as the command line writes it: None as null, text that reads as a number in quotes."""
-    return "null" if value is None else f"'{value}'" if _quoted(value) else str(value)
-
-
-def _quoted(value: Any) -> str:
-    """For a number given as text (``channel='7'``, ``api.channel(channel="7")``): what to write instead."""
+def _number_as_text(value: Any) -> bool:
+    """Whether ``value`` is a number given as text (``channel='7'``, ``api.channel(channel="7")``)."""
     try:
-        float(value) if isinstance(value, str) else None
+        return isinstance(value, str) and float(value) is not None
     except ValueError:
-        return ""
-    return f" (it was given as text: write {value} without quotes)" if isinstance(value, str) else ""
+        return False
 
 
 def check_switch(cfg: DictConfig, key: str) -> bool:
@@ -165,10 +154,8 @@ def check_groups(cfg: DictConfig) -> None:
     names, since only option files choose what is built."""
     picks = cfg.get("choices") or {}
     for group in GROUPS[1:]:
-        option = Path(CONFIG_DIR) / group / f"{picks.get(group)}.yaml"
-        node = cfg.get(group)
-        if option.is_file() and isinstance(node, DictConfig):
-            written = OmegaConf.load(option)
+        written, node = option_file(group, picks.get(group)), cfg.get(group)
+        if written is not None and isinstance(node, DictConfig):
             _check_tree(cfg, group, node, written, group)
             if not isinstance(written, DictConfig):
                 continue
@@ -266,7 +253,7 @@ def _check_key(cfg: DictConfig, name: str, node: DictConfig, default: DictConfig
         followed = str(default._get_node(key)._value())[2:-1]  # type: ignore[union-attr]
         _check_kind(name, value, OmegaConf.select(cfg, followed, default=None))
         if followed == "lr":
-            check_number(DictConfig({"value": value}), "value", float, 0, name=name)
+            check_number(DictConfig({name: value}), name, float, 0)  # the key read as itself: optimizer.lr
         return
     _check_tree(cfg, name, value, default[key], group)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
@@ -24,6 +25,7 @@ __all__ = [
     "compose",
     "explain",
     "lookup",
+    "option_file",
     "options",
     "override_value",
     "recipes",
@@ -258,7 +260,8 @@ def _refuse_odd(args: list[str]) -> None:
             )
         if key in GROUPS and ("/" in value or "\\" in value or value.startswith(".")):
             raise UserError(f"{key}={value} is not one of its options; choose {key}= one of {', '.join(options(key))}")
-        if key in (*GROUPS, "hydra/launcher") and (value.lower() == "null" or value.startswith("[")):  # none, several
+        picked = value.strip().lower()
+        if key in (*GROUPS, "hydra/launcher") and (picked == "null" or picked.startswith("[")):  # none, or several
             raise _one_option(key)
 
 
@@ -328,6 +331,13 @@ def unknown_key(name: str, args: Sequence[str], added: bool = False) -> str:
     lists = f"dreamloom recipe={picked[0] if picked else 'NAME'} --help lists its keys"
     lists = ("nothing reads a key added with +; " if added else "") + lists
     return f"{where} no key '{name}'" + (f"; {hint}" if hint else "") + f" ({lists})"
+
+
+def option_file(group: str, option: Any) -> Any:
+    """The option ``group/option.yaml`` as its file writes it (interpolations unresolved), or None where the project
+    has no such option."""
+    path = Path(CONFIG_DIR) / group / f"{option}.yaml"
+    return OmegaConf.load(path) if option in options(group) and path.is_file() else None
 
 
 def takes(part: DictConfig) -> Any:

@@ -129,11 +129,11 @@ def weight_shapes(batch: int, width: int, depth: int) -> list[tuple[int, ...]]:
 def _fit(params: list[torch.Tensor], coords: torch.Tensor, target: torch.Tensor, steps: int) -> None:
     """Fit the network to ``target`` by ``steps`` Adam steps on the squared error (in place)."""
     optimizer = torch.optim.Adam(params, lr=0.05)
-    bar = Progress("fitting the CPPN to its start ")  # its own steps, before the run's: a long fit is not silence
-    bar.on_start(steps, lambda: target)
+    bar, seen = Progress("fitting the CPPN to its start "), lambda: target  # its own steps: a long fit is not silence
+    bar.on_start(steps, seen)
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = F.mse_loss(render_cppn(params, coords), target)
         loss.backward()
         optimizer.step()
-        bar.on_step(step, loss.detach(), lambda: target)
+        bar.on_step(step, loss.detach(), seen)

@@ -11,7 +11,6 @@ import contextlib
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,6 +26,7 @@ from engine.configs import (
     SWEEP_HINT,
     compose,
     lookup,
+    option_file,
     recipes,
     refuse_missing,
     takes,
@@ -34,7 +34,7 @@ from engine.configs import (
 )
 from engine.errors import RUN_NAME, UserError, close_matches, one_line
 from engine.export import check_plain_yaml
-from recipes import CONFIG_DIR, options
+from recipes import options
 
 __all__ = ["RERUN_KEYS", "rebuild"]
 
@@ -193,25 +193,21 @@ def rebuild(text: str, source: str, changes: Sequence[str] = ()) -> DictConfig:
 def _note_dropped(cfg: DictConfig, former: dict[str, Any], picks: dict[str, Any], source: str) -> None:
     """Say which settings the stored run had changed or added in a group now picked anew (``optimizer=sgd``) the
     new option does not keep: its own values, or none, stand in their place."""
-    dropped = [
-        f"{group}.{key}={value}"
-        for group, node in former.items()
-        if isinstance(node, dict) and isinstance(cfg.get(group), DictConfig) and picks.get(group) in options(group)
-        for key, value in node.items()
-        if not str(key).startswith("_") and _plain(value) and not _resolvable(value)
-        and lookup(_option(group, picks[group]), str(key)) != value and lookup(cfg[group], str(key)) != value
-    ]  # fmt: skip
+    dropped = []
+    for group, node in former.items():
+        was = option_file(group, picks.get(group))  # the stored run's option, as its file writes it
+        if not isinstance(node, dict) or was is None or not isinstance(cfg.get(group), DictConfig):
+            continue
+        dropped += [
+            f"{group}.{key}={value}"
+            for key, value in node.items()
+            if not str(key).startswith("_") and _plain(value) and not _resolvable(value)
+            and lookup(was, str(key)) != value and lookup(cfg[group], str(key)) != value
+        ]  # fmt: skip
     if dropped:
         shown = ", ".join(dropped)
         print(one_line(f"dreamloom: {source}: the option picked anew leaves out the run's {shown}; give it again to "
                        "keep it"), file=sys.stderr)  # fmt: skip
-
-
-def _option(group: str, option: str) -> DictConfig:
-    """A group's option as its file has it (the project's own)."""
-    loaded = OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml")
-    assert isinstance(loaded, DictConfig)
-    return loaded
 
 
 def _guess_choices(stored: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +219,7 @@ def _guess_choices(stored: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(node, dict):
             continue
         for option in options(group):
-            made = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / group / f"{option}.yaml"), resolve=False)
+            made = OmegaConf.to_container(option_file(group, option), resolve=False)
             assert isinstance(made, dict)
             keys = ("name",) if group == "model" else ("_target_", "_args_")
             if all(made.get(k) == node.get(k) for k in keys):
