@@ -85,10 +85,14 @@ def _override(key: str, value: Any) -> str:
         raise UserError(f"{key}: {e}") from None
 
 
-def run(recipe: str, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
+def run(recipe: str, /, out: str | Path | None = None, overrides: Sequence[str] = (), **keys: Any) -> Result:
     """Compose ``recipe`` with ``keys`` (and command-line style ``overrides``), run it into the folder ``out``."""
     from engine.runner import run_recipe
 
+    if "recipe" in keys:  # api.channel(recipe="class"): the function names its recipe
+        raise UserError(
+            f"recipe={keys['recipe']} is not a key of the recipe called; call that recipe's function instead"
+        )
     _check_overrides(overrides)
     if isinstance(recipe, str | os.PathLike) and str(recipe) not in RECIPES and Path(recipe).is_dir():  # render(FOLDER)
         raise UserError(

@@ -22,7 +22,7 @@ import yaml
 from PIL import Image
 
 from engine.callbacks import Callback, Recorder, Snapshots
-from engine.errors import RUN_NAME, UserError
+from engine.errors import RUN_NAME, UserError, missing_or
 from engine.export import plain_yaml, read_metrics, save_state
 from engine.images import is_folder
 from engine.params import ImageFn
@@ -55,7 +55,8 @@ def load_checkpoint(folder: str | Path, progress: bool = True) -> dict[str, Any]
     too, not only its config); one :class:`UserError` line when there is none or it cannot be trusted."""
     path = Path(folder) / CHECKPOINT
     if not is_folder(folder):
-        raise UserError(f"resume={folder} is not a folder; pass the folder of an earlier run (outputs/<date>/<time>_…)")
+        how = missing_or(Path(folder), "is not a folder")
+        raise UserError(f"resume={folder} {how}; pass the folder of an earlier run (outputs/<date>/<time>_…)")
     if not path.is_file():
         if _finished(Path(folder)):
             raise UserError(

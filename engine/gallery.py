@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import yaml
 
-from engine.errors import UserError, digits
+from engine.errors import UserError, digits, missing_or
 from engine.export import STORED_LIMIT, atomic_write, plain_yaml, read_metrics, read_run_text
 from engine.images import is_folder
 
@@ -103,7 +103,8 @@ def find_runs(root: Path, recipe: str | None = None) -> list[Run]:
     """Every run at or below ``root`` (of ``recipe`` only, when given), in folder order (a sweep's jobs by number)."""
     if not is_folder(root):
         raise UserError(
-            f"'{_named(root)}' is not a folder; pass a run or sweep folder such as outputs/multirun/<date>/<time>"
+            f"'{_named(root)}' {missing_or(root, 'is not a folder')}; pass a run or sweep folder such as "
+            "outputs/multirun/<date>/<time>"
         )
     found = [*root.rglob("metrics.json"), *root.rglob("error.txt")]  # error.txt: a sweep's job that failed
     folders = sorted({p.parent for p in found}, key=_natural)

@@ -347,6 +347,11 @@ MUTANTS = [
     Mutant("a rerun picking a group anew drops the run's settings in silence", "engine/stored.py",
            "    if dropped:\n", "    if False:\n",
            (f"{E}/test_configs.py::test_a_rerun_that_picks_a_group_anew_names_the_settings_it_leaves",)),
+    Mutant("the API takes recipe= as a key and runs another recipe", "engine/api.py",
+           '    if "recipe" in keys:  # api.channel', '    if False:  # api.channel', (f"{C}/test_api.py",)),
+    Mutant("a gallery of a missing folder is told it is no folder", "engine/gallery.py",
+           "{missing_or(root, 'is not a folder')}", "is not a folder",
+           (f"{E}/test_gallery.py::test_a_gallery_of_a_folder_without_runs_is_refused",), "slow or not slow"),
 ]  # fmt: skip
 
 

@@ -73,6 +73,10 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
         (lambda f: api.channel(out=f, steps=0), ("steps=0 is not valid",)),
         (lambda f: api.render(f.parents[1], out=f), ("is a folder, not a recipe", "engine.render.render_folder")),
         (lambda f: api.channel(out=""), ("out='' is not a folder path",)),
+        (
+            lambda f: api.run("channel", out=f, recipe="class", size=32, steps=1),
+            ("recipe=class is not a key of the recipe called",),
+        ),
         (lambda f: api.channel(out=f, model="nope"), ("unknown model 'nope'",)),
         (lambda f: api.channel(out=f, input="chelsea"), ("input=chelsea would only set", "set init=input")),
         (lambda f: api.channel(out=f, overrides=[None]), ("is not a list of 'key=value' texts",)),
@@ -83,7 +87,8 @@ def test_a_recipe_function_runs_and_hands_back_the_picture(tmp_path: Path) -> No
         (lambda f: api.deepdream(out=f, input="~nosuchuser/cat.jpg"), ("this machine has no user ~nosuchuser",)),
     ],
     ids=[
-        *("mistyped-key", "impossible-number", "render-a-folder", "empty-out", "unknown-model", "input-without-init"),
+        *("mistyped-key", "impossible-number", "render-a-folder", "empty-out", "recipe-twice", "unknown-model"),
+        "input-without-init",
         "none-override",
         *("text-overrides", "array-picture", "tensor-picture", "object-option", "unknown-user"),
     ],

@@ -608,7 +608,7 @@ ERRORS = [
     Case("video-missing", ("recipe=style_video", "input={assets}/clip.mp4"), ("clip.mp4' does not exist", "GIF")),
     Case("video-still", ("recipe=style_video", "input={assets}/whole.png"), ("is a still picture", "recipe=style")),
     Case("resume-without-checkpoint", ("resume={assets}/album",), ("holds no checkpoint.pt", "checkpoint_every")),
-    Case("resume-no-folder", ("resume={assets}/nothere",), ("resume=", "nothere is not a folder", "earlier run")),
+    Case("resume-no-folder", ("resume={assets}/nothere",), ("resume=", "nothere does not exist", "earlier run")),
     Case(
         "resume-foreign-checkpoint",
         ("resume=run",),

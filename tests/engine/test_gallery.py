@@ -148,7 +148,11 @@ def test_a_gallery_of_a_folder_without_runs_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.startswith("dreamloom: error: "), done.stderr
     assert "holds no runs" in done.stderr and len(done.stderr.splitlines()) == 1
     missing = _dreamloom("gallery", str(tmp_path / "nowhere"), cwd=tmp_path)
-    assert missing.returncode == 2 and "is not a folder" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    assert missing.returncode == 2 and "nowhere' does not exist" in missing.stderr, missing.stderr
+    assert len(missing.stderr.splitlines()) == 1
+    (tmp_path / "a.txt").write_text("x")
+    a_file = _dreamloom("gallery", str(tmp_path / "a.txt"), cwd=tmp_path)
+    assert a_file.returncode == 2 and "a.txt' is not a folder" in a_file.stderr, a_file.stderr
 
 
 HOSTILE = ["javascript:alert(document.domain)", "a#b?c%d", "sp ace & é", "data:text,hi"]
